@@ -1,0 +1,45 @@
+# Thin wrapper over CMake/CTest. `make run` and `make test` each work on a fresh
+# machine: they install what is missing (scripts/deps.sh), build, then act.
+BUILD ?= build
+JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+CTEST_FLAGS ?=
+
+.PHONY: all deps deps-test build run test test-asan bench fuzz format clean
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh test
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/rtgw serve --dev
+
+test: deps-test build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+
+test-asan:
+	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DRT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)"
+
+bench: build
+	@if [ -x bench/run.sh ]; then bench/run.sh $(BUILD); else ./$(BUILD)/bench/bench_tokens; fi
+
+fuzz:
+	RT_FUZZ_DEPS=1 scripts/deps.sh build
+	CC=clang cmake -S . -B build-fuzz -DRT_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build-fuzz -j $(JOBS)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz
