@@ -147,12 +147,18 @@ rt_keyring_t *rt_keyring_new(void);
 void rt_keyring_free(rt_keyring_t *ring);
 
 /* Install a signing key in a slot with its pinned algorithm, replacing what was
- * there. Returns 0 or an RT_TOK_EKEY_* code (the ring is then unchanged). */
+ * there. Returns 0 or an RT_TOK_EKEY_* code (the ring is then unchanged), or
+ * RT_TOK_EINVAL for an unknown slot or algorithm. */
 int rt_keyring_set_signing_key(rt_keyring_t *ring, rt_key_slot_t slot, rt_slice_t key,
                                rt_alg_t alg);
 
 /* Add a verify-only Ed25519 public key (32 raw bytes) under `kid` (1..64 chars).
- * Lets a gateway verify EdDSA tokens without holding the signing key. */
+ * Lets a gateway verify EdDSA tokens without holding the signing key.
+ * The kid must be printable ASCII (0x21..0x7e); a key that is not a valid
+ * point of the main subgroup is refused; at most 64 such keys; adding a kid
+ * again replaces its key. Returns 0, RT_TOK_EINVAL or RT_TOK_ENOMEM.
+ * Such keys carry no environment, so the `env` claim of the tokens they verify
+ * is not compared. Lookup order for a kid: current, fallback, verify-only. */
 int rt_keyring_add_ed25519_public(rt_keyring_t *ring, rt_slice_t kid, const uint8_t pk[32]);
 
 /* Check an HTTP Bearer credential: the plain signing key or its hashed form, for
@@ -233,7 +239,8 @@ typedef struct {
 } rt_mint_req_t;
 
 /* Mint a token with the ring's current key (alg pinned to that key). `now` is
- * Unix seconds. jti is 16 random bytes, base64url. On success *out_jwt is a new
+ * Unix seconds. opts may be NULL for the defaults; sub, when given, must pass
+ * rt_name_validate (it becomes a JSON string). jti is 16 random bytes, base64url. On success *out_jwt is a new
  * malloc'd NUL-terminated string the caller frees, and *out_len its length
  * (out_len may be NULL). Returns 0 or a negative code (names are validated
  * like verification does, so a token this mints always verifies). */
@@ -249,6 +256,12 @@ int rt_token_mint(const rt_keyring_t *ring, const rt_token_opts_t *opts, const r
  * present with their types, exp > now - leeway, nbf <= now + leeway,
  * iat <= now + leeway, env equal to the signing key's env, topic names valid,
  * topic count within max_topics.
+ * Precisely: after the header parses, typ and crit are checked, then alg
+ * (missing → EALG, not a string → ETYP, "none" in any case → EALG_NONE, before
+ * the kid is looked up), then the kid. A header without kid is checked against
+ * the current key only (never each key in turn, which would let a token pick
+ * its key). opts may be NULL for the defaults. An empty topics array is
+ * accepted (it grants nothing).
  * On success fills *out (caller calls rt_claims_clear) and returns 0; on
  * failure *out is zeroed and the specific negative code is returned. */
 int rt_token_verify(const rt_keyring_t *ring, const rt_token_opts_t *opts, rt_slice_t jwt,
@@ -261,10 +274,12 @@ bool rt_claims_grants(const rt_claims_t *claims, rt_slice_t channel, rt_slice_t 
 /* ---- base64url (exposed for the gateway and tests) --------------------------------- */
 /* Encoded length (no padding) of n bytes. */
 size_t rt_b64url_encoded_len(size_t n);
-/* Encode without padding into out (cap >= rt_b64url_encoded_len(n)+1, NUL-terminated). */
+/* Encode without padding into out (cap >= rt_b64url_encoded_len(n)+1, NUL-terminated).
+ * Returns the encoded length, or RT_TOK_EINVAL. */
 int rt_b64url_encode(const uint8_t *in, size_t n, char *out, size_t cap);
 /* Decode strictly: unpadded, canonical (unused trailing bits zero), no whitespace.
- * Returns the decoded length or RT_TOK_EBASE64. */
+ * Returns the decoded length or RT_TOK_EBASE64 (RT_TOK_EINVAL if cap is too small
+ * for the decoded length, which is at most in.len * 3 / 4). */
 int rt_b64url_decode(rt_slice_t in, uint8_t *out, size_t cap);
 
 #ifdef __cplusplus
