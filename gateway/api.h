@@ -1,0 +1,80 @@
+/*
+ * api.h — the HTTP API's logic without the HTTP server: authentication,
+ * validation, token minting and publishing. server.c adapts civetweb requests
+ * to these calls, so every refusal here is unit-testable without sockets.
+ *
+ * Responses are JSON. Errors are {"error":"<stable name>","message":"<text>"};
+ * no error text ever contains a key or a token.
+ */
+#ifndef RT_API_H
+#define RT_API_H
+
+#include "config.h"
+#include "hub.h"
+#include "metrics.h"
+#include "rt_tokens.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    rt_keyring_t *ring; /* borrowed */
+    rt_token_opts_t topts;
+    rt_hub_t *hub;         /* borrowed */
+    rt_metrics_t *metrics; /* borrowed */
+    const rt_config_t *cfg;
+    bool dev; /* dev mode: an empty Bearer is accepted (the official clients send one) */
+} rt_api_t;
+
+typedef struct {
+    int status;
+    char *body; /* malloc'd, NUL-terminated; caller frees with rt_resp_clear */
+    size_t len;
+} rt_resp_t;
+
+void rt_resp_clear(rt_resp_t *r);
+/* Fill r with an error {"error":name,"message":text}. */
+void rt_resp_error(rt_resp_t *r, int status, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Authorization header → 0 if it carries a signing key of the ring (plain or
+ * hashed, current or fallback), or is empty in dev mode; else fills r with 401. */
+int rt_api_check_key(rt_api_t *api, const char *authorization, rt_resp_t *r);
+
+/* Extract the credential from "Bearer <x>" (case-insensitive scheme, trims
+ * spaces). Returns the slice, empty if absent. */
+rt_slice_t rt_api_bearer(const char *authorization);
+
+/* POST /v1/realtime/token. */
+void rt_api_token(rt_api_t *api, const char *authorization, const char *body, size_t len,
+                  int64_t now, rt_resp_t *r);
+
+/* Decoded value of the idx-th occurrence of name in a query string. Returns
+ * the decoded length, -1 if absent, -2 if too long or malformed. */
+int rt_query_get(const char *query, const char *name, int idx, char *out, size_t cap);
+
+typedef struct {
+    char channel[1024];
+    char topics[16][1024];
+    int ntopics;
+    char run_id[256];
+    char fn_id[256];
+} rt_publish_target_t;
+
+/* Authorise and parse the publish query. Authorization is a signing key or a
+ * token whose claims have publish:true and grant every topic. 0 or fills r. */
+int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char *query,
+                           int64_t now, rt_publish_target_t *t, rt_resp_t *r);
+
+/* Publish a whole body (JSON embedded as JSON, anything else as a string) to
+ * the prepared target; fills r with 200 {"ok":true,"ids":[…],"delivered":n}. */
+void rt_api_publish_body(rt_api_t *api, const rt_publish_target_t *t, const char *body, size_t len,
+                         int64_t now_ms, rt_resp_t *r);
+
+/* Publish a stream event (kind "datastream-start", "chunk", "datastream-end")
+ * carrying a string; delivered only to subscribers that opted in. */
+int rt_api_publish_stream_event(rt_api_t *api, const rt_publish_target_t *t, const char *kind,
+                                const char *stream_id, const char *text, size_t len, int64_t now_ms);
+
+#endif

@@ -1,0 +1,769 @@
+/*
+ * hub.c — fan-out core. See hub.h for the contract.
+ *
+ * Design notes:
+ * - One channel = one mutex. A publish holds it while it assigns the position,
+ *   appends to history and pushes a frame pointer onto each subscriber's queue;
+ *   that is O(subscribers) pointer pushes and no I/O, so the lock is short and
+ *   per-channel order is identical for every subscriber.
+ * - The frame is encoded once per format that has subscribers (WebSocket
+ *   always, for history; SSE lazily) and shared by reference.
+ * - A subscriber over its queue bound is marked kicked under its queue lock
+ *   (no more frames are accepted) and the sink's kick runs after the channel
+ *   lock is released: closing happens asynchronously in the owner, never here.
+ * - Subscriber → channels links make unsubscribe cost only that subscriber's
+ *   subscriptions (as in redis pub/sub); an empty channel with no history is
+ *   freed by the sweep.
+ */
+#include "hub.h"
+#include "map.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+    rt_sub_t **v;
+    size_t n, cap;
+} subvec_t;
+
+typedef struct {
+    uint64_t offset;
+    int64_t ts_ms;
+    char *topic;
+    size_t tlen;
+    bool ext_only;
+    rt_frame_t *f[2]; /* per rt_format_t; [RT_FMT_SSE] built on first replay to SSE */
+} hist_t;
+
+typedef struct channel_s {
+    char *name;
+    size_t nlen;
+    pthread_mutex_t lock;
+    rt_map_t topics; /* topic name → subvec_t* */
+    subvec_t wildcard;
+    size_t nsubs; /* subscription entries in topics + wildcard */
+    uint64_t epoch;
+    uint64_t last_offset;
+    hist_t *hist;
+    size_t hhead, hcount, hcap;
+    int64_t last_activity_ms;
+} channel_t;
+
+typedef struct {
+    channel_t *ch;
+    char *topic; /* NULL for "*" */
+    size_t tlen;
+} link_t;
+
+struct rt_sub_s {
+    atomic_uint refs;
+    rt_hub_t *hub;
+    rt_format_t fmt;
+    const rt_sink_ops_t *ops;
+    void *owner;
+    pthread_mutex_t qlock;
+    rt_frame_t **q;
+    size_t qhead, qcount, qcap, qbytes;
+    bool scheduled, kicked, closed;
+    bool ext;
+    link_t *links; /* guarded by the subscriber's owner: subscribe/unsubscribe */
+    size_t nlinks;
+};
+
+struct rt_hub_s {
+    rt_hub_opts_t opts;
+    pthread_rwlock_t lock;
+    rt_map_t channels;
+    uint64_t seed;
+    atomic_ullong epoch_counter;
+    atomic_ullong subscriptions, publishes, deliveries, replayed, slow_kicks, history_events;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+void rt_hub_opts_default(rt_hub_opts_t *o)
+{
+    o->queue_max_frames = 4096;
+    o->queue_max_bytes = 8u << 20;
+    o->history_max = 1000;
+    o->history_max_age_ms = 300000;
+}
+
+rt_hub_t *rt_hub_new(const rt_hub_opts_t *opts, uint64_t seed)
+{
+    rt_hub_t *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    if (opts)
+        h->opts = *opts;
+    else
+        rt_hub_opts_default(&h->opts);
+    pthread_rwlock_init(&h->lock, NULL);
+    rt_map_init(&h->channels);
+    h->seed = seed;
+    return h;
+}
+
+static void subvec_free(subvec_t *v)
+{
+    free(v->v);
+    v->v = NULL;
+    v->n = v->cap = 0;
+}
+
+static void hist_entry_free(hist_t *e)
+{
+    rt_frame_unref(e->f[0]);
+    rt_frame_unref(e->f[1]);
+    free(e->topic);
+    memset(e, 0, sizeof(*e));
+}
+
+static void channel_free(channel_t *ch)
+{
+    RT_MAP_FOREACH(&ch->topics, e)
+    {
+        subvec_free(e->value);
+        free(e->value);
+    }
+    rt_map_clear(&ch->topics);
+    subvec_free(&ch->wildcard);
+    for (size_t i = 0; i < ch->hcount; i++)
+        hist_entry_free(&ch->hist[(ch->hhead + i) % ch->hcap]);
+    free(ch->hist);
+    pthread_mutex_destroy(&ch->lock);
+    free(ch->name);
+    free(ch);
+}
+
+void rt_hub_free(rt_hub_t *hub)
+{
+    if (!hub)
+        return;
+    RT_MAP_FOREACH(&hub->channels, e)
+    channel_free(e->value);
+    rt_map_clear(&hub->channels);
+    pthread_rwlock_destroy(&hub->lock);
+    free(hub);
+}
+
+void rt_hub_stats(rt_hub_t *hub, rt_hub_stats_t *out)
+{
+    pthread_rwlock_rdlock(&hub->lock);
+    out->channels = hub->channels.count;
+    pthread_rwlock_unlock(&hub->lock);
+    out->subscriptions = atomic_load(&hub->subscriptions);
+    out->publishes = atomic_load(&hub->publishes);
+    out->deliveries = atomic_load(&hub->deliveries);
+    out->replayed = atomic_load(&hub->replayed);
+    out->slow_kicks = atomic_load(&hub->slow_kicks);
+    out->history_events = atomic_load(&hub->history_events);
+}
+
+/* ---- channels ---- */
+
+static channel_t *channel_new(rt_hub_t *hub, rt_slice_t name)
+{
+    channel_t *ch = calloc(1, sizeof(*ch));
+    if (!ch)
+        return NULL;
+    ch->name = malloc(name.len + 1);
+    if (!ch->name) {
+        free(ch);
+        return NULL;
+    }
+    memcpy(ch->name, name.base, name.len);
+    ch->name[name.len] = 0;
+    ch->nlen = name.len;
+    pthread_mutex_init(&ch->lock, NULL);
+    rt_map_init(&ch->topics);
+    /* A new channel object means any earlier history is gone: new epoch. */
+    ch->epoch = mix64(hub->seed ^ mix64(atomic_fetch_add(&hub->epoch_counter, 1) + 1)) >> 16;
+    if (ch->epoch == 0)
+        ch->epoch = 1;
+    ch->last_activity_ms = now_ms();
+    return ch;
+}
+
+/* Returns the channel locked; creates it when create is set. NULL if absent or OOM. */
+static channel_t *channel_acquire(rt_hub_t *hub, rt_slice_t name, bool create)
+{
+    pthread_rwlock_rdlock(&hub->lock);
+    channel_t *ch = rt_map_get(&hub->channels, name.base, name.len);
+    if (ch) {
+        pthread_mutex_lock(&ch->lock);
+        pthread_rwlock_unlock(&hub->lock);
+        return ch;
+    }
+    pthread_rwlock_unlock(&hub->lock);
+    if (!create)
+        return NULL;
+    pthread_rwlock_wrlock(&hub->lock);
+    ch = rt_map_get(&hub->channels, name.base, name.len);
+    if (!ch) {
+        ch = channel_new(hub, name);
+        if (ch && rt_map_put(&hub->channels, name.base, name.len, ch) != 0) {
+            channel_free(ch);
+            ch = NULL;
+        }
+    }
+    if (ch)
+        pthread_mutex_lock(&ch->lock);
+    pthread_rwlock_unlock(&hub->lock);
+    return ch;
+}
+
+static int subvec_add(subvec_t *v, rt_sub_t *s)
+{
+    for (size_t i = 0; i < v->n; i++)
+        if (v->v[i] == s)
+            return 1;
+    if (v->n == v->cap) {
+        size_t nc = v->cap ? v->cap * 2 : 4;
+        rt_sub_t **nv = realloc(v->v, nc * sizeof(*nv));
+        if (!nv)
+            return -1;
+        v->v = nv;
+        v->cap = nc;
+    }
+    v->v[v->n++] = s;
+    return 0;
+}
+
+static bool subvec_del(subvec_t *v, rt_sub_t *s)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        if (v->v[i] == s) {
+            /* Keep order: delivery order across subscribers does not matter,
+             * but a stable order keeps fan-out cache-friendly. */
+            memmove(&v->v[i], &v->v[i + 1], (v->n - i - 1) * sizeof(*v->v));
+            v->n--;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- subscriber queues ---- */
+
+rt_sub_t *rt_sub_new(rt_hub_t *hub, rt_format_t fmt, const rt_sink_ops_t *ops, void *owner)
+{
+    rt_sub_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    atomic_init(&s->refs, 1);
+    s->hub = hub;
+    s->fmt = fmt;
+    s->ops = ops;
+    s->owner = owner;
+    pthread_mutex_init(&s->qlock, NULL);
+    return s;
+}
+
+rt_sub_t *rt_sub_ref(rt_sub_t *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
+static void queue_drop(rt_sub_t *s)
+{
+    for (size_t i = 0; i < s->qcount; i++)
+        rt_frame_unref(s->q[(s->qhead + i) % s->qcap]);
+    s->qhead = s->qcount = s->qbytes = 0;
+}
+
+void rt_sub_unref(rt_sub_t *s)
+{
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    queue_drop(s);
+    free(s->q);
+    for (size_t i = 0; i < s->nlinks; i++)
+        free(s->links[i].topic);
+    free(s->links);
+    pthread_mutex_destroy(&s->qlock);
+    free(s);
+}
+
+void rt_sub_set_ext(rt_sub_t *s, bool ext)
+{
+    s->ext = ext;
+}
+
+void *rt_sub_owner(const rt_sub_t *s)
+{
+    return s->owner;
+}
+
+static int queue_grow(rt_sub_t *s)
+{
+    size_t nc = s->qcap ? s->qcap * 2 : 16;
+    rt_frame_t **nq = malloc(nc * sizeof(*nq));
+    if (!nq)
+        return -1;
+    for (size_t i = 0; i < s->qcount; i++)
+        nq[i] = s->q[(s->qhead + i) % s->qcap];
+    free(s->q);
+    s->q = nq;
+    s->qcap = nc;
+    s->qhead = 0;
+    return 0;
+}
+
+enum { PUSH_OK = 0, PUSH_WAKE = 1, PUSH_OVER = 2, PUSH_CLOSED = 3 };
+
+/* Caller holds s->qlock. bounded: apply the data bounds. */
+static int queue_push_locked(rt_sub_t *s, rt_frame_t *f, bool bounded)
+{
+    if (s->closed || s->kicked)
+        return PUSH_CLOSED;
+    const rt_hub_opts_t *o = &s->hub->opts;
+    if (bounded && (s->qcount + 1 > o->queue_max_frames || s->qbytes + f->len > o->queue_max_bytes)) {
+        s->kicked = true;
+        queue_drop(s);
+        return PUSH_OVER;
+    }
+    if (s->qcount == s->qcap && queue_grow(s) != 0) {
+        s->kicked = true; /* cannot hold it: treat like a full queue, never lose silently */
+        queue_drop(s);
+        return PUSH_OVER;
+    }
+    s->q[(s->qhead + s->qcount) % s->qcap] = rt_frame_ref(f);
+    s->qcount++;
+    s->qbytes += f->len;
+    if (!s->scheduled) {
+        s->scheduled = true;
+        return PUSH_WAKE;
+    }
+    return PUSH_OK;
+}
+
+int rt_sub_push(rt_sub_t *s, rt_frame_t *f)
+{
+    pthread_mutex_lock(&s->qlock);
+    int r = queue_push_locked(s, f, false);
+    pthread_mutex_unlock(&s->qlock);
+    if (r == PUSH_WAKE && s->ops && s->ops->wake)
+        s->ops->wake(s->owner, s);
+    return r == PUSH_CLOSED ? -1 : 0;
+}
+
+int rt_sub_push_front(rt_sub_t *s, rt_frame_t *f)
+{
+    pthread_mutex_lock(&s->qlock);
+    int r = PUSH_CLOSED;
+    if (!s->closed && !s->kicked && (s->qcount < s->qcap || queue_grow(s) == 0)) {
+        s->qhead = (s->qhead + s->qcap - 1) % s->qcap;
+        s->q[s->qhead] = rt_frame_ref(f);
+        s->qcount++;
+        s->qbytes += f->len;
+        r = PUSH_OK;
+        if (!s->scheduled) {
+            s->scheduled = true;
+            r = PUSH_WAKE;
+        }
+    }
+    pthread_mutex_unlock(&s->qlock);
+    if (r == PUSH_WAKE && s->ops && s->ops->wake)
+        s->ops->wake(s->owner, s);
+    return r == PUSH_CLOSED ? -1 : 0;
+}
+
+size_t rt_sub_pop(rt_sub_t *s, rt_frame_t **out, size_t max)
+{
+    pthread_mutex_lock(&s->qlock);
+    size_t n = 0;
+    while (n < max && s->qcount) {
+        rt_frame_t *f = s->q[s->qhead];
+        s->qhead = (s->qhead + 1) % s->qcap;
+        s->qcount--;
+        s->qbytes -= f->len;
+        out[n++] = f;
+    }
+    if (n == 0)
+        s->scheduled = false;
+    pthread_mutex_unlock(&s->qlock);
+    return n;
+}
+
+void rt_sub_close(rt_sub_t *s)
+{
+    pthread_mutex_lock(&s->qlock);
+    s->closed = true;
+    queue_drop(s);
+    pthread_mutex_unlock(&s->qlock);
+}
+
+void rt_sub_queue_size(rt_sub_t *s, size_t *frames, size_t *bytes)
+{
+    pthread_mutex_lock(&s->qlock);
+    if (frames)
+        *frames = s->qcount;
+    if (bytes)
+        *bytes = s->qbytes;
+    pthread_mutex_unlock(&s->qlock);
+}
+
+/* ---- history ---- */
+
+static void hist_evict_front(rt_hub_t *hub, channel_t *ch)
+{
+    hist_entry_free(&ch->hist[ch->hhead]);
+    ch->hhead = (ch->hhead + 1) % ch->hcap;
+    ch->hcount--;
+    atomic_fetch_sub(&hub->history_events, 1);
+}
+
+static void hist_append(rt_hub_t *hub, channel_t *ch, uint64_t offset, rt_slice_t topic,
+                        bool ext_only, rt_frame_t *ws)
+{
+    size_t max = hub->opts.history_max;
+    if (max == 0)
+        return;
+    if (ch->hcap < max && ch->hcount == ch->hcap) {
+        size_t nc = ch->hcap ? ch->hcap * 2 : 16;
+        if (nc > max)
+            nc = max;
+        hist_t *nh = calloc(nc, sizeof(*nh));
+        if (!nh)
+            return; /* history is best effort; resume then reports not recovered */
+        for (size_t i = 0; i < ch->hcount; i++)
+            nh[i] = ch->hist[(ch->hhead + i) % ch->hcap];
+        free(ch->hist);
+        ch->hist = nh;
+        ch->hcap = nc;
+        ch->hhead = 0;
+    }
+    if (ch->hcount == ch->hcap)
+        hist_evict_front(hub, ch);
+    char *t = malloc(topic.len + 1);
+    if (!t)
+        return;
+    memcpy(t, topic.base, topic.len);
+    t[topic.len] = 0;
+    hist_t *e = &ch->hist[(ch->hhead + ch->hcount) % ch->hcap];
+    e->offset = offset;
+    e->ts_ms = now_ms();
+    e->topic = t;
+    e->tlen = topic.len;
+    e->ext_only = ext_only;
+    e->f[RT_FMT_WS] = rt_frame_ref(ws);
+    e->f[RT_FMT_SSE] = NULL;
+    ch->hcount++;
+    atomic_fetch_add(&hub->history_events, 1);
+}
+
+static rt_frame_t *sse_from_ws(rt_frame_t *ws, uint64_t epoch, uint64_t offset)
+{
+    const unsigned char *p = (const unsigned char *)ws->data;
+    size_t hl = (p[1] & 127) < 126 ? 2 : (p[1] & 127) == 126 ? 4 : 10;
+    rt_pos_t pos = {epoch, offset};
+    return rt_event_sse_frame(ws->data + hl, ws->len - hl, &pos);
+}
+
+static rt_frame_t *hist_frame(channel_t *ch, hist_t *e, rt_format_t fmt)
+{
+    if (!e->f[fmt] && fmt == RT_FMT_SSE)
+        e->f[fmt] = sse_from_ws(e->f[RT_FMT_WS], ch->epoch, e->offset);
+    return e->f[fmt];
+}
+
+/* ---- subscribe ---- */
+
+static bool sub_has_link(rt_sub_t *s, channel_t *ch, rt_slice_t topic)
+{
+    for (size_t i = 0; i < s->nlinks; i++) {
+        link_t *l = &s->links[i];
+        if (l->ch != ch)
+            continue;
+        if (!l->topic)
+            return true; /* "*" covers everything */
+        if (l->tlen == topic.len && memcmp(l->topic, topic.base, topic.len) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool topic_in(rt_slice_t t, const rt_slice_t *topics, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (topics[i].len == 1 && topics[i].base[0] == '*')
+            return true;
+        if (topics[i].len == t.len && memcmp(topics[i].base, t.base, t.len) == 0)
+            return true;
+    }
+    return false;
+}
+
+int rt_hub_subscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
+                     size_t ntopics, const rt_pos_t *since, rt_resume_t *out)
+{
+    rt_resume_t res = {.recovered = true, .had_since = since != NULL};
+    bool wake = false;
+    channel_t *ch = channel_acquire(hub, channel, true);
+    if (!ch)
+        return -1;
+    int rc = 0;
+    bool kicked = false;
+
+    /* Replay first, under the channel lock: nothing published can slip
+     * between the replayed events and the live ones. */
+    if (since) {
+        uint64_t oldest = ch->hcount ? ch->hist[ch->hhead].offset : ch->last_offset + 1;
+        if (since->epoch != ch->epoch || since->offset > ch->last_offset ||
+            since->offset + 1 < oldest) {
+            res.recovered = since->epoch == ch->epoch && since->offset == ch->last_offset;
+        } else {
+            pthread_mutex_lock(&sub->qlock);
+            for (size_t i = 0; i < ch->hcount && !kicked; i++) {
+                hist_t *e = &ch->hist[(ch->hhead + i) % ch->hcap];
+                if (e->offset <= since->offset || (e->ext_only && !sub->ext))
+                    continue;
+                if (!topic_in((rt_slice_t){e->topic, e->tlen}, topics, ntopics))
+                    continue;
+                rt_frame_t *f = hist_frame(ch, e, sub->fmt);
+                if (!f) {
+                    res.recovered = false;
+                    break;
+                }
+                int r = queue_push_locked(sub, f, true);
+                if (r == PUSH_OVER)
+                    kicked = true;
+                else if (r != PUSH_CLOSED)
+                    res.replayed++;
+                wake |= r == PUSH_WAKE;
+            }
+            pthread_mutex_unlock(&sub->qlock);
+        }
+    }
+
+    for (size_t i = 0; i < ntopics && rc == 0; i++) {
+        rt_slice_t t = topics[i];
+        bool wild = t.len == 1 && t.base[0] == '*';
+        if (sub_has_link(sub, ch, t))
+            continue;
+        subvec_t *v = &ch->wildcard;
+        if (!wild) {
+            v = rt_map_get(&ch->topics, t.base, t.len);
+            if (!v) {
+                v = calloc(1, sizeof(*v));
+                if (!v || rt_map_put(&ch->topics, t.base, t.len, v) != 0) {
+                    free(v);
+                    rc = -1;
+                    break;
+                }
+            }
+        }
+        link_t *nl = realloc(sub->links, (sub->nlinks + 1) * sizeof(*nl));
+        if (!nl) {
+            rc = -1;
+            break;
+        }
+        sub->links = nl;
+        link_t *l = &sub->links[sub->nlinks];
+        l->ch = ch;
+        l->topic = NULL;
+        l->tlen = 0;
+        if (!wild) {
+            l->topic = malloc(t.len + 1);
+            if (!l->topic) {
+                rc = -1;
+                break;
+            }
+            memcpy(l->topic, t.base, t.len);
+            l->topic[t.len] = 0;
+            l->tlen = t.len;
+        }
+        if (subvec_add(v, sub) < 0) {
+            free(l->topic);
+            rc = -1;
+            break;
+        }
+        sub->nlinks++;
+        ch->nsubs++;
+        atomic_fetch_add(&hub->subscriptions, 1);
+    }
+    res.current.epoch = ch->epoch;
+    res.current.offset = ch->last_offset;
+    ch->last_activity_ms = now_ms();
+    if (wake && sub->ops && sub->ops->wake)
+        sub->ops->wake(sub->owner, sub);
+    pthread_mutex_unlock(&ch->lock);
+    atomic_fetch_add(&hub->replayed, res.replayed);
+    if (kicked) {
+        atomic_fetch_add(&hub->slow_kicks, 1);
+        if (sub->ops && sub->ops->kick)
+            sub->ops->kick(sub->owner, sub, RT_REASON_SLOW_CONSUMER);
+    }
+    if (out)
+        *out = res;
+    return rc;
+}
+
+void rt_hub_unsubscribe_all(rt_hub_t *hub, rt_sub_t *sub)
+{
+    for (size_t i = 0; i < sub->nlinks; i++) {
+        link_t *l = &sub->links[i];
+        channel_t *ch = l->ch; /* alive: a channel with subscriptions is never freed */
+        pthread_mutex_lock(&ch->lock);
+        subvec_t *v = l->topic ? rt_map_get(&ch->topics, l->topic, l->tlen) : &ch->wildcard;
+        if (v && subvec_del(v, sub)) {
+            ch->nsubs--;
+            atomic_fetch_sub(&hub->subscriptions, 1);
+            if (l->topic && v->n == 0) {
+                rt_map_del(&ch->topics, l->topic, l->tlen);
+                subvec_free(v);
+                free(v);
+            }
+        }
+        ch->last_activity_ms = now_ms();
+        pthread_mutex_unlock(&ch->lock);
+        free(l->topic);
+    }
+    free(sub->links);
+    sub->links = NULL;
+    sub->nlinks = 0;
+    rt_sub_close(sub);
+}
+
+/* ---- publish ---- */
+
+typedef struct {
+    rt_sub_t **v;
+    size_t n, cap;
+    rt_sub_t *inline_v[16];
+} kicklist_t;
+
+static void fanout(subvec_t *v, rt_frame_t **frames, const rt_pos_t *pos, bool ext_only,
+                   size_t *delivered, kicklist_t *kicks)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        rt_sub_t *s = v->v[i];
+        if (ext_only && !s->ext)
+            continue;
+        rt_frame_t *f = frames[s->fmt];
+        if (!f) {
+            /* Only SSE is lazy; built from the same JSON once per publish. */
+            f = frames[s->fmt] = sse_from_ws(frames[RT_FMT_WS], pos->epoch, pos->offset);
+            if (!f)
+                continue;
+        }
+        pthread_mutex_lock(&s->qlock);
+        int r = queue_push_locked(s, f, true);
+        pthread_mutex_unlock(&s->qlock);
+        if (r == PUSH_WAKE && s->ops && s->ops->wake)
+            s->ops->wake(s->owner, s);
+        if (r == PUSH_OK || r == PUSH_WAKE) {
+            (*delivered)++;
+        } else if (r == PUSH_OVER) {
+            if (kicks->n == kicks->cap) {
+                size_t nc = kicks->cap * 2;
+                rt_sub_t **nv = malloc(nc * sizeof(*nv));
+                if (!nv)
+                    continue; /* marked kicked anyway; the owner's sweep closes it */
+                memcpy(nv, kicks->v, kicks->n * sizeof(*nv));
+                if (kicks->v != kicks->inline_v)
+                    free(kicks->v);
+                kicks->v = nv;
+                kicks->cap = nc;
+            }
+            kicks->v[kicks->n++] = rt_sub_ref(s);
+        }
+    }
+}
+
+int rt_hub_publish(rt_hub_t *hub, const rt_event_t *ev, rt_pos_t *pos_out, size_t *delivered_out)
+{
+    channel_t *ch = channel_acquire(hub, ev->channel, true);
+    if (!ch)
+        return -1;
+    rt_pos_t pos = {ch->epoch, ch->last_offset + 1};
+    size_t jlen;
+    char *json = rt_event_json(ev, &pos, &jlen);
+    rt_frame_t *frames[2] = {NULL, NULL};
+    if (json) {
+        frames[RT_FMT_WS] = rt_event_ws_frame(json, jlen);
+        free(json);
+    }
+    if (!frames[RT_FMT_WS]) {
+        pthread_mutex_unlock(&ch->lock);
+        return -1;
+    }
+    ch->last_offset = pos.offset;
+    ch->last_activity_ms = now_ms();
+    hist_append(hub, ch, pos.offset, ev->topic, ev->ext_only, frames[RT_FMT_WS]);
+
+    size_t delivered = 0;
+    kicklist_t kicks = {.v = NULL, .n = 0, .cap = 16};
+    kicks.v = kicks.inline_v;
+    subvec_t *tv = rt_map_get(&ch->topics, ev->topic.base, ev->topic.len);
+    if (tv)
+        fanout(tv, frames, &pos, ev->ext_only, &delivered, &kicks);
+    fanout(&ch->wildcard, frames, &pos, ev->ext_only, &delivered, &kicks);
+    pthread_mutex_unlock(&ch->lock);
+
+    rt_frame_unref(frames[0]);
+    rt_frame_unref(frames[1]);
+    atomic_fetch_add(&hub->publishes, 1);
+    atomic_fetch_add(&hub->deliveries, delivered);
+    for (size_t i = 0; i < kicks.n; i++) {
+        rt_sub_t *s = kicks.v[i];
+        atomic_fetch_add(&hub->slow_kicks, 1);
+        if (s->ops && s->ops->kick)
+            s->ops->kick(s->owner, s, RT_REASON_SLOW_CONSUMER);
+        rt_sub_unref(s);
+    }
+    if (kicks.v != kicks.inline_v)
+        free(kicks.v);
+    if (pos_out)
+        *pos_out = pos;
+    if (delivered_out)
+        *delivered_out = delivered;
+    return 0;
+}
+
+/* ---- sweep ---- */
+
+void rt_hub_sweep(rt_hub_t *hub, int64_t now)
+{
+    int64_t max_age = hub->opts.history_max_age_ms;
+    pthread_rwlock_wrlock(&hub->lock);
+    for (size_t i = 0; i < hub->channels.cap;) {
+        rt_map_entry_t *e = &hub->channels.slots[i];
+        if (!e->key) {
+            i++;
+            continue;
+        }
+        channel_t *ch = e->value;
+        pthread_mutex_lock(&ch->lock);
+        while (ch->hcount && now - ch->hist[ch->hhead].ts_ms > max_age)
+            hist_evict_front(hub, ch);
+        bool idle = ch->nsubs == 0 && ch->hcount == 0 && now - ch->last_activity_ms > max_age;
+        pthread_mutex_unlock(&ch->lock);
+        if (idle) {
+            rt_map_del(&hub->channels, ch->name, ch->nlen);
+            channel_free(ch);
+            /* Backward shift may have moved another entry into slot i. */
+            continue;
+        }
+        i++;
+    }
+    pthread_rwlock_unlock(&hub->lock);
+}

@@ -1,0 +1,41 @@
+/*
+ * metrics.h — process counters rendered in Prometheus text format at /metrics.
+ * All updates are relaxed atomics; any thread may update or render.
+ */
+#ifndef RT_METRICS_H
+#define RT_METRICS_H
+
+#include "hub.h"
+#include "reason.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RT_METRICS_TOKERR_MAX 64
+#define RT_METRICS_LAT_BUCKETS 12
+
+typedef struct {
+    atomic_llong connections_open;   /* WebSocket + SSE */
+    atomic_ullong connections_total;
+    atomic_ullong disconnects[RT_REASON__COUNT];
+    atomic_ullong refusals[RT_REASON__COUNT];
+    atomic_ullong token_refusals[RT_METRICS_TOKERR_MAX]; /* by -rt_tok_err_t */
+    atomic_ullong tokens_minted;
+    atomic_ullong publish_requests;
+    atomic_ullong publish_errors;
+    atomic_ullong auth_failures;
+    atomic_ullong origin_refused;
+    atomic_ullong frames_written;
+    atomic_ullong bytes_written;
+    atomic_ullong publish_lat_us[RT_METRICS_LAT_BUCKETS + 1]; /* +Inf last */
+    atomic_ullong publish_lat_sum_us;
+} rt_metrics_t;
+
+void rt_metrics_init(rt_metrics_t *m);
+void rt_metrics_token_refusal(rt_metrics_t *m, int tok_err);
+void rt_metrics_publish_latency(rt_metrics_t *m, uint64_t us);
+/* Render into a new malloc'd NUL-terminated string (caller frees); NULL on OOM. */
+char *rt_metrics_render(rt_metrics_t *m, rt_hub_t *hub, int64_t uptime_s);
+
+#endif

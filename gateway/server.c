@@ -1,0 +1,1500 @@
+/*
+ * server.c — civetweb glue. The only file that includes civetweb.h.
+ *
+ * Threads:
+ * - civetweb workers: one per HTTP request or open WebSocket/SSE connection
+ *   (num_threads = RTGW_MAX_CONNECTIONS + RTGW_HTTP_THREADS, so HTTP stays
+ *   reachable when every connection slot is taken and refusals are quick).
+ * - writers (RTGW_WRITER_THREADS): drain subscriber queues into sockets. The
+ *   hub only enqueues; a writer writes a connection only while its socket has
+ *   room (SIOCOUTQ against a fixed SO_SNDBUF), so one client that stops
+ *   reading never stalls the writer for the others: its socket is parked in
+ *   epoll until writable, its queue grows, and the hub disconnects it at its
+ *   bound (slow consumer).
+ * - heartbeat: pings, idle (no pong) detection, token expiry, hub sweep.
+ *
+ * civetweb does not expose a connection's socket, and its writes block for up
+ * to request_timeout_ms when the peer's buffer is full. To check for room we
+ * need the fd: accept() is wrapped (the executable's definition wins over
+ * libc's for civetweb's call) to record peer address → fd, and a session looks
+ * itself up by its remote address and server port.
+ *
+ * Server-to-client WebSocket frames are unmasked, so the hub builds each frame
+ * (header + JSON) once and a writer sends the same bytes to every subscriber
+ * with one mg_write (one send) under mg_lock_connection, which serialises with
+ * civetweb's own pong/close writes.
+ */
+#define _GNU_SOURCE
+#include "server.h"
+#include "api.h"
+#include "hub.h"
+#include "log.h"
+#include "map.h"
+#include "metrics.h"
+#include "reason.h"
+#include "rt_tokens.h"
+
+#include <civetweb.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <jansson.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "demo_page.h"
+
+/* ------------------------------------------------------------------------ */
+/* accept() wrapper: peer address → fd                                        */
+
+static pthread_mutex_t peers_lock = PTHREAD_MUTEX_INITIALIZER;
+static rt_map_t peers;       /* "addr|port|localport" → (void*)(fd + 1) */
+static char **peer_keys;     /* fd → its key, to drop a stale entry on reuse */
+static size_t peer_keys_cap;
+
+static int peer_key(const struct sockaddr *sa, int local_port, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN] = "";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+        port = ntohs(s4->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+        port = ntohs(s6->sin6_port);
+    } else {
+        return -1;
+    }
+    return snprintf(out, cap, "%s|%d|%d", ip, port, local_port);
+}
+
+static void peers_record(int fd)
+{
+    struct sockaddr_storage peer, local;
+    socklen_t pl = sizeof(peer), ll = sizeof(local);
+    if (getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 ||
+        getsockname(fd, (struct sockaddr *)&local, &ll) != 0)
+        return;
+    int lport = local.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&local)->sin_port)
+                                           : ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
+    char key[96];
+    if (peer_key((struct sockaddr *)&peer, lport, key, sizeof(key)) < 0)
+        return;
+    pthread_mutex_lock(&peers_lock);
+    if ((size_t)fd >= peer_keys_cap) {
+        size_t nc = peer_keys_cap ? peer_keys_cap : 1024;
+        while (nc <= (size_t)fd)
+            nc *= 2;
+        char **nk = realloc(peer_keys, nc * sizeof(*nk));
+        if (!nk)
+            goto out;
+        memset(nk + peer_keys_cap, 0, (nc - peer_keys_cap) * sizeof(*nk));
+        peer_keys = nk;
+        peer_keys_cap = nc;
+    }
+    if (peer_keys[fd]) {
+        void *v = rt_map_get(&peers, peer_keys[fd], strlen(peer_keys[fd]));
+        if (v == (void *)(intptr_t)(fd + 1))
+            rt_map_del(&peers, peer_keys[fd], strlen(peer_keys[fd]));
+        free(peer_keys[fd]);
+        peer_keys[fd] = NULL;
+    }
+    if (rt_map_put(&peers, key, strlen(key), (void *)(intptr_t)(fd + 1)) == 0)
+        peer_keys[fd] = strdup(key);
+out:
+    pthread_mutex_unlock(&peers_lock);
+}
+
+static int peers_lookup(const struct mg_request_info *ri)
+{
+    char ip6[INET6_ADDRSTRLEN + 2];
+    char key[128];
+    /* civetweb prints IPv6 remote addresses without brackets, like inet_ntop. */
+    snprintf(ip6, sizeof(ip6), "%s", ri->remote_addr);
+    snprintf(key, sizeof(key), "%s|%d|%d", ip6, ri->remote_port, ri->server_port);
+    pthread_mutex_lock(&peers_lock);
+    void *v = rt_map_get(&peers, key, strlen(key));
+    pthread_mutex_unlock(&peers_lock);
+    return v ? (int)(intptr_t)v - 1 : -1;
+}
+
+int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    static int (*real_accept)(int, struct sockaddr *, socklen_t *);
+    if (!real_accept)
+        real_accept = (int (*)(int, struct sockaddr *, socklen_t *))dlsym(RTLD_NEXT, "accept");
+    int c = real_accept(fd, addr, len);
+    if (c >= 0)
+        peers_record(c);
+    return c;
+}
+
+/* ------------------------------------------------------------------------ */
+/* server state                                                                */
+
+typedef struct rt_conn_s rt_conn_t;
+
+typedef struct {
+    pthread_t thread;
+    int epfd;
+    int evfd;
+    pthread_mutex_t lock;
+    rt_conn_t *ready_head, *ready_tail;
+} writer_t;
+
+typedef struct {
+    rt_config_t *cfg;
+    struct mg_context *ctx;
+    rt_keyring_t *ring;
+    rt_token_opts_t topts;
+    rt_hub_t *hub;
+    rt_metrics_t metrics;
+    rt_api_t api;
+    writer_t *writers;
+    int nwriters;
+    atomic_int next_writer;
+    pthread_mutex_t conns_lock;
+    rt_conn_t *conns; /* every open session, for the heartbeat and shutdown */
+    atomic_long nconns;
+    atomic_bool draining;
+    atomic_bool stop;
+    int64_t started_ms;
+    rt_frame_t *ping_frame, *sse_ping_frame;
+    pthread_t heartbeat;
+} rt_server_t;
+
+enum { STATE_OPEN = 0, STATE_CLOSING = 1, STATE_GONE = 2 };
+
+struct rt_conn_s {
+    atomic_uint refs;
+    rt_server_t *srv;
+    struct mg_connection *mg; /* NULL once civetweb closed it (guarded by wlock) */
+    pthread_mutex_t wlock;    /* held by the writer during a write; by close to clear mg */
+    int fd;
+    bool sse;
+    bool ext;
+    rt_sub_t *sub;
+    _Atomic(writer_t *) writer; /* NULL until the subscription ack is queued */
+    atomic_int state;
+    atomic_int close_reason; /* rt_reason_t */
+    atomic_llong last_rx_ms;
+    int64_t last_ping_ms;
+    int64_t closing_since_ms;
+    int64_t token_exp;
+    int64_t credit; /* bytes we may write before checking the socket again */
+    rt_frame_t *pending[64]; /* popped from the queue, not yet written */
+    size_t npending, pend_idx;
+    bool in_ready;     /* on the writer's ready list (writer lock) */
+    atomic_bool parked; /* waiting in epoll for EPOLLOUT (set/cleared by the writer) */
+    bool close_sent;
+    bool refused;      /* an ext refusal: close right after the upgrade */
+    rt_reason_t refuse_reason;
+    char refuse_detail[96];
+    rt_claims_t claims;
+    char since[RT_POS_MAX];
+    rt_conn_t *next_ready;
+    rt_conn_t *prev, *next; /* srv->conns */
+    char peer[64];
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static rt_conn_t *conn_ref(rt_conn_t *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+    return c;
+}
+
+static void conn_unref(rt_conn_t *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    for (size_t i = c->pend_idx; i < c->npending; i++)
+        rt_frame_unref(c->pending[i]);
+    rt_sub_unref(c->sub);
+    rt_claims_clear(&c->claims);
+    pthread_mutex_destroy(&c->wlock);
+    free(c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* writers                                                                     */
+
+static void writer_schedule(rt_conn_t *c)
+{
+    writer_t *w = atomic_load(&c->writer);
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    bool signal = false;
+    if (!c->in_ready) {
+        c->in_ready = true;
+        conn_ref(c);
+        c->next_ready = NULL;
+        if (w->ready_tail)
+            w->ready_tail->next_ready = c;
+        else
+            w->ready_head = c;
+        w->ready_tail = c;
+        signal = w->ready_head == c;
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (signal) {
+        uint64_t one = 1;
+        ssize_t r = write(w->evfd, &one, sizeof(one));
+        (void)r;
+    }
+}
+
+/* Sink: the hub says this subscriber has work. Only schedules. */
+static void sink_wake(void *owner, rt_sub_t *sub)
+{
+    (void)sub;
+    writer_schedule(owner);
+}
+
+static void conn_close_async(rt_conn_t *c, rt_reason_t reason)
+{
+    int expect = STATE_OPEN;
+    if (!atomic_compare_exchange_strong(&c->state, &expect, STATE_CLOSING))
+        return;
+    atomic_store(&c->close_reason, (int)reason);
+    c->closing_since_ms = mono_ms();
+    writer_schedule(c);
+}
+
+/* Sink: the subscriber is over its queue bound. Close asynchronously. */
+static void sink_kick(void *owner, rt_sub_t *sub, rt_reason_t reason)
+{
+    (void)sub;
+    rt_conn_t *c = owner;
+    rt_log_warn("disconnecting subscriber", "peer=%s reason=%s", c->peer, rt_reason_name(reason));
+    conn_close_async(c, reason);
+}
+
+static const rt_sink_ops_t sink_ops = {sink_wake, sink_kick};
+
+/* Room in the socket's send buffer, by SIOCOUTQ against the SO_SNDBUF we set. */
+static int64_t socket_room(rt_conn_t *c)
+{
+    int queued = 0;
+    if (c->fd < 0 || ioctl(c->fd, SIOCOUTQ, &queued) != 0)
+        return INT32_MAX; /* unknown: let civetweb's bounded write decide */
+    int64_t room = c->srv->cfg->sndbuf_bytes - queued;
+    return room > 0 ? room : 0;
+}
+
+static void writer_park(rt_conn_t *c)
+{
+    writer_t *w = atomic_load(&c->writer);
+    if (c->fd < 0 || c->parked || !w)
+        return;
+    struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.ptr = c};
+    c->parked = true;
+    conn_ref(c);
+    if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0 &&
+        epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+        c->parked = false;
+        conn_unref(c);
+    }
+}
+
+/* Write bytes to the connection. Returns 0, or -1 if it is gone. */
+static int conn_write(rt_conn_t *c, const char *buf, size_t len)
+{
+    int rc = -1;
+    pthread_mutex_lock(&c->wlock);
+    if (c->mg) {
+        if (!c->sse)
+            mg_lock_connection(c->mg);
+        int n = mg_write(c->mg, buf, len);
+        if (!c->sse)
+            mg_unlock_connection(c->mg);
+        rc = n == (int)len ? 0 : -1;
+    }
+    pthread_mutex_unlock(&c->wlock);
+    if (rc == 0) {
+        atomic_fetch_add_explicit(&c->srv->metrics.bytes_written, len, memory_order_relaxed);
+        c->credit -= (int64_t)len + 64; /* TLS record overhead, generously */
+    }
+    return rc;
+}
+
+static void conn_shutdown_socket(rt_conn_t *c)
+{
+    pthread_mutex_lock(&c->wlock);
+    if (c->mg && c->fd >= 0)
+        shutdown(c->fd, SHUT_RDWR);
+    pthread_mutex_unlock(&c->wlock);
+}
+
+static void conn_finish_close(rt_conn_t *c)
+{
+    if (c->close_sent)
+        return;
+    c->close_sent = true;
+    rt_reason_t r = (rt_reason_t)atomic_load(&c->close_reason);
+    rt_sub_close(c->sub);
+    for (size_t i = c->pend_idx; i < c->npending; i++)
+        rt_frame_unref(c->pending[i]);
+    c->npending = c->pend_idx = 0;
+    if (!c->sse && socket_room(c) > 256) {
+        rt_frame_t *f = rt_ws_close_frame_new(rt_reason_ws_code(r), rt_reason_name(r));
+        if (f) {
+            conn_write(c, f->data, f->len);
+            rt_frame_unref(f);
+        }
+    }
+    /* Wakes civetweb's reader (EOF), which runs the close handler. */
+    conn_shutdown_socket(c);
+}
+
+/* Drain one connection as far as its socket allows. Writer thread only. */
+static void writer_drain(rt_conn_t *c)
+{
+    char coalesce[65536];
+    int state = atomic_load(&c->state);
+    if (state == STATE_GONE)
+        return;
+    if (state == STATE_CLOSING && atomic_load(&c->close_reason) != RT_REASON_SHUTTING_DOWN &&
+        atomic_load(&c->close_reason) != RT_REASON_TOKEN_EXPIRED) {
+        conn_finish_close(c);
+        return;
+    }
+    int64_t sndbuf = c->srv->cfg->sndbuf_bytes;
+    for (;;) {
+        if (c->pend_idx == c->npending) {
+            c->pend_idx = 0;
+            c->npending = rt_sub_pop(c->sub, c->pending, 64);
+            if (c->npending == 0) {
+                if (atomic_load(&c->state) == STATE_CLOSING)
+                    conn_finish_close(c);
+                return;
+            }
+        }
+        rt_frame_t *first = c->pending[c->pend_idx];
+        int64_t need = first->len < sndbuf / 2 ? first->len : sndbuf / 2;
+        if (c->credit < need) {
+            c->credit = socket_room(c);
+            if (c->credit < need) {
+                writer_park(c);
+                return;
+            }
+        }
+        /* Coalesce whole frames that fit both the credit and the buffer. */
+        size_t len = 0, k = c->pend_idx;
+        if (first->len > sizeof(coalesce) || k + 1 == c->npending) {
+            if (conn_write(c, first->data, first->len) != 0)
+                goto gone;
+            k++;
+        } else {
+            while (k < c->npending && len + c->pending[k]->len <= sizeof(coalesce) &&
+                   (int64_t)(len + c->pending[k]->len) <= c->credit) {
+                memcpy(coalesce + len, c->pending[k]->data, c->pending[k]->len);
+                len += c->pending[k]->len;
+                k++;
+            }
+            if (len && conn_write(c, coalesce, len) != 0)
+                goto gone;
+        }
+        atomic_fetch_add_explicit(&c->srv->metrics.frames_written, k - c->pend_idx,
+                                  memory_order_relaxed);
+        for (size_t i = c->pend_idx; i < k; i++)
+            rt_frame_unref(c->pending[i]);
+        c->pend_idx = k;
+    }
+gone:
+    rt_sub_close(c->sub);
+    atomic_store(&c->state, STATE_CLOSING);
+    conn_shutdown_socket(c);
+}
+
+static void *writer_main(void *arg)
+{
+    writer_t *w = arg;
+    struct epoll_event evs[64];
+    extern rt_server_t *rt__server;
+    while (!atomic_load(&rt__server->stop)) {
+        int n = epoll_wait(w->epfd, evs, 64, 500);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == NULL) {
+                uint64_t v;
+                ssize_t r = read(w->evfd, &v, sizeof(v));
+                (void)r;
+                continue;
+            }
+            rt_conn_t *c = evs[i].data.ptr;
+            c->parked = false;
+            c->credit = 0;
+            writer_drain(c);
+            conn_unref(c);
+        }
+        for (;;) {
+            pthread_mutex_lock(&w->lock);
+            rt_conn_t *c = w->ready_head;
+            if (c) {
+                w->ready_head = c->next_ready;
+                if (!w->ready_head)
+                    w->ready_tail = NULL;
+                c->in_ready = false;
+            }
+            pthread_mutex_unlock(&w->lock);
+            if (!c)
+                break;
+            if (!c->parked)
+                writer_drain(c);
+            conn_unref(c);
+        }
+    }
+    return NULL;
+}
+
+rt_server_t *rt__server;
+
+/* ------------------------------------------------------------------------ */
+/* HTTP helpers                                                                */
+
+static const char *cors_origin(rt_server_t *srv, struct mg_connection *conn)
+{
+    const char *o = mg_get_header(conn, "Origin");
+    if (!o || !rt_config_origin_allowed(srv->cfg, o))
+        return NULL;
+    return o;
+}
+
+static void send_json(struct mg_connection *conn, int status, const char *body, size_t len,
+                      const char *extra_headers)
+{
+    rt_server_t *srv = rt__server;
+    const char *origin = cors_origin(srv, conn);
+    mg_printf(conn,
+              "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+              "Cache-Control: no-store\r\n%s%s%s%s\r\n",
+              status, mg_get_response_code_text(conn, status), len,
+              origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
+              origin ? "\r\nVary: Origin\r\n" : "", extra_headers ? extra_headers : "");
+    mg_write(conn, body, len);
+}
+
+static void send_resp(struct mg_connection *conn, rt_resp_t *r)
+{
+    send_json(conn, r->status, r->body ? r->body : "{}", r->body ? r->len : 2, NULL);
+    rt_resp_clear(r);
+}
+
+static void send_error(struct mg_connection *conn, int status, const char *name, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+static void send_error(struct mg_connection *conn, int status, const char *name, const char *fmt,
+                       ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *o = json_pack("{s:s,s:s}", "error", name, "message", msg);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    send_json(conn, status, s ? s : "{}", s ? strlen(s) : 2, NULL);
+    free(s);
+}
+
+static void log_request(struct mg_connection *conn, int status)
+{
+    if (!rt_log_enabled(RT_LOG_DEBUG))
+        return;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    char url[512];
+    rt_log_redact_url(ri->local_uri_raw, ri->query_string, url, sizeof(url));
+    char q[600];
+    rt_log_quote(url, q, sizeof(q));
+    rt_log_debug("request", "method=%s url=%s status=%d peer=%s", ri->request_method, q, status,
+                 ri->remote_addr);
+}
+
+/* Read the whole body into a malloc'd buffer, bounded by max. Returns 0, or
+ * sends 413/400 and returns -1. */
+static int read_body(struct mg_connection *conn, size_t max, char **out, size_t *out_len)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (ri->content_length > (long long)max) {
+        send_error(conn, 413, "body_too_large",
+                   "request body is %lld bytes; the limit is %zu (RTGW_MAX_BODY_BYTES)",
+                   ri->content_length, max);
+        return -1;
+    }
+    size_t cap = ri->content_length >= 0 ? (size_t)ri->content_length + 1 : 4096, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        send_error(conn, 500, "internal_error", "out of memory");
+        return -1;
+    }
+    for (;;) {
+        if (len == cap - 1) {
+            if (cap - 1 > max) {
+                free(buf);
+                send_error(conn, 413, "body_too_large",
+                           "request body exceeds the limit of %zu bytes (RTGW_MAX_BODY_BYTES)", max);
+                return -1;
+            }
+            size_t nc = cap * 2;
+            char *nb = realloc(buf, nc);
+            if (!nb) {
+                free(buf);
+                send_error(conn, 500, "internal_error", "out of memory");
+                return -1;
+            }
+            buf = nb;
+            cap = nc;
+        }
+        int n = mg_read(conn, buf + len, cap - 1 - len);
+        if (n < 0) {
+            free(buf);
+            send_error(conn, 400, "bad_request", "could not read the request body");
+            return -1;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > max) {
+            free(buf);
+            send_error(conn, 413, "body_too_large",
+                       "request body exceeds the limit of %zu bytes (RTGW_MAX_BODY_BYTES)", max);
+            return -1;
+        }
+    }
+    buf[len] = 0;
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+static bool method_is(struct mg_connection *conn, const char *m)
+{
+    return strcmp(mg_get_request_info(conn)->request_method, m) == 0;
+}
+
+static int handle_options(struct mg_connection *conn)
+{
+    rt_server_t *srv = rt__server;
+    const char *origin = cors_origin(srv, conn);
+    mg_printf(conn,
+              "HTTP/1.1 204 No Content\r\n%s%s%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+              "Access-Control-Allow-Headers: Authorization, Content-Type, Idempotency-Key, Last-Event-ID\r\n"
+              "Access-Control-Max-Age: 600\r\nContent-Length: 0\r\n\r\n",
+              origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
+              origin ? "\r\nVary: Origin\r\n" : "");
+    return 204;
+}
+
+/* ------------------------------------------------------------------------ */
+/* HTTP routes                                                                 */
+
+static int h_token(struct mg_connection *conn, void *cb)
+{
+    rt_server_t *srv = cb;
+    if (method_is(conn, "OPTIONS"))
+        return handle_options(conn);
+    if (!method_is(conn, "POST")) {
+        send_error(conn, 405, "method_not_allowed", "use POST /v1/realtime/token");
+        return 405;
+    }
+    char *body;
+    size_t len;
+    if (read_body(conn, (size_t)srv->cfg->max_body_bytes, &body, &len) != 0)
+        return 400;
+    rt_resp_t r = {0};
+    rt_api_token(&srv->api, mg_get_header(conn, "Authorization"), body, len, now_ms() / 1000, &r);
+    free(body);
+    int st = r.status;
+    send_resp(conn, &r);
+    log_request(conn, st);
+    return st;
+}
+
+static void publish_stream(rt_server_t *srv, struct mg_connection *conn, rt_publish_target_t *t)
+{
+    unsigned char rnd[9];
+    char sid[16];
+    randombytes_buf(rnd, sizeof(rnd));
+    rt_b64url_encode(rnd, sizeof(rnd), sid, sizeof(sid));
+    int64_t total = 0;
+    char buf[1024];
+    rt_api_publish_stream_event(&srv->api, t, "datastream-start", sid, sid, strlen(sid), now_ms());
+    int chunks = 0;
+    for (;;) {
+        int n = mg_read(conn, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        /* Do not split a UTF-8 sequence across chunks. */
+        int keep = 0;
+        int i = n - 1;
+        while (i >= 0 && i > n - 4 && ((unsigned char)buf[i] & 0xC0) == 0x80)
+            i--;
+        if (i >= 0) {
+            unsigned char lead = (unsigned char)buf[i];
+            int need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+            if (n - i < need)
+                keep = n - i;
+        }
+        int send_len = n - keep;
+        while (send_len > 0) {
+            if (rt_api_publish_stream_event(&srv->api, t, "chunk", sid, buf, (size_t)send_len,
+                                            now_ms()) != 0)
+                break;
+            chunks++;
+            total += send_len;
+            break;
+        }
+        if (keep) {
+            /* Carry the partial sequence into the next read. */
+            char tail[4];
+            memcpy(tail, buf + send_len, (size_t)keep);
+            int m = mg_read(conn, buf + keep, sizeof(buf) - (size_t)keep);
+            memcpy(buf, tail, (size_t)keep);
+            if (m > 0) {
+                rt_api_publish_stream_event(&srv->api, t, "chunk", sid, buf, (size_t)(keep + m),
+                                            now_ms());
+                chunks++;
+                total += keep + m;
+            }
+        }
+        if (total > srv->cfg->max_body_bytes * 64)
+            break;
+    }
+    rt_api_publish_stream_event(&srv->api, t, "datastream-end", sid, sid, strlen(sid), now_ms());
+    char resp[160];
+    int rl = snprintf(resp, sizeof(resp), "{\"ok\":true,\"stream_id\":\"%s\",\"chunks\":%d,\"bytes\":%lld}",
+                      sid, chunks, (long long)total);
+    send_json(conn, 200, resp, (size_t)rl, NULL);
+}
+
+static int h_publish(struct mg_connection *conn, void *cb)
+{
+    rt_server_t *srv = cb;
+    if (method_is(conn, "OPTIONS"))
+        return handle_options(conn);
+    if (!method_is(conn, "POST")) {
+        send_error(conn, 405, "method_not_allowed", "use POST /v1/realtime/publish?channel=…&topic=…");
+        return 405;
+    }
+    if (atomic_load(&srv->draining)) {
+        send_error(conn, 503, "shutting_down", "the gateway is shutting down; retry on another node");
+        return 503;
+    }
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    rt_publish_target_t *t = malloc(sizeof(*t));
+    if (!t) {
+        send_error(conn, 500, "internal_error", "out of memory");
+        return 500;
+    }
+    rt_resp_t r = {0};
+    if (rt_api_publish_prepare(&srv->api, mg_get_header(conn, "Authorization"), ri->query_string,
+                               now_ms() / 1000, t, &r) != 0) {
+        free(t);
+        atomic_fetch_add(&srv->metrics.publish_errors, 1);
+        int st = r.status;
+        send_resp(conn, &r);
+        return st;
+    }
+    const char *ct = mg_get_header(conn, "Content-Type");
+    if (ct && strncasecmp(ct, "text/stream", 11) == 0) {
+        publish_stream(srv, conn, t);
+        free(t);
+        return 200;
+    }
+    char *body;
+    size_t len;
+    if (read_body(conn, (size_t)srv->cfg->max_body_bytes, &body, &len) != 0) {
+        free(t);
+        atomic_fetch_add(&srv->metrics.publish_errors, 1);
+        return 413;
+    }
+    rt_api_publish_body(&srv->api, t, body, len, now_ms(), &r);
+    free(body);
+    free(t);
+    int st = r.status;
+    send_resp(conn, &r);
+    log_request(conn, st);
+    return st;
+}
+
+static int h_health(struct mg_connection *conn, void *cb)
+{
+    rt_server_t *srv = cb;
+    rt_hub_stats_t hs;
+    rt_hub_stats(srv->hub, &hs);
+    char body[512];
+    bool draining = atomic_load(&srv->draining);
+    int n = snprintf(body, sizeof(body),
+                     "{\"status\":\"%s\",\"uptime_s\":%lld,\"connections\":%ld,\"channels\":%llu,"
+                     "\"subscriptions\":%llu,\"version\":\"%s\",\"dev\":%s}",
+                     draining ? "draining" : "ok", (long long)((now_ms() - srv->started_ms) / 1000),
+                     atomic_load(&srv->nconns), (unsigned long long)hs.channels,
+                     (unsigned long long)hs.subscriptions, RT_VERSION, srv->cfg->dev ? "true" : "false");
+    send_json(conn, draining ? 503 : 200, body, (size_t)n, NULL);
+    return 200;
+}
+
+static int h_ready(struct mg_connection *conn, void *cb)
+{
+    rt_server_t *srv = cb;
+    bool draining = atomic_load(&srv->draining);
+    bool full = atomic_load(&srv->nconns) >= srv->cfg->max_connections;
+    char body[160];
+    int n = snprintf(body, sizeof(body), "{\"ready\":%s,\"bus\":\"memory\",\"draining\":%s,\"at_capacity\":%s}",
+                     draining ? "false" : "true", draining ? "true" : "false", full ? "true" : "false");
+    send_json(conn, draining ? 503 : 200, body, (size_t)n, NULL);
+    return 200;
+}
+
+static int h_metrics(struct mg_connection *conn, void *cb)
+{
+    rt_server_t *srv = cb;
+    char *text = rt_metrics_render(&srv->metrics, srv->hub, (now_ms() - srv->started_ms) / 1000);
+    if (!text) {
+        send_error(conn, 500, "internal_error", "out of memory");
+        return 500;
+    }
+    size_t len = strlen(text);
+    mg_printf(conn,
+              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n",
+              len);
+    mg_write(conn, text, len);
+    free(text);
+    return 200;
+}
+
+static int h_dev(struct mg_connection *conn, void *cb)
+{
+    /* The v3 Inngest client probes GET /dev in inferred dev mode and only
+     * needs JSON back; this lets it find rtgw on :8288 with no configuration. */
+    (void)cb;
+    send_json(conn, 200, "{}", 2, NULL);
+    return 200;
+}
+
+static int h_root(struct mg_connection *conn, void *cb)
+{
+    rt_server_t *srv = cb;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (srv->cfg->dev && strcmp(ri->local_uri, "/") == 0 && method_is(conn, "GET")) {
+        size_t len = strlen(rt_demo_page_html);
+        mg_printf(conn,
+                  "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %zu\r\n"
+                  "Cache-Control: no-store\r\n\r\n",
+                  len);
+        mg_write(conn, rt_demo_page_html, len);
+        return 200;
+    }
+    if (srv->cfg->dev && strcmp(ri->local_uri, "/dev/key") == 0 && method_is(conn, "GET")) {
+        /* Dev only, loopback only: the demo page mints tokens with this. */
+        char body[300];
+        int n = snprintf(body, sizeof(body), "{\"signing_key\":\"%s\"}", srv->cfg->signing_key);
+        send_json(conn, 200, body, (size_t)n, NULL);
+        sodium_memzero(body, sizeof(body));
+        return 200;
+    }
+    send_error(conn, 404, "not_found",
+               "no route %s; see /v1/realtime/token, /v1/realtime/publish, /v1/realtime/connect, "
+               "/v1/realtime/sse, /health, /ready, /metrics",
+               strcmp(ri->local_uri, "/") == 0 ? "/ (the demo page exists only with --dev)" : "for this path");
+    return 404;
+}
+
+/* ------------------------------------------------------------------------ */
+/* sessions (WebSocket and SSE)                                                */
+
+typedef struct {
+    rt_reason_t reason;
+    char detail[96];
+    int tok_err;
+} refusal_t;
+
+/* Checks shared by WebSocket and SSE: capacity, origin, token. Fills c->claims. */
+static int session_admit(rt_server_t *srv, struct mg_connection *conn, rt_conn_t *c, refusal_t *why)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    why->tok_err = 0;
+    why->detail[0] = 0;
+    if (atomic_load(&srv->draining)) {
+        why->reason = RT_REASON_SHUTTING_DOWN;
+        return -1;
+    }
+    if (atomic_load(&srv->nconns) >= srv->cfg->max_connections) {
+        why->reason = RT_REASON_OVER_CAPACITY;
+        snprintf(why->detail, sizeof(why->detail), "limit %lld (RTGW_MAX_CONNECTIONS)",
+                 (long long)srv->cfg->max_connections);
+        return -1;
+    }
+    const char *origin = mg_get_header(conn, "Origin");
+    if (!rt_config_origin_allowed(srv->cfg, origin)) {
+        atomic_fetch_add(&srv->metrics.origin_refused, 1);
+        char q[200];
+        rt_log_quote(origin, q, sizeof(q));
+        rt_log_warn("origin refused", "origin=%s peer=%s", q, ri->remote_addr);
+        why->reason = RT_REASON_ORIGIN_NOT_ALLOWED;
+        return -1;
+    }
+    char tok[65536];
+    int tl = rt_query_get(ri->query_string, "token", 0, tok, sizeof(tok));
+    rt_slice_t cred;
+    if (tl >= 0) {
+        cred = (rt_slice_t){tok, (size_t)tl};
+    } else if (tl == -2) {
+        why->reason = RT_REASON_TOKEN_INVALID;
+        why->tok_err = RT_TOK_ETOO_LARGE;
+        snprintf(why->detail, sizeof(why->detail), "%s", rt_tok_errname(RT_TOK_ETOO_LARGE));
+        return -1;
+    } else {
+        cred = rt_api_bearer(mg_get_header(conn, "Authorization"));
+    }
+    if (cred.len == 0) {
+        why->reason = RT_REASON_TOKEN_MISSING;
+        return -1;
+    }
+    int rc = rt_token_verify(srv->ring, &srv->topts, cred, now_ms() / 1000, &c->claims);
+    sodium_memzero(tok, tl > 0 ? (size_t)tl : 0);
+    if (rc) {
+        rt_metrics_token_refusal(&srv->metrics, rc);
+        why->tok_err = rc;
+        why->reason = rc == RT_TOK_EEXPIRED ? RT_REASON_TOKEN_EXPIRED : RT_REASON_TOKEN_INVALID;
+        snprintf(why->detail, sizeof(why->detail), "%s", rt_tok_errname(rc));
+        return -1;
+    }
+    c->token_exp = c->claims.exp;
+    int sl = rt_query_get(ri->query_string, "since", 0, c->since, sizeof(c->since));
+    rt_pos_t p;
+    if (sl == -2 || (sl >= 0 && rt_pos_parse((rt_slice_t){c->since, (size_t)sl}, &p) != 0)) {
+        why->reason = RT_REASON_BAD_REQUEST;
+        snprintf(why->detail, sizeof(why->detail), "since is not a position from an event id");
+        return -1;
+    }
+    if (sl < 0)
+        c->since[0] = 0;
+    return 0;
+}
+
+static rt_conn_t *conn_new(rt_server_t *srv, struct mg_connection *conn, bool sse)
+{
+    rt_conn_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    atomic_init(&c->refs, 1);
+    c->srv = srv;
+    c->mg = conn;
+    c->sse = sse;
+    c->fd = -1;
+    pthread_mutex_init(&c->wlock, NULL);
+    atomic_init(&c->state, STATE_OPEN);
+    atomic_init(&c->last_rx_ms, mono_ms());
+    c->last_ping_ms = mono_ms();
+    snprintf(c->peer, sizeof(c->peer), "%s:%d", mg_get_request_info(conn)->remote_addr,
+             mg_get_request_info(conn)->remote_port);
+    return c;
+}
+
+static void conns_add(rt_server_t *srv, rt_conn_t *c)
+{
+    pthread_mutex_lock(&srv->conns_lock);
+    c->prev = NULL;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    pthread_mutex_unlock(&srv->conns_lock);
+    atomic_fetch_add(&srv->nconns, 1);
+    atomic_fetch_add(&srv->metrics.connections_open, 1);
+    atomic_fetch_add(&srv->metrics.connections_total, 1);
+}
+
+static void conns_del(rt_server_t *srv, rt_conn_t *c)
+{
+    pthread_mutex_lock(&srv->conns_lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (srv->conns == c)
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    pthread_mutex_unlock(&srv->conns_lock);
+    atomic_fetch_sub(&srv->nconns, 1);
+    atomic_fetch_sub(&srv->metrics.connections_open, 1);
+}
+
+/* Subscribe a session to every (channel, topic) its token grants, grouped by
+ * channel. `since` applies to the first channel (tokens from the Inngest flow
+ * name one channel). Returns the ack JSON for extended clients (malloc'd). */
+static char *session_subscribe(rt_server_t *srv, rt_conn_t *c)
+{
+    json_t *ack = c->ext ? json_pack("{s:s,s:[],s:I}", "kind", "rtgw.subscribed", "topics",
+                                     "expires_at", (json_int_t)c->token_exp)
+                         : NULL;
+    json_t *positions = c->ext ? json_object() : NULL;
+    bool all_recovered = true, had_since = false;
+    for (size_t i = 0; i < c->claims.ntopics; i++) {
+        const char *ch = c->claims.topics[i].channel;
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->claims.topics[j].channel, ch) == 0)
+                seen = true;
+        if (seen)
+            continue;
+        rt_slice_t names[256];
+        size_t n = 0;
+        for (size_t j = i; j < c->claims.ntopics && n < 256; j++)
+            if (strcmp(c->claims.topics[j].channel, ch) == 0)
+                names[n++] = rt_slice_cstr(c->claims.topics[j].name);
+        rt_pos_t since, *sp = NULL;
+        if (i == 0 && c->since[0] && rt_pos_parse(rt_slice_cstr(c->since), &since) == 0)
+            sp = &since;
+        rt_resume_t res;
+        if (rt_hub_subscribe(srv->hub, c->sub, rt_slice_cstr(ch), names, n, sp, &res) != 0) {
+            rt_log_error("subscribe failed", "reason=out_of_memory peer=%s", c->peer);
+            continue;
+        }
+        if (sp) {
+            had_since = true;
+            all_recovered &= res.recovered;
+        }
+        if (positions) {
+            char ps[RT_POS_MAX];
+            rt_pos_format(res.current, ps, sizeof(ps));
+            json_object_set_new(positions, ch, json_string(ps));
+            for (size_t j = 0; j < n; j++)
+                json_array_append_new(json_object_get(ack, "topics"),
+                                      json_pack("{s:s,s:s%}", "channel", ch, "name", names[j].base,
+                                                names[j].len));
+        }
+    }
+    if (!ack)
+        return NULL;
+    json_object_set_new(ack, "positions", positions);
+    if (had_since)
+        json_object_set_new(ack, "recovered", json_boolean(all_recovered));
+    char *s = json_dumps(ack, JSON_COMPACT);
+    json_decref(ack);
+    return s;
+}
+
+static void session_start(rt_server_t *srv, rt_conn_t *c, const struct mg_request_info *ri)
+{
+    c->fd = peers_lookup(ri);
+    if (c->fd >= 0) {
+        int one = 1, sb = (int)srv->cfg->sndbuf_bytes;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+    } else {
+        rt_log_debug("socket not found for session; writes fall back to civetweb's timeout",
+                     "peer=%s", c->peer);
+    }
+    c->sub = rt_sub_new(srv->hub, c->sse ? RT_FMT_SSE : RT_FMT_WS, &sink_ops, c);
+    if (c->sub)
+        rt_sub_set_ext(c->sub, c->ext);
+    conns_add(srv, c);
+}
+
+/* Subscribe, queue the ack (extended clients) ahead of any replay, then hand
+ * the connection to a writer. Wakes before that are not lost: the queue stays
+ * "scheduled" and writer_schedule below drains it. */
+static void session_go(rt_server_t *srv, rt_conn_t *c)
+{
+    if (!c->sub) {
+        conn_close_async(c, RT_REASON_INTERNAL);
+        return;
+    }
+    char *ack = session_subscribe(srv, c);
+    if (ack) {
+        rt_frame_t *f;
+        if (c->sse) {
+            size_t al = strlen(ack);
+            f = rt_frame_new(al + 40);
+            if (f)
+                f->len = (uint32_t)snprintf(f->data, f->cap, "event: rtgw.subscribed\ndata: %s\n\n", ack);
+        } else {
+            f = rt_ws_frame_new(RT_WS_TEXT, ack, strlen(ack));
+        }
+        free(ack);
+        if (f) {
+            rt_sub_push_front(c->sub, f);
+            rt_frame_unref(f);
+        }
+    }
+    int wi = atomic_fetch_add(&srv->next_writer, 1) % srv->nwriters;
+    atomic_store(&c->writer, &srv->writers[wi]);
+    writer_schedule(c);
+}
+
+static void session_end(rt_server_t *srv, rt_conn_t *c)
+{
+    if (c->sub)
+        rt_hub_unsubscribe_all(srv->hub, c->sub);
+    rt_reason_t r = atomic_load(&c->state) == STATE_OPEN ? RT_REASON_NORMAL
+                                                         : (rt_reason_t)atomic_load(&c->close_reason);
+    atomic_store(&c->state, STATE_GONE);
+    /* A writer may have this socket parked in epoll; break the socket so the
+     * event fires and the writer drops its reference before civetweb closes
+     * the fd (closing would silently remove it from epoll). Bounded wait. */
+    for (int i = 0; i < 40 && c->parked; i++) {
+        if (i == 0 && c->fd >= 0)
+            shutdown(c->fd, SHUT_RDWR);
+        usleep(5000);
+    }
+    pthread_mutex_lock(&c->wlock);
+    c->mg = NULL;
+    pthread_mutex_unlock(&c->wlock);
+    if (!c->refused)
+        atomic_fetch_add(&srv->metrics.disconnects[r], 1);
+    conns_del(srv, c);
+    rt_log_debug("session closed", "peer=%s reason=%s", c->peer, rt_reason_name(r));
+}
+
+/* ---- WebSocket ---- */
+
+static const char *ws_subprotocols[] = {"rtgw.v1"};
+static struct mg_websocket_subprotocols ws_protos = {1, ws_subprotocols};
+
+static int ws_connect(const struct mg_connection *cconn, void *cb)
+{
+    rt_server_t *srv = cb;
+    struct mg_connection *conn = (struct mg_connection *)cconn;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    rt_conn_t *c = conn_new(srv, conn, false);
+    if (!c) {
+        send_error(conn, 503, "internal_error", "out of memory");
+        return 1;
+    }
+    char flag[8];
+    c->ext = (ri->acceptedWebSocketSubprotocol &&
+              strcmp(ri->acceptedWebSocketSubprotocol, "rtgw.v1") == 0) ||
+             (rt_query_get(ri->query_string, "rtgw", 0, flag, sizeof(flag)) > 0 && strcmp(flag, "1") == 0);
+    refusal_t why;
+    if (session_admit(srv, conn, c, &why) != 0) {
+        atomic_fetch_add(&srv->metrics.refusals[why.reason], 1);
+        rt_log_info("websocket refused", "peer=%s reason=%s detail=%s ext=%d", c->peer,
+                    rt_reason_name(why.reason), why.detail[0] ? why.detail : "-", c->ext);
+        if (c->ext) {
+            /* A browser cannot read the status of a failed upgrade (it sees
+             * 1006): complete it, then close with the documented code. */
+            c->refused = true;
+            c->refuse_reason = why.reason;
+            snprintf(c->refuse_detail, sizeof(c->refuse_detail), "%s", why.detail);
+            mg_set_user_connection_data(conn, c);
+            return 0;
+        }
+        int st = rt_reason_http_status(why.reason);
+        send_error(conn, st ? st : 400, why.tok_err ? rt_tok_errname(why.tok_err) : rt_reason_name(why.reason),
+                   "%s%s%s", rt_reason_text(why.reason), why.detail[0] ? ": " : "", why.detail);
+        conn_unref(c);
+        return 1;
+    }
+    mg_set_user_connection_data(conn, c);
+    return 0;
+}
+
+static void ws_ready(struct mg_connection *conn, void *cb)
+{
+    rt_server_t *srv = cb;
+    rt_conn_t *c = mg_get_user_connection_data(conn);
+    if (!c)
+        return;
+    if (c->refused) {
+        /* Upgrade done; close at once with the reason. The session is listed
+         * so the heartbeat ends it if the client never answers the close. */
+        session_start(srv, c, mg_get_request_info(conn));
+        atomic_store(&c->close_reason, (int)c->refuse_reason);
+        atomic_store(&c->state, STATE_CLOSING);
+        c->closing_since_ms = mono_ms();
+        c->close_sent = true;
+        char reason[123];
+        snprintf(reason, sizeof(reason), "%s%s%s", rt_reason_name(c->refuse_reason),
+                 c->refuse_detail[0] ? ": " : "", c->refuse_detail);
+        rt_frame_t *f = rt_ws_close_frame_new(rt_reason_ws_code(c->refuse_reason), reason);
+        if (f) {
+            conn_write(c, f->data, f->len);
+            rt_frame_unref(f);
+        }
+        return;
+    }
+    session_start(srv, c, mg_get_request_info(conn));
+    session_go(srv, c);
+}
+
+static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len, void *cb)
+{
+    rt_server_t *srv = cb;
+    rt_conn_t *c = mg_get_user_connection_data(conn);
+    if (!c)
+        return 0;
+    atomic_store(&c->last_rx_ms, mono_ms());
+    int opcode = bits & 0x0F;
+    if (c->refused)
+        return opcode == RT_WS_CLOSE ? 0 : 1;
+    switch (opcode) {
+    case RT_WS_PING: {
+        rt_frame_t *f = rt_ws_frame_new(RT_WS_PONG, data, len > 125 ? 125 : len);
+        if (f) {
+            rt_sub_push(c->sub, f);
+            rt_frame_unref(f);
+        }
+        return 1;
+    }
+    case RT_WS_PONG:
+        return 1;
+    case RT_WS_CLOSE: {
+        /* Echo the close (RFC 6455 §5.5.1), then let civetweb end the session. */
+        int code = len >= 2 ? ((unsigned char)data[0] << 8 | (unsigned char)data[1]) : 1000;
+        (void)code;
+        rt_frame_t *f = rt_ws_close_frame_new(1000, "");
+        if (f) {
+            pthread_mutex_lock(&c->wlock);
+            mg_lock_connection(conn);
+            mg_write(conn, f->data, f->len);
+            mg_unlock_connection(conn);
+            pthread_mutex_unlock(&c->wlock);
+            rt_frame_unref(f);
+        }
+        return 0;
+    }
+    case RT_WS_TEXT:
+    case RT_WS_BINARY:
+    case 0x0: /* continuation */
+        /* Official clients send nothing. Extended-protocol messages land here. */
+        (void)srv;
+        return 1;
+    default:
+        conn_close_async(c, RT_REASON_PROTOCOL_ERROR);
+        return 1;
+    }
+}
+
+static void ws_close(const struct mg_connection *cconn, void *cb)
+{
+    rt_server_t *srv = cb;
+    rt_conn_t *c = mg_get_user_connection_data(cconn);
+    if (!c)
+        return;
+    mg_set_user_connection_data((struct mg_connection *)cconn, NULL);
+    if (c->sub) /* refused before the upgrade completed: never started */
+        session_end(srv, c);
+    conn_unref(c);
+}
+
+/* ---- SSE ---- */
+
+static int h_sse(struct mg_connection *conn, void *cb)
+{
+    rt_server_t *srv = cb;
+    if (method_is(conn, "OPTIONS"))
+        return handle_options(conn);
+    if (!method_is(conn, "GET")) {
+        send_error(conn, 405, "method_not_allowed", "use GET /v1/realtime/sse?token=…");
+        return 405;
+    }
+    rt_conn_t *c = conn_new(srv, conn, true);
+    if (!c) {
+        send_error(conn, 503, "internal_error", "out of memory");
+        return 503;
+    }
+    c->ext = true; /* SSE is rtgw's own transport: every client of it opted in */
+    refusal_t why;
+    if (session_admit(srv, conn, c, &why) != 0) {
+        atomic_fetch_add(&srv->metrics.refusals[why.reason], 1);
+        int st = rt_reason_http_status(why.reason);
+        send_error(conn, st ? st : 400, why.tok_err ? rt_tok_errname(why.tok_err) : rt_reason_name(why.reason),
+                   "%s%s%s", rt_reason_text(why.reason), why.detail[0] ? ": " : "", why.detail);
+        conn_unref(c);
+        return st;
+    }
+    const char *lei = mg_get_header(conn, "Last-Event-ID");
+    if (lei && !c->since[0] && strlen(lei) < sizeof(c->since)) {
+        rt_pos_t p;
+        if (rt_pos_parse(rt_slice_cstr(lei), &p) == 0)
+            snprintf(c->since, sizeof(c->since), "%s", lei);
+    }
+    const char *origin = cors_origin(srv, conn);
+    mg_printf(conn,
+              "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-transform\r\n"
+              "X-Accel-Buffering: no\r\nConnection: close\r\n%s%s%s\r\n: rtgw\n\n",
+              origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "", origin ? "\r\n" : "");
+    session_start(srv, c, mg_get_request_info(conn));
+    session_go(srv, c);
+    /* This civetweb thread now only watches for the client going away; the
+     * writer thread writes the events. */
+    while (atomic_load(&c->state) == STATE_OPEN && !atomic_load(&srv->stop)) {
+        if (c->fd < 0) {
+            usleep(200000);
+            continue;
+        }
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
+        int n = poll(&pfd, 1, 500);
+        if (n > 0) {
+            char b;
+            if ((pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) || recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+                break;
+        }
+    }
+    /* Let the writer flush a closing frame (graceful shutdown) for a moment. */
+    for (int i = 0; i < 20 && atomic_load(&c->state) == STATE_CLOSING && !c->close_sent; i++)
+        usleep(50000);
+    session_end(srv, c);
+    conn_unref(c);
+    return 200;
+}
+
+/* ------------------------------------------------------------------------ */
+/* heartbeat                                                                   */
+
+static void *heartbeat_main(void *arg)
+{
+    rt_server_t *srv = arg;
+    int64_t last_sweep = mono_ms();
+    int64_t interval = srv->cfg->ping_interval_ms;
+    int64_t deadline = srv->cfg->ping_interval_ms + srv->cfg->pong_timeout_ms;
+    int64_t tick = interval / 4 < 250 ? (interval / 4 > 10 ? interval / 4 : 10) : 250;
+    while (!atomic_load(&srv->stop)) {
+        usleep((useconds_t)tick * 1000);
+        int64_t now = mono_ms();
+        int64_t wall = now_ms() / 1000;
+        pthread_mutex_lock(&srv->conns_lock);
+        for (rt_conn_t *c = srv->conns; c; c = c->next) {
+            int st = atomic_load(&c->state);
+            if (st == STATE_CLOSING && now - c->closing_since_ms > 2000) {
+                /* A graceful close that the peer did not finish. */
+                conn_shutdown_socket(c);
+                continue;
+            }
+            if (st != STATE_OPEN)
+                continue;
+            if (!c->sse && now - atomic_load(&c->last_rx_ms) > deadline) {
+                rt_log_info("closing idle connection", "peer=%s reason=idle_timeout", c->peer);
+                conn_close_async(c, RT_REASON_IDLE_TIMEOUT);
+                continue;
+            }
+            if (now - c->last_ping_ms >= interval) {
+                c->last_ping_ms = now;
+                rt_sub_push(c->sub, c->sse ? srv->sse_ping_frame : srv->ping_frame);
+            }
+            (void)wall;
+        }
+        pthread_mutex_unlock(&srv->conns_lock);
+        if (now - last_sweep > 5000) {
+            rt_hub_sweep(srv->hub, now_ms());
+            last_sweep = now;
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* lifecycle                                                                   */
+
+static volatile sig_atomic_t got_signal;
+static void on_signal(int sig)
+{
+    got_signal = sig;
+}
+
+static int cw_log(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    char q[400];
+    rt_log_quote(message, q, sizeof(q));
+    rt_log_warn("http server", "detail=%s", q);
+    return 1;
+}
+
+static int keyring_from_config(rt_server_t *srv)
+{
+    rt_config_t *cfg = srv->cfg;
+    srv->ring = rt_keyring_new();
+    if (!srv->ring)
+        return -1;
+    rt_alg_t alg = (rt_alg_t)rt_alg_parse(rt_slice_cstr(cfg->token_alg));
+    int rc = rt_keyring_set_signing_key(srv->ring, RT_KEY_CURRENT, rt_slice_cstr(cfg->signing_key), alg);
+    if (rc == 0 && cfg->signing_key_fallback)
+        rc = rt_keyring_set_signing_key(srv->ring, RT_KEY_FALLBACK,
+                                        rt_slice_cstr(cfg->signing_key_fallback), alg);
+    return rc;
+}
+
+int rt_server_run(rt_config_t *cfg)
+{
+    rt_server_t *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return 1;
+    rt__server = srv;
+    srv->cfg = cfg;
+    srv->started_ms = now_ms();
+    rt_metrics_init(&srv->metrics);
+    pthread_mutex_init(&srv->conns_lock, NULL);
+    rt_map_init(&peers);
+    if (keyring_from_config(srv) != 0) {
+        rt_log_error("cannot load the signing keys", "%s", "");
+        return 1;
+    }
+    rt_token_opts_default(&srv->topts);
+    srv->topts.issuer = cfg->issuer;
+    srv->topts.ttl = cfg->token_ttl_s;
+    srv->topts.max_ttl = cfg->token_max_ttl_s;
+    srv->topts.leeway = cfg->clock_leeway_s;
+    srv->topts.max_token_bytes = (size_t)cfg->max_token_bytes;
+    srv->topts.max_topics = (size_t)cfg->max_topics;
+    srv->topts.max_name_bytes = (size_t)cfg->max_name_bytes;
+
+    rt_hub_opts_t ho;
+    rt_hub_opts_default(&ho);
+    ho.queue_max_frames = (size_t)cfg->queue_max_messages;
+    ho.queue_max_bytes = (size_t)cfg->queue_max_bytes;
+    ho.history_max = (size_t)cfg->history_max;
+    ho.history_max_age_ms = cfg->history_max_age_s * 1000;
+    uint64_t seed;
+    randombytes_buf(&seed, sizeof(seed));
+    srv->hub = rt_hub_new(&ho, seed);
+    srv->api = (rt_api_t){srv->ring, srv->topts, srv->hub, &srv->metrics, cfg, cfg->dev};
+    srv->ping_frame = rt_ws_frame_new(RT_WS_PING, NULL, 0);
+    srv->sse_ping_frame = rt_frame_new(16);
+    memcpy(srv->sse_ping_frame->data, ": ping\n\n", 8);
+    srv->sse_ping_frame->len = 8;
+
+    srv->nwriters = (int)cfg->writer_threads;
+    srv->writers = calloc((size_t)srv->nwriters, sizeof(writer_t));
+    for (int i = 0; i < srv->nwriters; i++) {
+        writer_t *w = &srv->writers[i];
+        pthread_mutex_init(&w->lock, NULL);
+        w->epfd = epoll_create1(EPOLL_CLOEXEC);
+        w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+        epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev);
+        pthread_create(&w->thread, NULL, writer_main, w);
+    }
+
+    char listen[300], threads[32], reqto[32], wsto[32];
+    bool v6 = strchr(cfg->host, ':') != NULL;
+    snprintf(listen, sizeof(listen), v6 ? "[%s]:%d" : "%s:%d", cfg->host, cfg->port);
+    snprintf(threads, sizeof(threads), "%lld", (long long)(cfg->max_connections + cfg->http_threads));
+    snprintf(reqto, sizeof(reqto), "%lld", (long long)cfg->request_timeout_ms);
+    snprintf(wsto, sizeof(wsto), "%lld", (long long)cfg->ping_interval_ms);
+    const char *options[] = {"listening_ports", listen,
+                             "num_threads", threads,
+                             "request_timeout_ms", reqto,
+                             "websocket_timeout_ms", wsto,
+                             "enable_websocket_ping_pong", "no",
+                             "enable_keep_alive", "yes",
+                             "keep_alive_timeout_ms", "5000",
+                             "tcp_nodelay", "1",
+                             "max_request_size", "32768",
+                             "listen_backlog", "1024",
+                             "connection_queue", "256",
+                             "decode_url", "yes",
+                             NULL};
+    struct mg_callbacks cbs;
+    memset(&cbs, 0, sizeof(cbs));
+    cbs.log_message = cw_log;
+    mg_init_library(MG_FEATURES_WEBSOCKET);
+    char errtext[256] = "";
+    unsigned errcode = 0;
+    struct mg_error_data err = {&errcode, errtext, sizeof(errtext)};
+    struct mg_init_data init = {&cbs, srv, options};
+    srv->ctx = mg_start2(&init, &err);
+    if (!srv->ctx) {
+        char q[300];
+        rt_log_quote(errtext, q, sizeof(q));
+        rt_log_error("cannot start the HTTP server", "listen=%s detail=%s hint=\"is the port in use? set RTGW_LISTEN\"",
+                     listen, q);
+        atomic_store(&srv->stop, true);
+        for (int i = 0; i < srv->nwriters; i++)
+            pthread_join(srv->writers[i].thread, NULL);
+        return 1;
+    }
+    mg_set_request_handler(srv->ctx, "/v1/realtime/token$", h_token, srv);
+    mg_set_request_handler(srv->ctx, "/v1/realtime/publish$", h_publish, srv);
+    mg_set_request_handler(srv->ctx, "/v1/realtime/sse$", h_sse, srv);
+    mg_set_request_handler(srv->ctx, "/health$", h_health, srv);
+    mg_set_request_handler(srv->ctx, "/ready$", h_ready, srv);
+    mg_set_request_handler(srv->ctx, "/metrics$", h_metrics, srv);
+    mg_set_request_handler(srv->ctx, "/dev$", h_dev, srv);
+    mg_set_request_handler(srv->ctx, "/", h_root, srv);
+    mg_set_websocket_handler_with_subprotocols(srv->ctx, "/v1/realtime/connect$", &ws_protos,
+                                               ws_connect, ws_ready, ws_data, ws_close, srv);
+    pthread_create(&srv->heartbeat, NULL, heartbeat_main, srv);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rt_log_info("listening", "addr=%s dev=%d max_connections=%lld version=%s", listen, cfg->dev,
+                (long long)cfg->max_connections, RT_VERSION);
+    printf("rtgw %s listening on http://%s\n", RT_VERSION, listen);
+    fflush(stdout);
+    while (!got_signal)
+        pause();
+
+    /* Drain: refuse new work, tell every client, wait for them, stop. */
+    rt_log_info("shutting down", "signal=%d connections=%ld", (int)got_signal, atomic_load(&srv->nconns));
+    atomic_store(&srv->draining, true);
+    rt_frame_t *closing_ws = rt_ws_frame_new(RT_WS_TEXT, "{\"kind\":\"closing\"}", 18);
+    rt_frame_t *closing_sse = rt_frame_new(64);
+    closing_sse->len = (uint32_t)snprintf(closing_sse->data, 64, "event: closing\ndata: {\"kind\":\"closing\"}\n\n");
+    pthread_mutex_lock(&srv->conns_lock);
+    for (rt_conn_t *c = srv->conns; c; c = c->next) {
+        rt_sub_push(c->sub, c->sse ? closing_sse : closing_ws);
+        conn_close_async(c, RT_REASON_SHUTTING_DOWN);
+    }
+    pthread_mutex_unlock(&srv->conns_lock);
+    rt_frame_unref(closing_ws);
+    rt_frame_unref(closing_sse);
+    int64_t until = mono_ms() + cfg->shutdown_timeout_ms;
+    while (atomic_load(&srv->nconns) > 0 && mono_ms() < until)
+        usleep(20000);
+    atomic_store(&srv->stop, true);
+    mg_stop(srv->ctx);
+    pthread_join(srv->heartbeat, NULL);
+    for (int i = 0; i < srv->nwriters; i++) {
+        pthread_join(srv->writers[i].thread, NULL);
+        close(srv->writers[i].epfd);
+        close(srv->writers[i].evfd);
+    }
+    rt_log_info("stopped", "remaining_connections=%ld", atomic_load(&srv->nconns));
+    rt_hub_free(srv->hub);
+    rt_keyring_free(srv->ring);
+    rt_frame_unref(srv->ping_frame);
+    rt_frame_unref(srv->sse_ping_frame);
+    free(srv->writers);
+    free(srv);
+    return 0;
+}
