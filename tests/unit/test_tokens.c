@@ -957,8 +957,8 @@ RT_TEST(verify_header_not_json_object)
     ERR_EQ(verify_header_text("not json"), RT_TOK_EJSON);
     ERR_EQ(verify_header_text("[\"HS256\"]"), RT_TOK_EJSON);
     ERR_EQ(verify_header_text("{\"alg\":\"HS256\""), RT_TOK_EJSON);
-    ERR_EQ(verify_header_text("{\"alg\":\"HS256\"}{}"), RT_TOK_EJSON);      /* trailing JSON */
-    ERR_EQ(verify_header_text("{\"alg\":\"HS256\"} x"), RT_TOK_EJSON);      /* trailing bytes */
+    ERR_EQ(verify_header_text("{\"alg\":\"HS256\"}{}"), RT_TOK_EJSON); /* trailing JSON */
+    ERR_EQ(verify_header_text("{\"alg\":\"HS256\"} x"), RT_TOK_EJSON); /* trailing bytes */
 }
 
 RT_TEST(verify_payload_not_json_object)
@@ -1005,6 +1005,9 @@ RT_TEST(verify_header_bad_typ_crit_types)
     ERR_EQ(verify_header_text("{\"alg\":[\"HS256\"]}"), RT_TOK_ETYP);
     ERR_EQ(verify_header_text("{\"alg\":\"HS256\",\"kid\":7}"), RT_TOK_ETYP);
     ERR_EQ(verify_header_text("{\"alg\":\"HS256\",\"kid\":null}"), RT_TOK_ETYP);
+    ERR_EQ(verify_header_text("{\"alg\":\"HS256\",\"typ\":\"application/jwt\"}"), RT_TOK_ETYP);
+    snprintf(h, sizeof h, "{\"alg\":\"HS256\",\"kid\":\"%s\",\"typ\":\"jwt\"}", kid);
+    ERR_EQ(verify_header_text(h), 0); /* media types compare without case */
     /* typ is optional, extra fields are ignored */
     snprintf(h, sizeof h, "{\"alg\":\"HS256\",\"kid\":\"%s\",\"x5u\":\"ignored\"}", kid);
     ERR_EQ(verify_header_text(h), 0);

@@ -256,7 +256,8 @@ int rt_token_mint(const rt_keyring_t *ring, const rt_token_opts_t *opts, const r
  * present with their types, exp > now - leeway, nbf <= now + leeway,
  * iat <= now + leeway, env equal to the signing key's env, topic names valid,
  * topic count within max_topics.
- * Precisely: after the header parses, typ and crit are checked, then alg
+ * Precisely: after the header parses, typ (compared without case, as media
+ * types are) and crit are checked, then alg
  * (missing → EALG, not a string → ETYP, "none" in any case → EALG_NONE, before
  * the kid is looked up), then the kid. A header without kid is checked against
  * the current key only (never each key in turn, which would let a token pick

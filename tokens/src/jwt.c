@@ -288,8 +288,9 @@ static int check_header(const rt_keyring_t *ring, json_t *h, rt__verkey_t *key)
     rt_slice_t kid_sl = {NULL, 0};
     int rc, parsed;
 
+    /* typ is a media type, so compared without case (RFC 7515 §4.1.9) */
     if (typ && !(json_is_string(typ) && json_string_length(typ) == 3 &&
-                 memcmp(json_string_value(typ), "JWT", 3) == 0))
+                 strncasecmp(json_string_value(typ), "JWT", 3) == 0))
         return RT_TOK_ETYP;
     if (json_object_get(h, "crit")) /* no extension is understood, so none may be critical */
         return RT_TOK_ETYP;
