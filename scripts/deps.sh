@@ -7,7 +7,7 @@ set -euo pipefail
 group=${1:-build}
 cd "$(dirname "$0")/.."
 
-build_pkgs=(gcc make cmake pkg-config libcivetweb-dev libsodium-dev libjansson-dev
+build_pkgs=(gcc make cmake pkg-config civetweb libcivetweb-dev libsodium-dev libjansson-dev
             libhiredis-dev libssl-dev openssl)
 test_pkgs=(redis-server nginx curl python3 chromium)
 [ "${RT_FUZZ_DEPS:-0}" = 1 ] && build_pkgs+=(clang libclang-rt-14-dev)
