@@ -290,6 +290,13 @@ int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char 
         rt_resp_error(r, 400, "bad_request", "at most 16 topic parameters per publish");
         return -1;
     }
+    int il = rt_query_get(query, "idempotency_key", 0, t->idem_key, sizeof(t->idem_key));
+    if (il == -2 || (il >= 0 && rt_name_validate((rt_slice_t){t->idem_key, (size_t)il}, 255) != 0)) {
+        rt_resp_error(r, 400, "bad_request", "idempotency_key must be 1-255 bytes of printable UTF-8");
+        return -1;
+    }
+    if (il < 0)
+        t->idem_key[0] = 0;
     const char *opt[2] = {"run_id", "fn_id"};
     char *dst[2] = {t->run_id, t->fn_id};
     for (int i = 0; i < 2; i++) {
@@ -372,6 +379,7 @@ void rt_api_publish_body(rt_api_t *api, const rt_publish_target_t *t, const char
     }
     json_t *ids = json_array();
     size_t delivered = 0;
+    int duplicates = 0;
     for (int i = 0; i < t->ntopics; i++) {
         rt_event_t ev = {
             .kind = "data",
@@ -384,13 +392,20 @@ void rt_api_publish_body(rt_api_t *api, const rt_publish_target_t *t, const char
         };
         rt_pos_t pos;
         size_t d = 0;
-        if (rt_hub_publish(api->hub, &ev, &pos, &d) != 0) {
+        bool dup = false;
+        int rc = rt_hub_publish_idem(api->hub, &ev, rt_slice_cstr(t->idem_key), now_ms, &pos, &d, &dup);
+        if (rc != 0) {
             free(json);
             json_decref(ids);
             atomic_fetch_add(&api->metrics->publish_errors, 1);
-            rt_resp_error(r, 500, "internal_error", "out of memory while publishing");
+            if (rc == -2)
+                rt_resp_error(r, 429, "too_many_idempotency_keys",
+                              "this channel holds too many live idempotency keys; retry later");
+            else
+                rt_resp_error(r, 500, "internal_error", "out of memory while publishing");
             return;
         }
+        duplicates += dup;
         delivered += d;
         char ps[RT_POS_MAX];
         rt_pos_format(pos, ps, sizeof(ps));
@@ -398,7 +413,10 @@ void rt_api_publish_body(rt_api_t *api, const rt_publish_target_t *t, const char
     }
     free(json);
     rt_metrics_publish_latency(api->metrics, (uint64_t)(mono_us() - t0));
-    resp_json(r, 200, json_pack("{s:b,s:o,s:I}", "ok", 1, "ids", ids, "delivered", (json_int_t)delivered));
+    json_t *o = json_pack("{s:b,s:o,s:I}", "ok", 1, "ids", ids, "delivered", (json_int_t)delivered);
+    if (duplicates)
+        json_object_set_new(o, "duplicate", json_true());
+    resp_json(r, 200, o);
 }
 
 int rt_api_publish_stream_event(rt_api_t *api, const rt_publish_target_t *t, const char *kind,
@@ -428,4 +446,147 @@ int rt_api_publish_stream_event(rt_api_t *api, const rt_publish_target_t *t, con
     }
     free(json);
     return rc;
+}
+
+/* ---- batch ---- */
+
+static json_t *batch_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static json_t *batch_error(const char *name, const char *fmt, ...)
+{
+    char msg[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return json_pack("{s:b,s:s,s:s}", "ok", 0, "error", name, "message", msg);
+}
+
+static const char *opt_string(json_t *ev, const char *field, size_t max, int *bad)
+{
+    json_t *v = json_object_get(ev, field);
+    if (!v)
+        return "";
+    if (!json_is_string(v) || rt_name_validate((rt_slice_t){json_string_value(v), json_string_length(v)}, max) != 0) {
+        *bad = 1;
+        return "";
+    }
+    return json_string_value(v);
+}
+
+void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *body, size_t len,
+                          int64_t now_ms, rt_resp_t *r)
+{
+    /* Authorise once: a signing key may publish anywhere; a token only to its
+     * grants, checked per event. */
+    rt_slice_t cred = rt_api_bearer(authorization);
+    rt_claims_t claims = {0};
+    bool by_token = false;
+    if (cred.len == 0 || strncmp(cred.base, "signkey-", 8) == 0) {
+        if (rt_api_check_key(api, authorization, r) != 0)
+            return;
+    } else {
+        int rc = rt_token_verify(api->ring, &api->topts, cred, now_ms / 1000, &claims);
+        if (rc) {
+            rt_metrics_token_refusal(api->metrics, rc);
+            atomic_fetch_add(&api->metrics->auth_failures, 1);
+            rt_resp_error(r, 401, rt_tok_errname(rc), "%s", rt_tok_strerror(rc));
+            return;
+        }
+        if (!claims.publish) {
+            rt_claims_clear(&claims);
+            rt_resp_error(r, 403, "topic_not_allowed", "the token does not allow publishing");
+            return;
+        }
+        by_token = true;
+    }
+    json_error_t err;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+    if (!root || !json_is_array(root) || json_array_size(root) == 0) {
+        if (root)
+            rt_resp_error(r, 400, "bad_request", "body must be a non-empty array of events");
+        else
+            rt_resp_error(r, 400, "bad_json", "body is not valid JSON: %s (line %d, column %d)", err.text,
+                          err.line, err.column);
+        json_decref(root);
+        rt_claims_clear(&claims);
+        return;
+    }
+    size_t n = json_array_size(root);
+    if (n > (size_t)api->cfg->max_batch) {
+        rt_resp_error(r, 413, "batch_too_large", "%zu events; the limit is %lld (RTGW_MAX_BATCH)", n,
+                      (long long)api->cfg->max_batch);
+        json_decref(root);
+        rt_claims_clear(&claims);
+        return;
+    }
+    json_t *results = json_array();
+    size_t ok = 0, failed = 0;
+    size_t maxn = api->topts.max_name_bytes;
+    for (size_t i = 0; i < n; i++) {
+        json_t *ev = json_array_get(root, i), *res = NULL;
+        atomic_fetch_add(&api->metrics->publish_requests, 1);
+        json_t *c = json_is_object(ev) ? json_object_get(ev, "channel") : NULL;
+        json_t *t = json_is_object(ev) ? json_object_get(ev, "topic") : NULL;
+        int rc1 = json_is_string(c) ? rt_name_validate((rt_slice_t){json_string_value(c), json_string_length(c)}, maxn) : RT_TOK_ECLAIM_MISSING;
+        int rc2 = json_is_string(t) ? rt_name_validate((rt_slice_t){json_string_value(t), json_string_length(t)}, maxn) : RT_TOK_ECLAIM_MISSING;
+        int bad = 0;
+        const char *run_id = json_is_object(ev) ? opt_string(ev, "run_id", 255, &bad) : "";
+        const char *fn_id = json_is_object(ev) ? opt_string(ev, "fn_id", 255, &bad) : "";
+        const char *ikey = json_is_object(ev) ? opt_string(ev, "idempotency_key", 255, &bad) : "";
+        if (!json_is_object(ev)) {
+            res = batch_error("bad_request", "event %zu is not an object", i);
+        } else if (rc1 || rc2) {
+            int rc = rc1 ? rc1 : rc2;
+            res = rc == RT_TOK_ECLAIM_MISSING
+                      ? batch_error("bad_request", "event %zu needs string fields channel and topic", i)
+                      : batch_error(rt_tok_errname(rc), "event %zu %s: %s", i, rc1 ? "channel" : "topic",
+                                    rt_tok_strerror(rc));
+        } else if (strcmp(json_string_value(t), "*") == 0) {
+            res = batch_error("bad_request", "event %zu: topic '*' is a subscription wildcard", i);
+        } else if (bad) {
+            res = batch_error("bad_request", "event %zu: run_id, fn_id and idempotency_key must be 1-255 bytes of printable UTF-8", i);
+        } else if (by_token && !rt_claims_grants(&claims, (rt_slice_t){json_string_value(c), json_string_length(c)},
+                                                 (rt_slice_t){json_string_value(t), json_string_length(t)})) {
+            res = batch_error("topic_not_allowed", "event %zu: the token does not allow this channel and topic", i);
+        } else {
+            json_t *data = json_object_get(ev, "data");
+            char *dj = json_dumps(data ? data : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+            rt_event_t e = {
+                .kind = "data",
+                .channel = {json_string_value(c), json_string_length(c)},
+                .topic = {json_string_value(t), json_string_length(t)},
+                .data = {dj ? dj : "null", dj ? strlen(dj) : 4},
+                .created_at_ms = now_ms,
+                .run_id = rt_slice_cstr(run_id),
+                .fn_id = rt_slice_cstr(fn_id),
+            };
+            rt_pos_t pos;
+            size_t d = 0;
+            bool dup = false;
+            int rc = dj ? rt_hub_publish_idem(api->hub, &e, rt_slice_cstr(ikey), now_ms, &pos, &d, &dup) : -1;
+            free(dj);
+            if (rc == 0) {
+                char ps[RT_POS_MAX];
+                rt_pos_format(pos, ps, sizeof(ps));
+                res = json_pack("{s:b,s:s,s:I}", "ok", 1, "id", ps, "delivered", (json_int_t)d);
+                if (dup)
+                    json_object_set_new(res, "duplicate", json_true());
+            } else if (rc == -2) {
+                res = batch_error("too_many_idempotency_keys", "event %zu: too many live idempotency keys", i);
+            } else {
+                res = batch_error("internal_error", "event %zu: out of memory", i);
+            }
+        }
+        if (json_is_true(json_object_get(res, "ok")))
+            ok++;
+        else {
+            failed++;
+            atomic_fetch_add(&api->metrics->publish_errors, 1);
+        }
+        json_array_append_new(results, res);
+    }
+    json_decref(root);
+    rt_claims_clear(&claims);
+    resp_json(r, 200, json_pack("{s:o,s:I,s:I}", "results", results, "published", (json_int_t)ok,
+                                "failed", (json_int_t)failed));
 }

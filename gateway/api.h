@@ -60,6 +60,7 @@ typedef struct {
     int ntopics;
     char run_id[256];
     char fn_id[256];
+    char idem_key[256]; /* Idempotency-Key header or idempotency_key parameter; "" = none */
 } rt_publish_target_t;
 
 /* Authorise and parse the publish query. Authorization is a signing key or a
@@ -71,6 +72,14 @@ int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char 
  * the prepared target; fills r with 200 {"ok":true,"ids":[…],"delivered":n}. */
 void rt_api_publish_body(rt_api_t *api, const rt_publish_target_t *t, const char *body, size_t len,
                          int64_t now_ms, rt_resp_t *r);
+
+/* POST /v1/realtime/publish/batch: body [{"channel","topic","data","run_id"?,
+ * "fn_id"?,"idempotency_key"?}, …]. Each event is validated, authorised and
+ * published on its own; the reply is 200 {"results":[{"ok":true,"id":…} |
+ * {"ok":false,"error":…,"message":…}], "published":n, "failed":m}. A body that is
+ * not such an array is refused as a whole (400). */
+void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *body, size_t len,
+                          int64_t now_ms, rt_resp_t *r);
 
 /* Publish a stream event (kind "datastream-start", "chunk", "datastream-end")
  * carrying a string; delivered only to subscribers that opted in. */

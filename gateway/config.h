@@ -35,7 +35,12 @@
     XX(shutdown_timeout_ms, "RTGW_SHUTDOWN_TIMEOUT_MS", 5000, 0, 600000,                          \
        "how long SIGTERM waits for clients to drain")                                              \
     XX(writer_threads, "RTGW_WRITER_THREADS", 1, 1, 64, "threads writing to subscriber sockets") \
-    XX(sndbuf_bytes, "RTGW_SOCKET_SNDBUF", 262144, 4096, 67108864, "socket send buffer per connection")
+    XX(sndbuf_bytes, "RTGW_SOCKET_SNDBUF", 262144, 4096, 67108864, "socket send buffer per connection") \
+    XX(idempotency_window_s, "RTGW_IDEMPOTENCY_WINDOW", 300, 1, 86400,                            \
+       "how long an Idempotency-Key is remembered (seconds)")                                      \
+    XX(max_batch, "RTGW_MAX_BATCH", 1000, 1, 100000, "events per batch publish")                  \
+    XX(close_on_expiry, "RTGW_CLOSE_ON_EXPIRY", 0, 0, 1,                                          \
+       "1: close connections whose token expired without refresh (4409); 0: keep them (Inngest)")
 
 /* XX(field, ENV_NAME, default, help) — string settings (default NULL = unset) */
 #define RT_CONFIG_STRS(XX)                                                                         \

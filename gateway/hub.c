@@ -50,7 +50,13 @@ typedef struct channel_s {
     hist_t *hist;
     size_t hhead, hcount, hcap;
     int64_t last_activity_ms;
+    rt_map_t idem; /* "<topic>\0<key>" → idem_t* */
 } channel_t;
+
+typedef struct {
+    rt_pos_t pos;
+    int64_t expires_ms;
+} idem_t;
 
 typedef struct {
     channel_t *ch;
@@ -103,6 +109,8 @@ void rt_hub_opts_default(rt_hub_opts_t *o)
     o->queue_max_bytes = 8u << 20;
     o->history_max = 1000;
     o->history_max_age_ms = 300000;
+    o->idem_window_ms = 300000;
+    o->idem_max_keys = 100000;
 }
 
 rt_hub_t *rt_hub_new(const rt_hub_opts_t *opts, uint64_t seed)
@@ -144,6 +152,9 @@ static void channel_free(channel_t *ch)
     }
     rt_map_clear(&ch->topics);
     subvec_free(&ch->wildcard);
+    RT_MAP_FOREACH(&ch->idem, e)
+    free(e->value);
+    rt_map_clear(&ch->idem);
     for (size_t i = 0; i < ch->hcount; i++)
         hist_entry_free(&ch->hist[(ch->hhead + i) % ch->hcap]);
     free(ch->hist);
@@ -193,6 +204,7 @@ static channel_t *channel_new(rt_hub_t *hub, rt_slice_t name)
     ch->nlen = name.len;
     pthread_mutex_init(&ch->lock, NULL);
     rt_map_init(&ch->topics);
+    rt_map_init(&ch->idem);
     /* A new channel object means any earlier history is gone: new epoch. */
     ch->epoch = mix64(hub->seed ^ mix64(atomic_fetch_add(&hub->epoch_counter, 1) + 1)) >> 16;
     if (ch->epoch == 0)
@@ -515,13 +527,27 @@ static bool topic_in(rt_slice_t t, const rt_slice_t *topics, size_t n)
 int rt_hub_subscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
                      size_t ntopics, const rt_pos_t *since, rt_resume_t *out)
 {
-    rt_resume_t res = {.recovered = true, .had_since = since != NULL};
+    return rt_hub_subscribe_any(hub, sub, channel, topics, ntopics, since, since ? 1 : 0, out);
+}
+
+int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
+                         const rt_slice_t *topics, size_t ntopics, const rt_pos_t *cands,
+                         size_t ncands, rt_resume_t *out)
+{
+    rt_resume_t res = {.recovered = true, .had_since = ncands > 0};
     bool wake = false;
     channel_t *ch = channel_acquire(hub, channel, true);
     if (!ch)
         return -1;
     int rc = 0;
     bool kicked = false;
+    const rt_pos_t *since = NULL;
+    rt_pos_t nomatch = {0, 0};
+    for (size_t i = 0; i < ncands && !since; i++)
+        if (cands[i].epoch == ch->epoch)
+            since = &cands[i];
+    if (ncands && !since)
+        since = &nomatch; /* epoch 0 never matches: reported as not recovered */
 
     /* Replay first, under the channel lock: nothing published can slip
      * between the replayed events and the live ones. */
@@ -617,6 +643,106 @@ int rt_hub_subscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt_
     return rc;
 }
 
+/* Remove link i of sub; caller holds its channel's lock. */
+static void link_remove_locked(rt_hub_t *hub, rt_sub_t *sub, size_t i)
+{
+    link_t *l = &sub->links[i];
+    channel_t *ch = l->ch;
+    subvec_t *v = l->topic ? rt_map_get(&ch->topics, l->topic, l->tlen) : &ch->wildcard;
+    if (v && subvec_del(v, sub)) {
+        ch->nsubs--;
+        atomic_fetch_sub(&hub->subscriptions, 1);
+        if (l->topic && v->n == 0) {
+            rt_map_del(&ch->topics, l->topic, l->tlen);
+            subvec_free(v);
+            free(v);
+        }
+    }
+    free(l->topic);
+    sub->links[i] = sub->links[--sub->nlinks];
+}
+
+void rt_hub_unsubscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, rt_slice_t topic)
+{
+    bool wild = topic.len == 1 && topic.base[0] == '*';
+    for (size_t i = 0; i < sub->nlinks; i++) {
+        link_t *l = &sub->links[i];
+        if (l->ch->nlen != channel.len || memcmp(l->ch->name, channel.base, channel.len) != 0)
+            continue;
+        if (wild ? l->topic != NULL
+                 : (!l->topic || l->tlen != topic.len || memcmp(l->topic, topic.base, topic.len) != 0))
+            continue;
+        channel_t *ch = l->ch;
+        pthread_mutex_lock(&ch->lock);
+        link_remove_locked(hub, sub, i);
+        pthread_mutex_unlock(&ch->lock);
+        return;
+    }
+}
+
+int rt_hub_set_topics(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
+                      size_t ntopics)
+{
+    channel_t *ch = NULL;
+    for (size_t i = 0; i < sub->nlinks && !ch; i++)
+        if (sub->links[i].ch->nlen == channel.len &&
+            memcmp(sub->links[i].ch->name, channel.base, channel.len) == 0)
+            ch = sub->links[i].ch;
+    if (!ch) /* not subscribed there yet: a plain subscribe */
+        return ntopics ? rt_hub_subscribe(hub, sub, channel, topics, ntopics, NULL, NULL) : 0;
+    pthread_mutex_lock(&ch->lock);
+    for (size_t i = sub->nlinks; i-- > 0;)
+        if (sub->links[i].ch == ch)
+            link_remove_locked(hub, sub, i);
+    /* Re-add under the same lock hold: publishes see either the old set or
+     * the new one. The channel cannot be freed meanwhile (we hold its lock,
+     * and the sweep takes it before freeing). */
+    int rc = 0;
+    for (size_t i = 0; i < ntopics && rc == 0; i++) {
+        rt_slice_t t = topics[i];
+        bool wild = t.len == 1 && t.base[0] == '*';
+        if (sub_has_link(sub, ch, t))
+            continue;
+        subvec_t *v = &ch->wildcard;
+        if (!wild) {
+            v = rt_map_get(&ch->topics, t.base, t.len);
+            if (!v) {
+                v = calloc(1, sizeof(*v));
+                if (!v || rt_map_put(&ch->topics, t.base, t.len, v) != 0) {
+                    free(v);
+                    rc = -1;
+                    break;
+                }
+            }
+        }
+        link_t *nl = realloc(sub->links, (sub->nlinks + 1) * sizeof(*nl));
+        char *tc = wild ? NULL : malloc(t.len + 1);
+        if (!nl || (!wild && !tc)) {
+            if (nl)
+                sub->links = nl;
+            free(tc);
+            rc = -1;
+            break;
+        }
+        sub->links = nl;
+        if (tc) {
+            memcpy(tc, t.base, t.len);
+            tc[t.len] = 0;
+        }
+        if (subvec_add(v, sub) < 0) {
+            free(tc);
+            rc = -1;
+            break;
+        }
+        sub->links[sub->nlinks++] = (link_t){ch, tc, wild ? 0 : t.len};
+        ch->nsubs++;
+        atomic_fetch_add(&hub->subscriptions, 1);
+    }
+    ch->last_activity_ms = now_ms();
+    pthread_mutex_unlock(&ch->lock);
+    return rc;
+}
+
 void rt_hub_unsubscribe_all(rt_hub_t *hub, rt_sub_t *sub)
 {
     for (size_t i = 0; i < sub->nlinks; i++) {
@@ -691,9 +817,65 @@ static void fanout(subvec_t *v, rt_frame_t **frames, const rt_pos_t *pos, bool e
 
 int rt_hub_publish(rt_hub_t *hub, const rt_event_t *ev, rt_pos_t *pos_out, size_t *delivered_out)
 {
+    return rt_hub_publish_idem(hub, ev, (rt_slice_t){"", 0}, 0, pos_out, delivered_out, NULL);
+}
+
+static void idem_purge(channel_t *ch, int64_t now_ms)
+{
+    for (size_t i = 0; i < ch->idem.cap;) {
+        rt_map_entry_t *e = &ch->idem.slots[i];
+        if (e->key && ((idem_t *)e->value)->expires_ms <= now_ms) {
+            free(e->value);
+            rt_map_del(&ch->idem, e->key, e->klen);
+            continue; /* backward shift may have moved another entry here */
+        }
+        i++;
+    }
+}
+
+int rt_hub_publish_idem(rt_hub_t *hub, const rt_event_t *ev, rt_slice_t idem_key, int64_t now,
+                        rt_pos_t *pos_out, size_t *delivered_out, bool *duplicate)
+{
+    if (duplicate)
+        *duplicate = false;
     channel_t *ch = channel_acquire(hub, ev->channel, true);
     if (!ch)
         return -1;
+    char ikey_buf[512];
+    char *ikey = NULL;
+    size_t iklen = 0;
+    if (idem_key.len) {
+        iklen = ev->topic.len + 1 + idem_key.len;
+        ikey = iklen <= sizeof(ikey_buf) ? ikey_buf : malloc(iklen);
+        if (!ikey) {
+            pthread_mutex_unlock(&ch->lock);
+            return -1;
+        }
+        memcpy(ikey, ev->topic.base, ev->topic.len);
+        ikey[ev->topic.len] = 0;
+        memcpy(ikey + ev->topic.len + 1, idem_key.base, idem_key.len);
+        idem_t *seen = rt_map_get(&ch->idem, ikey, iklen);
+        if (seen && seen->expires_ms > now) {
+            if (pos_out)
+                *pos_out = seen->pos;
+            if (delivered_out)
+                *delivered_out = 0;
+            if (duplicate)
+                *duplicate = true;
+            pthread_mutex_unlock(&ch->lock);
+            if (ikey != ikey_buf)
+                free(ikey);
+            return 0;
+        }
+        if (!seen && ch->idem.count >= hub->opts.idem_max_keys)
+            idem_purge(ch, now);
+        if (!seen && ch->idem.count >= hub->opts.idem_max_keys) {
+            pthread_mutex_unlock(&ch->lock);
+            if (ikey != ikey_buf)
+                free(ikey);
+            return -2;
+        }
+    }
     rt_pos_t pos = {ch->epoch, ch->last_offset + 1};
     size_t jlen;
     char *json = rt_event_json(ev, &pos, &jlen);
@@ -704,10 +886,28 @@ int rt_hub_publish(rt_hub_t *hub, const rt_event_t *ev, rt_pos_t *pos_out, size_
     }
     if (!frames[RT_FMT_WS]) {
         pthread_mutex_unlock(&ch->lock);
+        if (ikey && ikey != ikey_buf)
+            free(ikey);
         return -1;
     }
     ch->last_offset = pos.offset;
     ch->last_activity_ms = now_ms();
+    if (ikey) {
+        idem_t *it = rt_map_get(&ch->idem, ikey, iklen);
+        if (!it) {
+            it = malloc(sizeof(*it));
+            if (it && rt_map_put(&ch->idem, ikey, iklen, it) != 0) {
+                free(it);
+                it = NULL;
+            }
+        }
+        if (it) {
+            it->pos = pos;
+            it->expires_ms = now + hub->opts.idem_window_ms;
+        }
+        if (ikey != ikey_buf)
+            free(ikey);
+    }
     hist_append(hub, ch, pos.offset, ev->topic, ev->ext_only, frames[RT_FMT_WS]);
 
     size_t delivered = 0;
@@ -755,7 +955,10 @@ void rt_hub_sweep(rt_hub_t *hub, int64_t now)
         pthread_mutex_lock(&ch->lock);
         while (ch->hcount && now - ch->hist[ch->hhead].ts_ms > max_age)
             hist_evict_front(hub, ch);
-        bool idle = ch->nsubs == 0 && ch->hcount == 0 && now - ch->last_activity_ms > max_age;
+        if (ch->idem.count)
+            idem_purge(ch, now);
+        bool idle = ch->nsubs == 0 && ch->hcount == 0 && ch->idem.count == 0 &&
+                    now - ch->last_activity_ms > max_age;
         pthread_mutex_unlock(&ch->lock);
         if (idle) {
             rt_map_del(&hub->channels, ch->name, ch->nlen);

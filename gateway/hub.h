@@ -46,6 +46,8 @@ typedef struct {
     size_t queue_max_bytes;   /* per subscriber; default 8 MiB */
     size_t history_max;       /* events kept per channel; default 1000; 0 disables */
     int64_t history_max_age_ms; /* default 300000 (5 min) */
+    int64_t idem_window_ms;     /* idempotency keys remembered this long; default 300000 */
+    size_t idem_max_keys;       /* live keys per channel; default 100000 */
 } rt_hub_opts_t;
 
 void rt_hub_opts_default(rt_hub_opts_t *o);
@@ -90,6 +92,24 @@ typedef struct {
 int rt_hub_subscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
                      size_t ntopics, const rt_pos_t *since, rt_resume_t *out);
 
+/* Like rt_hub_subscribe, with candidate positions: the one whose epoch is
+ * this channel's is used (positions carry their channel's random epoch, so a
+ * client can send one per channel without naming channels). When candidates
+ * are given and none matches, the result is recovered=false. */
+int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
+                         const rt_slice_t *topics, size_t ntopics, const rt_pos_t *cands,
+                         size_t ncands, rt_resume_t *out);
+
+/* Remove one (channel, topic) subscription of sub ("*" for the wildcard).
+ * Used when a refreshed token narrows the grant. Idempotent. */
+void rt_hub_unsubscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, rt_slice_t topic);
+
+/* Replace sub's topics on `channel` with `topics` (possibly none) atomically
+ * with respect to publishes on that channel: no event is lost or doubled in
+ * between. Used when a refreshed token narrows the grant. 0 or -1 (OOM). */
+int rt_hub_set_topics(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
+                      size_t ntopics);
+
 /* Remove every subscription of sub; afterwards nothing more is enqueued and
  * the queue is emptied. Idempotent. */
 void rt_hub_unsubscribe_all(rt_hub_t *hub, rt_sub_t *sub);
@@ -99,6 +119,13 @@ void rt_hub_unsubscribe_all(rt_hub_t *hub, rt_sub_t *sub);
  * (channel, topic) and (channel, "*"). Returns 0 (pos and delivered filled),
  * -1 on OOM. */
 int rt_hub_publish(rt_hub_t *hub, const rt_event_t *ev, rt_pos_t *pos, size_t *delivered);
+
+/* Publish with an idempotency key (may be empty: then like rt_hub_publish).
+ * A key already used for the same (channel, topic) within the window is not
+ * published again: *duplicate is set and *pos is the original position.
+ * Returns 0, -1 on OOM, -2 when the channel holds too many live keys. */
+int rt_hub_publish_idem(rt_hub_t *hub, const rt_event_t *ev, rt_slice_t idem_key, int64_t now_ms,
+                        rt_pos_t *pos, size_t *delivered, bool *duplicate);
 
 /* Evict history older than the age bound and free idle empty channels. */
 void rt_hub_sweep(rt_hub_t *hub, int64_t now_ms);

@@ -209,7 +209,8 @@ struct rt_conn_s {
     rt_reason_t refuse_reason;
     char refuse_detail[96];
     rt_claims_t claims;
-    char since[RT_POS_MAX];
+    rt_pos_t since[16]; /* resume candidates: one per channel (matched by epoch) */
+    size_t nsince;
     rt_conn_t *next_ready;
     rt_conn_t *prev, *next; /* srv->conns */
     char peer[64];
@@ -727,6 +728,15 @@ static int h_publish(struct mg_connection *conn, void *cb)
         send_resp(conn, &r);
         return st;
     }
+    const char *ik = mg_get_header(conn, "Idempotency-Key");
+    if (ik && !t->idem_key[0]) {
+        if (rt_name_validate(rt_slice_cstr(ik), 255) != 0) {
+            free(t);
+            send_error(conn, 400, "bad_request", "Idempotency-Key must be 1-255 bytes of printable UTF-8");
+            return 400;
+        }
+        snprintf(t->idem_key, sizeof(t->idem_key), "%s", ik);
+    }
     const char *ct = mg_get_header(conn, "Content-Type");
     if (ct && strncasecmp(ct, "text/stream", 11) == 0) {
         publish_stream(srv, conn, t);
@@ -743,6 +753,32 @@ static int h_publish(struct mg_connection *conn, void *cb)
     rt_api_publish_body(&srv->api, t, body, len, now_ms(), &r);
     free(body);
     free(t);
+    int st = r.status;
+    send_resp(conn, &r);
+    log_request(conn, st);
+    return st;
+}
+
+static int h_publish_batch(struct mg_connection *conn, void *cb)
+{
+    rt_server_t *srv = cb;
+    if (method_is(conn, "OPTIONS"))
+        return handle_options(conn);
+    if (!method_is(conn, "POST")) {
+        send_error(conn, 405, "method_not_allowed", "use POST /v1/realtime/publish/batch");
+        return 405;
+    }
+    if (atomic_load(&srv->draining)) {
+        send_error(conn, 503, "shutting_down", "the gateway is shutting down; retry on another node");
+        return 503;
+    }
+    char *body;
+    size_t len;
+    if (read_body(conn, (size_t)srv->cfg->max_body_bytes, &body, &len) != 0)
+        return 413;
+    rt_resp_t r = {0};
+    rt_api_publish_batch(&srv->api, mg_get_header(conn, "Authorization"), body, len, now_ms(), &r);
+    free(body);
     int st = r.status;
     send_resp(conn, &r);
     log_request(conn, st);
@@ -893,15 +929,28 @@ static int session_admit(rt_server_t *srv, struct mg_connection *conn, rt_conn_t
         return -1;
     }
     c->token_exp = c->claims.exp;
-    int sl = rt_query_get(ri->query_string, "since", 0, c->since, sizeof(c->since));
-    rt_pos_t p;
-    if (sl == -2 || (sl >= 0 && rt_pos_parse((rt_slice_t){c->since, (size_t)sl}, &p) != 0)) {
-        why->reason = RT_REASON_BAD_REQUEST;
-        snprintf(why->detail, sizeof(why->detail), "since is not a position from an event id");
-        return -1;
+    /* since=<id> may repeat (one per channel; a comma list works too). */
+    c->nsince = 0;
+    for (int i = 0; i < 16; i++) {
+        char sv[16 * RT_POS_MAX];
+        int sl = rt_query_get(ri->query_string, "since", i, sv, sizeof(sv));
+        if (sl == -1)
+            break;
+        char *save = NULL;
+        for (char *p = sl >= 0 ? strtok_r(sv, ",", &save) : NULL; p; p = strtok_r(NULL, ",", &save)) {
+            if (c->nsince == 16 || rt_pos_parse(rt_slice_cstr(p), &c->since[c->nsince]) != 0) {
+                sl = -2;
+                break;
+            }
+            c->nsince++;
+        }
+        if (sl == -2) {
+            why->reason = RT_REASON_BAD_REQUEST;
+            snprintf(why->detail, sizeof(why->detail),
+                     "since must be event ids (at most 16) as received in the id field");
+            return -1;
+        }
     }
-    if (sl < 0)
-        c->since[0] = 0;
     return 0;
 }
 
@@ -954,14 +1003,16 @@ static void conns_del(rt_server_t *srv, rt_conn_t *c)
 }
 
 /* Subscribe a session to every (channel, topic) its token grants, grouped by
- * channel. `since` applies to the first channel (tokens from the Inngest flow
- * name one channel). Returns the ack JSON for extended clients (malloc'd). */
+ * channel, resuming each channel from the `since` candidate with its epoch.
+ * Returns the ack JSON for extended clients (malloc'd):
+ *   {"kind":"rtgw.subscribed","topics":[…],"expires_at":s,
+ *    "channels":{"<ch>":{"id":"<latest>","recovered":b?,"replayed":n?}},"recovered":b?} */
 static char *session_subscribe(rt_server_t *srv, rt_conn_t *c)
 {
     json_t *ack = c->ext ? json_pack("{s:s,s:[],s:I}", "kind", "rtgw.subscribed", "topics",
                                      "expires_at", (json_int_t)c->token_exp)
                          : NULL;
-    json_t *positions = c->ext ? json_object() : NULL;
+    json_t *channels = c->ext ? json_object() : NULL;
     bool all_recovered = true, had_since = false;
     for (size_t i = 0; i < c->claims.ntopics; i++) {
         const char *ch = c->claims.topics[i].channel;
@@ -976,22 +1027,27 @@ static char *session_subscribe(rt_server_t *srv, rt_conn_t *c)
         for (size_t j = i; j < c->claims.ntopics && n < 256; j++)
             if (strcmp(c->claims.topics[j].channel, ch) == 0)
                 names[n++] = rt_slice_cstr(c->claims.topics[j].name);
-        rt_pos_t since, *sp = NULL;
-        if (i == 0 && c->since[0] && rt_pos_parse(rt_slice_cstr(c->since), &since) == 0)
-            sp = &since;
         rt_resume_t res;
-        if (rt_hub_subscribe(srv->hub, c->sub, rt_slice_cstr(ch), names, n, sp, &res) != 0) {
+        if (rt_hub_subscribe_any(srv->hub, c->sub, rt_slice_cstr(ch), names, n, c->since, c->nsince,
+                                 &res) != 0) {
             rt_log_error("subscribe failed", "reason=out_of_memory peer=%s", c->peer);
             continue;
         }
-        if (sp) {
+        if (res.had_since) {
             had_since = true;
             all_recovered &= res.recovered;
+            if (!res.recovered)
+                rt_log_info("resume not recovered", "peer=%s", c->peer);
         }
-        if (positions) {
+        if (channels) {
             char ps[RT_POS_MAX];
             rt_pos_format(res.current, ps, sizeof(ps));
-            json_object_set_new(positions, ch, json_string(ps));
+            json_t *cj = json_pack("{s:s}", "id", ps);
+            if (res.had_since) {
+                json_object_set_new(cj, "recovered", json_boolean(res.recovered));
+                json_object_set_new(cj, "replayed", json_integer((json_int_t)res.replayed));
+            }
+            json_object_set_new(channels, ch, cj);
             for (size_t j = 0; j < n; j++)
                 json_array_append_new(json_object_get(ack, "topics"),
                                       json_pack("{s:s,s:s%}", "channel", ch, "name", names[j].base,
@@ -1000,7 +1056,7 @@ static char *session_subscribe(rt_server_t *srv, rt_conn_t *c)
     }
     if (!ack)
         return NULL;
-    json_object_set_new(ack, "positions", positions);
+    json_object_set_new(ack, "channels", channels);
     if (had_since)
         json_object_set_new(ack, "recovered", json_boolean(all_recovered));
     char *s = json_dumps(ack, JSON_COMPACT);
@@ -1151,6 +1207,95 @@ static void ws_ready(struct mg_connection *conn, void *cb)
     session_go(srv, c);
 }
 
+static void ext_reply(rt_conn_t *c, json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!s)
+        return;
+    rt_frame_t *f = rt_ws_frame_new(RT_WS_TEXT, s, strlen(s));
+    free(s);
+    if (f) {
+        rt_sub_push(c->sub, f);
+        rt_frame_unref(f);
+    }
+}
+
+/* True if every grant of `next` is covered by `cur` (same or narrower). */
+static bool grant_within(const rt_claims_t *cur, const rt_claims_t *next)
+{
+    for (size_t i = 0; i < next->ntopics; i++)
+        if (!rt_claims_grants(cur, rt_slice_cstr(next->topics[i].channel),
+                              rt_slice_cstr(next->topics[i].name)))
+            return false;
+    return true;
+}
+
+/* Extended-protocol client messages (JSON text frames):
+ *   {"kind":"rtgw.refresh","token":"<jwt>"} → {"kind":"rtgw.refreshed","expires_at":s}
+ *     or {"kind":"rtgw.error","error":<name>,"message":…} (the old token stays).
+ * The new token must grant the same topics or fewer; dropped topics are
+ * unsubscribed at once. Anything else gets an rtgw.error frame. */
+static void ext_message(rt_server_t *srv, rt_conn_t *c, const char *data, size_t len)
+{
+    json_error_t err;
+    json_t *m = len <= 65536 ? json_loadb(data, len, JSON_REJECT_DUPLICATES, &err) : NULL;
+    const char *kind = m ? json_string_value(json_object_get(m, "kind")) : NULL;
+    if (!kind) {
+        ext_reply(c, json_pack("{s:s,s:s,s:s}", "kind", "rtgw.error", "error", "bad_request", "message",
+                               "messages are JSON objects with a kind (see docs/protocol.md)"));
+        json_decref(m);
+        return;
+    }
+    if (strcmp(kind, "rtgw.refresh") != 0) {
+        ext_reply(c, json_pack("{s:s,s:s,s:s}", "kind", "rtgw.error", "error", "bad_request", "message",
+                               "unknown message kind"));
+        json_decref(m);
+        return;
+    }
+    json_t *tok = json_object_get(m, "token");
+    rt_claims_t next;
+    int rc = json_is_string(tok) ? rt_token_verify(srv->ring, &srv->topts,
+                                                   (rt_slice_t){json_string_value(tok), json_string_length(tok)},
+                                                   now_ms() / 1000, &next)
+                                 : RT_TOK_EMALFORMED;
+    if (rc) {
+        rt_metrics_token_refusal(&srv->metrics, rc);
+        ext_reply(c, json_pack("{s:s,s:s,s:s}", "kind", "rtgw.error", "error", rt_tok_errname(rc),
+                               "message", rt_tok_strerror(rc)));
+        json_decref(m);
+        return;
+    }
+    json_decref(m);
+    if (!grant_within(&c->claims, &next)) {
+        rt_claims_clear(&next);
+        ext_reply(c, json_pack("{s:s,s:s,s:s}", "kind", "rtgw.error", "error", "refresh_broader_grant",
+                               "message", "a refreshed token may only keep or narrow the grant; reconnect for a broader one"));
+        return;
+    }
+    /* Narrowing: per channel of the old grant, switch atomically to the new
+     * topics (none when the new token drops the channel). */
+    for (size_t i = 0; i < c->claims.ntopics; i++) {
+        const char *ch = c->claims.topics[i].channel;
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(c->claims.topics[j].channel, ch) == 0;
+        if (seen)
+            continue;
+        rt_slice_t names[256];
+        size_t n = 0;
+        for (size_t j = 0; j < next.ntopics && n < 256; j++)
+            if (strcmp(next.topics[j].channel, ch) == 0)
+                names[n++] = rt_slice_cstr(next.topics[j].name);
+        rt_hub_set_topics(srv->hub, c->sub, rt_slice_cstr(ch), names, n);
+    }
+    rt_claims_t old = c->claims;
+    c->claims = next;
+    c->token_exp = next.exp;
+    rt_claims_clear(&old);
+    ext_reply(c, json_pack("{s:s,s:I}", "kind", "rtgw.refreshed", "expires_at", (json_int_t)next.exp));
+}
+
 static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len, void *cb)
 {
     rt_server_t *srv = cb;
@@ -1191,7 +1336,8 @@ static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len,
     case RT_WS_BINARY:
     case 0x0: /* continuation */
         /* Official clients send nothing. Extended-protocol messages land here. */
-        (void)srv;
+        if (c->ext && opcode == RT_WS_TEXT)
+            ext_message(srv, c, data, len);
         return 1;
     default:
         conn_close_async(c, RT_REASON_PROTOCOL_ERROR);
@@ -1238,11 +1384,8 @@ static int h_sse(struct mg_connection *conn, void *cb)
         return st;
     }
     const char *lei = mg_get_header(conn, "Last-Event-ID");
-    if (lei && !c->since[0] && strlen(lei) < sizeof(c->since)) {
-        rt_pos_t p;
-        if (rt_pos_parse(rt_slice_cstr(lei), &p) == 0)
-            snprintf(c->since, sizeof(c->since), "%s", lei);
-    }
+    if (lei && c->nsince < 16 && rt_pos_parse(rt_slice_cstr(lei), &c->since[c->nsince]) == 0)
+        c->nsince++;
     const char *origin = cors_origin(srv, conn);
     mg_printf(conn,
               "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-transform\r\n"
@@ -1300,6 +1443,11 @@ static void *heartbeat_main(void *arg)
             if (!c->sse && now - atomic_load(&c->last_rx_ms) > deadline) {
                 rt_log_info("closing idle connection", "peer=%s reason=idle_timeout", c->peer);
                 conn_close_async(c, RT_REASON_IDLE_TIMEOUT);
+                continue;
+            }
+            if (srv->cfg->close_on_expiry && c->token_exp && wall > c->token_exp) {
+                rt_log_info("closing connection with an expired token", "peer=%s reason=token_expired", c->peer);
+                conn_close_async(c, RT_REASON_TOKEN_EXPIRED);
                 continue;
             }
             if (now - c->last_ping_ms >= interval) {
@@ -1379,6 +1527,7 @@ int rt_server_run(rt_config_t *cfg)
     ho.queue_max_bytes = (size_t)cfg->queue_max_bytes;
     ho.history_max = (size_t)cfg->history_max;
     ho.history_max_age_ms = cfg->history_max_age_s * 1000;
+    ho.idem_window_ms = cfg->idempotency_window_s * 1000;
     uint64_t seed;
     randombytes_buf(&seed, sizeof(seed));
     srv->hub = rt_hub_new(&ho, seed);
@@ -1440,6 +1589,7 @@ int rt_server_run(rt_config_t *cfg)
     }
     mg_set_request_handler(srv->ctx, "/v1/realtime/token$", h_token, srv);
     mg_set_request_handler(srv->ctx, "/v1/realtime/publish$", h_publish, srv);
+    mg_set_request_handler(srv->ctx, "/v1/realtime/publish/batch$", h_publish_batch, srv);
     mg_set_request_handler(srv->ctx, "/v1/realtime/sse$", h_sse, srv);
     mg_set_request_handler(srv->ctx, "/health$", h_health, srv);
     mg_set_request_handler(srv->ctx, "/ready$", h_ready, srv);
