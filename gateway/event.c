@@ -26,6 +26,8 @@ int rt_pos_parse(rt_slice_t s, rt_pos_t *out)
     }
     if (nd == 0 || i >= s.len || s.base[i] != '-')
         return -1;
+    if (s.base[0] == '0' && nd > 1)
+        return -1; /* canonical: rt_pos_format never writes a leading zero */
     i++;
     if (i >= s.len || s.len - i > 19)
         return -1;

@@ -1,0 +1,437 @@
+/*
+ * test_event.c — unit tests for gateway/event.h and frame.h: positions, the
+ * event JSON, string escaping and WebSocket framing.
+ */
+#include "event.h"
+#include "frame.h"
+#include "rt_test.h"
+
+#include <jansson.h>
+
+static int parse(const char *s, rt_pos_t *p)
+{
+    return rt_pos_parse(rt_slice_cstr(s), p);
+}
+
+static void assert_refused(const char *s)
+{
+    rt_pos_t p = {77, 77};
+    if (parse(s, &p) != -1)
+        rt_test_fail(__FILE__, __LINE__, "rt_pos_parse(\"%s\") accepted: epoch %" PRIx64 " offset %" PRIu64, s,
+                     p.epoch, p.offset);
+}
+
+/* ---- positions ---- */
+
+RT_TEST(pos_round_trip)
+{
+    const rt_pos_t cases[] = {
+        {1, 0}, {1, 1}, {0xabc, 42}, {0xffffffffffffULL, 1234567}, {UINT64_MAX, 9999999999999999999ULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[RT_POS_MAX];
+        int n = rt_pos_format(cases[i], buf, sizeof(buf));
+        RT_ASSERT(n > 0 && n < RT_POS_MAX);
+        RT_ASSERT_INT_EQ(n, strlen(buf));
+        rt_pos_t back = {0, 0};
+        RT_ASSERT_INT_EQ(rt_pos_parse((rt_slice_t){buf, (size_t)n}, &back), 0);
+        RT_ASSERT_INT_EQ(back.epoch, cases[i].epoch);
+        RT_ASSERT_INT_EQ(back.offset, cases[i].offset);
+    }
+}
+
+RT_TEST(pos_format_shape)
+{
+    char buf[RT_POS_MAX];
+    rt_pos_format((rt_pos_t){0x1f, 7}, buf, sizeof(buf));
+    RT_ASSERT_STR_EQ(buf, "1f-7");
+    rt_pos_format((rt_pos_t){0xdeadbeef, 100}, buf, sizeof(buf));
+    RT_ASSERT_STR_EQ(buf, "deadbeef-100");
+}
+
+RT_TEST(pos_parse_accepts_canonical)
+{
+    rt_pos_t p;
+    RT_ASSERT_INT_EQ(parse("0-0", &p), 0);
+    RT_ASSERT_INT_EQ(p.epoch, 0);
+    RT_ASSERT_INT_EQ(p.offset, 0);
+    RT_ASSERT_INT_EQ(parse("abc-10", &p), 0);
+    RT_ASSERT_INT_EQ(p.epoch, 0xabc);
+    RT_ASSERT_INT_EQ(p.offset, 10);
+}
+
+RT_TEST(pos_parse_refuses_uppercase_hex)
+{
+    assert_refused("ABC-1");
+    assert_refused("aBc-1");
+}
+
+RT_TEST(pos_parse_refuses_leading_zeros)
+{
+    assert_refused("1-01");
+    assert_refused("1-00");
+    assert_refused("01-1"); /* the epoch is canonical hex too */
+    assert_refused("00-1");
+}
+
+RT_TEST(pos_parse_refuses_missing_dash)
+{
+    assert_refused("abc");
+    assert_refused("12");
+    assert_refused("1_2");
+}
+
+RT_TEST(pos_parse_refuses_too_long)
+{
+    assert_refused("12345678901234567-1"); /* 17 hex digits of epoch */
+    assert_refused("1-12345678901234567890"); /* 20 digits of offset */
+    char big[RT_POS_MAX + 8];
+    memset(big, '1', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    big[3] = '-';
+    assert_refused(big);
+}
+
+RT_TEST(pos_parse_refuses_empty_parts)
+{
+    assert_refused("");
+    assert_refused("-");
+    assert_refused("-1");
+    assert_refused("a-");
+}
+
+RT_TEST(pos_parse_refuses_non_digits)
+{
+    assert_refused("g-1");
+    assert_refused("1-a");
+    assert_refused("1-1 ");
+    assert_refused(" 1-1");
+    assert_refused("1--1");
+    assert_refused("1-+1");
+    assert_refused("1-1-1");
+    assert_refused("0x1-1");
+}
+
+RT_TEST(pos_parse_respects_slice_length)
+{
+    rt_pos_t p;
+    const char *s = "ab-12trailing";
+    RT_ASSERT_INT_EQ(rt_pos_parse((rt_slice_t){s, 5}, &p), 0);
+    RT_ASSERT_INT_EQ(p.epoch, 0xab);
+    RT_ASSERT_INT_EQ(p.offset, 12);
+}
+
+/* ---- event JSON ---- */
+
+static json_t *event_obj(const rt_event_t *ev, const rt_pos_t *pos, char **raw)
+{
+    size_t len = 0;
+    char *s = rt_event_json(ev, pos, &len);
+    RT_ASSERT(s != NULL);
+    RT_ASSERT_INT_EQ(len, strlen(s));
+    RT_ASSERT(memchr(s, '\n', len) == NULL); /* SSE needs one line */
+    json_error_t err;
+    json_t *o = json_loadb(s, len, JSON_REJECT_DUPLICATES, &err);
+    if (!o)
+        rt_test_fail(__FILE__, __LINE__, "not JSON: %s\n    text: %s", err.text, s);
+    if (raw)
+        *raw = s;
+    else
+        free(s);
+    return o;
+}
+
+static const char *str_field(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+RT_TEST(event_json_minimal_omits_optional)
+{
+    rt_event_t ev = {.kind = "data", .channel = RT_SLICE_LIT("user:1"), .topic = RT_SLICE_LIT("ai"),
+                     .data = RT_SLICE_LIT("{\"a\":1}"), .created_at_ms = INT64_C(1700000000123)};
+    char *raw;
+    json_t *o = event_obj(&ev, NULL, &raw);
+    RT_ASSERT_STR_EQ(raw, "{\"kind\":\"data\",\"channel\":\"user:1\",\"topic\":\"ai\",\"data\":{\"a\":1},"
+                          "\"created_at\":\"2023-11-14T22:13:20.123Z\"}");
+    RT_ASSERT(json_object_get(o, "run_id") == NULL);
+    RT_ASSERT(json_object_get(o, "fn_id") == NULL);
+    RT_ASSERT(json_object_get(o, "stream_id") == NULL);
+    RT_ASSERT(json_object_get(o, "id") == NULL);
+    free(raw);
+    json_decref(o);
+}
+
+RT_TEST(event_json_all_fields)
+{
+    rt_event_t ev = {.kind = "chunk", .channel = RT_SLICE_LIT("c"), .topic = RT_SLICE_LIT("t"),
+                     .data = RT_SLICE_LIT("\"x\""), .created_at_ms = 0,
+                     .run_id = RT_SLICE_LIT("run1"), .fn_id = RT_SLICE_LIT("fn1"),
+                     .stream_id = RT_SLICE_LIT("s1")};
+    rt_pos_t pos = {0xbeef, 3};
+    json_t *o = event_obj(&ev, &pos, NULL);
+    RT_ASSERT_STR_EQ(str_field(o, "kind"), "chunk");
+    RT_ASSERT_STR_EQ(str_field(o, "channel"), "c");
+    RT_ASSERT_STR_EQ(str_field(o, "topic"), "t");
+    RT_ASSERT_STR_EQ(str_field(o, "data"), "x");
+    RT_ASSERT_STR_EQ(str_field(o, "created_at"), "1970-01-01T00:00:00.000Z");
+    RT_ASSERT_STR_EQ(str_field(o, "run_id"), "run1");
+    RT_ASSERT_STR_EQ(str_field(o, "fn_id"), "fn1");
+    RT_ASSERT_STR_EQ(str_field(o, "stream_id"), "s1");
+    RT_ASSERT_STR_EQ(str_field(o, "id"), "beef-3");
+    RT_ASSERT_INT_EQ(json_object_size(o), 9);
+    json_decref(o);
+}
+
+RT_TEST(event_json_never_null)
+{
+    /* Empty data and empty optional fields: no null anywhere. */
+    rt_event_t ev = {.kind = "data", .channel = RT_SLICE_LIT("c"), .topic = RT_SLICE_LIT("t"),
+                     .data = {"", 0}, .run_id = {"", 0}, .fn_id = {NULL, 0}};
+    char *raw;
+    json_t *o = event_obj(&ev, NULL, &raw);
+    RT_ASSERT(strstr(raw, "null") == NULL);
+    RT_ASSERT_STR_EQ(str_field(o, "data"), "");
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) RT_ASSERT(!json_is_null(v));
+    free(raw);
+    json_decref(o);
+}
+
+RT_TEST(event_json_escapes_names)
+{
+    const char chan[] = "q\"b\\s\x01\x1f\n\t\r\b\f";
+    const char topic[] = "h\xc3\xa9llo-\xe2\x82\xac-\xf0\x9f\x98\x80"; /* é € 😀 */
+    rt_event_t ev = {.kind = "data", .channel = {chan, sizeof(chan) - 1}, .topic = {topic, sizeof(topic) - 1},
+                     .data = RT_SLICE_LIT("1")};
+    char *raw;
+    json_t *o = event_obj(&ev, NULL, &raw);
+    RT_ASSERT(strstr(raw, "\"q\\\"b\\\\s\\u0001\\u001f\\n\\t\\r\\b\\f\"") != NULL);
+    RT_ASSERT_STR_EQ(str_field(o, "channel"), chan);
+    RT_ASSERT_STR_EQ(str_field(o, "topic"), topic);
+    /* UTF-8 passes through as bytes, not \u escapes. */
+    RT_ASSERT(strstr(raw, topic) != NULL);
+    free(raw);
+    json_decref(o);
+}
+
+/* Every optional field fully escaped (six bytes out per byte in) and the
+ * longest position: the size estimate must still hold. */
+RT_TEST(event_json_worst_case_escaping)
+{
+    char ctl[64];
+    memset(ctl, 0x01, sizeof(ctl));
+    rt_slice_t c1 = {ctl, 1}, cn = {ctl, sizeof(ctl)};
+    rt_slice_t lens[] = {c1, cn};
+    for (int a = 0; a < 2; a++) {
+        rt_event_t ev = {.kind = "datastream-start", .channel = lens[a], .topic = lens[a],
+                         .data = RT_SLICE_LIT("0"), .created_at_ms = INT64_C(253402300799999),
+                         .run_id = lens[a], .fn_id = lens[a], .stream_id = lens[a]};
+        rt_pos_t pos = {UINT64_MAX, UINT64_MAX};
+        json_t *o = event_obj(&ev, &pos, NULL);
+        RT_ASSERT_STR_EQ(str_field(o, "created_at"), "9999-12-31T23:59:59.999Z");
+        json_decref(o);
+    }
+}
+
+RT_TEST(json_put_string_bounds)
+{
+    char buf[16];
+    size_t len = 0;
+    RT_ASSERT_INT_EQ(rt_json_put_string(buf, sizeof(buf), &len, "abc", 3), 0);
+    RT_ASSERT_MEM_EQ(buf, len, "\"abc\"", 5);
+    len = 0;
+    /* Too small: -1 and *len untouched. */
+    RT_ASSERT_INT_EQ(rt_json_put_string(buf, 4, &len, "abcdef", 6), -1);
+    RT_ASSERT_INT_EQ(len, 0);
+    len = 0;
+    RT_ASSERT_INT_EQ(rt_json_put_string(buf, sizeof(buf), &len, "\x7f", 1), 0);
+    RT_ASSERT_MEM_EQ(buf, len, "\"\x7f\"", 3); /* DEL is legal in JSON strings */
+}
+
+RT_TEST(rfc3339_ms)
+{
+    char buf[40];
+    RT_ASSERT_INT_EQ(rt_rfc3339_ms(INT64_C(1700000000123), buf, sizeof(buf)), 24);
+    RT_ASSERT_STR_EQ(buf, "2023-11-14T22:13:20.123Z");
+    rt_rfc3339_ms(INT64_C(1700000000005), buf, sizeof(buf));
+    RT_ASSERT_STR_EQ(buf, "2023-11-14T22:13:20.005Z");
+}
+
+RT_TEST(sse_frame_shape)
+{
+    const char json[] = "{\"a\":1}";
+    rt_pos_t pos = {0xab, 5};
+    rt_frame_t *f = rt_event_sse_frame(json, sizeof(json) - 1, &pos);
+    RT_ASSERT(f != NULL);
+    const char want[] = "id: ab-5\ndata: {\"a\":1}\n\n";
+    RT_ASSERT_MEM_EQ(f->data, f->len, want, sizeof(want) - 1);
+    RT_ASSERT(f->len <= f->cap);
+    rt_frame_unref(f);
+    f = rt_event_sse_frame(json, sizeof(json) - 1, NULL);
+    const char want2[] = "data: {\"a\":1}\n\n";
+    RT_ASSERT_MEM_EQ(f->data, f->len, want2, sizeof(want2) - 1);
+    rt_frame_unref(f);
+}
+
+/* ---- WebSocket frames ---- */
+
+static void check_ws(size_t n, size_t want_hl)
+{
+    char *payload = malloc(n ? n : 1);
+    RT_ASSERT(payload != NULL);
+    for (size_t i = 0; i < n; i++)
+        payload[i] = (char)('a' + i % 26);
+    rt_frame_t *f = rt_ws_frame_new(RT_WS_TEXT, payload, n);
+    RT_ASSERT(f != NULL);
+    const unsigned char *p = (const unsigned char *)f->data;
+    RT_ASSERT_INT_EQ(rt_ws_header_len(n), want_hl);
+    RT_ASSERT_INT_EQ(f->len, want_hl + n);
+    RT_ASSERT_INT_EQ(p[0], 0x81); /* FIN + text */
+    RT_ASSERT_INT_EQ(p[1] & 0x80, 0); /* server frames are unmasked */
+    uint64_t got;
+    if (want_hl == 2) {
+        got = p[1];
+    } else if (want_hl == 4) {
+        RT_ASSERT_INT_EQ(p[1], 126);
+        got = (uint64_t)p[2] << 8 | p[3];
+    } else {
+        RT_ASSERT_INT_EQ(p[1], 127);
+        RT_ASSERT_INT_EQ(p[2] & 0x80, 0); /* most significant bit must be 0 */
+        got = 0;
+        for (int i = 0; i < 8; i++)
+            got = got << 8 | p[2 + i];
+    }
+    RT_ASSERT_INT_EQ(got, n);
+    RT_ASSERT(memcmp(f->data + want_hl, payload, n) == 0);
+    rt_frame_unref(f);
+    free(payload);
+}
+
+RT_TEST(ws_frame_len_0)
+{
+    check_ws(0, 2);
+}
+RT_TEST(ws_frame_len_125)
+{
+    check_ws(125, 2);
+}
+RT_TEST(ws_frame_len_126)
+{
+    check_ws(126, 4);
+}
+RT_TEST(ws_frame_len_65535)
+{
+    check_ws(65535, 4);
+}
+RT_TEST(ws_frame_len_65536)
+{
+    check_ws(65536, 10);
+}
+
+RT_TEST(ws_frame_opcodes)
+{
+    rt_frame_t *f = rt_ws_frame_new(RT_WS_PING, "x", 1);
+    RT_ASSERT_INT_EQ((unsigned char)f->data[0], 0x89);
+    rt_frame_unref(f);
+    f = rt_ws_frame_new(RT_WS_PONG, NULL, 0);
+    RT_ASSERT_INT_EQ((unsigned char)f->data[0], 0x8A);
+    RT_ASSERT_INT_EQ(f->len, 2);
+    rt_frame_unref(f);
+}
+
+RT_TEST(event_ws_frame_carries_json)
+{
+    const char json[] = "{\"k\":\"v\"}";
+    rt_frame_t *f = rt_event_ws_frame(json, sizeof(json) - 1);
+    RT_ASSERT_INT_EQ((unsigned char)f->data[0], 0x81);
+    RT_ASSERT_MEM_EQ(f->data + 2, f->len - 2, json, sizeof(json) - 1);
+    rt_frame_unref(f);
+}
+
+RT_TEST(frame_refcount)
+{
+    rt_frame_t *f = rt_frame_new(8);
+    RT_ASSERT_INT_EQ(atomic_load(&f->refs), 1);
+    RT_ASSERT(rt_frame_ref(f) == f);
+    RT_ASSERT_INT_EQ(atomic_load(&f->refs), 2);
+    rt_frame_unref(f);
+    RT_ASSERT_INT_EQ(atomic_load(&f->refs), 1);
+    rt_frame_unref(f);
+    rt_frame_unref(NULL);
+}
+
+static void close_payload(rt_frame_t *f, int *code, const char **reason, size_t *rlen)
+{
+    const unsigned char *p = (const unsigned char *)f->data;
+    RT_ASSERT_INT_EQ(p[0], 0x88);
+    RT_ASSERT(p[1] <= 125); /* control frames: payload at most 125 */
+    RT_ASSERT_INT_EQ(f->len, 2 + p[1]);
+    *code = p[2] << 8 | p[3];
+    *reason = f->data + 4;
+    *rlen = p[1] - 2;
+}
+
+RT_TEST(ws_close_frame_short)
+{
+    rt_frame_t *f = rt_ws_close_frame_new(4429, "slow_consumer");
+    int code;
+    const char *r;
+    size_t rl;
+    close_payload(f, &code, &r, &rl);
+    RT_ASSERT_INT_EQ(code, 4429);
+    RT_ASSERT_MEM_EQ(r, rl, "slow_consumer", 13);
+    rt_frame_unref(f);
+    f = rt_ws_close_frame_new(1000, NULL);
+    close_payload(f, &code, &r, &rl);
+    RT_ASSERT_INT_EQ(code, 1000);
+    RT_ASSERT_INT_EQ(rl, 0);
+    rt_frame_unref(f);
+}
+
+RT_TEST(ws_close_frame_truncates_ascii)
+{
+    char reason[300];
+    memset(reason, 'x', sizeof(reason) - 1);
+    reason[sizeof(reason) - 1] = 0;
+    rt_frame_t *f = rt_ws_close_frame_new(1011, reason);
+    int code;
+    const char *r;
+    size_t rl;
+    close_payload(f, &code, &r, &rl);
+    RT_ASSERT_INT_EQ(rl, 123);
+    rt_frame_unref(f);
+}
+
+/* A multi-byte character straddling byte 123 is dropped whole. */
+RT_TEST(ws_close_frame_truncates_on_utf8_boundary)
+{
+    static const char *chars[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    for (size_t c = 0; c < 3; c++) {
+        size_t cl = strlen(chars[c]);
+        for (size_t prefix = 118; prefix <= 123; prefix++) {
+            char reason[200];
+            memset(reason, 'a', prefix);
+            size_t o = prefix;
+            for (int k = 0; k < 3; k++) {
+                memcpy(reason + o, chars[c], cl);
+                o += cl;
+            }
+            reason[o] = 0;
+            rt_frame_t *f = rt_ws_close_frame_new(1000, reason);
+            int code;
+            const char *r;
+            size_t rl;
+            close_payload(f, &code, &r, &rl);
+            RT_ASSERT(rl <= 123);
+            /* the kept bytes are a prefix that ends on a character boundary */
+            RT_ASSERT(memcmp(r, reason, rl) == 0);
+            RT_ASSERT(rl >= prefix);
+            RT_ASSERT_INT_EQ((rl - prefix) % cl, 0);
+            RT_ASSERT(123 - rl < cl); /* nothing more was dropped than needed */
+            rt_frame_unref(f);
+        }
+    }
+}
