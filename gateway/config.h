@@ -38,6 +38,8 @@
     XX(sndbuf_bytes, "RTGW_SOCKET_SNDBUF", 262144, 4096, 67108864, "socket send buffer per connection") \
     XX(idempotency_window_s, "RTGW_IDEMPOTENCY_WINDOW", 300, 1, 86400,                            \
        "how long an Idempotency-Key is remembered (seconds)")                                      \
+    XX(max_client_frame_bytes, "RTGW_MAX_CLIENT_FRAME_BYTES", 65536, 125, 16777216,              \
+       "largest WebSocket frame a client may send (1009 beyond)")                                  \
     XX(max_batch, "RTGW_MAX_BATCH", 1000, 1, 100000, "events per batch publish")                  \
     XX(close_on_expiry, "RTGW_CLOSE_ON_EXPIRY", 0, 0, 1,                                          \
        "1: close connections whose token expired without refresh (4409); 0: keep them (Inngest)")

@@ -1306,6 +1306,11 @@ static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len,
     int opcode = bits & 0x0F;
     if (c->refused)
         return opcode == RT_WS_CLOSE ? 0 : 1;
+    if (len > (size_t)srv->cfg->max_client_frame_bytes) {
+        rt_log_info("client frame too large", "peer=%s bytes=%zu", c->peer, len);
+        conn_close_async(c, RT_REASON_MESSAGE_TOO_BIG);
+        return 1;
+    }
     switch (opcode) {
     case RT_WS_PING: {
         rt_frame_t *f = rt_ws_frame_new(RT_WS_PONG, data, len > 125 ? 125 : len);
