@@ -1,0 +1,212 @@
+// Bad input: malformed bodies, oversized bodies and tokens, bad names, unknown
+// routes, and WebSocket clients that misbehave after the upgrade. After each
+// misbehaving client, another subscriber must still receive events.
+import assert from "node:assert/strict";
+import crypto from "node:crypto";
+import nodeHttp from "node:http";
+import { defcase, run } from "../lib/harness.mjs";
+import { startGateway, mint, publish } from "../lib/gateway.mjs";
+import {
+  connect, refusedUpgrade, refusedExt, wsUrl, http, mintBody, topic, rawUpgrade, clientFrame, sleep, waitFor, withTimeout,
+} from "./util.mjs";
+
+const MAX_BODY = 2048;
+
+// POST with a chunked body (no Content-Length).
+function postChunked(gw, p, chunks, key) {
+  return withTimeout(new Promise((resolve, reject) => {
+    const req = nodeHttp.request(`${gw.url}${p}`, { method: "POST", headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" } }, async (res) => {
+      let b = ""; for await (const d of res) b += d;
+      let json; try { json = JSON.parse(b); } catch {}
+      resolve({ status: res.statusCode, json, text: b });
+    });
+    req.on("error", reject);
+    for (const c of chunks) req.write(c);
+    req.end();
+  }), 5000, `chunked POST ${p}`);
+}
+
+defcase("token_malformed_json_400", async (t) => {
+  const gw = await startGateway(t);
+  for (const body of ['[{"channel":"a","name":"b"', "not json", "", '[{"channel":"a","name":"b","channel":"c"}]']) {
+    const r = await mintBody(gw, body);
+    assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+    assert.equal(r.json.error, "bad_json", JSON.stringify(body));
+    assert.equal(typeof r.json.message, "string");
+  }
+  // Valid JSON of the wrong shape is bad_request.
+  for (const body of ["{}", "[]", "[1]", '[{"channel":"a"}]', '[{"name":"b"}]', '[{"channel":1,"name":"b"}]', '{"topics":[{"channel":"a","name":"b"}],"ttl":"x"}']) {
+    const r = await mintBody(gw, body);
+    assert.equal(r.status, 400, `${body}: ${r.text}`);
+    assert.equal(r.json.error, "bad_request", body);
+  }
+});
+
+defcase("body_too_large_413", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_MAX_BODY_BYTES: String(MAX_BODY) } });
+  const sub = await connect(wsUrl(gw, await mint(gw, [topic("a", "b")])), { t });
+  const big = JSON.stringify("x".repeat(MAX_BODY * 3));
+  // Content-Length
+  let r = await mintBody(gw, big);
+  assert.equal(r.status, 413, r.text);
+  assert.equal(r.json.error, "body_too_large");
+  r = await http(gw, "POST", "/v1/realtime/publish?channel=a&topic=b", { body: big, key: gw.key });
+  assert.equal(r.status, 413, r.text);
+  assert.equal(r.json.error, "body_too_large");
+  // Chunked
+  const chunks = Array.from({ length: 12 }, () => "y".repeat(512));
+  r = await postChunked(gw, "/v1/realtime/token", chunks, gw.key);
+  assert.equal(r.status, 413, r.text);
+  assert.equal(r.json.error, "body_too_large");
+  r = await postChunked(gw, "/v1/realtime/publish?channel=a&topic=b", chunks, gw.key);
+  assert.equal(r.status, 413, r.text);
+  assert.equal(r.json.error, "body_too_large");
+  // A body at the limit is accepted, chunked or not; the refused ones delivered nothing.
+  const atLimit = JSON.stringify("z".repeat(MAX_BODY - 2));
+  assert.equal(Buffer.byteLength(atLimit), MAX_BODY);
+  r = await http(gw, "POST", "/v1/realtime/publish?channel=a&topic=b", { body: atLimit, key: gw.key });
+  assert.equal(r.status, 200, r.text);
+  r = await postChunked(gw, "/v1/realtime/publish?channel=a&topic=b", [atLimit.slice(0, 1000), atLimit.slice(1000)], gw.key);
+  assert.equal(r.status, 200, r.text);
+  assert.equal((await sub.next()).data.length, MAX_BODY - 2);
+  assert.equal((await sub.next()).data.length, MAX_BODY - 2);
+  assert.deepEqual(await sub.quiet(100), []);
+});
+
+defcase("missing_channel_or_topic_400", async (t) => {
+  const gw = await startGateway(t);
+  for (const q of ["", "?topic=b", "?channel=a", "?channel=&topic=b", "?channel=a&topic=", "?chan=a&topic=b"]) {
+    const r = await http(gw, "POST", `/v1/realtime/publish${q}`, { body: "1", key: gw.key });
+    assert.equal(r.status, 400, `${q}: ${r.text}`);
+    assert.match(r.json.error, /^(bad_request|name_empty)$/, q);
+  }
+  for (const body of [[{ name: "b" }], [{ channel: "a" }], [{ channel: "", name: "b" }], [{ channel: "a", name: "" }]]) {
+    const r = await mintBody(gw, body);
+    assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+    assert.match(r.json.error, /^(bad_request|name_empty)$/);
+  }
+});
+
+defcase("invalid_utf8_names_400", async (t) => {
+  const gw = await startGateway(t);
+  for (const q of ["channel=%ff&topic=b", "channel=a&topic=%c3%28", "channel=a%e2%82&topic=b", "channel=%01&topic=b", "channel=a&topic=b%7f"]) {
+    const r = await http(gw, "POST", `/v1/realtime/publish?${q}`, { body: "1", key: gw.key });
+    assert.equal(r.status, 400, `${q}: ${r.text}`);
+    assert.equal(r.json.error, "name_bad_chars", q);
+  }
+  // A NUL byte in a name is refused as well, not truncated.
+  const r = await http(gw, "POST", "/v1/realtime/publish?channel=a%00b&topic=b", { body: "1", key: gw.key });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error, "name_bad_chars");
+  // Token names: control characters.
+  const m = await mintBody(gw, [{ channel: "a\u0001", name: "b" }]);
+  assert.equal(m.status, 400);
+  assert.equal(m.json.error, "name_bad_chars");
+});
+
+defcase("huge_token_in_url_refused", async (t) => {
+  const gw = await startGateway(t);
+  const good = await mint(gw, [topic("a", "b")]);
+  const huge = good + "A".repeat(9000); // > RTGW_MAX_TOKEN_BYTES (8192)
+  let r = await refusedUpgrade(wsUrl(gw, huge));
+  assert.equal(r.status, 401);
+  assert.equal(r.json.error, "token_too_large");
+  r = await refusedUpgrade(`${gw.ws}/v1/realtime/connect`, { headers: { Authorization: `Bearer ${huge}` } });
+  assert.equal(r.status, 401);
+  assert.equal(r.json.error, "token_too_large");
+  const e = await refusedExt(wsUrl(gw, huge));
+  assert.equal(e.code, 4402);
+  assert.match(e.reason, /token_too_large/);
+  // A smaller limit applies too (token minted by a gateway with the same key and the default limit).
+  const gw2 = await startGateway(t, { key: gw.key, env: { RTGW_MAX_TOKEN_BYTES: "256" } });
+  const tok2 = await mint(gw, [topic("a", "b"), topic("a", "c"), topic("a", "d")]);
+  assert.ok(tok2.length > 256);
+  r = await refusedUpgrade(wsUrl(gw2, tok2));
+  assert.equal(r.status, 401);
+  assert.equal(r.json.error, "token_too_large");
+});
+
+defcase("unknown_route_404_json", async (t) => {
+  const gw = await startGateway(t);
+  for (const p of ["/nope", "/v1/realtime", "/v1/realtime/tokens", "/v1/realtime/token/x", "/", "/v2/realtime/publish"]) {
+    const r = await http(gw, "GET", p);
+    assert.equal(r.status, 404, `${p}: ${r.text}`);
+    assert.match(r.headers.get("content-type"), /^application\/json/, p);
+    assert.equal(r.json.error, "not_found", p);
+  }
+});
+
+defcase("wrong_method_405", async (t) => {
+  const gw = await startGateway(t);
+  for (const [m, p] of [["GET", "/v1/realtime/publish"], ["PUT", "/v1/realtime/publish?channel=a&topic=b"], ["GET", "/v1/realtime/token"], ["DELETE", "/v1/realtime/token"]]) {
+    const r = await http(gw, m, p, { key: gw.key });
+    assert.equal(r.status, 405, `${m} ${p}: ${r.text}`);
+    assert.equal(r.json.error, "method_not_allowed");
+  }
+});
+
+// One healthy subscriber; `misbehave` runs a bad client; then the healthy one must
+// still receive, and /health must answer.
+async function survives(t, misbehave, env = {}) {
+  const gw = await startGateway(t, { env });
+  const jwt = await mint(gw, [topic("user:42", "ai")]);
+  const good = await connect(wsUrl(gw, jwt), { t });
+  await publish(gw, "user:42", "ai", { n: 0 });
+  assert.deepEqual((await good.next()).data, { n: 0 });
+  const ctx = await misbehave(gw, jwt);
+  for (let n = 1; n <= 20; n++) assert.equal((await publish(gw, "user:42", "ai", { n })).status, 200);
+  for (let n = 1; n <= 20; n++) assert.deepEqual((await good.next(3000, `event ${n}`)).data, { n });
+  const h = await http(gw, "GET", "/health");
+  assert.equal(h.status, 200);
+  assert.equal(h.json.status, "ok");
+  assert.equal(good.closeInfo, null, "the healthy subscriber stays open");
+  return { gw, good, ctx };
+}
+
+defcase("garbage_after_upgrade", async (t) => {
+  const { gw, ctx } = await survives(t, async (gw, jwt) => {
+    const bad = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await rawUpgrade(gw, `/v1/realtime/connect?token=${jwt}`, { t });
+      assert.equal(r.status, 101);
+      r.sock.write(crypto.randomBytes(8192));
+      // Unmasked frames are a protocol error too.
+      r.sock.write(Buffer.from([0x81, 0x05, 0x68, 0x65, 0x6c, 0x6c, 0x6f]));
+      bad.push(r);
+    }
+    return bad;
+  });
+  // Garbage that declares a frame longer than what was sent may keep a socket
+  // waiting; once the clients go away the gateway is back to one connection.
+  for (const r of ctx) r.sock.destroy();
+  await waitFor(async () => (await http(gw, "GET", "/health")).json.connections === 1, 3000, "connections back to 1");
+});
+
+defcase("disconnect_mid_frame", async (t) => {
+  const { gw } = await survives(t, async (gw, jwt) => {
+    for (let i = 0; i < 5; i++) {
+      const r = await rawUpgrade(gw, `/v1/realtime/connect?token=${jwt}`, { t });
+      assert.equal(r.status, 101);
+      r.sock.write(clientFrame(0x1, Buffer.from("{\"half"), { declaredLen: 1000 }).subarray(0, 10 + i));
+      await sleep(20);
+      if (i % 2) r.sock.destroy(); else r.sock.end();
+    }
+  });
+  // The five half-frame clients are gone: only the healthy one is counted.
+  await waitFor(async () => (await http(gw, "GET", "/health")).json.connections === 1, 3000, "connections back to 1");
+});
+
+defcase("client_sends_1mib_text_frame", async (t) => {
+  const { gw, ctx } = await survives(t, async (gw, jwt) => {
+    const big = await connect(wsUrl(gw, jwt), { t });
+    await new Promise((res, rej) => big.ws.send("x".repeat(1 << 20), (e) => (e ? rej(e) : res())));
+    await new Promise((res, rej) => big.ws.send(crypto.randomBytes(1 << 20), (e) => (e ? rej(e) : res())));
+    return big;
+  });
+  // The sender is either closed with 1009 (message too big) or still served.
+  if (ctx.closeInfo) assert.equal(ctx.closeInfo.code, 1009);
+  else assert.equal(ctx.msgs.filter((m) => m.kind === "data").length, 20);
+  assert.equal((await http(gw, "GET", "/health")).json.connections, ctx.closeInfo ? 1 : 2);
+});
+
+await run();
