@@ -75,6 +75,10 @@ struct rt_sub_s {
     size_t qhead, qcount, qcap, qbytes;
     bool scheduled, kicked, closed;
     bool ext;
+    /* Replayed frames still queued: exempt from the data bounds (they are
+     * shared history references, bounded by history_max), so a subscriber
+     * kicked as slow can always resume, even when its gap exceeds the queue. */
+    size_t rq_frames, rq_bytes;
     link_t *links; /* guarded by the subscriber's owner: subscribe/unsubscribe */
     size_t nlinks;
 };
@@ -299,6 +303,7 @@ static void queue_drop(rt_sub_t *s)
     for (size_t i = 0; i < s->qcount; i++)
         rt_frame_unref(s->q[(s->qhead + i) % s->qcap]);
     s->qhead = s->qcount = s->qbytes = 0;
+    s->rq_frames = s->rq_bytes = 0;
 }
 
 void rt_sub_unref(rt_sub_t *s)
@@ -347,7 +352,8 @@ static int queue_push_locked(rt_sub_t *s, rt_frame_t *f, bool bounded)
     if (s->closed || s->kicked)
         return PUSH_CLOSED;
     const rt_hub_opts_t *o = &s->hub->opts;
-    if (bounded && (s->qcount + 1 > o->queue_max_frames || s->qbytes + f->len > o->queue_max_bytes)) {
+    if (bounded && (s->qcount - s->rq_frames + 1 > o->queue_max_frames ||
+                    s->qbytes - s->rq_bytes + f->len > o->queue_max_bytes)) {
         s->kicked = true;
         queue_drop(s);
         return PUSH_OVER;
@@ -407,6 +413,10 @@ size_t rt_sub_pop(rt_sub_t *s, rt_frame_t **out, size_t max)
         s->qhead = (s->qhead + 1) % s->qcap;
         s->qcount--;
         s->qbytes -= f->len;
+        if (s->rq_frames) { /* replayed frames sit at the head (after the ack) */
+            s->rq_frames--;
+            s->rq_bytes -= f->len < s->rq_bytes ? f->len : s->rq_bytes;
+        }
         out[n++] = f;
     }
     if (n == 0)
@@ -513,6 +523,18 @@ static bool sub_has_link(rt_sub_t *s, channel_t *ch, rt_slice_t topic)
     return false;
 }
 
+static void link_remove_locked(rt_hub_t *hub, rt_sub_t *sub, size_t i);
+
+/* "*" covers every topic of the channel: the exact links it supersedes are
+ * removed, or each of their events would be enqueued twice (once per list).
+ * Caller holds ch->lock. */
+static void drop_exact_links_locked(rt_hub_t *hub, rt_sub_t *sub, channel_t *ch)
+{
+    for (size_t k = sub->nlinks; k-- > 0;)
+        if (sub->links[k].ch == ch && sub->links[k].topic)
+            link_remove_locked(hub, sub, k);
+}
+
 static bool topic_in(rt_slice_t t, const rt_slice_t *topics, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -522,6 +544,18 @@ static bool topic_in(rt_slice_t t, const rt_slice_t *topics, size_t n)
             return true;
     }
     return false;
+}
+
+int rt_hub_position(rt_hub_t *hub, rt_slice_t channel, rt_pos_t *out)
+{
+    channel_t *ch = channel_acquire(hub, channel, true);
+    if (!ch)
+        return -1;
+    out->epoch = ch->epoch;
+    out->offset = ch->last_offset;
+    ch->last_activity_ms = now_ms();
+    pthread_mutex_unlock(&ch->lock);
+    return 0;
 }
 
 int rt_hub_subscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
@@ -569,11 +603,14 @@ int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
                     res.recovered = false;
                     break;
                 }
-                int r = queue_push_locked(sub, f, true);
+                int r = queue_push_locked(sub, f, false);
                 if (r == PUSH_OVER)
                     kicked = true;
-                else if (r != PUSH_CLOSED)
+                else if (r != PUSH_CLOSED) {
                     res.replayed++;
+                    sub->rq_frames++;
+                    sub->rq_bytes += f->len;
+                }
                 wake |= r == PUSH_WAKE;
             }
             pthread_mutex_unlock(&sub->qlock);
@@ -585,6 +622,8 @@ int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
         bool wild = t.len == 1 && t.base[0] == '*';
         if (sub_has_link(sub, ch, t))
             continue;
+        if (wild)
+            drop_exact_links_locked(hub, sub, ch);
         subvec_t *v = &ch->wildcard;
         if (!wild) {
             v = rt_map_get(&ch->topics, t.base, t.len);
@@ -703,6 +742,8 @@ int rt_hub_set_topics(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt
         bool wild = t.len == 1 && t.base[0] == '*';
         if (sub_has_link(sub, ch, t))
             continue;
+        if (wild)
+            drop_exact_links_locked(hub, sub, ch);
         subvec_t *v = &ch->wildcard;
         if (!wild) {
             v = rt_map_get(&ch->topics, t.base, t.len);

@@ -100,6 +100,11 @@ int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
                          const rt_slice_t *topics, size_t ntopics, const rt_pos_t *cands,
                          size_t ncands, rt_resume_t *out);
 
+/* The channel's latest position (creating the channel, so its epoch is fixed
+ * from now on). A session takes it before the WebSocket handshake and resumes
+ * from it after, so nothing published in between is missed. 0 or -1 (OOM). */
+int rt_hub_position(rt_hub_t *hub, rt_slice_t channel, rt_pos_t *out);
+
 /* Remove one (channel, topic) subscription of sub ("*" for the wildcard).
  * Used when a refreshed token narrows the grant. Idempotent. */
 void rt_hub_unsubscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, rt_slice_t topic);

@@ -211,6 +211,8 @@ struct rt_conn_s {
     rt_claims_t claims;
     rt_pos_t since[16]; /* resume candidates: one per channel (matched by epoch) */
     size_t nsince;
+    rt_pos_t connect_pos[16]; /* channel positions before the handshake (no since given) */
+    size_t nconnect_pos;
     rt_conn_t *next_ready;
     rt_conn_t *prev, *next; /* srv->conns */
     char peer[64];
@@ -1028,11 +1030,15 @@ static char *session_subscribe(rt_server_t *srv, rt_conn_t *c)
             if (strcmp(c->claims.topics[j].channel, ch) == 0)
                 names[n++] = rt_slice_cstr(c->claims.topics[j].name);
         rt_resume_t res;
-        if (rt_hub_subscribe_any(srv->hub, c->sub, rt_slice_cstr(ch), names, n, c->since, c->nsince,
+        const rt_pos_t *cands = c->nsince ? c->since : c->connect_pos;
+        size_t ncands = c->nsince ? c->nsince : c->nconnect_pos;
+        if (rt_hub_subscribe_any(srv->hub, c->sub, rt_slice_cstr(ch), names, n, cands, ncands,
                                  &res) != 0) {
             rt_log_error("subscribe failed", "reason=out_of_memory peer=%s", c->peer);
             continue;
         }
+        if (!c->nsince)
+            res.had_since = false; /* the connect-time position is ours, not the client's */
         if (res.had_since) {
             had_since = true;
             all_recovered &= res.recovered;
@@ -1138,6 +1144,23 @@ static void session_end(rt_server_t *srv, rt_conn_t *c)
 
 /* ---- WebSocket ---- */
 
+/* The subscription starts after the 101 (or the SSE headers) went out, but a
+ * client may publish, or cause a publish, as soon as it sees them. Pin each
+ * channel's position before answering and resume from it afterwards. */
+static void pin_positions(rt_server_t *srv, rt_conn_t *c)
+{
+    if (c->nsince)
+        return;
+    for (size_t i = 0; i < c->claims.ntopics && c->nconnect_pos < 16; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(c->claims.topics[j].channel, c->claims.topics[i].channel) == 0;
+        if (!seen && rt_hub_position(srv->hub, rt_slice_cstr(c->claims.topics[i].channel),
+                                     &c->connect_pos[c->nconnect_pos]) == 0)
+            c->nconnect_pos++;
+    }
+}
+
 static const char *ws_subprotocols[] = {"rtgw.v1"};
 static struct mg_websocket_subprotocols ws_protos = {1, ws_subprotocols};
 
@@ -1175,6 +1198,7 @@ static int ws_connect(const struct mg_connection *cconn, void *cb)
         conn_unref(c);
         return 1;
     }
+    pin_positions(srv, c);
     mg_set_user_connection_data(conn, c);
     return 0;
 }
@@ -1391,6 +1415,7 @@ static int h_sse(struct mg_connection *conn, void *cb)
     const char *lei = mg_get_header(conn, "Last-Event-ID");
     if (lei && c->nsince < 16 && rt_pos_parse(rt_slice_cstr(lei), &c->since[c->nsince]) == 0)
         c->nsince++;
+    pin_positions(srv, c);
     const char *origin = cors_origin(srv, conn);
     mg_printf(conn,
               "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-transform\r\n"
