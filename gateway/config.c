@@ -97,7 +97,12 @@ static int envfile_load(envfile_t *ef, const char *path, char *errs, size_t cap,
         ef->n++;
     }
     sodium_memzero(line, sizeof(line));
+    int rerr = ferror(fp) ? errno : 0; /* e.g. EISDIR: fopen accepts a directory */
     fclose(fp);
+    if (rerr) {
+        addf(errs, cap, count, "env file %s: cannot read it: %s", path, strerror(rerr));
+        return -1;
+    }
     return 0;
 }
 
