@@ -126,8 +126,14 @@ RT_TEST(pos_parse_respects_slice_length)
 static json_t *event_obj(const rt_event_t *ev, const rt_pos_t *pos, char **raw)
 {
     size_t len = 0;
-    char *s = rt_event_json(ev, pos, &len);
+    char *j = rt_event_json(ev, pos, &len);
+    RT_ASSERT(j != NULL);
+    /* The buffer carries its length (no NUL); copy it into a C string. */
+    char *s = malloc(len + 1);
     RT_ASSERT(s != NULL);
+    memcpy(s, j, len);
+    s[len] = 0;
+    free(j);
     RT_ASSERT_INT_EQ(len, strlen(s));
     RT_ASSERT(memchr(s, '\n', len) == NULL); /* SSE needs one line */
     json_error_t err;
