@@ -6,6 +6,7 @@
 #include "config.h"
 #include "log.h"
 #include "rt_tokens.h"
+#include "tls.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -323,6 +325,26 @@ int rt_config_load(rt_config_t *cfg, const char *env_file, bool dev, char *errs,
              (long long)cfg->token_ttl_s, (long long)cfg->token_max_ttl_s);
     if (cfg->public_url)
         check_public_url(cfg->public_url, errs, cap, &count);
+    if (!!cfg->tls_cert != !!cfg->tls_key) {
+        addf(errs, cap, &count, "%s: set together with %s (both or neither)",
+             cfg->tls_cert ? "RTGW_TLS_KEY" : "RTGW_TLS_CERT", cfg->tls_cert ? "RTGW_TLS_CERT" : "RTGW_TLS_KEY");
+    } else if (cfg->tls_cert) {
+        char host[256] = "";
+        if (cfg->public_url && strstr(cfg->public_url, "://")) {
+            const char *h = strstr(cfg->public_url, "://") + 3;
+            size_t hl = strcspn(h, ":/");
+            if (hl < sizeof(host)) {
+                memcpy(host, h, hl);
+                host[hl] = 0;
+            }
+        }
+        char err[512], warn[256];
+        if (rt_tls_check(cfg->tls_cert, cfg->tls_key, host[0] ? host : NULL, (int64_t)time(NULL), err,
+                         sizeof(err), warn, sizeof(warn)) != 0)
+            addf(errs, cap, &count, "%s", err);
+        else if (warn[0])
+            rt_log_warn("TLS certificate", "detail=\"%s\"", warn);
+    }
     parse_origins(cfg, cfg->allowed_origins, errs, cap, &count);
     return count;
 }

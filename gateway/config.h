@@ -53,7 +53,9 @@
     XX(issuer, "RTGW_TOKEN_ISSUER", "rtgw", "token iss claim")                                     \
     XX(allowed_origins, "RTGW_ALLOWED_ORIGINS", NULL, "comma-separated origins, or *")            \
     XX(public_url, "RTGW_PUBLIC_URL", NULL, "the URL browsers use, e.g. https://rt.example.com")  \
-    XX(log_level, "RTGW_LOG_LEVEL", "info", "error, warn, info or debug")
+    XX(log_level, "RTGW_LOG_LEVEL", "info", "error, warn, info or debug")                         \
+    XX(tls_cert, "RTGW_TLS_CERT", NULL, "PEM certificate (chain): serve https:// and wss://")     \
+    XX(tls_key, "RTGW_TLS_KEY", NULL, "PEM private key matching RTGW_TLS_CERT")
 
 typedef struct {
 #define RT_CFG_INT_FIELD(f, env, def, mn, mx, help) int64_t f;

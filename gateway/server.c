@@ -33,6 +33,7 @@
 #include "metrics.h"
 #include "reason.h"
 #include "rt_tokens.h"
+#include "tls.h"
 
 #include <civetweb.h>
 #include <dlfcn.h>
@@ -1527,8 +1528,11 @@ static int keyring_from_config(rt_server_t *srv)
     return rc;
 }
 
+int rt_sslshim_present(void); /* sslshim.c: keeps the TLS shim linked */
+
 int rt_server_run(rt_config_t *cfg)
 {
+    (void)rt_sslshim_present();
     rt_server_t *srv = calloc(1, sizeof(*srv));
     if (!srv)
         return 1;
@@ -1581,7 +1585,14 @@ int rt_server_run(rt_config_t *cfg)
 
     char listen[300], threads[32], reqto[32], wsto[32];
     bool v6 = strchr(cfg->host, ':') != NULL;
-    snprintf(listen, sizeof(listen), v6 ? "[%s]:%d" : "%s:%d", cfg->host, cfg->port);
+    bool tls = cfg->tls_cert != NULL;
+    snprintf(listen, sizeof(listen), v6 ? "[%s]:%d%s" : "%s:%d%s", cfg->host, cfg->port, tls ? "s" : "");
+    char tlserr[300] = "";
+    char *pem = tls ? rt_tls_pem_combine(cfg->tls_cert, cfg->tls_key, tlserr, sizeof(tlserr)) : NULL;
+    if (tls && !pem) {
+        rt_log_error("cannot prepare TLS", "detail=\"%s\"", tlserr);
+        return 1;
+    }
     snprintf(threads, sizeof(threads), "%lld", (long long)(cfg->max_connections + cfg->http_threads));
     snprintf(reqto, sizeof(reqto), "%lld", (long long)cfg->request_timeout_ms);
     snprintf(wsto, sizeof(wsto), "%lld", (long long)cfg->ping_interval_ms);
@@ -1597,16 +1608,19 @@ int rt_server_run(rt_config_t *cfg)
                              "listen_backlog", "1024",
                              "connection_queue", "256",
                              "decode_url", "yes",
+                             tls ? "ssl_certificate" : NULL, pem,
+                             tls ? "ssl_protocol_version" : NULL, "4", /* TLS 1.2+ */
                              NULL};
     struct mg_callbacks cbs;
     memset(&cbs, 0, sizeof(cbs));
     cbs.log_message = cw_log;
-    mg_init_library(MG_FEATURES_WEBSOCKET);
+    mg_init_library(MG_FEATURES_WEBSOCKET | (tls ? MG_FEATURES_TLS : 0));
     char errtext[256] = "";
     unsigned errcode = 0;
     struct mg_error_data err = {&errcode, errtext, sizeof(errtext)};
     struct mg_init_data init = {&cbs, srv, options};
     srv->ctx = mg_start2(&init, &err);
+    rt_tls_pem_remove(pem); /* civetweb has loaded it; do not leave the key on disk */
     if (!srv->ctx) {
         char q[300];
         rt_log_quote(errtext, q, sizeof(q));
@@ -1639,7 +1653,9 @@ int rt_server_run(rt_config_t *cfg)
 
     rt_log_info("listening", "addr=%s dev=%d max_connections=%lld version=%s", listen, cfg->dev,
                 (long long)cfg->max_connections, RT_VERSION);
-    printf("rtgw %s listening on http://%s\n", RT_VERSION, listen);
+    if (tls)
+        listen[strlen(listen) - 1] = 0; /* drop civetweb's "s" suffix for display */
+    printf("rtgw %s listening on %s://%s\n", RT_VERSION, tls ? "https" : "http", listen);
     fflush(stdout);
     while (!got_signal)
         pause();

@@ -1,0 +1,139 @@
+// rtgw terminating TLS itself: https:// and wss:// with a certificate made at
+// test time by the openssl CLI, and one clear startup refusal per bad setup.
+import { execFileSync, spawnSync } from "node:child_process";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import https from "node:https";
+import os from "node:os";
+import path from "node:path";
+import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
+import { startGateway, keygen, RTGW_BIN, freePort } from "../lib/gateway.mjs";
+
+requireNodeModules("ws");
+const { default: WebSocket } = await import("ws");
+
+function tmpdir(t) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "rtgw-tls-test-"));
+  t.cleanup(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+function selfSigned(dir, name, { cn = "localhost", san = "DNS:localhost,IP:127.0.0.1" } = {}) {
+  const key = path.join(dir, `${name}.key`), cert = path.join(dir, `${name}.crt`);
+  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-keyout", key, "-out", cert, "-days", "30", "-subj", `/CN=${cn}`, "-addext", `subjectAltName=${san}`],
+    { stdio: "ignore" });
+  return { key, cert };
+}
+
+function expired(dir) {
+  // `openssl ca -selfsign` is the portable way to pick the validity dates.
+  fs.writeFileSync(path.join(dir, "ca.cnf"), [
+    "[ ca ]", "default_ca = d", "[ d ]", `dir = ${dir}`, `database = ${dir}/index.txt`,
+    `new_certs_dir = ${dir}`, `serial = ${dir}/serial`, "default_md = sha256", "policy = p",
+    "[ p ]", "commonName = supplied", ""].join("\n"));
+  fs.writeFileSync(path.join(dir, "index.txt"), "");
+  fs.writeFileSync(path.join(dir, "serial"), "01\n");
+  const key = path.join(dir, "old.key"), csr = path.join(dir, "old.csr"), cert = path.join(dir, "old.crt");
+  execFileSync("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-keyout", key, "-out", csr, "-subj", "/CN=localhost"], { stdio: "ignore" });
+  execFileSync("openssl", ["ca", "-batch", "-config", path.join(dir, "ca.cnf"), "-selfsign", "-keyfile", key,
+    "-in", csr, "-out", cert, "-startdate", "20200101000000Z", "-enddate", "20200102000000Z"], { stdio: "ignore" });
+  return { key, cert };
+}
+
+function serveRefused(env) {
+  const r = spawnSync(RTGW_BIN, ["serve"], {
+    env: { PATH: process.env.PATH, RTGW_SIGNING_KEY: keygen(), RTGW_LISTEN: "127.0.0.1:1", ...env },
+    encoding: "utf8", timeout: 10000, cwd: os.tmpdir(),
+  });
+  return { code: r.status, err: r.stderr };
+}
+
+function get(url, ca) {
+  return new Promise((resolve, reject) => {
+    https.get(url, { ca }, (res) => {
+      let b = "";
+      res.on("data", (d) => (b += d));
+      res.on("end", () => resolve({ status: res.statusCode, body: b }));
+    }).on("error", reject);
+  });
+}
+
+defcase("tls_serves_https_and_wss", async (t) => {
+  const dir = tmpdir(t);
+  const { key, cert } = selfSigned(dir, "ok");
+  const gw = await startGateway(t, { env: { RTGW_TLS_CERT: cert, RTGW_TLS_KEY: key } });
+  assert.match(gw.stdout(), /listening on https:\/\//);
+  const ca = fs.readFileSync(cert);
+  const base = `https://localhost:${gw.port}`;
+  const health = await get(`${base}/health`, ca);
+  assert.equal(health.status, 200);
+  assert.equal(JSON.parse(health.body).status, "ok");
+  // Plain http to the TLS port is not served.
+  await assert.rejects(fetch(`http://127.0.0.1:${gw.port}/health`, { signal: AbortSignal.timeout(3000) }));
+  // Mint and publish over https, receive over wss.
+  const post = (p, body) => new Promise((resolve, reject) => {
+    const req = https.request(`${base}${p}`, { method: "POST", ca, headers: { Authorization: `Bearer ${gw.key}` } }, (res) => {
+      let b = ""; res.on("data", (d) => (b += d)); res.on("end", () => resolve({ status: res.statusCode, body: b }));
+    });
+    req.on("error", reject); req.end(body);
+  });
+  const tok = await post("/v1/realtime/token", JSON.stringify([{ channel: "tls", name: "t", kind: "run" }]));
+  assert.equal(tok.status, 201);
+  const jwt = JSON.parse(tok.body).jwt;
+  const ws = new WebSocket(`wss://localhost:${gw.port}/v1/realtime/connect?token=${jwt}`, { ca });
+  t.cleanup(() => ws.terminate());
+  const got = new Promise((resolve) => ws.on("message", (d) => resolve(JSON.parse(d))));
+  await new Promise((resolve, reject) => { ws.on("open", resolve); ws.on("error", reject); });
+  const pub = await post("/v1/realtime/publish?channel=tls&topic=t", JSON.stringify({ secure: true }));
+  assert.equal(pub.status, 200);
+  const msg = await got;
+  assert.deepEqual(msg.data, { secure: true });
+  assert.equal(msg.channel, "tls");
+  // The combined key file civetweb loads is removed once the server started.
+  assert.equal(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith("rtgw-tls-") && !n.startsWith("rtgw-tls-test-"))
+    .filter((n) => fs.existsSync(path.join(os.tmpdir(), n, "server.pem")) &&
+      fs.statSync(path.join(os.tmpdir(), n, "server.pem")).mtimeMs > Date.now() - 5000).length, 0);
+});
+
+defcase("tls_mismatched_key_refused", async (t) => {
+  const dir = tmpdir(t);
+  const a = selfSigned(dir, "a"), b = selfSigned(dir, "b");
+  const r = serveRefused({ RTGW_TLS_CERT: a.cert, RTGW_TLS_KEY: b.key });
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /RTGW_TLS_KEY: the key in .* does not match the certificate/);
+});
+
+defcase("tls_expired_cert_refused", async (t) => {
+  const dir = tmpdir(t);
+  const old = expired(dir);
+  const r = serveRefused({ RTGW_TLS_CERT: old.cert, RTGW_TLS_KEY: old.key });
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /RTGW_TLS_CERT: the certificate in .* has expired/);
+});
+
+defcase("tls_wrong_host_refused", async (t) => {
+  const dir = tmpdir(t);
+  const c = selfSigned(dir, "c");
+  const r = serveRefused({ RTGW_TLS_CERT: c.cert, RTGW_TLS_KEY: c.key, RTGW_PUBLIC_URL: "https://rt.example.com" });
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /does not cover rt\.example\.com/);
+});
+
+defcase("tls_unreadable_or_partial_refused", async (t) => {
+  const dir = tmpdir(t);
+  const c = selfSigned(dir, "c");
+  let r = serveRefused({ RTGW_TLS_CERT: path.join(dir, "missing.crt"), RTGW_TLS_KEY: c.key });
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /RTGW_TLS_CERT: cannot read .*missing\.crt/);
+  r = serveRefused({ RTGW_TLS_CERT: c.cert });
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /RTGW_TLS_KEY: set together with RTGW_TLS_CERT/);
+  fs.writeFileSync(path.join(dir, "junk.pem"), "not a certificate\n");
+  r = serveRefused({ RTGW_TLS_CERT: path.join(dir, "junk.pem"), RTGW_TLS_KEY: c.key });
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /holds no PEM certificate/);
+});
+
+await run();
