@@ -190,6 +190,10 @@ static void check_public_url(const char *u, char *errs, size_t cap, int *count)
     size_t hostlen = slash ? (size_t)(slash - rest) : strlen(rest);
     const char *colon = memchr(rest, ':', hostlen);
     size_t namelen = colon && rest[0] != '[' ? (size_t)(colon - rest) : hostlen;
+    if (rest[0] == '[') { /* "[::1]:8288": the name is the bracketed part */
+        const char *rb = memchr(rest, ']', hostlen);
+        namelen = rb ? (size_t)(rb - rest) + 1 : hostlen;
+    }
     if (hostlen == 0) {
         addf(errs, cap, count, "RTGW_PUBLIC_URL: has no host");
         return;
@@ -229,7 +233,9 @@ static int parse_origins(rt_config_t *cfg, const char *list, char *errs, size_t 
             addf(errs, cap, count, "RTGW_ALLOWED_ORIGINS: '*' must be alone, not in a list");
             continue;
         }
-        if ((strncmp(o, "http://", 7) != 0 && strncmp(o, "https://", 8) != 0) || o[ol - 1] == '/') {
+        const char *host = strstr(o, "://");
+        if ((strncmp(o, "http://", 7) != 0 && strncmp(o, "https://", 8) != 0) || o[ol - 1] == '/' ||
+            strchr(host + 3, '/')) { /* an Origin never has a path: it would match nothing */
             addf(errs, cap, count,
                  "RTGW_ALLOWED_ORIGINS: '%s' is not an origin; write scheme://host[:port] with no "
                  "path or trailing slash, e.g. https://app.example.com",
