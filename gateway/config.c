@@ -166,8 +166,13 @@ int rt_config_parse_listen(const char *s, char *host, size_t hostcap, int *port)
 
 static bool is_local_host(const char *h, size_t n)
 {
-    return (n == 9 && strncasecmp(h, "localhost", 9) == 0) || (n >= 4 && strncmp(h, "127.", 4) == 0) ||
-           (n == 5 && strncmp(h, "[::1]", 5) == 0);
+    if (n >= 4 && strncmp(h, "127.", 4) == 0) { /* 127.0.0.0/8, not a name like 127.example.com */
+        for (size_t i = 4; i < n; i++)
+            if (!isdigit((unsigned char)h[i]) && h[i] != '.')
+                return false;
+        return true;
+    }
+    return (n == 9 && strncasecmp(h, "localhost", 9) == 0) || (n == 5 && strncmp(h, "[::1]", 5) == 0);
 }
 
 static void check_public_url(const char *u, char *errs, size_t cap, int *count)

@@ -48,7 +48,8 @@ char *rt_event_json(const rt_event_t *ev, const rt_pos_t *pos, size_t *len);
 
 /* The same JSON as a WebSocket text frame. */
 rt_frame_t *rt_event_ws_frame(const char *json, size_t len);
-/* The same JSON as an SSE record: "id: <pos>\nevent: message\ndata: <json>\n\n". */
+/* The same JSON as an SSE record: "id: <pos>\ndata: <json>\n\n" (no event: line, so the
+ * browser's default "message" event fires; no id: line when pos is NULL). */
 rt_frame_t *rt_event_sse_frame(const char *json, size_t len, const rt_pos_t *pos);
 
 /* RFC 3339 UTC with milliseconds, e.g. 2026-11-23T14:00:00.123Z; returns length. */

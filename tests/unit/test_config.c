@@ -383,7 +383,8 @@ RT_TEST(refuse_fallback_equal_to_current)
 RT_TEST(refuse_public_url_http_non_local)
 {
     clean_env();
-    const char *bad[] = {"http://rt.example.com", "ws://rt.example.com:8288", "http://10.0.0.5:8288"};
+    const char *bad[] = {"http://rt.example.com", "ws://rt.example.com:8288", "http://10.0.0.5:8288",
+                         "http://127.example.com", "http://localhost.example.com:8288"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         setenv("RTGW_PUBLIC_URL", bad[i], 1);
         rt_config_t cfg;
@@ -407,7 +408,7 @@ RT_TEST(public_url_local_http_accepted)
 {
     clean_env();
     const char *good[] = {"http://localhost:8288", "http://localhost", "http://127.0.0.1:8288",
-                          "ws://localhost:8288", "http://[::1]:8288", "https://rt.example.com",
+                          "http://127.1.2.3", "ws://localhost:8288", "http://[::1]:8288", "https://rt.example.com",
                           "https://rt.example.com:8443", "wss://rt.example.com"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         setenv("RTGW_PUBLIC_URL", good[i], 1);
