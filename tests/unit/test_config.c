@@ -10,12 +10,32 @@
 #include "rt_test.h"
 #include "rt_tokens.h"
 
+#include <dirent.h>
 #include <unistd.h>
 
 extern char **environ;
 
 static char tmpdir[64];
 static char errs[4096];
+
+/* Remove the temporary directory and whatever a case left in it. */
+static void remove_tmpdir(void)
+{
+    DIR *d = opendir(tmpdir);
+    if (d) {
+        struct dirent *e;
+        char path[320];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", tmpdir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    if (chdir("/") == 0)
+        rmdir(tmpdir);
+}
 
 static void clean_env(void)
 {
@@ -38,6 +58,7 @@ static void clean_env(void)
     if (!tmpdir[0]) {
         snprintf(tmpdir, sizeof(tmpdir), "/tmp/rt_test_config.XXXXXX");
         RT_ASSERT(mkdtemp(tmpdir) != NULL);
+        atexit(remove_tmpdir);
         RT_ASSERT_INT_EQ(chdir(tmpdir), 0);
     }
 }
