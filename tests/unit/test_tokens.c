@@ -1332,3 +1332,21 @@ RT_TEST(verify_invalid_arguments)
     ERR_EQ(rt_token_verify(ring, &o, RT_SLICE_LIT("a.b.c"), NOW, &c), RT_TOK_EINVAL);
     rt_keyring_free(ring);
 }
+
+/* A validly signed token claiming a lifetime this gateway would never mint
+ * (exp - iat beyond max_ttl + leeway) is refused. */
+RT_TEST(verify_refuses_lifetime_beyond_max)
+{
+    rt_token_opts_t o;
+    rt_token_opts_default(&o);
+    json_t *c = good_claims();
+    json_object_set_new(c, "exp", json_integer(NOW + o.max_ttl + o.leeway));
+    ERR_EQ(verify_claims(c, &o, NOW), 0);
+    c = good_claims();
+    json_object_set_new(c, "exp", json_integer(NOW + o.max_ttl + o.leeway + 1));
+    ERR_EQ(verify_claims(c, &o, NOW), RT_TOK_ELIFETIME);
+    c = good_claims();
+    json_object_set_new(c, "iat", json_integer(INT64_MIN));
+    json_object_set_new(c, "exp", json_integer(INT64_MAX));
+    ERR_EQ(verify_claims(c, &o, NOW), RT_TOK_ELIFETIME);
+}

@@ -209,7 +209,8 @@ void rt_claims_clear(rt_claims_t *claims);
 typedef struct {
     const char *issuer;     /* "iss" written and required; default "rtgw" */
     int64_t ttl;            /* seconds; default 60 */
-    int64_t max_ttl;        /* seconds; mint refuses ttl above it; default 3600 */
+    int64_t max_ttl;        /* seconds; mint refuses ttl above it, verify refuses
+                               exp - iat above max_ttl + leeway; default 3600 */
     int64_t leeway;         /* clock leeway in seconds; default 30 */
     size_t max_token_bytes; /* default 8192 */
     size_t max_topics;      /* default 64 */

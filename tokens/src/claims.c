@@ -217,6 +217,10 @@ int rt__claims_decode(json_t *payload, const rt_token_opts_t *opts, const rt__ve
         return RT_TOK_ENOT_YET_VALID;
     if (iat > sat_add(now, opts->leeway))
         return RT_TOK_EIAT_FUTURE;
+    /* A validly signed token that claims a lifetime beyond what this gateway
+     * would mint (e.g. minted offline with a huge exp) is refused too. */
+    if (sat_add(iat, sat_add(opts->max_ttl, opts->leeway)) < exp)
+        return RT_TOK_ELIFETIME;
     /* Verify-only public keys carry no environment; their holder vouches for it. */
     if (key->env && !json_string_equals(env, key->env))
         return RT_TOK_EENV;
