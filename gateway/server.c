@@ -366,13 +366,26 @@ static void conn_finish_close(rt_conn_t *c)
 {
     if (c->close_sent)
         return;
-    c->close_sent = true;
     rt_reason_t r = (rt_reason_t)atomic_load(&c->close_reason);
     rt_sub_close(c->sub);
     for (size_t i = c->pend_idx; i < c->npending; i++)
         rt_frame_unref(c->pending[i]);
     c->npending = c->pend_idx = 0;
-    if (!c->sse && socket_room(c) > 256) {
+    bool writable = c->fd < 0 ? socket_room(c) > 256 : false;
+    if (!c->sse && c->fd >= 0) {
+        /* A slow consumer's socket is full: wait for room for the close frame
+         * (bounded; the heartbeat shuts the socket after 2 s in CLOSING), so
+         * the client learns the reason instead of seeing 1006. */
+        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+        bool ready = poll(&p, 1, 0) == 1;
+        if (!ready && mono_ms() - c->closing_since_ms < 1500) {
+            writer_park(c);
+            return;
+        }
+        writable = ready && (p.revents & POLLOUT) && !(p.revents & (POLLERR | POLLHUP));
+    }
+    c->close_sent = true;
+    if (!c->sse && writable) {
         rt_frame_t *f = rt_ws_close_frame_new(rt_reason_ws_code(r), rt_reason_name(r));
         if (f) {
             conn_write(c, f->data, f->len);
@@ -653,48 +666,39 @@ static void publish_stream(rt_server_t *srv, struct mg_connection *conn, rt_publ
     randombytes_buf(rnd, sizeof(rnd));
     rt_b64url_encode(rnd, sizeof(rnd), sid, sizeof(sid));
     int64_t total = 0;
-    char buf[1024];
+    char buf[1024 + 4];
+    size_t have = 0; /* an incomplete UTF-8 sequence carried over from the last read */
     rt_api_publish_stream_event(&srv->api, t, "datastream-start", sid, sid, strlen(sid), now_ms());
     int chunks = 0;
     for (;;) {
-        int n = mg_read(conn, buf, sizeof(buf));
+        int n = mg_read(conn, buf + have, sizeof(buf) - 4);
         if (n <= 0)
             break;
-        /* Do not split a UTF-8 sequence across chunks. */
-        int keep = 0;
-        int i = n - 1;
-        while (i >= 0 && i > n - 4 && ((unsigned char)buf[i] & 0xC0) == 0x80)
+        size_t len = have + (size_t)n;
+        /* Do not split a UTF-8 sequence across chunks: hold back an incomplete tail. */
+        size_t keep = 0, i = len;
+        while (i > 0 && len - i < 3 && ((unsigned char)buf[i - 1] & 0xC0) == 0x80)
             i--;
-        if (i >= 0) {
-            unsigned char lead = (unsigned char)buf[i];
-            int need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-            if (n - i < need)
-                keep = n - i;
+        if (i > 0) {
+            unsigned char lead = (unsigned char)buf[i - 1];
+            size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+            if (len - (i - 1) < need)
+                keep = len - (i - 1);
         }
-        int send_len = n - keep;
-        while (send_len > 0) {
-            if (rt_api_publish_stream_event(&srv->api, t, "chunk", sid, buf, (size_t)send_len,
-                                            now_ms()) != 0)
-                break;
+        size_t send_len = len - keep;
+        if (send_len &&
+            rt_api_publish_stream_event(&srv->api, t, "chunk", sid, buf, send_len, now_ms()) == 0) {
             chunks++;
-            total += send_len;
-            break;
+            total += (int64_t)send_len;
         }
-        if (keep) {
-            /* Carry the partial sequence into the next read. */
-            char tail[4];
-            memcpy(tail, buf + send_len, (size_t)keep);
-            int m = mg_read(conn, buf + keep, sizeof(buf) - (size_t)keep);
-            memcpy(buf, tail, (size_t)keep);
-            if (m > 0) {
-                rt_api_publish_stream_event(&srv->api, t, "chunk", sid, buf, (size_t)(keep + m),
-                                            now_ms());
-                chunks++;
-                total += keep + m;
-            }
-        }
+        memmove(buf, buf + send_len, keep);
+        have = keep;
         if (total > srv->cfg->max_body_bytes * 64)
             break;
+    }
+    if (have && rt_api_publish_stream_event(&srv->api, t, "chunk", sid, buf, have, now_ms()) == 0) {
+        chunks++;
+        total += (int64_t)have;
     }
     rt_api_publish_stream_event(&srv->api, t, "datastream-end", sid, sid, strlen(sid), now_ms());
     char resp[160];
