@@ -1,0 +1,31 @@
+import type { RealtimeError, RealtimeMessage, StatusEvent, Status, SubscribeOptions } from "./index.js";
+
+export interface UseRealtimeOptions<T = unknown> extends SubscribeOptions<T> {
+  /** false: do not connect (default true). */
+  enabled?: boolean;
+  /** Messages kept in `messages` (default 100). */
+  bufferSize?: number;
+  /** Reconnect when one of these changes (url, baseUrl, token and transport always count). */
+  deps?: unknown[];
+}
+
+export interface UseRealtimeResult<T = unknown> {
+  status: Status;
+  /** The last status event (reason, code, recovered, …). */
+  info: StatusEvent | null;
+  messages: RealtimeMessage<T>[];
+  lastMessage: RealtimeMessage<T> | null;
+  error: RealtimeError | Error | null;
+  /** false after a reconnect whose history did not cover the gap: refetch. */
+  recovered: boolean;
+  lastIds: Record<string, string>;
+}
+
+interface ReactLike {
+  useState: (...args: any[]) => any;
+  useEffect: (...args: any[]) => any;
+  useRef: (...args: any[]) => any;
+}
+
+/** Binds the hook to your React (React is an optional peer dependency, never imported). */
+export declare function createUseRealtime(React: ReactLike): <T = unknown>(opts: UseRealtimeOptions<T>) => UseRealtimeResult<T>;
