@@ -49,3 +49,36 @@ function(rt_add_node_cases suite file)
       SKIP_RETURN_CODE 77 TIMEOUT ${N_TIMEOUT} LABELS ${N_LABEL})
   endforeach()
 endfunction()
+
+# rt_add_python_cases(<suite> <file.py> [LABEL l] [TIMEOUT s])
+# Registers each unittest method of a Python test file as CTest entry
+# "<suite>.<Class>.<method>", run as `python3 <file.py> <Class>.<method>`
+# (unittest.main takes test names as arguments). Methods are found by scanning for
+# `class <Name>(` and `    def test_<name>(` at line start, in file order.
+function(rt_add_python_cases suite file)
+  cmake_parse_arguments(P "" "LABEL;TIMEOUT" "" ${ARGN})
+  if(NOT P_LABEL)
+    set(P_LABEL ${suite})
+  endif()
+  if(NOT P_TIMEOUT)
+    set(P_TIMEOUT 60)
+  endif()
+  find_program(RT_PYTHON3 python3)
+  if(NOT RT_PYTHON3)
+    set(RT_PYTHON3 python3)
+  endif()
+  file(STRINGS ${file} lines REGEX "^(class [A-Za-z0-9_]+\\(|    def test_[a-z0-9_]+\\()")
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${file})
+  set(cls "")
+  foreach(line ${lines})
+    if(line MATCHES "^class ([A-Za-z0-9_]+)\\(")
+      set(cls ${CMAKE_MATCH_1})
+    elseif(line MATCHES "^    def (test_[a-z0-9_]+)\\(" AND cls)
+      set(name ${cls}.${CMAKE_MATCH_1})
+      add_test(NAME ${suite}.${name} COMMAND ${RT_PYTHON3} ${file} ${name})
+      set_tests_properties(${suite}.${name} PROPERTIES
+        ENVIRONMENT "RTGW_BIN=$<TARGET_FILE:rtgw>;PYTHONDONTWRITEBYTECODE=1"
+        SKIP_RETURN_CODE 77 TIMEOUT ${P_TIMEOUT} LABELS ${P_LABEL})
+    endif()
+  endforeach()
+endfunction()
