@@ -430,7 +430,9 @@ static void writer_drain(rt_conn_t *c)
         }
         /* Coalesce whole frames that fit both the credit and the buffer. */
         size_t len = 0, k = c->pend_idx;
-        if (first->len > sizeof(coalesce) || k + 1 == c->npending) {
+        /* A frame bigger than the credit (but within `need`) goes alone, like a
+         * big one: the coalescing loop below would take nothing and spin. */
+        if (first->len > sizeof(coalesce) || k + 1 == c->npending || (int64_t)first->len > c->credit) {
             if (conn_write(c, first->data, first->len) != 0)
                 goto gone;
             k++;

@@ -104,4 +104,34 @@ defcase("stuck_subscribers_kicked_readers_get_everything", async (t) => {
   console.log(`published ${MESSAGES} in ${publishMs} ms; max RSS ${(maxRss / 1024).toFixed(1)} MB`);
 });
 
+// Events larger than half of RTGW_SOCKET_SNDBUF: the writer must still make
+// progress (it used to spin forever when a frame was larger than the socket room
+// it had, starving every subscriber of that writer thread).
+defcase("events_larger_than_socket_buffer", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_SOCKET_SNDBUF: "4096", RTGW_LOG_LEVEL: "info" } });
+  const jwt = await mint(gw, [topic("big", "t")]);
+  const subs = [];
+  for (let i = 0; i < 3; i++) {
+    const ws = new WebSocket(wsUrl(gw, jwt), { perMessageDeflate: false });
+    t.cleanup(() => ws.terminate());
+    const s = { ws, got: [] };
+    ws.on("message", (d) => { const m = JSON.parse(d.toString()); s.got.push(m.kind === "data" ? m.data.i : m.kind); });
+    await withTimeout(new Promise((r, j) => { ws.on("open", r); ws.on("error", j); }), 5000, "open");
+    subs.push(s);
+  }
+  const N = 60;
+  const pad = "x".repeat(12000);
+  for (let i = 0; i < N; i++) {
+    const r = await http(gw, "POST", "/v1/realtime/publish?channel=big&topic=t", { body: JSON.stringify({ i, pad }), key: gw.key });
+    assert.equal(r.status, 200);
+  }
+  await waitFor(() => subs.every((s) => s.got.length === N), 5000, "every subscriber to receive the large events").catch((e) => {
+    throw new Error(`${e.message}: got ${subs.map((s) => s.got.length)}`);
+  });
+  for (const s of subs) assert.deepEqual(s.got, Array.from({ length: N }, (_, i) => i));
+  // The gateway still stops cleanly (a spinning writer thread would block the join).
+  const { code } = await withTimeout(gw.stop(), 8000, "stop");
+  assert.equal(code, 0);
+});
+
 await run();
