@@ -1,7 +1,9 @@
 /*
- * main.c — the rtgw command line: serve (default), keygen, token, version.
+ * main.c — the rtgw command line: serve (default), keygen, token, publish,
+ * subscribe, version. publish and subscribe live in client_cmds.c.
  * Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
  */
+#include "client_cmds.h"
 #include "config.h"
 #include "log.h"
 #include "rt_tokens.h"
@@ -23,6 +25,8 @@ static void usage(FILE *out)
             "  serve      run the gateway (the default command)\n"
             "  keygen     print a new signing key\n"
             "  token      mint a subscription token offline with RTGW_SIGNING_KEY\n"
+            "  publish    publish an event (or a stream) to a gateway\n"
+            "  subscribe  subscribe to a gateway and print events as JSON lines\n"
             "  version    print the version\n\n"
             "Run 'rtgw <command> --help' for a command's options.\n",
             RT_VERSION);
@@ -236,6 +240,10 @@ int main(int argc, char **argv)
         return cmd_keygen(sub_argc, sub_argv);
     if (strcmp(cmd, "token") == 0)
         return cmd_token(sub_argc, sub_argv);
+    if (strcmp(cmd, "publish") == 0)
+        return rt_cmd_publish(sub_argc, sub_argv);
+    if (strcmp(cmd, "subscribe") == 0)
+        return rt_cmd_subscribe(sub_argc, sub_argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("rtgw %s (civetweb, libsodium %s, jansson %s)\n", RT_VERSION, sodium_version_string(),
                jansson_version_str());
