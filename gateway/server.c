@@ -354,12 +354,17 @@ static int conn_write(rt_conn_t *c, const char *buf, size_t len)
     return rc;
 }
 
-static void conn_shutdown_socket(rt_conn_t *c)
+static void conn_shutdown_socket_how(rt_conn_t *c, int how)
 {
     pthread_mutex_lock(&c->wlock);
     if (c->mg && c->fd >= 0)
-        shutdown(c->fd, SHUT_RDWR);
+        shutdown(c->fd, how);
     pthread_mutex_unlock(&c->wlock);
+}
+
+static void conn_shutdown_socket(rt_conn_t *c)
+{
+    conn_shutdown_socket_how(c, SHUT_RDWR);
 }
 
 static void conn_finish_close(rt_conn_t *c)
@@ -385,15 +390,21 @@ static void conn_finish_close(rt_conn_t *c)
         writable = ready && (p.revents & POLLOUT) && !(p.revents & (POLLERR | POLLHUP));
     }
     c->close_sent = true;
+    bool sent = false;
     if (!c->sse && writable) {
         rt_frame_t *f = rt_ws_close_frame_new(rt_reason_ws_code(r), rt_reason_name(r));
         if (f) {
-            conn_write(c, f->data, f->len);
+            sent = conn_write(c, f->data, f->len) == 0;
             rt_frame_unref(f);
         }
     }
-    /* Wakes civetweb's reader (EOF), which runs the close handler. */
-    conn_shutdown_socket(c);
+    /* After a close frame, only half-close: shutting the read side while the
+     * client's frames sit unread makes the kernel send a reset, and the client
+     * may lose the close frame and see 1006. Its close reply (or EOF) ends the
+     * session; the heartbeat shuts the socket fully after 2 s otherwise.
+     * Without a close frame, shut both sides now: that wakes civetweb's
+     * reader, which runs the close handler. */
+    conn_shutdown_socket_how(c, sent ? SHUT_WR : SHUT_RDWR);
 }
 
 /* Drain one connection as far as its socket allows. Writer thread only. */
@@ -1354,10 +1365,11 @@ static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len,
     case RT_WS_PONG:
         return 1;
     case RT_WS_CLOSE: {
-        /* Echo the close (RFC 6455 §5.5.1), then let civetweb end the session. */
+        /* Echo the close (RFC 6455 §5.5.1) unless we started the closing
+         * handshake ourselves, then let civetweb end the session. */
         int code = len >= 2 ? ((unsigned char)data[0] << 8 | (unsigned char)data[1]) : 1000;
         (void)code;
-        rt_frame_t *f = rt_ws_close_frame_new(1000, "");
+        rt_frame_t *f = atomic_load(&c->state) == STATE_OPEN ? rt_ws_close_frame_new(1000, "") : NULL;
         if (f) {
             pthread_mutex_lock(&c->wlock);
             mg_lock_connection(conn);
