@@ -1,0 +1,162 @@
+// Helpers for the browser tier: headless Chromium (playwright-core with the
+// system's /usr/bin/chromium), a tiny loopback web server that serves sdk/js and a
+// test page and can proxy the gateway (optionally refusing WebSocket upgrades, like
+// a misconfigured proxy, or freezing event streams), and a self-signed certificate.
+import fs from "node:fs";
+import http from "node:http";
+import https from "node:https";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { requireNodeModules } from "../lib/harness.mjs";
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const CHROMIUM = process.env.RT_CHROMIUM || "/usr/bin/chromium";
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor(fn, ms, what, step = 25) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await sleep(step);
+  }
+}
+
+function tmpDir(t, prefix) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.cleanup(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+// A fresh headless Chromium with an empty profile. Fails (never skips) without Chromium.
+export async function launch(t, { https: ignoreHTTPSErrors = false } = {}) {
+  if (!fs.existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing: the browser tests need Chromium (apt-get install -y chromium, or scripts/deps.sh test)`);
+  }
+  requireNodeModules("playwright-core");
+  const { chromium } = await import("playwright-core");
+  const profile = tmpDir(t, "rtgw-chromium-");
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    ignoreHTTPSErrors,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    timeout: 20000,
+  });
+  t.cleanup(() => ctx.close());
+  const page = ctx.pages()[0] || (await ctx.newPage());
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.setDefaultTimeout(15000);
+  return { ctx, page, problems };
+}
+
+export function selfSignedCert(t) {
+  const d = tmpDir(t, "rtgw-cert-");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", path.join(d, "key.pem"),
+    "-out", path.join(d, "cert.pem"), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+  { stdio: "ignore" });
+  return { key: fs.readFileSync(path.join(d, "key.pem")), cert: fs.readFileSync(path.join(d, "cert.pem")) };
+}
+
+// The page the SDK cases drive: it loads the SDK, records every WebSocket URL the
+// page opens, and exposes start(opts) that keeps statuses, messages and errors.
+export const TEST_PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>rtgw sdk test</title></head>
+<body><p id="state">loading</p>
+<script type="module">
+import * as rtgw from "/sdk/index.js";
+window.rtgw = rtgw;
+window.__ws = [];
+const Native = window.WebSocket;
+window.WebSocket = class extends Native { constructor(url, protocols) { window.__ws.push(String(url)); super(url, protocols); } };
+window.start = (opts) => {
+  window.__st = []; window.__msgs = []; window.__errs = [];
+  window.__sub = rtgw.subscribe({
+    ...opts,
+    onStatus: (s) => { const { error, ...plain } = s; window.__st.push(plain); document.getElementById("state").textContent = s.status; },
+    onMessage: (m) => window.__msgs.push(m),
+    onError: (e) => window.__errs.push({ reason: e.reason, message: e.message, fatal: e.fatal, code: e.code }),
+  });
+  return true;
+};
+document.getElementById("state").textContent = "ready";
+</script></body></html>`;
+
+const TYPES = { ".js": "text/javascript; charset=utf-8", ".html": "text/html; charset=utf-8", ".css": "text/css", ".png": "image/png" };
+
+// A web server on loopback: GET /test.html, GET /sdk/<file> from sdk/js; with
+// `gateway` (a port) it proxies /v1/realtime/* and /health there, and tunnels
+// WebSocket upgrades unless refuseUpgrades. Returns { url, origin, port, dropStreams(), freezeStreams() }.
+export async function startWeb(t, { tls, gateway, refuseUpgrades = false } = {}) {
+  const streams = new Set();
+  let frozen = false;
+  const handler = (req, res) => {
+    const u = new URL(req.url, "http://x");
+    if (gateway && (u.pathname.startsWith("/v1/realtime/") || u.pathname === "/health")) {
+      const up = http.request({ host: "127.0.0.1", port: gateway, path: req.url, method: req.method, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode, ur.headers);
+        const s = { ur, res };
+        streams.add(s);
+        ur.on("data", (d) => { if (!frozen) res.write(d); });
+        ur.on("end", () => { streams.delete(s); res.end(); });
+        res.on("close", () => { streams.delete(s); ur.destroy(); });
+      });
+      up.on("error", () => { res.writeHead(502); res.end(); });
+      req.pipe(up);
+      return;
+    }
+    if (u.pathname === "/test.html") {
+      res.writeHead(200, { "Content-Type": TYPES[".html"], "Cache-Control": "no-store" });
+      return res.end(TEST_PAGE);
+    }
+    if (u.pathname.startsWith("/sdk/")) {
+      const f = path.join(root, "sdk/js", path.basename(u.pathname));
+      if (fs.existsSync(f)) {
+        res.writeHead(200, { "Content-Type": TYPES[path.extname(f)] || "application/octet-stream", "Cache-Control": "no-store" });
+        return res.end(fs.readFileSync(f));
+      }
+    }
+    res.writeHead(404, { "Content-Type": "text/plain" });
+    res.end("not found");
+  };
+  const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
+  const sockets = new Set();
+  server.on("connection", (s) => { sockets.add(s); s.on("close", () => sockets.delete(s)); });
+  server.on("upgrade", (req, socket, head) => {
+    if (!gateway || refuseUpgrades) {
+      // What a proxy that does not forward Upgrade does: no 101, the browser sees 1006.
+      socket.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    const up = net.connect(gateway, "127.0.0.1", () => {
+      let h = `${req.method} ${req.url} HTTP/1.1\r\n`;
+      for (let i = 0; i < req.rawHeaders.length; i += 2) h += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+      up.write(h + "\r\n");
+      if (head && head.length) up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    up.on("error", () => socket.destroy());
+    socket.on("error", () => up.destroy());
+    sockets.add(up);
+    up.on("close", () => sockets.delete(up));
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address();
+  t.cleanup(() => new Promise((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }));
+  const origin = `${tls ? "https" : "http"}://127.0.0.1:${port}`;
+  return {
+    port, origin, url: `${origin}/test.html`,
+    // Cut every proxied HTTP stream (SSE) as a network failure would.
+    dropStreams() { for (const s of streams) { s.res.destroy(); s.ur.destroy(); } streams.clear(); },
+    // Stop forwarding stream bytes (the connection stays up): a silent dead path.
+    freezeStreams(on = true) { frozen = on; },
+  };
+}
