@@ -50,13 +50,14 @@ function(rt_add_node_cases suite file)
   endforeach()
 endfunction()
 
-# rt_add_python_cases(<suite> <file.py> [LABEL l] [TIMEOUT s])
+# rt_add_python_cases(<suite> <file.py> [LABEL l] [TIMEOUT s] [CLASSES c...])
 # Registers each unittest method of a Python test file as CTest entry
 # "<suite>.<Class>.<method>", run as `python3 <file.py> <Class>.<method>`
 # (unittest.main takes test names as arguments). Methods are found by scanning for
 # `class <Name>(` and `    def test_<name>(` at line start, in file order.
+# CLASSES: the methods live in a mixin; register every method under each class listed.
 function(rt_add_python_cases suite file)
-  cmake_parse_arguments(P "" "LABEL;TIMEOUT" "" ${ARGN})
+  cmake_parse_arguments(P "" "LABEL;TIMEOUT" "CLASSES" ${ARGN})
   if(NOT P_LABEL)
     set(P_LABEL ${suite})
   endif()
@@ -73,12 +74,19 @@ function(rt_add_python_cases suite file)
   foreach(line ${lines})
     if(line MATCHES "^class ([A-Za-z0-9_]+)\\(")
       set(cls ${CMAKE_MATCH_1})
-    elseif(line MATCHES "^    def (test_[a-z0-9_]+)\\(" AND cls)
-      set(name ${cls}.${CMAKE_MATCH_1})
-      add_test(NAME ${suite}.${name} COMMAND ${RT_PYTHON3} ${file} ${name})
-      set_tests_properties(${suite}.${name} PROPERTIES
-        ENVIRONMENT "RTGW_BIN=$<TARGET_FILE:rtgw>;PYTHONDONTWRITEBYTECODE=1"
-        SKIP_RETURN_CODE 77 TIMEOUT ${P_TIMEOUT} LABELS ${P_LABEL})
+    elseif(line MATCHES "^    def (test_[a-z0-9_]+)\\(" AND (cls OR P_CLASSES))
+      set(method ${CMAKE_MATCH_1})
+      set(classes ${cls})
+      if(P_CLASSES)
+        set(classes ${P_CLASSES})
+      endif()
+      foreach(c ${classes})
+        set(name ${c}.${method})
+        add_test(NAME ${suite}.${name} COMMAND ${RT_PYTHON3} ${file} ${name})
+        set_tests_properties(${suite}.${name} PROPERTIES
+          ENVIRONMENT "RTGW_BIN=$<TARGET_FILE:rtgw>;PYTHONDONTWRITEBYTECODE=1"
+          SKIP_RETURN_CODE 77 TIMEOUT ${P_TIMEOUT} LABELS ${P_LABEL})
+      endforeach()
     endif()
   endforeach()
 endfunction()
