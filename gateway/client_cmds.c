@@ -54,20 +54,22 @@ static bool opt_arg(int argc, char **argv, int *i, const char *name, const char 
 
 static void publish_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: rtgw publish --channel C --topic T [--data STRING | --file F] [--stream]\n"
-            "                    [--run-id R] [--fn-id F] [--idempotency-key K] [--url URL] [--token JWT]\n\n"
-            "Publishes one event (the body: --data, --file F, or stdin when neither is given; JSON is\n"
-            "embedded as JSON, anything else as a string). --stream sends the body as a stream\n"
-            "(Transfer-Encoding: chunked, Content-Type: text/stream): each read of stdin becomes a\n"
-            "chunk frame as soon as it arrives, e.g. `model | rtgw publish --stream …`.\n\n"
-            "  --url URL        the gateway (default " RT_DEFAULT_URL ")\n"
-            "  --token JWT      a token minted with --publish, instead of RTGW_SIGNING_KEY\n"
-            "  --run-id R, --fn-id F   sent as run_id / fn_id on the event\n"
-            "  --idempotency-key K     a retry with the same key publishes nothing\n\n"
-            "Credential: RTGW_SIGNING_KEY (environment or .env; sent hashed) unless --token.\n"
-            "Prints the gateway's answer as JSON on stdout. Exit codes: 0 published, 1 refused\n"
-            "or unreachable (the error name is printed), 2 bad usage or configuration.\n");
+    fprintf(
+        out,
+        "Usage: rtgw publish --channel C --topic T [--data STRING | --file F] [--stream]\n"
+        "                    [--run-id R] [--fn-id F] [--idempotency-key K] [--url URL] [--token "
+        "JWT]\n\n"
+        "Publishes one event (the body: --data, --file F, or stdin when neither is given; JSON is\n"
+        "embedded as JSON, anything else as a string). --stream sends the body as a stream\n"
+        "(Transfer-Encoding: chunked, Content-Type: text/stream): each read of stdin becomes a\n"
+        "chunk frame as soon as it arrives, e.g. `model | rtgw publish --stream …`.\n\n"
+        "  --url URL        the gateway (default " RT_DEFAULT_URL ")\n"
+        "  --token JWT      a token minted with --publish, instead of RTGW_SIGNING_KEY\n"
+        "  --run-id R, --fn-id F   sent as run_id / fn_id on the event\n"
+        "  --idempotency-key K     a retry with the same key publishes nothing\n\n"
+        "Credential: RTGW_SIGNING_KEY (environment or .env; sent hashed) unless --token.\n"
+        "Prints the gateway's answer as JSON on stdout. Exit codes: 0 published, 1 refused\n"
+        "or unreachable (the error name is printed), 2 bad usage or configuration.\n");
 }
 
 typedef struct {
@@ -157,7 +159,8 @@ int rt_cmd_publish(int argc, char **argv)
         } else if (opt_arg(argc, argv, &i, "--idempotency-key", &v)) {
             dst = &po.idempotency_key;
         } else {
-            fprintf(stderr, "rtgw publish: unknown option '%s' (see rtgw publish --help)\n", argv[i]);
+            fprintf(stderr, "rtgw publish: unknown option '%s' (see rtgw publish --help)\n",
+                    argv[i]);
             return 2;
         }
         if (!v) {
@@ -167,7 +170,8 @@ int rt_cmd_publish(int argc, char **argv)
         *dst = v;
     }
     if (!channel || !topic) {
-        fprintf(stderr, "rtgw publish: --channel and --topic are required (see rtgw publish --help)\n");
+        fprintf(stderr,
+                "rtgw publish: --channel and --topic are required (see rtgw publish --help)\n");
         return 2;
     }
     if (data && file) {
@@ -264,22 +268,25 @@ int rt_cmd_publish(int argc, char **argv)
 
 static void subscribe_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: rtgw subscribe --channel C --topic T [--topic T2 ...] [--url URL] [--since ID ...]\n"
-            "                      [--count N] [--timeout S] [--token JWT]\n\n"
-            "Subscribes over WebSocket (extended protocol) and prints every event as one JSON line on\n"
-            "stdout; status lines go to stderr. Reconnects with backoff after a disconnect and resumes\n"
-            "from the last id of each channel, so nothing is lost within the gateway's history; when\n"
-            "the history cannot cover a gap it says \"not recovered\" on stderr.\n\n"
-            "  --url URL      the gateway (default " RT_DEFAULT_URL ")\n"
-            "  --token JWT    subscribe with this token instead of minting one per connection\n"
-            "                 with RTGW_SIGNING_KEY (environment or .env)\n"
-            "  --since ID     resume from this event id (repeat: one per channel)\n"
-            "  --count N      exit 0 after N events\n"
-            "  --timeout S    exit 1 when no subscription could be established for S seconds\n"
-            "                 (default 30; 0 retries forever)\n\n"
-            "Exit codes: 0 after --count events or on SIGINT/SIGTERM, 1 refused by the gateway\n"
-            "(the close reason is printed, e.g. token_invalid) or unreachable, 2 bad usage.\n");
+    fprintf(
+        out,
+        "Usage: rtgw subscribe --channel C --topic T [--topic T2 ...] [--url URL] [--since ID "
+        "...]\n"
+        "                      [--count N] [--timeout S] [--token JWT]\n\n"
+        "Subscribes over WebSocket (extended protocol) and prints every event as one JSON line on\n"
+        "stdout; status lines go to stderr. Reconnects with backoff after a disconnect and "
+        "resumes\n"
+        "from the last id of each channel, so nothing is lost within the gateway's history; when\n"
+        "the history cannot cover a gap it says \"not recovered\" on stderr.\n\n"
+        "  --url URL      the gateway (default " RT_DEFAULT_URL ")\n"
+        "  --token JWT    subscribe with this token instead of minting one per connection\n"
+        "                 with RTGW_SIGNING_KEY (environment or .env)\n"
+        "  --since ID     resume from this event id (repeat: one per channel)\n"
+        "  --count N      exit 0 after N events\n"
+        "  --timeout S    exit 1 when no subscription could be established for S seconds\n"
+        "                 (default 30; 0 retries forever)\n\n"
+        "Exit codes: 0 after --count events or on SIGINT/SIGTERM, 1 refused by the gateway\n"
+        "(the close reason is printed, e.g. token_invalid) or unreachable, 2 bad usage.\n");
 }
 
 typedef struct {
@@ -303,9 +310,8 @@ static void on_signal(int sig)
 static char *mint_token(void *user)
 {
     sub_ctx_t *c = user;
-    rtc_mint_opts_t mo = {.alg = c->cfg->token_alg,
-                          .issuer = c->cfg->issuer,
-                          .max_ttl = c->cfg->token_max_ttl_s};
+    rtc_mint_opts_t mo = {
+        .alg = c->cfg->token_alg, .issuer = c->cfg->issuer, .max_ttl = c->cfg->token_max_ttl_s};
     char *jwt = NULL;
     rtc_error_t err;
     if (rtc_mint_local_opts(c->cfg->signing_key, c->channel, c->topics, c->ntopics,
@@ -372,11 +378,13 @@ int rt_cmd_subscribe(int argc, char **argv)
             opt_arg(argc, argv, &i, "--since", &v) || opt_arg(argc, argv, &i, "--count", &v) ||
             opt_arg(argc, argv, &i, "--timeout", &v)) {
             if (!v) {
-                fprintf(stderr, "rtgw subscribe: %s needs a value (see rtgw subscribe --help)\n", opt);
+                fprintf(stderr, "rtgw subscribe: %s needs a value (see rtgw subscribe --help)\n",
+                        opt);
                 return 2;
             }
         } else {
-            fprintf(stderr, "rtgw subscribe: unknown option '%s' (see rtgw subscribe --help)\n", opt);
+            fprintf(stderr, "rtgw subscribe: unknown option '%s' (see rtgw subscribe --help)\n",
+                    opt);
             return 2;
         }
         if (strcmp(opt, "--channel") == 0) {
@@ -430,8 +438,8 @@ int rt_cmd_subscribe(int argc, char **argv)
             return rc;
         }
     }
-    sub_ctx_t ctx = {.cfg = &cfg, .channel = channel, .topics = topics, .ntopics = ntopics,
-                     .count = count};
+    sub_ctx_t ctx = {
+        .cfg = &cfg, .channel = channel, .topics = topics, .ntopics = ntopics, .count = count};
     if (!token) {
         /* Fail fast on a token the gateway could never accept (bad names, ttl). */
         char *probe = mint_token(&ctx);
@@ -453,7 +461,8 @@ int rt_cmd_subscribe(int argc, char **argv)
                                .give_up_ms = (int)(timeout_s * 1000)};
     rtc_sub_t *sub = rtc_sub_new(&so);
     if (!sub) {
-        fprintf(stderr, "rtgw subscribe: bad --url '%s' (http://host:port or https://host:port)\n", url);
+        fprintf(stderr, "rtgw subscribe: bad --url '%s' (http://host:port or https://host:port)\n",
+                url);
         if (have_cfg)
             rt_config_free(&cfg);
         return 2;

@@ -131,5 +131,6 @@ int main(int argc, char **argv)
     printf("worker: stream   -> %s (%lld chunks, %lld bytes)\n", r.stream_id, r.chunks, r.bytes);
     rtc_publish_result_clear(&r);
 
-    return emit(&w, "finished", "{\"status\":\"finished\",\"answer\":\"The answer is forty-two.\"}");
+    return emit(&w, "finished",
+                "{\"status\":\"finished\",\"answer\":\"The answer is forty-two.\"}");
 }

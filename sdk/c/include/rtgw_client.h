@@ -45,7 +45,7 @@ extern "C" {
     XX(EINVAL, -2, "invalid_argument", "invalid argument")                                         \
     XX(EURL, -3, "bad_url", "base URL is not http://host[:port] or https://host[:port]")           \
     XX(EKEY, -4, "bad_signing_key", "the signing key is not of the form signkey-<env>-<hex>")      \
-    XX(ETOKEN, -5, "mint_failed", "the token could not be minted (see the detail)")               \
+    XX(ETOKEN, -5, "mint_failed", "the token could not be minted (see the detail)")                \
     XX(ECONNECT, -6, "unreachable", "cannot connect to the gateway")                               \
     XX(EIO, -7, "io_error", "the connection failed while sending or receiving")                    \
     XX(ETIMEOUT, -8, "timeout", "the gateway did not answer in time")                              \
@@ -53,7 +53,7 @@ extern "C" {
     XX(EUNAUTHORIZED, -10, "unauthorized", "the gateway refused the credential (401)")             \
     XX(EFORBIDDEN, -11, "forbidden", "the credential does not allow this (403)")                   \
     XX(EHTTP, -12, "http_error", "the gateway refused the request")                                \
-    XX(EREFUSED, -13, "refused", "the gateway closed the subscription for good (see the reason)") \
+    XX(EREFUSED, -13, "refused", "the gateway closed the subscription for good (see the reason)")  \
     XX(ETLS, -14, "tls_unavailable", "https:// needs civetweb client TLS, which is not available") \
     XX(ECALLBACK, -15, "callback_abort", "a callback asked to abort")
 
@@ -124,13 +124,13 @@ typedef struct {
 /* The gateway's answer to a publish. Caller-owned; release with
  * rtc_publish_result_clear (ids_json is malloc'd). */
 typedef struct {
-    int status;         /* HTTP status; 0 if the gateway was not reached */
-    char *ids_json;     /* the "ids" array as compact JSON text (["<id>",…]), or NULL */
-    bool duplicate;     /* the Idempotency-Key was seen before: nothing was published */
-    long long delivered; /* subscriber deliveries */
-    char stream_id[80]; /* streams: the stream id; "" otherwise */
+    int status;              /* HTTP status; 0 if the gateway was not reached */
+    char *ids_json;          /* the "ids" array as compact JSON text (["<id>",…]), or NULL */
+    bool duplicate;          /* the Idempotency-Key was seen before: nothing was published */
+    long long delivered;     /* subscriber deliveries */
+    char stream_id[80];      /* streams: the stream id; "" otherwise */
     long long chunks, bytes; /* streams: what the gateway received */
-    rtc_error_t error;  /* filled when the call fails */
+    rtc_error_t error;       /* filled when the call fails */
 } rtc_publish_result_t;
 
 /* Frees ids_json and zeroes the result. NULL is ignored. */
@@ -176,9 +176,9 @@ typedef enum {
                                      reason: the channel — refetch its state */
     RTC_STATUS_DISCONNECTED = 3,  /* reason: "<code> <name>[: detail]" */
     RTC_STATUS_RECONNECTING = 4,  /* reason: "in <ms> ms (<why>)" */
-    RTC_STATUS_REFUSED = 5,       /* final: reason "<code> <name>[: detail]"; run returns RTC_EREFUSED */
-    RTC_STATUS_GAVE_UP = 6,       /* final: unreachable for longer than give_up_ms */
-    RTC_STATUS_CLOSING = 7        /* the gateway announced a shutdown ({"kind":"closing"}) */
+    RTC_STATUS_REFUSED = 5, /* final: reason "<code> <name>[: detail]"; run returns RTC_EREFUSED */
+    RTC_STATUS_GAVE_UP = 6, /* final: unreachable for longer than give_up_ms */
+    RTC_STATUS_CLOSING = 7  /* the gateway announced a shutdown ({"kind":"closing"}) */
 } rtc_status_t;
 
 /* Name of a status ("connected"); static storage. */
@@ -198,18 +198,18 @@ typedef char *(*rtc_token_fn)(void *user);
 /* Plain data: rtc_sub_new copies every string, so it may live on the stack. */
 typedef struct {
     const char *base_url;
-    const char *token;          /* a fixed token, or NULL and token_fn */
-    rtc_token_fn token_fn;      /* called before every connect (used when token is NULL) */
-    const char *const *since;   /* positions to resume from (one per channel), may be NULL */
+    const char *token;        /* a fixed token, or NULL and token_fn */
+    rtc_token_fn token_fn;    /* called before every connect (used when token is NULL) */
+    const char *const *since; /* positions to resume from (one per channel), may be NULL */
     size_t nsince;
-    rtc_message_fn on_message;  /* required */
-    rtc_status_fn on_status;    /* optional */
-    void *user;                 /* passed to every callback */
-    const char *origin;         /* Origin header; NULL → none */
-    int backoff_initial_ms;     /* first reconnect delay; 0 → 250 */
-    int backoff_max_ms;         /* cap of the exponential backoff; 0 → 10000 (±50% jitter) */
-    int give_up_ms;             /* stop (RTC_ECONNECT) after this long without an
-                                   established subscription; 0 → never */
+    rtc_message_fn on_message; /* required */
+    rtc_status_fn on_status;   /* optional */
+    void *user;                /* passed to every callback */
+    const char *origin;        /* Origin header; NULL → none */
+    int backoff_initial_ms;    /* first reconnect delay; 0 → 250 */
+    int backoff_max_ms;        /* cap of the exponential backoff; 0 → 10000 (±50% jitter) */
+    int give_up_ms;            /* stop (RTC_ECONNECT) after this long without an
+                                  established subscription; 0 → never */
 } rtc_subscribe_opts_t;
 
 /* A subscription: owns a connection at a time, the last id per channel and

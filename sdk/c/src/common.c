@@ -226,8 +226,8 @@ static int write_all(struct mg_connection *c, const void *p, size_t n)
     return n == 0 || mg_write(c, p, n) == (int)n ? 0 : -1;
 }
 
-int rtc__http(const rtc__url_t *u, const rtc__req_t *req, int *status, char **resp, size_t *resp_len,
-              rtc_error_t *err)
+int rtc__http(const rtc__url_t *u, const rtc__req_t *req, int *status, char **resp,
+              size_t *resp_len, rtc_error_t *err)
 {
     *status = 0;
     *resp = NULL;
@@ -268,7 +268,8 @@ int rtc__http(const rtc__url_t *u, const rtc__req_t *req, int *status, char **re
             long got = req->next(chunk, sizeof(chunk), req->next_user);
             if (got < 0) {
                 mg_close_connection(c);
-                return rtc__fail(err, RTC_ECALLBACK, 0, NULL, "the chunk callback aborted the stream");
+                return rtc__fail(err, RTC_ECALLBACK, 0, NULL,
+                                 "the chunk callback aborted the stream");
             }
             if (got > (long)sizeof(chunk))
                 got = sizeof(chunk);

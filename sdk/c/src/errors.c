@@ -11,8 +11,8 @@ const char *rtc_strerror(int code)
     switch (code) {
     case 0:
         return "success";
-#define RTC_XX(name, c, id, text)                                                                   \
-    case c:                                                                                         \
+#define RTC_XX(name, c, id, text)                                                                  \
+    case c:                                                                                        \
         return text;
         RTC_ERRNO_MAP(RTC_XX)
 #undef RTC_XX
@@ -26,8 +26,8 @@ const char *rtc_errname(int code)
     switch (code) {
     case 0:
         return "ok";
-#define RTC_XX(name, c, id, text)                                                                   \
-    case c:                                                                                         \
+#define RTC_XX(name, c, id, text)                                                                  \
+    case c:                                                                                        \
         return id;
         RTC_ERRNO_MAP(RTC_XX)
 #undef RTC_XX
@@ -59,8 +59,8 @@ const char *rtc_errname(int code)
 const char *rtc_close_name(int code)
 {
     switch (code) {
-#define RTC_CXX(c, name, retry)                                                                     \
-    case c:                                                                                         \
+#define RTC_CXX(c, name, retry)                                                                    \
+    case c:                                                                                        \
         return name;
         RTC_CLOSE_MAP(RTC_CXX)
 #undef RTC_CXX
@@ -72,8 +72,8 @@ const char *rtc_close_name(int code)
 bool rtc_close_retryable(int code)
 {
     switch (code) {
-#define RTC_CXX(c, name, retry)                                                                     \
-    case c:                                                                                         \
+#define RTC_CXX(c, name, retry)                                                                    \
+    case c:                                                                                        \
         return retry;
         RTC_CLOSE_MAP(RTC_CXX)
 #undef RTC_CXX
@@ -85,7 +85,7 @@ bool rtc_close_retryable(int code)
 
 const char *rtc_status_name(rtc_status_t s)
 {
-    static const char *const names[] = {"connecting",   "connected", "not_recovered",
+    static const char *const names[] = {"connecting",   "connected",    "not_recovered",
                                         "disconnected", "reconnecting", "refused",
                                         "gave_up",      "closing"};
     return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";

@@ -14,7 +14,7 @@ struct mg_connection;
 
 /* A parsed base URL. */
 typedef struct {
-    char host[256];   /* without brackets for IPv6 */
+    char host[256]; /* without brackets for IPv6 */
     int port;
     int tls;          /* https:// */
     char prefix[512]; /* path before /v1/…, no trailing slash ("" for none) */
@@ -65,8 +65,8 @@ typedef struct {
     void *next_user;
     int timeout_ms;
 } rtc__req_t;
-int rtc__http(const rtc__url_t *u, const rtc__req_t *req, int *status, char **resp, size_t *resp_len,
-              rtc_error_t *err);
+int rtc__http(const rtc__url_t *u, const rtc__req_t *req, int *status, char **resp,
+              size_t *resp_len, rtc_error_t *err);
 
 /* Fill err from a non-2xx reply ({"error":name,"message":text} when JSON) and
  * return the matching code (401 → RTC_EUNAUTHORIZED, 403 → RTC_EFORBIDDEN,

@@ -32,7 +32,8 @@ int rtc_mint_local_opts(const char *signing_key, const char *channel, const char
     rt_keyring_t *ring = rt_keyring_new();
     if (!ring)
         return rtc__fail(err, RTC_ENOMEM, 0, NULL, NULL);
-    rc = rt_keyring_set_signing_key(ring, RT_KEY_CURRENT, rt_slice_cstr(signing_key), (rt_alg_t)alg);
+    rc =
+        rt_keyring_set_signing_key(ring, RT_KEY_CURRENT, rt_slice_cstr(signing_key), (rt_alg_t)alg);
     if (rc) {
         rt_keyring_free(ring);
         return rtc__fail(err, RTC_EKEY, 0, rt_tok_errname(rc), "%s", rt_tok_strerror(rc));

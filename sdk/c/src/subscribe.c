@@ -62,7 +62,7 @@ struct rtc_sub_s {
     int close_code;
     char close_reason[124];
     bool acked;
-    bool user_stop; /* on_message returned non-zero */
+    bool user_stop;  /* on_message returned non-zero */
     rtc__buf_t frag; /* a fragmented text message being assembled */
 };
 
@@ -266,7 +266,8 @@ static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len,
         pthread_mutex_unlock(&s->mu);
         /* Answer the close (RFC 6455 §5.5.1), echoing the code. */
         pthread_mutex_lock(&s->wmu);
-        mg_websocket_client_write(conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, data, len >= 2 ? 2 : 0);
+        mg_websocket_client_write(conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, data,
+                                  len >= 2 ? 2 : 0);
         pthread_mutex_unlock(&s->wmu);
         return 0;
     }
@@ -427,12 +428,12 @@ int rtc_sub_run(rtc_sub_t *s, rtc_error_t *err)
         s->close_reason[0] = '\0';
         pthread_mutex_unlock(&s->mu);
         s->frag.len = 0;
-        status(s, RTC_STATUS_CONNECTING, "%s://%s:%d%s/v1/realtime/connect", s->url.tls ? "wss" : "ws",
-               s->url.host, s->url.port, s->url.prefix);
+        status(s, RTC_STATUS_CONNECTING, "%s://%s:%d%s/v1/realtime/connect",
+               s->url.tls ? "wss" : "ws", s->url.host, s->url.port, s->url.prefix);
         char ebuf[256] = "";
-        struct mg_connection *c = mg_connect_websocket_client(
-            s->url.host, s->url.port, s->url.tls, ebuf, sizeof(ebuf), path.p, s->origin, ws_data,
-            ws_close, s);
+        struct mg_connection *c =
+            mg_connect_websocket_client(s->url.host, s->url.port, s->url.tls, ebuf, sizeof(ebuf),
+                                        path.p, s->origin, ws_data, ws_close, s);
         sodium_memzero(path.p, path.len);
         rtc__buf_free(&path);
         if (!c) {
@@ -489,8 +490,8 @@ int rtc_sub_run(rtc_sub_t *s, rtc_error_t *err)
         }
         int64_t now = now_ms();
         if (s->give_up_ms && now - last_ok >= s->give_up_ms) {
-            status(s, RTC_STATUS_GAVE_UP, "no subscription for %d ms; last error: %s", s->give_up_ms,
-                   why);
+            status(s, RTC_STATUS_GAVE_UP, "no subscription for %d ms; last error: %s",
+                   s->give_up_ms, why);
             return rtc__fail(err, RTC_ECONNECT, 0, NULL, "%s (gave up after %d ms)", why,
                              s->give_up_ms);
         }
