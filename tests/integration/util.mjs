@@ -1,6 +1,8 @@
 // Helpers for the integration tier: WebSocket clients (npm ws), a hand-written
 // raw WebSocket client over net.Socket, metrics parsing, process runners.
 // Everything is bounded in time: every wait takes a timeout and rejects.
+// Timeouts are generous (10 s) so that a loaded CI machine does not fail a case;
+// a hang still ends well inside the per-case limit.
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -38,7 +40,7 @@ export async function waitFor(fn, ms, what, step = 25) {
 
 // Opens a WebSocket and resolves once open. The client records every text
 // message (parsed JSON), pings and the close; next() waits for the next message.
-export function connect(url, { protocols, headers, origin, t, ms = 5000, raw = false, wsOpts = {} } = {}) {
+export function connect(url, { protocols, headers, origin, t, ms = 10000, raw = false, wsOpts = {} } = {}) {
   return withTimeout(new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols, { headers, origin, perMessageDeflate: false, ...wsOpts });
     const c = {
@@ -80,7 +82,7 @@ export function connect(url, { protocols, headers, origin, t, ms = 5000, raw = f
 }
 
 // Expects the upgrade to be refused with an HTTP status; resolves { status, json, headers }.
-export function refusedUpgrade(url, { protocols, headers, origin, ms = 5000 } = {}) {
+export function refusedUpgrade(url, { protocols, headers, origin, ms = 10000 } = {}) {
   return withTimeout(new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols, { headers, origin, perMessageDeflate: false });
     ws.on("open", () => { ws.terminate(); reject(new Error("upgrade unexpectedly succeeded")); });
@@ -98,7 +100,7 @@ export function refusedUpgrade(url, { protocols, headers, origin, ms = 5000 } = 
 }
 
 // Extended protocol refusal: the upgrade completes and the server closes with a code.
-export function refusedExt(url, { headers, origin, protocols = ["rtgw.v1"], ms = 5000 } = {}) {
+export function refusedExt(url, { headers, origin, protocols = ["rtgw.v1"], ms = 10000 } = {}) {
   return withTimeout(new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols, { headers, origin, perMessageDeflate: false });
     let opened = false; const msgs = [];
@@ -117,7 +119,7 @@ export const wsUrl = (gw, token, extra = "") => `${gw.ws}/v1/realtime/connect?to
 export async function http(gw, method, p, { body, headers = {}, key } = {}) {
   const h = { ...headers };
   if (key) h.Authorization = `Bearer ${key}`;
-  const res = await withTimeout(fetch(`${gw.url}${p}`, { method, headers: h, body }), 5000, `${method} ${p}`);
+  const res = await withTimeout(fetch(`${gw.url}${p}`, { method, headers: h, body }), 10000, `${method} ${p}`);
   const text = await res.text();
   let json; try { json = JSON.parse(text); } catch { json = undefined; }
   return { status: res.status, json, text, headers: res.headers };
@@ -193,7 +195,7 @@ export const closePayload = (p) => ({ code: p.length >= 2 ? p.readUInt16BE(0) : 
 
 // Upgrade by hand. Resolves { sock, status, headers, frames, onFrame, ended } after the
 // response head; frames (after the head) are parsed into `frames` unless paused.
-export function rawUpgrade(gw, pathAndQuery, { headers = {}, pauseAfter = false, t, ms = 5000 } = {}) {
+export function rawUpgrade(gw, pathAndQuery, { headers = {}, pauseAfter = false, t, ms = 10000 } = {}) {
   return withTimeout(new Promise((resolve, reject) => {
     const sock = net.connect(gw.port, "127.0.0.1");
     const key = crypto.randomBytes(16).toString("base64");
@@ -244,7 +246,7 @@ export function tmpDir(t) {
 }
 
 // Run rtgw to completion (bounded); resolves { code, signal, stdout, stderr, ms }.
-export function runRtgw(args, env, { cwd, ms = 5000 } = {}) {
+export function runRtgw(args, env, { cwd, ms = 10000 } = {}) {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
     const child = spawn(RTGW_BIN, args, { env: { PATH: process.env.PATH, ...env }, cwd: cwd || os.tmpdir(), stdio: ["ignore", "pipe", "pipe"] });
