@@ -2,6 +2,7 @@
 // and dev mode.
 import assert from "node:assert/strict";
 import { defcase, run } from "../lib/harness.mjs";
+import crypto from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { startGateway, mint, publish, keygen, RTGW_BIN } from "../lib/gateway.mjs";
 import { connect, refusedUpgrade, wsUrl, http, mintBody, topic, metrics, metric, hashKey, rawUpgrade, withTimeout, waitFor } from "./util.mjs";
@@ -70,7 +71,9 @@ defcase("metrics_prometheus_text", async (t) => {
   for (let i = 0; i < 5; i++) assert.equal((await publish(gw, "user:42", "ai", { i })).status, 200);
   assert.equal((await publish(gw, "user:42", "nobody", 1)).status, 200);
   for (const s of subs) for (let i = 0; i < 5; i++) await s.next();
-  const bad = await refusedUpgrade(wsUrl(gw, jwt.slice(0, -2) + (jwt.endsWith("AA") ? "BB" : "AA")));
+  const [h64, p64] = jwt.split(".");
+  const forged = `${h64}.${p64}.${crypto.createHmac("sha256", crypto.randomBytes(32)).update(`${h64}.${p64}`).digest("base64url")}`;
+  const bad = await refusedUpgrade(wsUrl(gw, forged));
   assert.equal(bad.json.error, "token_bad_signature");
 
   const res = await http(gw, "GET", "/metrics");
