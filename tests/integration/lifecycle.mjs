@@ -76,6 +76,21 @@ defcase("connection_limit_503", async (t) => {
   assert.equal((await again.next()).data, 2);
 });
 
+// Ten upgrades at once against a limit of 3: exactly 3 are admitted (the check
+// and the count are not racy), the others get 503 over_capacity.
+defcase("connection_limit_concurrent_burst", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_MAX_CONNECTIONS: "3" } });
+  const jwt = await mint(gw, [topic("user:42", "ai")]);
+  const rs = await Promise.allSettled(Array.from({ length: 10 }, () => connect(wsUrl(gw, jwt), { t })));
+  const ok = rs.filter((r) => r.status === "fulfilled");
+  const refused = rs.filter((r) => r.status === "rejected");
+  assert.equal(ok.length, 3, `admitted ${ok.length}`);
+  for (const r of refused) assert.equal(r.reason.status, 503, r.reason.message);
+  assert.equal((await http(gw, "GET", "/health")).json.connections, 3);
+  await publish(gw, "user:42", "ai", "x");
+  for (const r of ok) assert.equal((await r.value.next()).data, "x");
+});
+
 defcase("origin_allowlist", async (t) => {
   const gw = await startGateway(t, { env: { RTGW_ALLOWED_ORIGINS: "https://app.example.com,http://localhost:3000" } });
   const jwt = await mint(gw, [topic("user:42", "ai")]);
