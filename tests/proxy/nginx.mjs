@@ -10,12 +10,11 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import http from "node:http";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { defcase, run, requireNodeModules, Skip } from "../lib/harness.mjs";
+import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, freePort, mint } from "../lib/gateway.mjs";
 
 requireNodeModules("ws");
