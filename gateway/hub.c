@@ -582,6 +582,11 @@ int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
             since = &cands[i];
     if (ncands && !since)
         since = &nomatch; /* epoch 0 never matches: reported as not recovered */
+    /* Apply the age bound now, not only at the next sweep: a position older
+     * than RTGW_HISTORY_MAX_AGE is not recovered. */
+    int64_t now = now_ms();
+    while (since && ch->hcount && now - ch->hist[ch->hhead].ts_ms > hub->opts.history_max_age_ms)
+        hist_evict_front(hub, ch);
 
     /* Replay first, under the channel lock: nothing published can slip
      * between the replayed events and the live ones. */
