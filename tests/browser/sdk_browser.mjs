@@ -137,11 +137,10 @@ defcase("sse_heartbeat_watchdog", async (t) => {
   await sleep(3000); // quiet, but pinged
   let s = await state(b.page);
   assert.deepEqual(s.st.map((x) => x.status), ["connecting", "open"], "pings kept the quiet connection alive");
-  web.freezeStreams(true);
+  web.freezeStreams();
   s = await waitState(b.page, (s) => s.status === "reconnecting", 5000, "watchdog");
   const rc = s.st.find((x) => x.status === "reconnecting");
   assert.equal(rc.reason, "heartbeat_timeout");
-  web.freezeStreams(false);
   await waitState(b.page, (s) => s.status === "open", 10000, "reopen");
   await pub(gw, "alive");
   await waitState(b.page, (s) => s.msgs.length === 1, 5000, "event after the watchdog");

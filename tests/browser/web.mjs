@@ -96,7 +96,6 @@ const TYPES = { ".js": "text/javascript; charset=utf-8", ".html": "text/html; ch
 // WebSocket upgrades unless refuseUpgrades. Returns { url, origin, port, dropStreams(), freezeStreams() }.
 export async function startWeb(t, { tls, gateway, refuseUpgrades = false } = {}) {
   const streams = new Set();
-  let frozen = false;
   const handler = (req, res) => {
     const u = new URL(req.url, "http://x");
     if (gateway && (u.pathname.startsWith("/v1/realtime/") || u.pathname === "/health")) {
@@ -104,7 +103,7 @@ export async function startWeb(t, { tls, gateway, refuseUpgrades = false } = {})
         res.writeHead(ur.statusCode, ur.headers);
         const s = { ur, res };
         streams.add(s);
-        ur.on("data", (d) => { if (!frozen) res.write(d); });
+        ur.on("data", (d) => { if (!s.frozen) res.write(d); });
         ur.on("end", () => { streams.delete(s); res.end(); });
         res.on("close", () => { streams.delete(s); ur.destroy(); });
       });
@@ -156,7 +155,8 @@ export async function startWeb(t, { tls, gateway, refuseUpgrades = false } = {})
     port, origin, url: `${origin}/test.html`,
     // Cut every proxied HTTP stream (SSE) as a network failure would.
     dropStreams() { for (const s of streams) { s.res.destroy(); s.ur.destroy(); } streams.clear(); },
-    // Stop forwarding stream bytes (the connection stays up): a silent dead path.
-    freezeStreams(on = true) { frozen = on; },
+    // Stop forwarding the bytes of the streams open now (their connections stay up):
+    // a silently dead path. Later streams flow normally.
+    freezeStreams() { for (const s of streams) s.frozen = true; },
   };
 }
