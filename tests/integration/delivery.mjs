@@ -512,6 +512,43 @@ defcase("gap_beyond_history_not_recovered", async (t) => {
   assert.equal(idOffset(after), 1, "positions restart with the new epoch");
 });
 
+defcase("history_age_bound_not_recovered", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_HISTORY_MAX_AGE: "1" } });
+  const jwt = await mint(gw, [T("age", "a")], { ttl: 600 });
+  const ids = await pubSeq(gw, "age", "a", 0, 3);
+  // Within the age bound: recovered.
+  const c1 = await subscribe(gw, jwt, { since: ids[0], t });
+  assert.deepEqual(c1.ack.channels.age, { id: ids[2], recovered: true, replayed: 2 });
+  await c1.close();
+  await sleep(1600);
+  // Older than RTGW_HISTORY_MAX_AGE (checked at resume, not only by the periodic sweep).
+  const c2 = await subscribe(gw, jwt, { since: ids[0], t });
+  assert.deepEqual(c2.ack.channels.age, { id: ids[2], recovered: false, replayed: 0 });
+  await sleep(100);
+  assert.equal(c2.data.length, 0, "expired events are not replayed");
+  // The latest id is still a complete position: nothing was missed.
+  const c3 = await subscribe(gw, jwt, { since: ids[2], t });
+  assert.deepEqual(c3.ack.channels.age, { id: ids[2], recovered: true, replayed: 0 });
+  const [next] = await pubSeq(gw, "age", "a", 3, 1);
+  for (const c of [c2, c3]) { await c.waitData(1); assert.equal(c.data[0].id, next); }
+});
+
+defcase("resume_replays_only_granted_topics", async (t) => {
+  const gw = await startGateway(t);
+  const jwt = await mint(gw, [T("flt", "a"), T("flt", "c")], { ttl: 600 });
+  const c1 = await subscribe(gw, jwt, { t });
+  await pub(gw, "flt", "a", { n: 0 });
+  await c1.waitData(1);
+  await c1.close();
+  for (let n = 1; n <= 6; n++) await pub(gw, "flt", ["a", "b", "c"][n % 3], { n });
+  const c2 = await subscribe(gw, jwt, { since: c1.data[0].id, t });
+  assert.deepEqual(c2.ack.channels.flt.replayed, 4, "b is not granted: not replayed, not counted");
+  assert.equal(c2.ack.channels.flt.recovered, true);
+  await c2.waitData(4);
+  await sleep(100);
+  assert.deepEqual(c2.data.map((m) => [m.topic, m.data.n]), [["a", 3], ["c", 2], ["a", 6], ["c", 5]].sort((x, y) => x[1] - y[1]));
+});
+
 // ---- 5. several channels -----------------------------------------------------------------
 
 defcase("multi_channel_resume", async (t) => {
@@ -1013,6 +1050,23 @@ defcase("refresh_narrower_drops_topic", async (t) => {
   assert.equal(ans2.kind, "rtgw.error", "other/z is broader than rf/a");
   assert.equal(ans2.error, "refresh_broader_grant");
   await only(["a"]);
+});
+
+defcase("refresh_narrower_from_wildcard", async (t) => {
+  const gw = await startGateway(t);
+  const c = await subscribe(gw, await mint(gw, [T("rw", "*"), T("rw2", "x")], { ttl: 600 }), { t });
+  const send = async () => {
+    const n = c.data.length;
+    for (const [ch, tp] of [["rw", "a"], ["rw", "b"], ["rw2", "x"], ["rw", "c"]]) await pub(gw, ch, tp, { ch, tp });
+    await sleep(150);
+    await pub(gw, "rw", "a", { sentinel: true });
+    await c.until(() => c.data.some((m, i) => i >= n && m.data.sentinel), 3000, "the sentinel");
+    return c.data.slice(n, -1).map((m) => `${m.channel}/${m.topic}`);
+  };
+  assert.deepEqual(await send(), ["rw/a", "rw/b", "rw2/x", "rw/c"]);
+  c.send({ kind: "rtgw.refresh", token: await mint(gw, [T("rw", "a"), T("rw", "c")], { ttl: 600 }) });
+  await c.waitKind("rtgw.refreshed");
+  assert.deepEqual(await send(), ["rw/a", "rw/c"], "the wildcard narrowed to a and c; rw2 dropped");
 });
 
 defcase("refresh_broader_refused", async (t) => {
