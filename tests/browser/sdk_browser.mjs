@@ -98,6 +98,34 @@ defcase("reconnects_after_restart_kill9", async (t) => {
   assert.match(rc.hint, /proxy/);
 });
 
+defcase("offline_pauses_then_resumes", async (t) => {
+  // Going offline closes the (hanging) connection and waits; back online, the SDK
+  // reconnects at once and replays what was published meanwhile (recovered:true).
+  const gw = await startGateway(t);
+  const web = await startWeb(t);
+  const b = await openPage(t, web);
+  await b.page.evaluate(({ baseUrl, token }) => window.start({ baseUrl, token, backoffBaseMs: 100 }), { baseUrl: gw.url, token: token(gw) });
+  await waitState(b.page, (s) => s.status === "open", 10000, "open");
+  await pub(gw, 1);
+  await waitState(b.page, (s) => s.msgs.length === 1, 5000, "first event");
+  await b.ctx.setOffline(true);
+  await waitState(b.page, (s) => s.st.some((x) => x.paused === "offline"), 5000, "paused offline");
+  const before = (await state(b.page)).ws.length;
+  await pub(gw, 2);
+  await pub(gw, 3);
+  await sleep(1000);
+  let s = await state(b.page);
+  assert.equal(s.ws.length, before, "no attempt while offline");
+  assert.equal(s.st.find((x) => x.status === "reconnecting").reason, "offline");
+  await b.ctx.setOffline(false);
+  s = await waitState(b.page, (s) => s.msgs.length === 3, 10000, "replay after going online");
+  assert.deepEqual(s.msgs.map((m) => m.data), [1, 2, 3]);
+  const reopen = s.st.filter((x) => x.status === "open")[1];
+  assert.equal(reopen.resumed, true);
+  assert.equal(reopen.recovered, true);
+  noProblems(b);
+});
+
 defcase("sse_fallback_when_upgrades_refused", async (t) => {
   // A proxy that forwards HTTP but refuses WebSocket upgrades: after 3 failed
   // upgrades while /health answers, the SDK switches to SSE, and resumes over it.
