@@ -572,6 +572,22 @@ static void log_request(struct mg_connection *conn, int status)
                  ri->remote_addr);
 }
 
+/* civetweb answers "Expect: 100-continue" only for its own file handlers; a
+ * client such as curl otherwise waits a second before sending the body.
+ * Returns 0, or -1 after a 417 for an expectation we cannot meet. */
+static int expect_continue(struct mg_connection *conn)
+{
+    const char *e = mg_get_header(conn, "Expect");
+    if (!e)
+        return 0;
+    if (strcasecmp(e, "100-continue") != 0) {
+        send_error(conn, 417, "expectation_failed", "only Expect: 100-continue is supported");
+        return -1;
+    }
+    mg_printf(conn, "HTTP/1.1 100 Continue\r\n\r\n");
+    return 0;
+}
+
 /* Read the whole body into a malloc'd buffer, bounded by max. Returns 0, or
  * sends 413/400 and returns -1. */
 static int read_body(struct mg_connection *conn, size_t max, char **out, size_t *out_len)
@@ -583,6 +599,8 @@ static int read_body(struct mg_connection *conn, size_t max, char **out, size_t 
                    ri->content_length, max);
         return -1;
     }
+    if (expect_continue(conn) != 0)
+        return -1;
     size_t cap = ri->content_length >= 0 ? (size_t)ri->content_length + 1 : 4096, len = 0;
     char *buf = malloc(cap);
     if (!buf) {
@@ -672,52 +690,151 @@ static int h_token(struct mg_connection *conn, void *cb)
     return st;
 }
 
+/* A streamed publish (Content-Type: text/stream). civetweb's mg_read on a
+ * chunked body keeps reading across HTTP chunks until its buffer is full, so
+ * reading in blocks would hold a slow producer's tokens back. The request
+ * thread therefore reads byte by byte into a small buffer, and a flusher
+ * thread publishes whatever has arrived every RT_STREAM_FLUSH_MS (and at
+ * 1 KiB), never splitting a UTF-8 sequence. Only the flusher publishes
+ * chunks, so their order is the byte order. */
+#define RT_STREAM_FLUSH_MS 20
+#define RT_STREAM_CHUNK 1024
+
+typedef struct {
+    rt_server_t *srv;
+    const rt_publish_target_t *t;
+    char sid[16];
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    char buf[4 * RT_STREAM_CHUNK];
+    size_t len;
+    bool done;
+    int chunks;
+    int64_t total;
+} stream_t;
+
+/* Publish buf's complete UTF-8 prefix (all of it when final). Lock held. */
+static void stream_flush_locked(stream_t *st, bool final)
+{
+    while (st->len) {
+        size_t n = st->len < RT_STREAM_CHUNK ? st->len : RT_STREAM_CHUNK;
+        if (!final || n < st->len) {
+            /* Hold back an incomplete trailing sequence. */
+            size_t i = n;
+            while (i > 0 && n - i < 3 && ((unsigned char)st->buf[i - 1] & 0xC0) == 0x80)
+                i--;
+            if (i > 0) {
+                unsigned char lead = (unsigned char)st->buf[i - 1];
+                size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+                if (n - (i - 1) < need)
+                    n = i - 1;
+            }
+            if (n == 0)
+                return;
+        }
+        if (rt_api_publish_stream_event(&st->srv->api, st->t, "chunk", st->sid, st->buf, n, now_ms()) == 0) {
+            st->chunks++;
+            st->total += (int64_t)n;
+        }
+        memmove(st->buf, st->buf + n, st->len - n);
+        st->len -= n;
+        if (!final && st->len < RT_STREAM_CHUNK)
+            break;
+    }
+    pthread_cond_broadcast(&st->cond);
+}
+
+static void *stream_flusher(void *arg)
+{
+    stream_t *st = arg;
+    pthread_mutex_lock(&st->lock);
+    while (!st->done) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += RT_STREAM_FLUSH_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&st->cond, &st->lock, &ts);
+        if (!st->done)
+            stream_flush_locked(st, false);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return NULL;
+}
+
 static void publish_stream(rt_server_t *srv, struct mg_connection *conn, rt_publish_target_t *t)
 {
+    if (expect_continue(conn) != 0)
+        return;
+    stream_t *st = calloc(1, sizeof(*st));
+    if (!st) {
+        send_error(conn, 500, "internal_error", "out of memory");
+        return;
+    }
+    st->srv = srv;
+    st->t = t;
     unsigned char rnd[9];
-    char sid[16];
     randombytes_buf(rnd, sizeof(rnd));
-    rt_b64url_encode(rnd, sizeof(rnd), sid, sizeof(sid));
-    int64_t total = 0;
-    char buf[1024 + 4];
-    size_t have = 0; /* an incomplete UTF-8 sequence carried over from the last read */
-    rt_api_publish_stream_event(&srv->api, t, "datastream-start", sid, sid, strlen(sid), now_ms());
-    int chunks = 0;
+    rt_b64url_encode(rnd, sizeof(rnd), st->sid, sizeof(st->sid));
+    pthread_mutex_init(&st->lock, NULL);
+    pthread_cond_init(&st->cond, NULL);
+    rt_api_publish_stream_event(&srv->api, t, "datastream-start", st->sid, st->sid, strlen(st->sid),
+                                now_ms());
+    pthread_t flusher;
+    bool threaded = pthread_create(&flusher, NULL, stream_flusher, st) == 0;
+    int64_t limit = srv->cfg->max_body_bytes * 64, read_total = 0;
+    bool too_large = false, failed = false;
     for (;;) {
-        int n = mg_read(conn, buf + have, sizeof(buf) - 4);
-        if (n <= 0)
+        char c;
+        int n = mg_read(conn, &c, 1);
+        if (n <= 0) {
+            failed = n < 0;
             break;
-        size_t len = have + (size_t)n;
-        /* Do not split a UTF-8 sequence across chunks: hold back an incomplete tail. */
-        size_t keep = 0, i = len;
-        while (i > 0 && len - i < 3 && ((unsigned char)buf[i - 1] & 0xC0) == 0x80)
-            i--;
-        if (i > 0) {
-            unsigned char lead = (unsigned char)buf[i - 1];
-            size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-            if (len - (i - 1) < need)
-                keep = len - (i - 1);
         }
-        size_t send_len = len - keep;
-        if (send_len &&
-            rt_api_publish_stream_event(&srv->api, t, "chunk", sid, buf, send_len, now_ms()) == 0) {
-            chunks++;
-            total += (int64_t)send_len;
-        }
-        memmove(buf, buf + send_len, keep);
-        have = keep;
-        if (total > srv->cfg->max_body_bytes * 64)
+        if (++read_total > limit) {
+            too_large = true;
             break;
+        }
+        pthread_mutex_lock(&st->lock);
+        while (st->len == sizeof(st->buf)) { /* backpressure: wait for the flusher */
+            if (threaded)
+                pthread_cond_wait(&st->cond, &st->lock);
+            else
+                stream_flush_locked(st, false);
+        }
+        st->buf[st->len++] = c;
+        if (st->len >= RT_STREAM_CHUNK)
+            pthread_cond_broadcast(&st->cond);
+        pthread_mutex_unlock(&st->lock);
     }
-    if (have && rt_api_publish_stream_event(&srv->api, t, "chunk", sid, buf, have, now_ms()) == 0) {
-        chunks++;
-        total += (int64_t)have;
+    pthread_mutex_lock(&st->lock);
+    st->done = true;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+    if (threaded)
+        pthread_join(flusher, NULL);
+    stream_flush_locked(st, true);
+    rt_api_publish_stream_event(&srv->api, t, "datastream-end", st->sid, st->sid, strlen(st->sid),
+                                now_ms());
+    if (too_large) {
+        send_error(conn, 413, "body_too_large",
+                   "a streamed body may carry at most %lld bytes (64 x RTGW_MAX_BODY_BYTES); the stream "
+                   "was ended after %d chunks",
+                   (long long)limit, st->chunks);
+    } else if (failed) {
+        send_error(conn, 400, "bad_request", "the streamed body ended abnormally after %d chunks",
+                   st->chunks);
+    } else {
+        char resp[160];
+        int rl = snprintf(resp, sizeof(resp), "{\"ok\":true,\"stream_id\":\"%s\",\"chunks\":%d,\"bytes\":%lld}",
+                          st->sid, st->chunks, (long long)st->total);
+        send_json(conn, 200, resp, (size_t)rl, NULL);
     }
-    rt_api_publish_stream_event(&srv->api, t, "datastream-end", sid, sid, strlen(sid), now_ms());
-    char resp[160];
-    int rl = snprintf(resp, sizeof(resp), "{\"ok\":true,\"stream_id\":\"%s\",\"chunks\":%d,\"bytes\":%lld}",
-                      sid, chunks, (long long)total);
-    send_json(conn, 200, resp, (size_t)rl, NULL);
+    pthread_cond_destroy(&st->cond);
+    pthread_mutex_destroy(&st->lock);
+    free(st);
 }
 
 static int h_publish(struct mg_connection *conn, void *cb)
@@ -858,6 +975,18 @@ static int h_dev(struct mg_connection *conn, void *cb)
     (void)cb;
     send_json(conn, 200, "{}", 2, NULL);
     return 200;
+}
+
+/* A plain GET on the WebSocket endpoint: the Upgrade never reached rtgw. The
+ * usual cause is a proxy that does not forward Upgrade/Connection. */
+static int h_connect_plain(struct mg_connection *conn, void *cb)
+{
+    (void)cb;
+    send_error(conn, 426, "upgrade_required",
+               "/v1/realtime/connect needs a WebSocket upgrade (Upgrade: websocket, Connection: "
+               "Upgrade); if a proxy sits in front of rtgw it is dropping those headers (nginx: "
+               "proxy_http_version 1.1 and proxy_set_header Upgrade/Connection; see docs/operations.md)");
+    return 426;
 }
 
 static int h_root(struct mg_connection *conn, void *cb)
@@ -1657,6 +1786,7 @@ int rt_server_run(rt_config_t *cfg)
     mg_set_request_handler(srv->ctx, "/ready$", h_ready, srv);
     mg_set_request_handler(srv->ctx, "/metrics$", h_metrics, srv);
     mg_set_request_handler(srv->ctx, "/dev$", h_dev, srv);
+    mg_set_request_handler(srv->ctx, "/v1/realtime/connect$", h_connect_plain, srv);
     mg_set_request_handler(srv->ctx, "/", h_root, srv);
     mg_set_websocket_handler_with_subprotocols(srv->ctx, "/v1/realtime/connect$", &ws_protos,
                                                ws_connect, ws_ready, ws_data, ws_close, srv);

@@ -293,11 +293,10 @@ defcase("missing_upgrade_headers_fail", async (t) => {
     const e = await connect(`${ng.ws}/v1/realtime/connect?token=${jwt}`, { protocols, t }).then(
       (c) => { c.close(); return null; }, (err) => err);
     assert.ok(e, "the WebSocket must not open without the Upgrade headers");
-    // Signature for `rtgw doctor`: HTTP 404 with rtgw's JSON {"error":"not_found"}
-    // (a reply from rtgw itself, not nginx's HTML). If rtgw learns to answer 426
-    // upgrade_required here, update this, docs and doctor together.
-    assert.equal(e.status, 404, `status ${e.status} ${e.body}`);
-    assert.equal(JSON.parse(e.body).error, "not_found");
+    // Signature for `rtgw doctor`: HTTP 426 with rtgw's JSON {"error":"upgrade_required"}
+    // (a reply from rtgw itself, which saw a plain GET, not nginx's HTML).
+    assert.equal(e.status, 426, `status ${e.status} ${e.body}`);
+    assert.equal(JSON.parse(e.body).error, "upgrade_required");
   }
   // Everything else still works through the broken copy, which is why it goes unnoticed.
   assert.equal((await publishVia(ng.url, gw, "c", "t", 1)).status, 200);
