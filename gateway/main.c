@@ -1,10 +1,12 @@
 /*
  * main.c — the rtgw command line: serve (default), keygen, token, publish,
- * subscribe, version. publish and subscribe live in client_cmds.c.
+ * subscribe, doctor, version. publish and subscribe live in client_cmds.c,
+ * doctor in doctor.c.
  * Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
  */
 #include "client_cmds.h"
 #include "config.h"
+#include "doctor.h"
 #include "log.h"
 #include "rt_tokens.h"
 #include "server.h"
@@ -27,6 +29,7 @@ static void usage(FILE *out)
             "  token      mint a subscription token offline with RTGW_SIGNING_KEY\n"
             "  publish    publish an event (or a stream) to a gateway\n"
             "  subscribe  subscribe to a gateway and print events as JSON lines\n"
+            "  doctor     check the path from a browser to a gateway, or its configuration\n"
             "  version    print the version\n\n"
             "Run 'rtgw <command> --help' for a command's options.\n",
             RT_VERSION);
@@ -244,6 +247,8 @@ int main(int argc, char **argv)
         return rt_cmd_publish(sub_argc, sub_argv);
     if (strcmp(cmd, "subscribe") == 0)
         return rt_cmd_subscribe(sub_argc, sub_argv);
+    if (strcmp(cmd, "doctor") == 0)
+        return rt_doctor_main(sub_argc, sub_argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("rtgw %s (civetweb, libsodium %s, jansson %s)\n", RT_VERSION, sodium_version_string(),
                jansson_version_str());
