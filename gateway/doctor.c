@@ -1166,12 +1166,45 @@ static int check_tls(doctor_t *d)
     return 0;
 }
 
+/* True if a TLS handshake (unverified) succeeds on the port: tells "http://
+ * to a TLS port" apart from a server that just closes. */
+static bool speaks_tls(doctor_t *d)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return false;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX *saved = d->ctx;
+    bool was_tls = d->tls;
+    d->ctx = ctx;
+    d->tls = true;
+    dconn_t c;
+    char why[256];
+    bool ok = dc_open(d, &c, why, sizeof(why)) == 0;
+    if (ok)
+        dc_close(&c);
+    d->ctx = saved;
+    d->tls = was_tls;
+    SSL_CTX_free(ctx);
+    return ok;
+}
+
 static int check_http(doctor_t *d)
 {
     resp_t r;
     char why[512], found[1200], via[160];
     int64_t t0 = mono_ms();
     if (http_do(d, "GET", "/health", NULL, NULL, &r, why, sizeof(why)) != 0) {
+        if (!d->tls && speaks_tls(d)) {
+            snprintf(found, sizeof(found),
+                     "GET /health: %s; this port speaks TLS (a plain http:// URL for a TLS port)",
+                     why);
+            char fix[700];
+            snprintf(fix, sizeof(fix), "use https://%s or wss://%s", d->hosthdr, d->hosthdr);
+            report(d, ST_FAIL, "http", found, fix);
+            resp_free(&r);
+            return -1;
+        }
         snprintf(found, sizeof(found), "GET /health: %s", why);
         report(d, ST_FAIL, "http", found,
                d->tls ? "check that the TLS terminator forwards HTTP to rtgw"
@@ -1959,12 +1992,16 @@ static int check_delivery(doctor_t *d)
                  "the publish was accepted but the probe did not arrive over the WebSocket within "
                  "%d s",
                  DELIVERY_MS / 1000);
+    else if (code)
+        snprintf(found, sizeof(found),
+                 "the WebSocket closed with %d %s while waiting for the probe", code, reason);
     else
-        snprintf(found, sizeof(found), "the WebSocket closed while waiting for the probe%s%d %s",
-                 code ? ": " : "", code, reason);
+        snprintf(found, sizeof(found),
+                 "the WebSocket closed without a close frame while waiting for the probe");
     report(d, ST_FAIL, "delivery", found,
-           "a proxy may buffer WebSocket frames (response buffering on an upgraded location), or "
-           "publishes go to another gateway than subscribers (several nodes need RTGW_REDIS_URL)");
+           "a proxy may buffer WebSocket frames (proxy_buffering on the upgraded location), or "
+           "the publish reached another rtgw node than the subscriber: each node has its own "
+           "in-memory bus, so put a single node behind this URL");
     return -1;
 }
 
@@ -2388,7 +2425,8 @@ static void doctor_usage(FILE *out)
         "  upgrade (WebSocket handshake, close codes), subscribe, delivery (a probe\n"
         "  published to channel rtgw-doctor, topic probe), sse (proxy buffering), idle.\n\n"
         "  <url>              the origin browsers use, e.g. https://rt.example.com (or wss://)\n"
-        "  --signing-key K    mint a token and publish probes (never printed)\n"
+        "  --signing-key K    mint a token and publish probes (never printed; - reads it\n"
+        "                     from stdin, keeping it out of the process list)\n"
         "  --token T          use this token instead (subscribe checks only)\n"
         "  --origin O         the page origin to send, e.g. https://app.example.com\n"
         "  --idle SECONDS     keep the WebSocket open that long, answering pings\n"
@@ -2471,6 +2509,16 @@ int rt_doctor_main(int argc, char **argv)
                 "(or --config)\n\n");
         doctor_usage(stderr);
         return 2;
+    }
+    static char key_in[600];
+    if (o.signing_key && strcmp(o.signing_key, "-") == 0) {
+        /* from stdin, so the key stays out of the process list and shell history */
+        if (!fgets(key_in, sizeof(key_in), stdin)) {
+            fprintf(stderr, "rtgw doctor: --signing-key -: nothing on stdin\n");
+            return 2;
+        }
+        key_in[strcspn(key_in, "\r\n")] = 0;
+        o.signing_key = key_in;
     }
     if (o.signing_key && o.token) {
         fprintf(stderr, "rtgw doctor: --signing-key and --token exclude each other\n");

@@ -17,13 +17,15 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Runs `rtgw doctor … --json`; resolves { code, out, err, json, byName, failed }.
 // nofile: run it under that RLIMIT_NOFILE (through sh's ulimit).
-function doctor(args, { env = {}, cwd = os.tmpdir(), json = true, timeoutMs = 25000, nofile } = {}) {
+// input: written to its stdin (for --signing-key -).
+function doctor(args, { env = {}, cwd = os.tmpdir(), json = true, timeoutMs = 25000, nofile, input } = {}) {
   return new Promise((resolve, reject) => {
     const argv = ["doctor", ...args, ...(json ? ["--json"] : [])];
     const [bin, binArgs] = nofile ? ["sh", ["-c", `ulimit -n ${nofile} && exec "$0" "$@"`, RTGW_BIN, ...argv]] : [RTGW_BIN, argv];
     const child = spawn(bin, binArgs, {
-      env: { PATH: process.env.PATH, ...env }, cwd, stdio: ["ignore", "pipe", "pipe"],
+      env: { PATH: process.env.PATH, ...env }, cwd, stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
+    if (input !== undefined) child.stdin.end(input);
     let out = "", err = "";
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (err += d));
@@ -281,6 +283,24 @@ defcase("tls_through_nginx_passes", async (t) => {
   assert.equal(r.code, 0, show(r));
   assert.match(r.byName.tls.found, /TLSv1\.[23], certificate for localhost, 127\.0\.0\.1 .*valid for (29|30) more days/);
   assert.equal(r.byName.sse.status, "ok", show(r));
+});
+
+defcase("tls_served_by_rtgw_itself", async (t) => {
+  const dir = tmpdir(t);
+  const c = cert(dir, "rtgw", { days: 10 }); // inside the 14-day warning window
+  const gw = await startGateway(t, { env: { RTGW_TLS_CERT: c.cert, RTGW_TLS_KEY: c.key } });
+  // The key from stdin: it stays out of the process list.
+  const r = await doctor([`https://localhost:${gw.port}`, "--cacert", c.cert, "--signing-key", "-"], { input: `${gw.key}\n` });
+  assert.equal(r.code, 0, show(r));
+  assert.equal(r.byName.tls.status, "warn", show(r));
+  assert.match(r.byName.tls.found, /expires in (9|10) days/);
+  for (const n of ["upgrade", "subscribe", "delivery", "sse"]) assert.equal(r.byName[n].status, "ok", show(r));
+  // Plain http to a TLS port, and TLS to a plain port, are named as such.
+  const plain = await doctor([`http://127.0.0.1:${gw.port}`]);
+  assertFailedAt(plain, "http", /this port speaks TLS/, /use https:\/\/127\.0\.0\.1:\d+ or wss:/);
+  const gw2 = await startGateway(t);
+  const tlsToPlain = await doctor([`https://127.0.0.1:${gw2.port}`]);
+  assertFailedAt(tlsToPlain, "tls", /does not speak TLS on this port/, /use http:\/\/ or ws:\/\//);
 });
 
 defcase("expired_token", async (t) => {
