@@ -1382,17 +1382,21 @@ static void mint(doctor_t *d)
 static int check_clock(doctor_t *d)
 {
     int64_t now = (int64_t)time(NULL), remote = -1, local = now;
-    const char *src = NULL;
-    if (d->date[0] && (remote = parse_http_date(d->date)) >= 0) {
-        src = "the Date header of /health";
-        local = d->date_local_s;
-    } else if (d->o->signing_key) {
+    const char *src = NULL, *who = "the gateway's clock";
+    /* A minted token's iat is the gateway's own clock; a Date header may come
+     * from a proxy in front of it, so it is only the fallback. */
+    if (d->o->signing_key) {
         mint(d);
         if (d->minted && d->tok_iat > 0) {
             remote = d->tok_iat;
             local = (int64_t)time(NULL);
             src = "the iat of a token the gateway just minted";
         }
+    }
+    if (!src && d->date[0] && (remote = parse_http_date(d->date)) >= 0) {
+        src = "the Date header of /health";
+        who = "the server's clock";
+        local = d->date_local_s;
     }
     if (!src) {
         report(d, ST_SKIP, "clock",
@@ -1404,11 +1408,11 @@ static int check_clock(doctor_t *d)
     int64_t skew = local - remote;
     int64_t a = skew < 0 ? -skew : skew;
     char found[600], fix[600];
-    snprintf(found, sizeof(found), "%s %s this machine's by %lld s (from %s)",
-             a <= 1 ? "the gateway's clock matches" : "the gateway's clock is",
-             a <= 1 ? "" : (skew > 0 ? "behind" : "ahead of"), (long long)a, src);
     if (a <= 1)
-        snprintf(found, sizeof(found), "the gateway's clock matches this machine's (from %s)", src);
+        snprintf(found, sizeof(found), "%s matches this machine's (from %s)", who, src);
+    else
+        snprintf(found, sizeof(found), "%s is %s this machine's by %lld s (from %s)", who,
+                 skew > 0 ? "behind" : "ahead of", (long long)a, src);
     snprintf(fix, sizeof(fix),
              "run NTP on both machines (timedatectl set-ntp true; chronyc tracking), and compare "
              "date -u on the backend that mints tokens and on the gateway\n"
