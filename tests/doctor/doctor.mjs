@@ -250,6 +250,22 @@ defcase("something_else_answers", async (t) => {
   assertFailedAt(r, "http", /something else answers at this URL: .*HTML page titled "My App"/);
 });
 
+defcase("clock_skew", async (t) => {
+  // A server whose clock is 10 minutes behind (its Date header), answering /health
+  // as rtgw does.
+  const port = await freePort();
+  const srv = http.createServer((req, res) => {
+    res.setHeader("Date", new Date(Date.now() - 600_000).toUTCString());
+    res.setHeader("Content-Type", "application/json");
+    res.end(JSON.stringify({ status: "ok", uptime_s: 1, connections: 0, version: "0.1.0", dev: false }));
+  });
+  await new Promise((r) => srv.listen(port, "127.0.0.1", r));
+  t.cleanup(() => new Promise((r) => srv.close(r)));
+  const r = await doctor([`http://127.0.0.1:${port}`]);
+  assertFailedAt(r, "clock", /the server's clock is behind this machine's by (599|600|601) s/,
+    /NTP[\s\S]*issued in the future/);
+});
+
 defcase("tls_expired_certificate", async (t) => {
   const gw = await startGateway(t);
   const dir = tmpdir(t);
