@@ -191,7 +191,10 @@ defcase("nginx_buffers_sse", async (t) => {
   // open SSE stream through this nginx does not arrive within 2.5 s.
   const jwt = await mint(gw, [{ channel: "buf", name: "t", kind: "run" }]);
   let got = "";
-  const req = http.get(`${ng.url}/v1/realtime/sse?token=${jwt}`, (res) => res.on("data", (d) => (got += d)));
+  const req = http.get(`${ng.url}/v1/realtime/sse?token=${jwt}`, (res) => {
+    res.on("data", (d) => (got += d));
+    res.on("error", () => {}); // "aborted" when destroyed below
+  });
   req.on("error", () => {}); // destroyed below
   t.cleanup(() => req.destroy());
   await sleep(500);
