@@ -41,6 +41,14 @@
     XX(max_client_frame_bytes, "RTGW_MAX_CLIENT_FRAME_BYTES", 65536, 125, 16777216,              \
        "largest WebSocket frame a client may send (1009 beyond)")                                  \
     XX(max_batch, "RTGW_MAX_BATCH", 1000, 1, 100000, "events per batch publish")                  \
+    XX(max_connections_per_ip, "RTGW_MAX_CONNECTIONS_PER_IP", 0, 0, 200000,                       \
+       "open connections per client IP (0: no limit)")                                             \
+    XX(rate_limit_publish, "RTGW_RATE_LIMIT_PUBLISH", 0, 0, 10000000,                              \
+       "events published per second per client IP (0: no limit; bursts of 2x)")                    \
+    XX(rate_limit_mint, "RTGW_RATE_LIMIT_MINT", 0, 0, 10000000,                                    \
+       "tokens minted per second per client IP (0: no limit; bursts of 2x)")                       \
+    XX(rate_limit_client_frames, "RTGW_RATE_LIMIT_CLIENT_FRAMES", 50, 0, 100000,                  \
+       "frames per second a client may send on a WebSocket (0: no limit; bursts of 2x)")          \
     XX(close_on_expiry, "RTGW_CLOSE_ON_EXPIRY", 0, 0, 1,                                          \
        "1: close connections whose token expired without refresh (4409); 0: keep them (Inngest)")
 
@@ -54,6 +62,8 @@
     XX(allowed_origins, "RTGW_ALLOWED_ORIGINS", NULL, "comma-separated origins, or *")            \
     XX(public_url, "RTGW_PUBLIC_URL", NULL, "the URL browsers use, e.g. https://rt.example.com")  \
     XX(log_level, "RTGW_LOG_LEVEL", "info", "error, warn, info or debug")                         \
+    XX(trusted_proxies, "RTGW_TRUSTED_PROXIES", NULL,                                             \
+       "comma-separated proxy IPs whose X-Forwarded-For names the client")                        \
     XX(tls_cert, "RTGW_TLS_CERT", NULL, "PEM certificate (chain): serve https:// and wss://")     \
     XX(tls_key, "RTGW_TLS_KEY", NULL, "PEM private key matching RTGW_TLS_CERT")
 

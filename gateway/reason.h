@@ -30,6 +30,8 @@
     XX(OVER_CAPACITY, 4503, 503, "over_capacity", "yes, with backoff",                            \
        "the gateway is at its connection limit")                                                   \
     XX(PROTOCOL_ERROR, 1002, 400, "protocol_error", "no", "websocket protocol error")             \
+    XX(RATE_LIMITED, 4420, 429, "rate_limited", "yes, after a pause",                             \
+       "too many requests or frames from this client")                                             \
     XX(MESSAGE_TOO_BIG, 1009, 413, "message_too_big", "no", "client frame too large")
 
 typedef enum {

@@ -34,6 +34,7 @@
 #include "reason.h"
 #include "rt_tokens.h"
 #include "tls.h"
+#include "ratelimit.h"
 
 #include <civetweb.h>
 #include <dlfcn.h>
@@ -179,6 +180,8 @@ typedef struct {
     atomic_bool stop;
     int64_t started_ms;
     rt_frame_t *ping_frame, *sse_ping_frame;
+    rt_limiter_t *publish_limit, *mint_limit; /* per client IP */
+    rt_conncount_t *ip_conns;
     pthread_t heartbeat;
 } rt_server_t;
 
@@ -217,6 +220,10 @@ struct rt_conn_s {
     rt_conn_t *next_ready;
     rt_conn_t *prev, *next; /* srv->conns */
     char peer[64];
+    char ip[64];      /* client address (X-Forwarded-For from a trusted proxy) */
+    bool ip_held;     /* counted in srv->ip_conns */
+    int64_t frame_window_ms;
+    double frame_tokens; /* client frame budget (RTGW_RATE_LIMIT_CLIENT_FRAMES) */
 };
 
 static int64_t now_ms(void)
@@ -245,6 +252,8 @@ static void conn_unref(rt_conn_t *c)
         return;
     for (size_t i = c->pend_idx; i < c->npending; i++)
         rt_frame_unref(c->pending[i]);
+    if (c->ip_held)
+        rt_conncount_release(c->srv->ip_conns, c->ip);
     rt_sub_unref(c->sub);
     rt_claims_clear(&c->claims);
     pthread_mutex_destroy(&c->wlock);
@@ -572,6 +581,37 @@ static void log_request(struct mg_connection *conn, int status)
                  ri->remote_addr);
 }
 
+static void client_ip(rt_server_t *srv, struct mg_connection *conn, char *out, size_t cap)
+{
+    rt_client_ip(mg_get_request_info(conn)->remote_addr, mg_get_header(conn, "X-Forwarded-For"),
+                 srv->cfg->trusted_proxies, out, cap);
+}
+
+/* Per-IP rate limit: 0 if allowed, else sends 429 with Retry-After and returns -1. */
+static int rate_limit(rt_server_t *srv, struct mg_connection *conn, rt_limiter_t *l, double cost,
+                      const char *what, const char *var)
+{
+    char ip[64];
+    client_ip(srv, conn, ip, sizeof(ip));
+    int64_t wait = rt_limiter_take(l, ip, cost, mono_ms());
+    if (wait == 0)
+        return 0;
+    atomic_fetch_add(&srv->metrics.refusals[RT_REASON_RATE_LIMITED], 1);
+    long secs = (long)((wait + 999) / 1000);
+    char hdr[48], msg[200], body[320];
+    snprintf(hdr, sizeof(hdr), "Retry-After: %ld\r\n", secs);
+    snprintf(msg, sizeof(msg), "too many %s from %s; retry after %ld s (%s)", what, ip, secs, var);
+    json_t *o = json_pack("{s:s,s:s,s:I}", "error", "rate_limited", "message", msg, "retry_after",
+                          (json_int_t)secs);
+    char *js = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    snprintf(body, sizeof(body), "%s", js ? js : "{}");
+    free(js);
+    send_json(conn, 429, body, strlen(body), hdr);
+    rt_log_info("rate limited", "what=%s ip=%s retry_after=%ld", what, ip, secs);
+    return -1;
+}
+
 /* civetweb answers "Expect: 100-continue" only for its own file handlers; a
  * client such as curl otherwise waits a second before sending the body.
  * Returns 0, or -1 after a 417 for an expectation we cannot meet. */
@@ -677,6 +717,8 @@ static int h_token(struct mg_connection *conn, void *cb)
         send_error(conn, 405, "method_not_allowed", "use POST /v1/realtime/token");
         return 405;
     }
+    if (rate_limit(srv, conn, srv->mint_limit, 1, "token mints", "RTGW_RATE_LIMIT_MINT") != 0)
+        return 429;
     char *body;
     size_t len;
     if (read_body(conn, (size_t)srv->cfg->max_body_bytes, &body, &len) != 0)
@@ -865,6 +907,10 @@ static int h_publish(struct mg_connection *conn, void *cb)
         send_resp(conn, &r);
         return st;
     }
+    if (rate_limit(srv, conn, srv->publish_limit, t->ntopics, "publishes", "RTGW_RATE_LIMIT_PUBLISH") != 0) {
+        free(t);
+        return 429;
+    }
     const char *ik = mg_get_header(conn, "Idempotency-Key");
     if (ik && !t->idem_key[0]) {
         if (rt_name_validate(rt_slice_cstr(ik), 255) != 0) {
@@ -909,6 +955,8 @@ static int h_publish_batch(struct mg_connection *conn, void *cb)
         send_error(conn, 503, "shutting_down", "the gateway is shutting down; retry on another node");
         return 503;
     }
+    if (rate_limit(srv, conn, srv->publish_limit, 1, "publishes", "RTGW_RATE_LIMIT_PUBLISH") != 0)
+        return 429;
     char *body;
     size_t len;
     if (read_body(conn, (size_t)srv->cfg->max_body_bytes, &body, &len) != 0)
@@ -1041,6 +1089,16 @@ static int session_admit(rt_server_t *srv, struct mg_connection *conn, rt_conn_t
         snprintf(why->detail, sizeof(why->detail), "limit %lld (RTGW_MAX_CONNECTIONS)",
                  (long long)srv->cfg->max_connections);
         return -1;
+    }
+    client_ip(srv, conn, c->ip, sizeof(c->ip));
+    if (!c->ip_held) {
+        if (!rt_conncount_acquire(srv->ip_conns, c->ip)) {
+            why->reason = RT_REASON_OVER_CAPACITY;
+            snprintf(why->detail, sizeof(why->detail), "per-IP limit %lld (RTGW_MAX_CONNECTIONS_PER_IP)",
+                     (long long)srv->cfg->max_connections_per_ip);
+            return -1;
+        }
+        c->ip_held = true;
     }
     const char *origin = mg_get_header(conn, "Origin");
     if (!rt_config_origin_allowed(srv->cfg, origin)) {
@@ -1477,6 +1535,23 @@ static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len,
     int opcode = bits & 0x0F;
     if (c->refused)
         return opcode == RT_WS_CLOSE ? 0 : 1;
+    if (srv->cfg->rate_limit_client_frames > 0) {
+        double rate = (double)srv->cfg->rate_limit_client_frames, burst = 2 * rate;
+        int64_t now = mono_ms();
+        if (c->frame_window_ms == 0)
+            c->frame_tokens = burst;
+        else
+            c->frame_tokens += (double)(now - c->frame_window_ms) / 1000.0 * rate;
+        if (c->frame_tokens > burst)
+            c->frame_tokens = burst;
+        c->frame_window_ms = now;
+        if (c->frame_tokens < 1) {
+            rt_log_info("client frames rate limited", "peer=%s", c->peer);
+            conn_close_async(c, RT_REASON_RATE_LIMITED);
+            return 1;
+        }
+        c->frame_tokens -= 1;
+    }
     if (len > (size_t)srv->cfg->max_client_frame_bytes) {
         rt_log_info("client frame too large", "peer=%s bytes=%zu", c->peer, len);
         conn_close_async(c, RT_REASON_MESSAGE_TOO_BIG);
@@ -1636,6 +1711,8 @@ static void *heartbeat_main(void *arg)
         }
         pthread_mutex_unlock(&srv->conns_lock);
         if (now - last_sweep > 5000) {
+            rt_limiter_sweep(srv->publish_limit, now);
+            rt_limiter_sweep(srv->mint_limit, now);
             rt_hub_sweep(srv->hub, now_ms());
             last_sweep = now;
         }
@@ -1713,6 +1790,9 @@ int rt_server_run(rt_config_t *cfg)
     randombytes_buf(&seed, sizeof(seed));
     srv->hub = rt_hub_new(&ho, seed);
     srv->api = (rt_api_t){srv->ring, srv->topts, srv->hub, &srv->metrics, cfg, cfg->dev};
+    srv->publish_limit = rt_limiter_new((double)cfg->rate_limit_publish, 2.0 * (double)cfg->rate_limit_publish, 100000);
+    srv->mint_limit = rt_limiter_new((double)cfg->rate_limit_mint, 2.0 * (double)cfg->rate_limit_mint, 100000);
+    srv->ip_conns = rt_conncount_new((size_t)cfg->max_connections_per_ip);
     srv->ping_frame = rt_ws_frame_new(RT_WS_PING, NULL, 0);
     srv->sse_ping_frame = rt_frame_new(16);
     memcpy(srv->sse_ping_frame->data, ": ping\n\n", 8);
@@ -1836,6 +1916,9 @@ int rt_server_run(rt_config_t *cfg)
     rt_log_info("stopped", "remaining_connections=%ld", atomic_load(&srv->nconns));
     rt_hub_free(srv->hub);
     rt_keyring_free(srv->ring);
+    rt_limiter_free(srv->publish_limit);
+    rt_limiter_free(srv->mint_limit);
+    rt_conncount_free(srv->ip_conns);
     rt_frame_unref(srv->ping_frame);
     rt_frame_unref(srv->sse_ping_frame);
     free(srv->writers);

@@ -1,0 +1,117 @@
+// Abuse limits: connections per client IP (with X-Forwarded-For only from
+// trusted proxies), publish and mint rates per IP (429 + Retry-After), and
+// frames per second from a WebSocket client (close 4420).
+import assert from "node:assert/strict";
+import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
+import { startGateway, mint, publish } from "../lib/gateway.mjs";
+import { connect, sleep } from "./util.mjs";
+
+requireNodeModules("ws");
+const topics = [{ channel: "l", name: "t", kind: "run" }];
+
+async function wsStatus(url, headers = {}) {
+  return connect(url, { headers }).then((c) => ({ ok: true, c }), (e) => ({ ok: false, status: e.status, body: e.body }));
+}
+
+defcase("connections_per_ip_limited", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_MAX_CONNECTIONS_PER_IP: "2" } });
+  const jwt = await mint(gw, topics);
+  const url = `${gw.ws}/v1/realtime/connect?token=${jwt}`;
+  const a = await wsStatus(url), b = await wsStatus(url);
+  assert.ok(a.ok && b.ok);
+  const c = await wsStatus(url);
+  assert.equal(c.ok, false);
+  assert.equal(c.status, 503);
+  assert.equal(JSON.parse(c.body).error, "over_capacity");
+  assert.match(JSON.parse(c.body).message, /RTGW_MAX_CONNECTIONS_PER_IP/);
+  // Closing one frees its slot.
+  a.c.close();
+  await a.c.closed;
+  let d;
+  for (let i = 0; i < 40 && !(d = await wsStatus(url)).ok; i++) await sleep(50);
+  assert.ok(d.ok, "a slot is freed when a connection closes");
+  b.c.close();
+  d.c.close();
+});
+
+defcase("forwarded_for_only_from_trusted_proxies", async (t) => {
+  // 127.0.0.1 is the trusted proxy: X-Forwarded-For names the client.
+  const gw = await startGateway(t, { env: { RTGW_MAX_CONNECTIONS_PER_IP: "1", RTGW_TRUSTED_PROXIES: "127.0.0.1" } });
+  const jwt = await mint(gw, topics);
+  const url = `${gw.ws}/v1/realtime/connect?token=${jwt}`;
+  const a = await wsStatus(url, { "X-Forwarded-For": "203.0.113.7" });
+  const b = await wsStatus(url, { "X-Forwarded-For": "198.51.100.9, 127.0.0.1" });
+  assert.ok(a.ok && b.ok, "two different clients behind the proxy");
+  const c = await wsStatus(url, { "X-Forwarded-For": "203.0.113.7" });
+  assert.equal(c.status, 503, "the same forwarded client is limited");
+  a.c.close(); b.c.close();
+  // Untrusted peer: X-Forwarded-For is ignored (no spoofing around the limit).
+  const gw2 = await startGateway(t, { env: { RTGW_MAX_CONNECTIONS_PER_IP: "1", RTGW_TRUSTED_PROXIES: "10.9.9.9" } });
+  const jwt2 = await mint(gw2, topics);
+  const url2 = `${gw2.ws}/v1/realtime/connect?token=${jwt2}`;
+  const x = await wsStatus(url2, { "X-Forwarded-For": "203.0.113.1" });
+  const y = await wsStatus(url2, { "X-Forwarded-For": "203.0.113.2" });
+  assert.ok(x.ok);
+  assert.equal(y.status, 503, "a spoofed X-Forwarded-For from an untrusted peer does not help");
+  x.c.close();
+});
+
+defcase("publish_rate_limited_429", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_RATE_LIMIT_PUBLISH: "5" } });
+  const statuses = [];
+  let limited;
+  for (let i = 0; i < 20; i++) {
+    const r = await publish(gw, "l", "t", { i });
+    statuses.push(r.status);
+    if (r.status === 429 && !limited) limited = r;
+  }
+  // Burst of 2 x 5 = 10, then refusals.
+  assert.equal(statuses.filter((s) => s === 200).length >= 10, true, statuses.join(","));
+  assert.ok(limited, `no 429 among ${statuses.join(",")}`);
+  assert.equal(limited.body.error, "rate_limited");
+  assert.match(limited.body.message, /RTGW_RATE_LIMIT_PUBLISH/);
+  const ra = Number(limited.headers.get("retry-after"));
+  assert.ok(ra >= 1 && ra <= 2, `Retry-After ${ra}`);
+  // After waiting, publishing works again.
+  await sleep(ra * 1000 + 100);
+  assert.equal((await publish(gw, "l", "t", { after: true })).status, 200);
+  const m = await (await fetch(`${gw.url}/metrics`)).text();
+  assert.match(m, /rtgw_refusals_total\{reason="rate_limited"\} [1-9]/);
+});
+
+defcase("mint_rate_limited_429", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_RATE_LIMIT_MINT: "2" } });
+  const statuses = [];
+  for (let i = 0; i < 8; i++) {
+    const r = await fetch(`${gw.url}/v1/realtime/token`, {
+      method: "POST", headers: { Authorization: `Bearer ${gw.key}` }, body: JSON.stringify(topics),
+    });
+    statuses.push(r.status);
+    if (r.status === 429) {
+      assert.ok(Number(r.headers.get("retry-after")) >= 1);
+      assert.equal((await r.json()).error, "rate_limited");
+    }
+  }
+  assert.deepEqual(statuses.slice(0, 4), [201, 201, 201, 201]);
+  assert.ok(statuses.includes(429), statuses.join(","));
+});
+
+defcase("client_frame_flood_closed_4420", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_RATE_LIMIT_CLIENT_FRAMES: "10" } });
+  const jwt = await mint(gw, topics);
+  const other = await connect(`${gw.ws}/v1/realtime/connect?token=${jwt}`, { t });
+  const c = await connect(`${gw.ws}/v1/realtime/connect?token=${jwt}`, { protocols: ["rtgw.v1"], t });
+  await c.next();
+  for (let i = 0; i < 200; i++) {
+    try { c.ws.send(JSON.stringify({ kind: "rtgw.noop", i })); } catch { break; }
+  }
+  await Promise.race([c.closed, sleep(5000)]);
+  assert.ok(c.closeInfo, "the flooding client is closed");
+  assert.equal(c.closeInfo.code, 4420);
+  assert.match(c.closeInfo.reason, /rate_limited/);
+  // The quiet client is unaffected.
+  assert.equal((await publish(gw, "l", "t", { still: "here" })).status, 200);
+  assert.deepEqual((await other.next(3000)).data, { still: "here" });
+});
+
+await run();
