@@ -932,16 +932,27 @@ defcase("close_4409_token_expired", async (t) => {
 });
 
 defcase("close_4429_slow_consumer", async (t) => {
-  const gw = await startGateway(t, { env: { RTGW_QUEUE_MAX_MESSAGES: "16", RTGW_SOCKET_SNDBUF: "4096" } });
+  // A queue bound of 128 leaves a reading subscriber plenty of room on a
+  // loaded CI machine, while one that stops reading overflows it for sure.
+  const gw = await startGateway(t, { env: { RTGW_QUEUE_MAX_MESSAGES: "128", RTGW_SOCKET_SNDBUF: "16384" } });
+  const kicks = async () => Number((await (await fetch(`${gw.url}/metrics`)).text())
+    .match(/^rtgw_slow_consumer_kicks_total (\d+)/m)[1]);
   const jwt = await mint(gw, [T("cc", "a")], { ttl: 600 });
   const fast = await subscribe(gw, jwt, { t });
   const slow = await subscribe(gw, jwt, { t });
-  slow.ws.pause();
   const pad = "z".repeat(4000);
   let n = 0;
-  for (; n < 400 && !slow.closeInfo; n++) {
+  for (; n < 10; n++) await pub(gw, "cc", "a", { n, pad });
+  await slow.waitData(10);
+  slow.ws.pause(); // from here on it never reads
+  // Publish until the gateway reports the kick, then read again at once: the
+  // gateway holds the close frame for a while, waiting for room in the socket.
+  for (; n < 1000; n++) {
     await pub(gw, "cc", "a", { n, pad });
-    if (n % 50 === 49) { slow.ws.resume(); await sleep(0); slow.ws.pause(); await sleep(0); }
+    if (n % 20 === 0) {
+      await sleep(1); // let the reading subscriber's event loop run
+      if ((await kicks()) >= 1) { n++; break; }
+    }
   }
   slow.ws.resume();
   const info = await withTimeout(slow.closed, 5000, "slow-consumer close");
@@ -953,7 +964,7 @@ defcase("close_4429_slow_consumer", async (t) => {
   assert.ok(last, "the slow subscriber got some events before its kick");
   const again = await subscribe(gw, jwt, { since: last, t });
   assert.equal(again.ack.recovered, true);
-  assert.ok(again.ack.channels.cc.replayed > 16, `replayed ${again.ack.channels.cc.replayed} > queue bound`);
+  assert.ok(again.ack.channels.cc.replayed > 128, `replayed ${again.ack.channels.cc.replayed} > queue bound`);
   await again.waitData(again.ack.channels.cc.replayed);
   const seqs = [...slow.data, ...again.data].map((m) => m.data.n);
   assert.deepEqual(seqs, Array.from({ length: n }, (_, i) => i));
