@@ -333,6 +333,17 @@ int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char 
     return 0;
 }
 
+/* Publish through the bus (or straight to the hub when there is none).
+ * 0 or an rt_bus_err_t. */
+static int api_publish(rt_api_t *api, const rt_event_t *ev, rt_slice_t idem_key, int64_t now_ms,
+                       rt_pos_t *pos, size_t *delivered, bool *dup)
+{
+    if (api->bus)
+        return rt_bus_publish(api->bus, ev, idem_key, now_ms, pos, delivered, dup);
+    int rc = rt_hub_publish_idem(api->hub, ev, idem_key, now_ms, pos, delivered, dup);
+    return rc == -2 ? RT_BUS_EKEYS : rc < 0 ? RT_BUS_ENOMEM : 0;
+}
+
 static int64_t mono_us(void)
 {
     struct timespec ts;
@@ -393,14 +404,18 @@ void rt_api_publish_body(rt_api_t *api, const rt_publish_target_t *t, const char
         rt_pos_t pos;
         size_t d = 0;
         bool dup = false;
-        int rc = rt_hub_publish_idem(api->hub, &ev, rt_slice_cstr(t->idem_key), now_ms, &pos, &d, &dup);
+        int rc = api_publish(api, &ev, rt_slice_cstr(t->idem_key), now_ms, &pos, &d, &dup);
         if (rc != 0) {
             free(json);
             json_decref(ids);
             atomic_fetch_add(&api->metrics->publish_errors, 1);
-            if (rc == -2)
+            if (rc == RT_BUS_EKEYS)
                 rt_resp_error(r, 429, "too_many_idempotency_keys",
                               "this channel holds too many live idempotency keys; retry later");
+            else if (rc == RT_BUS_EUNAVAIL)
+                rt_resp_error(r, 503, "bus_unavailable",
+                              "the bus (Redis) is unavailable; nothing was published (retry, with "
+                              "the same Idempotency-Key)");
             else
                 rt_resp_error(r, 500, "internal_error", "out of memory while publishing");
             return;
@@ -442,7 +457,7 @@ int rt_api_publish_stream_event(rt_api_t *api, const rt_publish_target_t *t, con
             .stream_id = rt_slice_cstr(stream_id),
             .ext_only = true,
         };
-        rc = rt_hub_publish(api->hub, &ev, NULL, NULL);
+        rc = api_publish(api, &ev, (rt_slice_t){"", 0}, now_ms, NULL, NULL, NULL);
     }
     free(json);
     return rc;
@@ -563,7 +578,7 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
             rt_pos_t pos;
             size_t d = 0;
             bool dup = false;
-            int rc = dj ? rt_hub_publish_idem(api->hub, &e, rt_slice_cstr(ikey), now_ms, &pos, &d, &dup) : -1;
+            int rc = dj ? api_publish(api, &e, rt_slice_cstr(ikey), now_ms, &pos, &d, &dup) : RT_BUS_ENOMEM;
             free(dj);
             if (rc == 0) {
                 char ps[RT_POS_MAX];
@@ -571,8 +586,10 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
                 res = json_pack("{s:b,s:s,s:I}", "ok", 1, "id", ps, "delivered", (json_int_t)d);
                 if (dup)
                     json_object_set_new(res, "duplicate", json_true());
-            } else if (rc == -2) {
+            } else if (rc == RT_BUS_EKEYS) {
                 res = batch_error("too_many_idempotency_keys", "event %zu: too many live idempotency keys", i);
+            } else if (rc == RT_BUS_EUNAVAIL) {
+                res = batch_error("bus_unavailable", "event %zu: the bus (Redis) is unavailable; retry", i);
             } else {
                 res = batch_error("internal_error", "event %zu: out of memory", i);
             }

@@ -9,6 +9,7 @@
 #ifndef RT_API_H
 #define RT_API_H
 
+#include "bus.h"
 #include "config.h"
 #include "hub.h"
 #include "metrics.h"
@@ -25,6 +26,7 @@ typedef struct {
     rt_metrics_t *metrics; /* borrowed */
     const rt_config_t *cfg;
     bool dev; /* dev mode: an empty Bearer is accepted (the official clients send one) */
+    rt_bus_t *bus; /* borrowed; NULL: publish straight to the hub (unit tests) */
 } rt_api_t;
 
 typedef struct {

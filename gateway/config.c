@@ -4,6 +4,7 @@
  * echoed back.
  */
 #include "config.h"
+#include "bus.h"
 #include "log.h"
 #include "rt_tokens.h"
 #include "tls.h"
@@ -357,6 +358,18 @@ int rt_config_load(rt_config_t *cfg, const char *env_file, bool dev, char *errs,
             rt_log_warn("TLS certificate", "detail=\"%s\"", warn);
     }
     parse_origins(cfg, cfg->allowed_origins, errs, cap, &count);
+    if (cfg->redis_url) {
+        rt_redis_url_t u;
+        char e[400];
+        if (rt_redis_url_parse(cfg->redis_url, &u, e, sizeof(e)) != 0)
+            addf(errs, cap, &count, "%s", e);
+        else if (u.tls && !rt_redis_tls_supported())
+            addf(errs, cap, &count,
+                 "RTGW_REDIS_URL: rediss:// (TLS to Redis) is not supported by this build: its libhiredis "
+                 "has no hiredis_ssl (Debian 12 ships hiredis 0.14); use redis:// on a private network, or "
+                 "a TLS tunnel (stunnel, spiped) to Redis");
+        sodium_memzero(&u, sizeof(u));
+    }
     return count;
 }
 

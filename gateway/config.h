@@ -49,6 +49,9 @@
        "tokens minted per second per client IP (0: no limit; bursts of 2x)")                       \
     XX(rate_limit_client_frames, "RTGW_RATE_LIMIT_CLIENT_FRAMES", 50, 0, 100000,                  \
        "frames per second a client may send on a WebSocket (0: no limit; bursts of 2x)")          \
+    XX(redis_timeout_ms, "RTGW_REDIS_TIMEOUT_MS", 1000, 50, 60000,                                \
+       "Redis connect and command timeout (a publish fails with 503 beyond)")                      \
+    XX(redis_pool, "RTGW_REDIS_POOL", 4, 1, 256, "Redis connections for publishes and history reads") \
     XX(close_on_expiry, "RTGW_CLOSE_ON_EXPIRY", 0, 0, 1,                                          \
        "1: close connections whose token expired without refresh (4409); 0: keep them (Inngest)")
 
@@ -62,6 +65,8 @@
     XX(allowed_origins, "RTGW_ALLOWED_ORIGINS", NULL, "comma-separated origins, or *")            \
     XX(public_url, "RTGW_PUBLIC_URL", NULL, "the URL browsers use, e.g. https://rt.example.com")  \
     XX(log_level, "RTGW_LOG_LEVEL", "info", "error, warn, info or debug")                         \
+    XX(redis_url, "RTGW_REDIS_URL", NULL,                                                         \
+       "redis://[:password@]host[:port][/db]: the Redis bus (several nodes); unset: in memory")   \
     XX(trusted_proxies, "RTGW_TRUSTED_PROXIES", NULL,                                             \
        "comma-separated proxy IPs whose X-Forwarded-For names the client")                        \
     XX(tls_cert, "RTGW_TLS_CERT", NULL, "PEM certificate (chain): serve https:// and wss://")     \

@@ -90,6 +90,8 @@ struct rt_hub_s {
     uint64_t seed;
     atomic_ullong epoch_counter;
     atomic_ullong subscriptions, publishes, deliveries, replayed, slow_kicks, history_events;
+    rt_hub_interest_fn interest; /* set before use; called under a channel lock */
+    void *interest_ctx;
 };
 
 static int64_t now_ms(void)
@@ -243,6 +245,23 @@ static channel_t *channel_acquire(rt_hub_t *hub, rt_slice_t name, bool create)
         pthread_mutex_lock(&ch->lock);
     pthread_rwlock_unlock(&hub->lock);
     return ch;
+}
+
+void rt_hub_set_interest_hook(rt_hub_t *hub, rt_hub_interest_fn fn, void *ctx)
+{
+    hub->interest = fn;
+    hub->interest_ctx = ctx;
+}
+
+/* Report a change between "has subscriptions" and "has none" since `before`
+ * (ch->nsubs when the caller took the lock). Caller holds ch->lock, so the
+ * reports of one channel reach the hook in order. Comparing only at the end
+ * of a locked section keeps a remove-then-re-add (set_topics) silent. */
+static void interest_locked(rt_hub_t *hub, channel_t *ch, size_t before)
+{
+    bool had = before > 0, has = ch->nsubs > 0;
+    if (had != has && hub->interest)
+        hub->interest(hub->interest_ctx, (rt_slice_t){ch->name, ch->nlen}, has);
 }
 
 static int subvec_add(subvec_t *v, rt_sub_t *s)
@@ -564,6 +583,98 @@ int rt_hub_subscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt_
     return rt_hub_subscribe_any(hub, sub, channel, topics, ntopics, since, since ? 1 : 0, out);
 }
 
+/* Attach sub to topics of ch (caller holds ch->lock). 0 or -1 (OOM). */
+static int attach_locked(rt_hub_t *hub, rt_sub_t *sub, channel_t *ch, const rt_slice_t *topics,
+                         size_t ntopics)
+{
+    int rc = 0;
+    for (size_t i = 0; i < ntopics && rc == 0; i++) {
+        rt_slice_t t = topics[i];
+        bool wild = t.len == 1 && t.base[0] == '*';
+        if (sub_has_link(sub, ch, t))
+            continue;
+        if (wild)
+            drop_exact_links_locked(hub, sub, ch);
+        subvec_t *v = &ch->wildcard;
+        if (!wild) {
+            v = rt_map_get(&ch->topics, t.base, t.len);
+            if (!v) {
+                v = calloc(1, sizeof(*v));
+                if (!v || rt_map_put(&ch->topics, t.base, t.len, v) != 0) {
+                    free(v);
+                    rc = -1;
+                    break;
+                }
+            }
+        }
+        link_t *nl = realloc(sub->links, (sub->nlinks + 1) * sizeof(*nl));
+        if (!nl) {
+            rc = -1;
+            break;
+        }
+        sub->links = nl;
+        link_t *l = &sub->links[sub->nlinks];
+        l->ch = ch;
+        l->topic = NULL;
+        l->tlen = 0;
+        if (!wild) {
+            l->topic = malloc(t.len + 1);
+            if (!l->topic) {
+                rc = -1;
+                break;
+            }
+            memcpy(l->topic, t.base, t.len);
+            l->topic[t.len] = 0;
+            l->tlen = t.len;
+        }
+        if (subvec_add(v, sub) < 0) {
+            free(l->topic);
+            rc = -1;
+            break;
+        }
+        sub->nlinks++;
+        ch->nsubs++;
+        atomic_fetch_add(&hub->subscriptions, 1);
+    }
+    return rc;
+}
+
+/* Enqueue replayed frames (outside the data bounds); caller holds ch->lock
+ * and sub->qlock. Sets *kicked when the subscriber was over its bound. */
+static void replay_push_locked(rt_sub_t *sub, rt_frame_t *f, rt_resume_t *res, bool *wake,
+                               bool *kicked)
+{
+    int r = queue_push_locked(sub, f, false);
+    if (r == PUSH_OVER)
+        *kicked = true;
+    else if (r != PUSH_CLOSED) {
+        res->replayed++;
+        sub->rq_frames++;
+        sub->rq_bytes += f->len;
+    }
+    *wake |= r == PUSH_WAKE;
+}
+
+/* After a subscribe: wake, unlock, count, kick. */
+static void subscribe_finish(rt_hub_t *hub, rt_sub_t *sub, channel_t *ch, size_t before,
+                             rt_resume_t *res, bool wake, bool kicked)
+{
+    res->current.epoch = ch->epoch;
+    if (res->current.offset < ch->last_offset)
+        res->current.offset = ch->last_offset;
+    ch->last_activity_ms = now_ms();
+    if (wake && sub->ops && sub->ops->wake)
+        sub->ops->wake(sub->owner, sub);
+    interest_locked(hub, ch, before);
+    pthread_mutex_unlock(&ch->lock);
+    atomic_fetch_add(&hub->replayed, res->replayed);
+    if (kicked) {
+        atomic_fetch_add(&hub->slow_kicks, 1);
+        if (sub->ops && sub->ops->kick)
+            sub->ops->kick(sub->owner, sub, RT_REASON_SLOW_CONSUMER);
+    }
+}
+
 int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
                          const rt_slice_t *topics, size_t ntopics, const rt_pos_t *cands,
                          size_t ncands, rt_resume_t *out)
@@ -622,66 +733,9 @@ int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
         }
     }
 
-    for (size_t i = 0; i < ntopics && rc == 0; i++) {
-        rt_slice_t t = topics[i];
-        bool wild = t.len == 1 && t.base[0] == '*';
-        if (sub_has_link(sub, ch, t))
-            continue;
-        if (wild)
-            drop_exact_links_locked(hub, sub, ch);
-        subvec_t *v = &ch->wildcard;
-        if (!wild) {
-            v = rt_map_get(&ch->topics, t.base, t.len);
-            if (!v) {
-                v = calloc(1, sizeof(*v));
-                if (!v || rt_map_put(&ch->topics, t.base, t.len, v) != 0) {
-                    free(v);
-                    rc = -1;
-                    break;
-                }
-            }
-        }
-        link_t *nl = realloc(sub->links, (sub->nlinks + 1) * sizeof(*nl));
-        if (!nl) {
-            rc = -1;
-            break;
-        }
-        sub->links = nl;
-        link_t *l = &sub->links[sub->nlinks];
-        l->ch = ch;
-        l->topic = NULL;
-        l->tlen = 0;
-        if (!wild) {
-            l->topic = malloc(t.len + 1);
-            if (!l->topic) {
-                rc = -1;
-                break;
-            }
-            memcpy(l->topic, t.base, t.len);
-            l->topic[t.len] = 0;
-            l->tlen = t.len;
-        }
-        if (subvec_add(v, sub) < 0) {
-            free(l->topic);
-            rc = -1;
-            break;
-        }
-        sub->nlinks++;
-        ch->nsubs++;
-        atomic_fetch_add(&hub->subscriptions, 1);
-    }
-    res.current.epoch = ch->epoch;
-    res.current.offset = ch->last_offset;
-    ch->last_activity_ms = now_ms();
-    if (wake && sub->ops && sub->ops->wake)
-        sub->ops->wake(sub->owner, sub);
-    pthread_mutex_unlock(&ch->lock);
-    atomic_fetch_add(&hub->replayed, res.replayed);
-    if (kicked) {
-        atomic_fetch_add(&hub->slow_kicks, 1);
-        if (sub->ops && sub->ops->kick)
-            sub->ops->kick(sub->owner, sub, RT_REASON_SLOW_CONSUMER);
-    }
+    size_t before = ch->nsubs;
+    rc = attach_locked(hub, sub, ch, topics, ntopics);
+    subscribe_finish(hub, sub, ch, before, &res, wake, kicked);
     if (out)
         *out = res;
     return rc;
@@ -718,7 +772,9 @@ void rt_hub_unsubscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, rt_sli
             continue;
         channel_t *ch = l->ch;
         pthread_mutex_lock(&ch->lock);
+        size_t before = ch->nsubs;
         link_remove_locked(hub, sub, i);
+        interest_locked(hub, ch, before);
         pthread_mutex_unlock(&ch->lock);
         return;
     }
@@ -735,6 +791,7 @@ int rt_hub_set_topics(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt
     if (!ch) /* not subscribed there yet: a plain subscribe */
         return ntopics ? rt_hub_subscribe(hub, sub, channel, topics, ntopics, NULL, NULL) : 0;
     pthread_mutex_lock(&ch->lock);
+    size_t before = ch->nsubs;
     for (size_t i = sub->nlinks; i-- > 0;)
         if (sub->links[i].ch == ch)
             link_remove_locked(hub, sub, i);
@@ -785,6 +842,7 @@ int rt_hub_set_topics(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt
         atomic_fetch_add(&hub->subscriptions, 1);
     }
     ch->last_activity_ms = now_ms();
+    interest_locked(hub, ch, before);
     pthread_mutex_unlock(&ch->lock);
     return rc;
 }
@@ -795,6 +853,7 @@ void rt_hub_unsubscribe_all(rt_hub_t *hub, rt_sub_t *sub)
         link_t *l = &sub->links[i];
         channel_t *ch = l->ch; /* alive: a channel with subscriptions is never freed */
         pthread_mutex_lock(&ch->lock);
+        size_t before = ch->nsubs;
         subvec_t *v = l->topic ? rt_map_get(&ch->topics, l->topic, l->tlen) : &ch->wildcard;
         if (v && subvec_del(v, sub)) {
             ch->nsubs--;
@@ -806,6 +865,7 @@ void rt_hub_unsubscribe_all(rt_hub_t *hub, rt_sub_t *sub)
             }
         }
         ch->last_activity_ms = now_ms();
+        interest_locked(hub, ch, before);
         pthread_mutex_unlock(&ch->lock);
         free(l->topic);
     }
@@ -859,6 +919,40 @@ static void fanout(subvec_t *v, rt_frame_t **frames, const rt_pos_t *pos, bool e
             kicks->v[kicks->n++] = rt_sub_ref(s);
         }
     }
+}
+
+/* Keep an event in history and enqueue it to the subscribers of its topic;
+ * caller holds ch->lock and has set ch->last_offset. frames[RT_FMT_WS] is
+ * borrowed; frames[RT_FMT_SSE] may be built here (caller unrefs both). */
+static void emit_locked(rt_hub_t *hub, channel_t *ch, rt_frame_t **frames, const rt_pos_t *pos,
+                        rt_slice_t topic, bool ext_only, size_t *delivered, kicklist_t *kicks)
+{
+    hist_append(hub, ch, pos->offset, topic, ext_only, frames[RT_FMT_WS]);
+    subvec_t *tv = rt_map_get(&ch->topics, topic.base, topic.len);
+    if (tv)
+        fanout(tv, frames, pos, ext_only, delivered, kicks);
+    fanout(&ch->wildcard, frames, pos, ext_only, delivered, kicks);
+}
+
+static void kicks_init(kicklist_t *kicks)
+{
+    kicks->v = kicks->inline_v;
+    kicks->n = 0;
+    kicks->cap = 16;
+}
+
+/* After emit_locked, with no lock held: slow-consumer kicks. */
+static void kicks_run(rt_hub_t *hub, kicklist_t *kicks)
+{
+    for (size_t i = 0; i < kicks->n; i++) {
+        rt_sub_t *s = kicks->v[i];
+        atomic_fetch_add(&hub->slow_kicks, 1);
+        if (s->ops && s->ops->kick)
+            s->ops->kick(s->owner, s, RT_REASON_SLOW_CONSUMER);
+        rt_sub_unref(s);
+    }
+    if (kicks->v != kicks->inline_v)
+        free(kicks->v);
 }
 
 int rt_hub_publish(rt_hub_t *hub, const rt_event_t *ev, rt_pos_t *pos_out, size_t *delivered_out)
@@ -954,34 +1048,149 @@ int rt_hub_publish_idem(rt_hub_t *hub, const rt_event_t *ev, rt_slice_t idem_key
         if (ikey != ikey_buf)
             free(ikey);
     }
-    hist_append(hub, ch, pos.offset, ev->topic, ev->ext_only, frames[RT_FMT_WS]);
-
     size_t delivered = 0;
-    kicklist_t kicks = {.v = NULL, .n = 0, .cap = 16};
-    kicks.v = kicks.inline_v;
-    subvec_t *tv = rt_map_get(&ch->topics, ev->topic.base, ev->topic.len);
-    if (tv)
-        fanout(tv, frames, &pos, ev->ext_only, &delivered, &kicks);
-    fanout(&ch->wildcard, frames, &pos, ev->ext_only, &delivered, &kicks);
+    kicklist_t kicks;
+    kicks_init(&kicks);
+    emit_locked(hub, ch, frames, &pos, ev->topic, ev->ext_only, &delivered, &kicks);
     pthread_mutex_unlock(&ch->lock);
-
     rt_frame_unref(frames[0]);
     rt_frame_unref(frames[1]);
     atomic_fetch_add(&hub->publishes, 1);
     atomic_fetch_add(&hub->deliveries, delivered);
-    for (size_t i = 0; i < kicks.n; i++) {
-        rt_sub_t *s = kicks.v[i];
-        atomic_fetch_add(&hub->slow_kicks, 1);
-        if (s->ops && s->ops->kick)
-            s->ops->kick(s->owner, s, RT_REASON_SLOW_CONSUMER);
-        rt_sub_unref(s);
-    }
-    if (kicks.v != kicks.inline_v)
-        free(kicks.v);
+    kicks_run(hub, &kicks);
     if (pos_out)
         *pos_out = pos;
     if (delivered_out)
         *delivered_out = delivered;
+    return 0;
+}
+
+/* ---- events positioned by a bus ---- */
+
+/* The bus says the channel's history is another one (new epoch): forget the
+ * ring, so nothing of the old epoch is replayed under the new one. */
+static void channel_reset_locked(rt_hub_t *hub, channel_t *ch, uint64_t epoch)
+{
+    while (ch->hcount)
+        hist_evict_front(hub, ch);
+    ch->epoch = epoch;
+    ch->last_offset = 0;
+}
+
+/* Deliver e to ch if it is newer than the last delivered event; caller holds
+ * ch->lock. Returns true if delivered. */
+static bool deliver_locked(rt_hub_t *hub, channel_t *ch, const rt_hub_entry_t *e,
+                           size_t *delivered, kicklist_t *kicks)
+{
+    if (e->offset <= ch->last_offset || !e->ws)
+        return false;
+    ch->last_offset = e->offset;
+    ch->last_activity_ms = now_ms();
+    rt_frame_t *frames[2] = {e->ws, NULL};
+    rt_pos_t pos = {ch->epoch, e->offset};
+    emit_locked(hub, ch, frames, &pos, e->topic, e->ext_only, delivered, kicks);
+    rt_frame_unref(frames[RT_FMT_SSE]); /* frames[WS] stays borrowed */
+    atomic_fetch_add(&hub->publishes, 1);
+    return true;
+}
+
+int rt_hub_deliver(rt_hub_t *hub, rt_slice_t channel, uint64_t epoch, const rt_hub_entry_t *e,
+                   size_t *delivered_out)
+{
+    channel_t *ch = channel_acquire(hub, channel, true);
+    if (!ch)
+        return -1;
+    if (epoch != ch->epoch)
+        channel_reset_locked(hub, ch, epoch);
+    size_t delivered = 0;
+    kicklist_t kicks;
+    kicks_init(&kicks);
+    bool done = deliver_locked(hub, ch, e, &delivered, &kicks);
+    pthread_mutex_unlock(&ch->lock);
+    atomic_fetch_add(&hub->deliveries, delivered);
+    kicks_run(hub, &kicks);
+    if (delivered_out)
+        *delivered_out = delivered;
+    return done ? 0 : 1;
+}
+
+int rt_hub_subscribe_backfill(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
+                              const rt_slice_t *topics, size_t ntopics, bool had_since,
+                              const rt_backfill_t *bf, rt_resume_t *out)
+{
+    rt_resume_t res = {.recovered = true, .had_since = had_since};
+    channel_t *ch = channel_acquire(hub, channel, true);
+    if (!ch)
+        return -1;
+    bool wake = false, kicked = false;
+    size_t delivered = 0;
+    kicklist_t kicks;
+    kicks_init(&kicks);
+    if (bf->epoch && bf->epoch != ch->epoch)
+        channel_reset_locked(hub, ch, bf->epoch);
+    /* What the read found beyond the live stream so far goes to the channel
+     * first, so its current subscribers get it too (the live copy, still in
+     * flight, will then be dropped as a duplicate). */
+    for (size_t i = 0; i < bf->n; i++)
+        deliver_locked(hub, ch, &bf->v[i], &delivered, &kicks);
+
+    if (had_since && (!bf->matched || !bf->covered || bf->epoch != ch->epoch)) {
+        res.recovered = false;
+    } else if (had_since) {
+        uint64_t upto = bf->since;
+        pthread_mutex_lock(&sub->qlock);
+        for (size_t i = 0; i < bf->n && !kicked; i++) {
+            const rt_hub_entry_t *e = &bf->v[i];
+            if (e->offset <= upto || (e->ext_only && !sub->ext) || !topic_in(e->topic, topics, ntopics))
+                continue;
+            upto = e->offset;
+            rt_frame_t *f = sub->fmt == RT_FMT_WS ? rt_frame_ref(e->ws)
+                                                  : sse_from_ws(e->ws, ch->epoch, e->offset);
+            if (!f) {
+                res.recovered = false;
+                break;
+            }
+            replay_push_locked(sub, f, &res, &wake, &kicked);
+            rt_frame_unref(f);
+        }
+        if (bf->n && bf->v[bf->n - 1].offset > upto)
+            upto = bf->v[bf->n - 1].offset;
+        /* Then what arrived live after the read. */
+        for (size_t i = 0; i < ch->hcount && !kicked && res.recovered; i++) {
+            hist_t *e = &ch->hist[(ch->hhead + i) % ch->hcap];
+            if (e->offset <= upto || (e->ext_only && !sub->ext))
+                continue;
+            if (!topic_in((rt_slice_t){e->topic, e->tlen}, topics, ntopics))
+                continue;
+            rt_frame_t *f = hist_frame(ch, e, sub->fmt);
+            if (!f) {
+                res.recovered = false;
+                break;
+            }
+            replay_push_locked(sub, f, &res, &wake, &kicked);
+        }
+        pthread_mutex_unlock(&sub->qlock);
+    }
+    size_t before = ch->nsubs;
+    int rc = attach_locked(hub, sub, ch, topics, ntopics);
+    if (ch->epoch == bf->epoch)
+        res.current.offset = bf->last_offset;
+    subscribe_finish(hub, sub, ch, before, &res, wake, kicked);
+    atomic_fetch_add(&hub->deliveries, delivered);
+    kicks_run(hub, &kicks);
+    if (out)
+        *out = res;
+    return rc;
+}
+
+int rt_hub_last(rt_hub_t *hub, rt_slice_t channel, rt_pos_t *out)
+{
+    channel_t *ch = channel_acquire(hub, channel, false);
+    if (!ch)
+        return -1;
+    out->epoch = ch->epoch;
+    out->offset = ch->last_offset;
+    pthread_mutex_unlock(&ch->lock);
     return 0;
 }
 

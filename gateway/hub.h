@@ -105,6 +105,60 @@ int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
  * from it after, so nothing published in between is missed. 0 or -1 (OOM). */
 int rt_hub_position(rt_hub_t *hub, rt_slice_t channel, rt_pos_t *out);
 
+/* ---- an external bus (several nodes) ----
+ * With a bus such as Redis, positions are assigned by the bus, not the hub:
+ * the hub then caches recent events per channel (its ring), fans them out, and
+ * joins a replay read from the bus with the live stream. */
+
+/* Called when a channel gets its first subscription (active=true) or loses its
+ * last (false). Runs with that channel's lock held, in the order the changes
+ * happen: it must only record or schedule (no blocking I/O, no hub calls). */
+typedef void (*rt_hub_interest_fn)(void *ctx, rt_slice_t channel, bool active);
+/* Set before any subscribe; fn NULL removes it. */
+void rt_hub_set_interest_hook(rt_hub_t *hub, rt_hub_interest_fn fn, void *ctx);
+
+/* One event with a position assigned elsewhere. ws is its WebSocket frame
+ * (JSON with "id"), borrowed: the hub takes references of its own. */
+typedef struct {
+    uint64_t offset;
+    rt_slice_t topic;
+    bool ext_only;
+    rt_frame_t *ws;
+} rt_hub_entry_t;
+
+/* A replay read from the bus for one channel (see rt_hub_subscribe_backfill). */
+typedef struct {
+    uint64_t epoch;       /* the channel's epoch on the bus (0: unknown) */
+    bool matched;         /* a candidate position had this epoch */
+    uint64_t since;       /* that candidate's offset */
+    bool covered;         /* the bus still holds every event after `since` */
+    uint64_t last_offset; /* the bus's latest offset of this epoch (0: none) */
+    rt_hub_entry_t *v;    /* events after `since`, in order (only when covered) */
+    size_t n;
+} rt_backfill_t;
+
+/* Deliver an event positioned by the bus: the channel's epoch follows the
+ * event's (a new epoch clears the ring), an offset at or below the channel's
+ * last delivered one is dropped (a duplicate), anything else is kept in the
+ * ring and enqueued to the subscribers of its topic. Creates the channel.
+ * Returns 0 (delivered count in *delivered), 1 dropped, -1 OOM. */
+int rt_hub_deliver(rt_hub_t *hub, rt_slice_t channel, uint64_t epoch, const rt_hub_entry_t *e,
+                   size_t *delivered);
+
+/* Subscribe with a replay read from the bus, joined to the live stream under
+ * the channel lock: bf's events newer than the channel's last delivered one
+ * are first delivered to the channel (so its current subscribers get them
+ * too), then sub gets bf's events after bf->since, then the ring's events
+ * after bf's last one (received live since the read), then is attached.
+ * recovered is false when a candidate was given and none matched bf->epoch
+ * or the bus no longer covered it. 0 or -1 (OOM). */
+int rt_hub_subscribe_backfill(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
+                              const rt_slice_t *topics, size_t ntopics, bool had_since,
+                              const rt_backfill_t *bf, rt_resume_t *out);
+
+/* The channel's last delivered position; 0, or -1 if the hub has no such channel. */
+int rt_hub_last(rt_hub_t *hub, rt_slice_t channel, rt_pos_t *out);
+
 /* Remove one (channel, topic) subscription of sub ("*" for the wildcard).
  * Used when a refreshed token narrows the grant. Idempotent. */
 void rt_hub_unsubscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, rt_slice_t topic);

@@ -13,6 +13,8 @@ static const uint64_t lat_bounds_us[RT_METRICS_LAT_BUCKETS] = {10,    25,    50,
 void rt_metrics_init(rt_metrics_t *m)
 {
     memset(m, 0, sizeof(*m));
+    m->bus_name = "memory";
+    atomic_store(&m->bus_up, 1);
 }
 
 void rt_metrics_token_refusal(rt_metrics_t *m, int tok_err)
@@ -29,6 +31,15 @@ void rt_metrics_publish_latency(rt_metrics_t *m, uint64_t us)
         b++;
     atomic_fetch_add_explicit(&m->publish_lat_us[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->publish_lat_sum_us, us, memory_order_relaxed);
+}
+
+void rt_metrics_bus_latency(rt_metrics_t *m, uint64_t us)
+{
+    int b = 0;
+    while (b < RT_METRICS_LAT_BUCKETS && us > lat_bounds_us[b])
+        b++;
+    atomic_fetch_add_explicit(&m->bus_lat_us[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->bus_lat_sum_us, us, memory_order_relaxed);
 }
 
 typedef struct {
@@ -132,6 +143,25 @@ char *rt_metrics_render(rt_metrics_t *m, rt_hub_t *hub, int64_t uptime_s)
     sb_printf(&sb, "rtgw_publish_enqueue_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
     sb_printf(&sb, "rtgw_publish_enqueue_seconds_sum %g\n", LOAD(m->publish_lat_sum_us) / 1e6);
     sb_printf(&sb, "rtgw_publish_enqueue_seconds_count %llu\n", cum);
+    const char *bus = m->bus_name ? m->bus_name : "memory";
+    sb_printf(&sb, "# HELP rtgw_bus_up Whether the bus can publish (1) or not (0).\n# TYPE rtgw_bus_up gauge\nrtgw_bus_up{bus=\"%s\"} %d\n",
+              bus, atomic_load(&m->bus_up));
+    sb_printf(&sb, "# HELP rtgw_bus_channels Channels this node is subscribed to on the bus (Redis pub/sub).\n# TYPE rtgw_bus_channels gauge\nrtgw_bus_channels %lld\n",
+              (long long)atomic_load(&m->bus_channels));
+    sb_printf(&sb, "# HELP rtgw_bus_errors_total Failed bus (Redis) round trips and dropped connections.\n# TYPE rtgw_bus_errors_total counter\nrtgw_bus_errors_total %llu\n",
+              LOAD(m->bus_errors));
+    sb_printf(&sb, "# HELP rtgw_bus_reconnects_total Reconnections of the bus subscriber connection after an outage.\n# TYPE rtgw_bus_reconnects_total counter\nrtgw_bus_reconnects_total %llu\n",
+              LOAD(m->bus_reconnects));
+    sb_printf(&sb, "# HELP rtgw_bus_publish_seconds Round trip of one publish to the bus (Redis script).\n# TYPE rtgw_bus_publish_seconds histogram\n");
+    cum = 0;
+    for (int b = 0; b < RT_METRICS_LAT_BUCKETS; b++) {
+        cum += LOAD(m->bus_lat_us[b]);
+        sb_printf(&sb, "rtgw_bus_publish_seconds_bucket{le=\"%g\"} %llu\n", lat_bounds_us[b] / 1e6, cum);
+    }
+    cum += LOAD(m->bus_lat_us[RT_METRICS_LAT_BUCKETS]);
+    sb_printf(&sb, "rtgw_bus_publish_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+    sb_printf(&sb, "rtgw_bus_publish_seconds_sum %g\n", LOAD(m->bus_lat_sum_us) / 1e6);
+    sb_printf(&sb, "rtgw_bus_publish_seconds_count %llu\n", cum);
     if (sb.oom) {
         free(sb.buf);
         return NULL;

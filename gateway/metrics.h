@@ -30,11 +30,21 @@ typedef struct {
     atomic_ullong bytes_written;
     atomic_ullong publish_lat_us[RT_METRICS_LAT_BUCKETS + 1]; /* +Inf last */
     atomic_ullong publish_lat_sum_us;
+    /* the bus (bus.h): "memory" or "redis" */
+    const char *bus_name;
+    atomic_int bus_up;
+    atomic_llong bus_channels;   /* channels this node is subscribed to on the bus */
+    atomic_ullong bus_errors;    /* failed bus round trips and dropped connections */
+    atomic_ullong bus_reconnects;
+    atomic_ullong bus_lat_us[RT_METRICS_LAT_BUCKETS + 1]; /* publish round trip; +Inf last */
+    atomic_ullong bus_lat_sum_us;
 } rt_metrics_t;
 
 void rt_metrics_init(rt_metrics_t *m);
 void rt_metrics_token_refusal(rt_metrics_t *m, int tok_err);
 void rt_metrics_publish_latency(rt_metrics_t *m, uint64_t us);
+/* One bus publish round trip. */
+void rt_metrics_bus_latency(rt_metrics_t *m, uint64_t us);
 /* Render into a new malloc'd NUL-terminated string (caller frees); NULL on OOM. */
 char *rt_metrics_render(rt_metrics_t *m, rt_hub_t *hub, int64_t uptime_s);
 

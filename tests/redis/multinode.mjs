@@ -1,0 +1,273 @@
+// Several rtgw nodes over a real redis-server (Debian's), all on loopback:
+// fan-out across nodes, a node killed mid-stream, a Redis restart mid-stream,
+// idempotency across nodes, node-level subscriptions, and startup refusals.
+// Every process (rtgw, redis-server) is started by the case and stopped by PID.
+import assert from "node:assert/strict";
+import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
+import { startGateway, mint, keygen } from "../lib/gateway.mjs";
+import { startRedis } from "../lib/redis.mjs";
+
+requireNodeModules("ws");
+const { connect, wsUrl, waitFor, sleep, withTimeout, metrics, metric } = await import("../integration/util.mjs");
+
+const T = (channel, name) => ({ channel, name, kind: "run" });
+
+// Two (or n) nodes sharing one key and one Redis.
+async function nodes(t, redis, n = 2, env = {}) {
+  const key = keygen();
+  const out = [];
+  for (let i = 0; i < n; i++)
+    out.push(await startGateway(t, { key, env: { RTGW_REDIS_URL: redis.url, RTGW_LOG_LEVEL: "info", ...env } }));
+  return out;
+}
+
+// An extended subscriber; resolves once the ack arrived (the subscription is live).
+async function subscribe(t, gw, jwt, since) {
+  const q = since ? `&since=${encodeURIComponent(since)}` : "";
+  const c = await connect(wsUrl(gw, jwt, q), { protocols: ["rtgw.v1"], t });
+  const ack = await c.next(10000, "the rtgw.subscribed ack");
+  assert.equal(ack.kind, "rtgw.subscribed", JSON.stringify(ack));
+  c.ack = ack;
+  c.data = () => c.msgs.filter((m) => m.kind === "data");
+  return c;
+}
+
+async function pub(gw, channel, topic, data, { idem, ms = 5000 } = {}) {
+  const headers = { "Content-Type": "application/json", Authorization: `Bearer ${gw.key}` };
+  if (idem) headers["Idempotency-Key"] = idem;
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), ms);
+  try {
+    const res = await fetch(`${gw.url}/v1/realtime/publish?channel=${encodeURIComponent(channel)}&topic=${encodeURIComponent(topic)}`,
+      { method: "POST", headers, body: JSON.stringify(data), signal: ctl.signal });
+    const text = await res.text();
+    let body; try { body = JSON.parse(text); } catch { body = text; }
+    return { status: res.status, body };
+  } catch (e) {
+    return { status: 0, error: e.message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function ready(gw) {
+  try {
+    const res = await fetch(`${gw.url}/ready`);
+    return { status: res.status, body: await res.json() };
+  } catch (e) {
+    return { status: 0, error: e.message };
+  }
+}
+
+// Each subscriber must hold exactly `want` (data.i values), once each, in order.
+function assertExactlyOnce(name, got, want) {
+  const seen = got.map((m) => m.data.i);
+  assert.deepEqual(seen, want, `${name}: got ${JSON.stringify(seen)}`);
+}
+
+defcase("publish_on_one_node_reaches_every_node_same_order_same_ids", async (t) => {
+  const redis = await startRedis(t);
+  const [a, b] = await nodes(t, redis);
+  const jwt = await mint(a, [T("room", "msg")]);
+  const sa = await subscribe(t, a, jwt);
+  const sb = await subscribe(t, b, jwt);
+  const n = 30;
+  for (let i = 0; i < n; i++) {
+    const r = await pub(i % 3 === 2 ? b : a, "room", "msg", { i });
+    assert.equal(r.status, 200, JSON.stringify(r));
+  }
+  await waitFor(() => sa.data().length >= n && sb.data().length >= n, 10000, "every event on both nodes");
+  await sleep(200);
+  assertExactlyOnce("node A", sa.data(), [...Array(n).keys()]);
+  assertExactlyOnce("node B", sb.data(), [...Array(n).keys()]);
+  assert.deepEqual(sa.data().map((m) => m.id), sb.data().map((m) => m.id), "the same ids on both nodes");
+  assert.equal(new Set(sa.data().map((m) => m.id)).size, n, "ids are unique");
+  // The ids are positions "<epoch>-<offset>" with one epoch and increasing offsets.
+  const ids = sa.data().map((m) => m.id.split("-"));
+  assert.equal(new Set(ids.map((x) => x[0])).size, 1);
+  for (let i = 1; i < ids.length; i++) assert.ok(BigInt(ids[i][1]) > BigInt(ids[i - 1][1]), "offsets increase");
+  // /ready shows the bus.
+  const r = await ready(a);
+  assert.equal(r.status, 200);
+  assert.equal(r.body.bus, "redis");
+  assert.equal(r.body.bus_up, true);
+  const m = await metrics(a);
+  assert.ok(metric(m, "rtgw_bus_publish_seconds_count") >= 20, "bus latency histogram counts publishes");
+});
+
+defcase("node_killed_clients_resume_on_another_node_exactly_once", async (t) => {
+  const redis = await startRedis(t);
+  const [a, b] = await nodes(t, redis);
+  const jwt = await mint(a, [T("job", "progress")]);
+  const onA = [await subscribe(t, a, jwt), await subscribe(t, a, jwt)];
+  const onB = await subscribe(t, b, jwt);
+  const acked = [];
+  let stop = false;
+  // The publisher alternates nodes; on failure it retries with the same
+  // idempotency key, on the other node.
+  const publisher = (async () => {
+    for (let i = 0; !stop && i < 400; i++) {
+      let target = i % 2 ? b : a;
+      for (let attempt = 0; ; attempt++) {
+        const r = await pub(target, "job", "progress", { i }, { idem: `ev-${i}`, ms: 3000 });
+        if (r.status === 200) { acked.push(i); break; }
+        assert.ok(attempt < 50, `publish ${i} kept failing: ${JSON.stringify(r)}`);
+        target = target === a ? b : a;
+        await sleep(20);
+      }
+      await sleep(5);
+    }
+  })();
+  await waitFor(() => acked.length >= 60, 20000, "60 acknowledged publishes");
+  await a.kill9();
+  // A's clients see the connection drop and come back on B with their last id.
+  const resumed = [];
+  for (const c of onA) {
+    await withTimeout(c.closed, 10000, "the client noticing node A died");
+    const before = c.data();
+    const last = before.length ? before[before.length - 1].id : undefined;
+    const c2 = await subscribe(t, b, jwt, last);
+    assert.equal(c2.ack.recovered, last ? true : undefined, `resume on B recovered: ${JSON.stringify(c2.ack)}`);
+    resumed.push({ before, c2 });
+  }
+  await waitFor(() => acked.length >= 140, 30000, "140 acknowledged publishes");
+  stop = true;
+  await publisher;
+  const want = acked.slice().sort((x, y) => x - y);
+  await waitFor(() => resumed.every(({ before, c2 }) => before.length + c2.data().length >= want.length) &&
+    onB.data().length >= want.length, 15000, "every acknowledged event at every client");
+  await sleep(300);
+  resumed.forEach(({ before, c2 }, k) => assertExactlyOnce(`client ${k} (A then B)`, [...before, ...c2.data()], want));
+  assertExactlyOnce("client on B", onB.data(), want);
+});
+
+defcase("redis_restart_mid_stream_publishes_503_then_nothing_lost", async (t) => {
+  const redis = await startRedis(t, { appendonly: false });
+  const [a, b] = await nodes(t, redis);
+  const jwt = await mint(a, [T("feed", "tick")]);
+  const sa = await subscribe(t, a, jwt);
+  const sb = await subscribe(t, b, jwt);
+  const acked = [];
+  let i = 0;
+  for (; i < 15; i++) {
+    const r = await pub(i % 2 ? b : a, "feed", "tick", { i });
+    assert.equal(r.status, 200, JSON.stringify(r));
+    acked.push(i);
+  }
+  await redis.stop();
+  // During the outage: fast 503 bus_unavailable, and /ready is 503 on both nodes.
+  await waitFor(async () => (await ready(a)).status === 503 && (await ready(b)).status === 503, 5000, "/ready 503 on both nodes");
+  const rd = await ready(a);
+  assert.equal(rd.body.bus, "redis");
+  assert.equal(rd.body.bus_up, false);
+  for (let k = 0; k < 5; k++, i++) {
+    const t0 = Date.now();
+    const r = await pub(k % 2 ? b : a, "feed", "tick", { i });
+    const ms = Date.now() - t0;
+    assert.equal(r.status, 503, JSON.stringify(r));
+    assert.equal(r.body.error, "bus_unavailable");
+    assert.ok(ms < 1500, `a publish during the outage failed fast (${ms} ms)`);
+  }
+  // Subscribers stay connected.
+  assert.equal(sa.closeInfo, null);
+  assert.equal(sb.closeInfo, null);
+  await redis.start();
+  await waitFor(async () => (await ready(a)).status === 200 && (await ready(b)).status === 200, 10000, "/ready 200 again");
+  for (let k = 0; k < 15; k++, i++) {
+    let r;
+    for (let attempt = 0; attempt < 50; attempt++) {
+      r = await pub(k % 2 ? b : a, "feed", "tick", { i }, { idem: `tick-${i}` });
+      if (r.status === 200) break;
+      await sleep(50);
+    }
+    assert.equal(r.status, 200, JSON.stringify(r));
+    acked.push(i);
+  }
+  await waitFor(() => sa.data().length >= acked.length && sb.data().length >= acked.length, 10000, "every acknowledged event");
+  await sleep(300);
+  assertExactlyOnce("subscriber on A", sa.data(), acked);
+  assertExactlyOnce("subscriber on B", sb.data(), acked);
+  assert.equal(sa.closeInfo, null, "still connected");
+  const m = await metrics(a);
+  assert.ok(metric(m, "rtgw_bus_reconnects_total") >= 1, "the reconnect is counted");
+  // Logged once per state change, not per attempt.
+  const downs = (a.logs().match(/redis bus down/g) || []).length;
+  assert.ok(downs >= 1 && downs <= 2, `"redis bus down" logged ${downs} times`);
+});
+
+defcase("idempotent_publish_retried_on_another_node_is_delivered_once", async (t) => {
+  const redis = await startRedis(t);
+  const [a, b] = await nodes(t, redis);
+  const jwt = await mint(a, [T("orders", "paid")]);
+  const sa = await subscribe(t, a, jwt);
+  const sb = await subscribe(t, b, jwt);
+  const r1 = await pub(a, "orders", "paid", { i: 1 }, { idem: "order-77" });
+  assert.equal(r1.status, 200, JSON.stringify(r1));
+  assert.equal(r1.body.duplicate, undefined);
+  const r2 = await pub(b, "orders", "paid", { i: 1 }, { idem: "order-77" });
+  assert.equal(r2.status, 200, JSON.stringify(r2));
+  assert.equal(r2.body.duplicate, true);
+  assert.deepEqual(r2.body.ids, r1.body.ids, "the retry answers the original id");
+  const r3 = await pub(b, "orders", "paid", { i: 2 }, { idem: "order-78" });
+  assert.equal(r3.status, 200);
+  await waitFor(() => sa.data().length >= 2 && sb.data().length >= 2, 5000, "both events");
+  await sleep(300);
+  assertExactlyOnce("node A", sa.data(), [1, 2]);
+  assertExactlyOnce("node B", sb.data(), [1, 2]);
+  assert.equal(sa.data()[0].id, r1.body.ids[0]);
+});
+
+defcase("node_subscribes_only_to_channels_with_local_subscribers", async (t) => {
+  const redis = await startRedis(t);
+  const [a, b] = await nodes(t, redis);
+  const live = "rtgw:{only-a}:live";
+  const numsub = async () => Number((await redis.cli("PUBSUB", "NUMSUB", live)).trim().split("\n")[1]);
+  const channels = async () => (await redis.cli("PUBSUB", "CHANNELS", "rtgw:*")).split("\n").filter(Boolean);
+  assert.deepEqual(await channels(), [], "no subscriber anywhere: no node subscribed");
+  const jwt = await mint(a, [T("only-a", "x")]);
+  const c1 = await subscribe(t, a, jwt);
+  const c2 = await subscribe(t, a, jwt);
+  assert.deepEqual(await channels(), [live]);
+  assert.equal(await numsub(), 1, "one node (A) subscribed; B has no local subscriber");
+  assert.equal(metric(await metrics(a), "rtgw_bus_channels"), 1);
+  assert.equal(metric(await metrics(b), "rtgw_bus_channels"), 0);
+  // Publishing through B still reaches A's subscribers.
+  assert.equal((await pub(b, "only-a", "x", { i: 0 })).status, 200);
+  await waitFor(() => c1.data().length === 1 && c2.data().length === 1, 5000, "delivery through B");
+  assert.equal(await numsub(), 1, "B did not subscribe to publish");
+  c1.close();
+  await withTimeout(c1.closed, 5000, "close");
+  await sleep(300);
+  assert.equal(await numsub(), 1, "still one local subscriber on A");
+  c2.close();
+  await withTimeout(c2.closed, 5000, "close");
+  await waitFor(async () => (await numsub()) === 0, 5000, "A unsubscribed after its last local subscriber left");
+  assert.deepEqual(await channels(), []);
+  assert.equal(metric(await metrics(a), "rtgw_bus_channels"), 0);
+});
+
+defcase("wrong_redis_password_is_a_clear_startup_error", async (t) => {
+  const redis = await startRedis(t, { password: "right-horse-battery" });
+  const secret = "wrong-staple-9f3a";
+  const url = `redis://:${secret}@127.0.0.1:${redis.port}/0`;
+  const gw = await startGateway(t, { expectFail: true, env: { RTGW_REDIS_URL: url } });
+  const { code } = await withTimeout(gw.exited, 10000, "rtgw exiting");
+  assert.ok(code === 1 || code === 2, `exit code ${code}`);
+  const out = gw.logs() + gw.stdout();
+  const lines = out.split("\n").filter((l) => l.includes("RTGW_REDIS_URL"));
+  assert.equal(lines.length, 1, `one line naming RTGW_REDIS_URL:\n${out}`);
+  assert.match(lines[0], /password|credentials/i);
+  assert.ok(!out.includes(secret), `the password is never printed:\n${out}`);
+  assert.ok(!/listening on/.test(out));
+});
+
+defcase("rediss_url_is_refused_clearly_when_hiredis_has_no_tls", async (t) => {
+  const gw = await startGateway(t, { expectFail: true, env: { RTGW_REDIS_URL: "rediss://:topsecret-pw@127.0.0.1:6390/0" } });
+  const { code } = await withTimeout(gw.exited, 10000, "rtgw exiting");
+  assert.equal(code, 2);
+  const out = gw.logs() + gw.stdout();
+  assert.match(out, /RTGW_REDIS_URL: rediss:\/\/ \(TLS to Redis\) is not supported/);
+  assert.ok(!out.includes("topsecret-pw"));
+});
+
+await run();
