@@ -27,6 +27,7 @@
 #define _GNU_SOURCE
 #include "server.h"
 #include "api.h"
+#include "bus.h"
 #include "hub.h"
 #include "log.h"
 #include "map.h"
@@ -168,6 +169,7 @@ typedef struct {
     rt_keyring_t *ring;
     rt_token_opts_t topts;
     rt_hub_t *hub;
+    rt_bus_t *bus; /* memory, or redis with RTGW_REDIS_URL */
     rt_metrics_t metrics;
     rt_api_t api;
     writer_t *writers;
@@ -998,10 +1000,14 @@ static int h_ready(struct mg_connection *conn, void *cb)
     rt_server_t *srv = cb;
     bool draining = atomic_load(&srv->draining);
     bool full = atomic_load(&srv->nconns) >= srv->cfg->max_connections;
-    char body[160];
-    int n = snprintf(body, sizeof(body), "{\"ready\":%s,\"bus\":\"memory\",\"draining\":%s,\"at_capacity\":%s}",
-                     draining ? "false" : "true", draining ? "true" : "false", full ? "true" : "false");
-    send_json(conn, draining ? 503 : 200, body, (size_t)n, NULL);
+    bool bus_up = rt_bus_ready(srv->bus);
+    bool ready = !draining && bus_up;
+    char body[200];
+    int n = snprintf(body, sizeof(body),
+                     "{\"ready\":%s,\"bus\":\"%s\",\"bus_up\":%s,\"draining\":%s,\"at_capacity\":%s}",
+                     ready ? "true" : "false", rt_bus_name(srv->bus), bus_up ? "true" : "false",
+                     draining ? "true" : "false", full ? "true" : "false");
+    send_json(conn, ready ? 200 : 503, body, (size_t)n, NULL);
     return 200;
 }
 
@@ -1243,8 +1249,7 @@ static char *session_subscribe(rt_server_t *srv, rt_conn_t *c)
         rt_resume_t res;
         const rt_pos_t *cands = c->nsince ? c->since : c->connect_pos;
         size_t ncands = c->nsince ? c->nsince : c->nconnect_pos;
-        if (rt_hub_subscribe_any(srv->hub, c->sub, rt_slice_cstr(ch), names, n, cands, ncands,
-                                 &res) != 0) {
+        if (rt_bus_attach(srv->bus, c->sub, rt_slice_cstr(ch), names, n, cands, ncands, &res) != 0) {
             rt_log_error("subscribe failed", "reason=out_of_memory peer=%s", c->peer);
             continue;
         }
@@ -1366,7 +1371,7 @@ static void pin_positions(rt_server_t *srv, rt_conn_t *c)
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++)
             seen = strcmp(c->claims.topics[j].channel, c->claims.topics[i].channel) == 0;
-        if (!seen && rt_hub_position(srv->hub, rt_slice_cstr(c->claims.topics[i].channel),
+        if (!seen && rt_bus_position(srv->bus, rt_slice_cstr(c->claims.topics[i].channel),
                                      &c->connect_pos[c->nconnect_pos]) == 0)
             c->nconnect_pos++;
     }
@@ -1795,7 +1800,28 @@ int rt_server_run(rt_config_t *cfg)
     uint64_t seed;
     randombytes_buf(&seed, sizeof(seed));
     srv->hub = rt_hub_new(&ho, seed);
-    srv->api = (rt_api_t){srv->ring, srv->topts, srv->hub, &srv->metrics, cfg, cfg->dev};
+    if (cfg->redis_url) {
+        rt_bus_redis_opts_t bo = {
+            .url = cfg->redis_url,
+            .history_max = ho.history_max,
+            .history_max_age_ms = ho.history_max_age_ms,
+            .idem_window_ms = ho.idem_window_ms,
+            .timeout_ms = cfg->redis_timeout_ms,
+            .pool = (int)cfg->redis_pool,
+            .metrics = &srv->metrics,
+        };
+        char berr[512] = "";
+        srv->bus = rt_bus_redis_new(srv->hub, &bo, berr, sizeof(berr));
+        if (!srv->bus) {
+            fprintf(stderr, "rtgw: %s\n", berr); /* one line, naming the variable; no password */
+            return 1;
+        }
+    } else {
+        srv->bus = rt_bus_memory_new(srv->hub);
+        if (!srv->bus)
+            return 1;
+    }
+    srv->api = (rt_api_t){srv->ring, srv->topts, srv->hub, &srv->metrics, cfg, cfg->dev, srv->bus};
     srv->publish_limit = rt_limiter_new((double)cfg->rate_limit_publish, 2.0 * (double)cfg->rate_limit_publish, 100000);
     srv->mint_limit = rt_limiter_new((double)cfg->rate_limit_mint, 2.0 * (double)cfg->rate_limit_mint, 100000);
     srv->ip_conns = rt_conncount_new((size_t)cfg->max_connections_per_ip);
@@ -1920,6 +1946,7 @@ int rt_server_run(rt_config_t *cfg)
         close(srv->writers[i].evfd);
     }
     rt_log_info("stopped", "remaining_connections=%ld", atomic_load(&srv->nconns));
+    rt_bus_free(srv->bus);
     rt_hub_free(srv->hub);
     rt_keyring_free(srv->ring);
     rt_limiter_free(srv->publish_limit);
