@@ -368,6 +368,9 @@ static void sub_close(lg_conn_t *c, bool failed)
         }
         c->state = S_CLOSED;
     } else if (c->state != S_CLOSED && c->state != S_FAILED) {
+        if (!first_error[0])
+            snprintf(first_error, sizeof(first_error), "closed by the server before subscribed (%s)",
+                     c->state == S_HS ? "handshake sent" : c->state == S_WAITSUB ? "waiting for the subscription ack" : "connecting");
         c->state = S_FAILED;
         (void)failed;
         sub_done_connecting(c, false);

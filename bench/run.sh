@@ -219,6 +219,10 @@ has() { [[ " $SERVERS " == *" $1 "* ]]; }
 want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 say "servers: $SERVERS; scenarios: $SCENARIOS; raw results in $OUT"
+LA0=$(loadavg)
+if awk -v l="$LA0" -v n="$(nproc)" 'BEGIN{exit !(l > n)}'; then
+    say "warning: load average $LA0 exceeds the $(nproc) CPUs: other work is running, figures will be noisy"
+fi
 RTGW_BASE_RSS=0
 if has rtgw && want S3; then RTGW_BASE_RSS=$(rtgw_baseline_rss); fi
 
