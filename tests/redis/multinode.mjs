@@ -195,6 +195,27 @@ defcase("redis_restart_mid_stream_publishes_503_then_nothing_lost", async (t) =>
   assert.ok(downs >= 1 && downs <= 2, `"redis bus down" logged ${downs} times`);
 });
 
+defcase("lost_pubsub_connection_gap_filled_from_stream", async (t) => {
+  // Redis stays up but drops the nodes' pub/sub connections: events published
+  // meanwhile reach the subscribers from the stream, once, in order.
+  const redis = await startRedis(t);
+  const [a, b] = await nodes(t, redis);
+  const jwt = await mint(a, [T("gap", "x")]);
+  const sa = await subscribe(t, a, jwt);
+  const acked = [];
+  let i = 0;
+  for (; i < 5; i++) { assert.equal((await pub(b, "gap", "x", { i })).status, 200); acked.push(i); }
+  await redis.cli("CLIENT", "KILL", "TYPE", "pubsub");
+  for (let k = 0; k < 20; k++, i++) {
+    const r = await pub(b, "gap", "x", { i }, { idem: `gap-${i}` });
+    if (r.status === 200) acked.push(i);
+  }
+  await waitFor(() => sa.data().length >= acked.length, 10000, "every acknowledged event");
+  await sleep(300);
+  assertExactlyOnce("subscriber on A", sa.data(), acked);
+  assert.ok(acked.length >= 15, `most publishes succeeded (${acked.length})`);
+});
+
 defcase("idempotent_publish_retried_on_another_node_is_delivered_once", async (t) => {
   const redis = await startRedis(t);
   const [a, b] = await nodes(t, redis);
