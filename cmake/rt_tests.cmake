@@ -45,7 +45,7 @@ function(rt_add_node_cases suite file)
     string(REGEX REPLACE "^defcase\\(\"([A-Za-z0-9_]+)\".*" "\\1" name "${line}")
     add_test(NAME ${suite}.${name} COMMAND ${RT_NODE} ${file} ${name})
     set_tests_properties(${suite}.${name} PROPERTIES
-      ENVIRONMENT "RTGW_BIN=$<TARGET_FILE:rtgw>;TOKENTOOL=$<TARGET_FILE:tokentool>"
+      ENVIRONMENT "RTGW_BIN=$<TARGET_FILE:rtgw>;TOKENTOOL=$<TARGET_FILE:tokentool>;RT_SANITIZED=$<BOOL:${RT_SANITIZE}>"
       SKIP_RETURN_CODE 77 TIMEOUT ${N_TIMEOUT} LABELS ${N_LABEL})
   endforeach()
 endfunction()

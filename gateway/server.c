@@ -57,6 +57,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,6 +66,11 @@
 
 /* ------------------------------------------------------------------------ */
 /* accept() wrapper: peer address → fd                                        */
+
+typedef struct ws_guard_s ws_guard_t;
+static ws_guard_t *guards; /* client frame guard, indexed by fd (see below) */
+static size_t nguards;
+static void guard_reset(int fd);
 
 static pthread_mutex_t peers_lock = PTHREAD_MUTEX_INITIALIZER;
 static rt_map_t peers;       /* "addr|port|localport" → (void*)(fd + 1) */
@@ -145,15 +151,217 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     if (!real_accept)
         real_accept = (int (*)(int, struct sockaddr *, socklen_t *))dlsym(RTLD_NEXT, "accept");
     int c = real_accept(fd, addr, len);
-    if (c >= 0)
+    if (c >= 0) {
         peers_record(c);
+        guard_reset(c); /* a new connection on a reused fd: not guarded yet */
+    }
     return c;
+}
+
+
+/* ------------------------------------------------------------------------ */
+/* client frame guard                                                          */
+/*
+ * civetweb reads a whole client frame into memory (up to ~2 GiB) before the
+ * data handler can look at its size, so RTGW_MAX_CLIENT_FRAME_BYTES checked
+ * there would come too late. rtgw also wraps recv() (and, for TLS, SSL_read
+ * through the libssl shim) and follows the client's frame headers in the
+ * byte stream of each WebSocket session: a header announcing more than the
+ * limit, or an unmasked client frame, ends the session before civetweb
+ * allocates anything for it, with close code 1009 (or 1002).
+ *
+ * The guard starts before the 101 is sent. A client that sends frames before
+ * the handshake completes is refused, so the guard always starts at a frame
+ * boundary.
+ */
+typedef struct rt_conn_s rt_conn_t;
+struct ws_guard_s {
+    _Atomic(rt_conn_t *) conn; /* non-NULL while the session is guarded */
+    uint64_t limit;
+    uint64_t remaining; /* payload bytes left in the current frame */
+    uint8_t hdr[14];
+    uint8_t hlen;
+    uint8_t crlf; /* HTTP phase: how much of "\r\n\r\n" the last bytes matched */
+    bool tripped;
+};
+
+static void guard_tripped(rt_conn_t *c, int code);
+
+/* Follow frame headers in bytes a guarded session received. Returns 0, or the
+ * close code to end the session with. Called only on the session's thread. */
+static int guard_feed(ws_guard_t *g, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        if (g->remaining) {
+            uint64_t take = g->remaining < n ? g->remaining : n;
+            g->remaining -= take;
+            p += take;
+            n -= (size_t)take;
+            continue;
+        }
+        g->hdr[g->hlen++] = *p++;
+        n--;
+        if (g->hlen < 2)
+            continue;
+        size_t ext = (g->hdr[1] & 127) == 126 ? 2 : (g->hdr[1] & 127) == 127 ? 8 : 0;
+        size_t need = 2 + ext + ((g->hdr[1] & 0x80) ? 4 : 0);
+        if (g->hlen < need)
+            continue;
+        if (!(g->hdr[1] & 0x80))
+            return 1002; /* RFC 6455 §5.1: client frames are masked */
+        uint64_t len = g->hdr[1] & 127;
+        if (ext == 2)
+            len = (uint64_t)g->hdr[2] << 8 | g->hdr[3];
+        else if (ext == 8)
+            for (int i = 0; i < 8; i++)
+                len = len << 8 | g->hdr[2 + i];
+        if (len > g->limit)
+            return 1009;
+        g->remaining = len;
+        g->hlen = 0;
+    }
+    return 0;
+}
+
+/* After the close frame: half-close and discard what the client still sends
+ * for up to 2 s, so that closing the socket does not reset the connection
+ * (a reset makes the client's kernel drop the close frame it has not read
+ * yet, and the client would see 1006 instead of 1009). */
+static void guard_linger(int fd)
+{
+    static ssize_t (*real_recv)(int, void *, size_t, int);
+    if (!real_recv)
+        real_recv = (ssize_t(*)(int, void *, size_t, int))dlsym(RTLD_NEXT, "recv");
+    shutdown(fd, SHUT_WR);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char scratch[16384];
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = 2000 - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0)
+            return;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)left) <= 0)
+            return;
+        ssize_t n = real_recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return;
+    }
+}
+
+/* After a read of n bytes on fd: 0 to pass it on, -1 to fail the read. */
+static int guard_after_read(int fd, const void *buf, ssize_t n)
+{
+    if (n <= 0 || fd < 0 || (size_t)fd >= nguards)
+        return 0;
+    ws_guard_t *g = &guards[fd];
+    rt_conn_t *c = atomic_load(&g->conn);
+    if (!c || g->tripped)
+        return g->tripped && c ? -1 : 0;
+    int code = guard_feed(g, buf, (size_t)n);
+    if (!code)
+        return 0;
+    g->tripped = true;
+    guard_tripped(c, code);
+    guard_linger(fd);
+    return -1;
+}
+
+static uint8_t crlf_step(uint8_t st, char ch)
+{
+    if (ch == '\r')
+        return st == 2 ? 3 : 1;
+    if (ch == '\n')
+        return st == 1 ? 2 : st == 3 ? 4 : 0;
+    return 0;
+}
+
+/*
+ * Before a connection becomes a guarded WebSocket session (the HTTP phase),
+ * recv never hands civetweb bytes past the end of a request's headers: it
+ * peeks, and reads only up to the first "\r\n\r\n". So when a WebSocket
+ * request is admitted, civetweb holds exactly the request, and anything the
+ * client sent early is still in the kernel, where ws_connect sees it (and the
+ * guard, which starts there, is never fooled by a frame civetweb already
+ * buffered). Bodies are read in more, smaller pieces; nothing else changes.
+ */
+ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+    static ssize_t (*real_recv)(int, void *, size_t, int);
+    if (!real_recv)
+        real_recv = (ssize_t(*)(int, void *, size_t, int))dlsym(RTLD_NEXT, "recv");
+    if ((flags & MSG_PEEK) || fd < 0 || (size_t)fd >= nguards || len == 0)
+        return real_recv(fd, buf, len, flags);
+    ws_guard_t *g = &guards[fd];
+    if (!atomic_load(&g->conn)) {
+        ssize_t n = real_recv(fd, buf, len, flags | MSG_PEEK);
+        if (n <= 0)
+            return n;
+        uint8_t st = g->crlf;
+        size_t cut = (size_t)n;
+        for (size_t i = 0; i < (size_t)n; i++) {
+            st = crlf_step(st, ((const char *)buf)[i]);
+            if (st == 4) {
+                cut = i + 1;
+                break;
+            }
+        }
+        n = real_recv(fd, buf, cut, flags);
+        if (n > 0) {
+            st = g->crlf;
+            for (size_t i = 0; i < (size_t)n; i++) {
+                st = crlf_step(st, ((const char *)buf)[i]);
+                if (st == 4)
+                    st = 0;
+            }
+            g->crlf = st;
+        }
+        return n;
+    }
+    ssize_t n = real_recv(fd, buf, len, flags);
+    if (n > 0 && guard_after_read(fd, buf, n) != 0) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    return n;
+}
+
+/* sslshim.c calls this after every SSL_read (TLS sessions). */
+void rt_sslshim_set_read_hook(int (*hook)(int fd, const void *buf, ssize_t n));
+
+static void guard_reset(int fd)
+{
+    if (fd >= 0 && (size_t)fd < nguards) {
+        atomic_store(&guards[fd].conn, NULL);
+        guards[fd].crlf = 0;
+    }
+}
+
+static void guard_start(rt_conn_t *c, int fd, uint64_t limit)
+{
+    if (fd < 0 || (size_t)fd >= nguards)
+        return;
+    ws_guard_t *g = &guards[fd];
+    g->limit = limit;
+    g->remaining = 0;
+    g->hlen = 0;
+    g->tripped = false;
+    atomic_store(&g->conn, c);
+}
+
+static void guard_stop(rt_conn_t *c, int fd)
+{
+    if (fd < 0 || (size_t)fd >= nguards)
+        return;
+    rt_conn_t *expect = c;
+    atomic_compare_exchange_strong(&guards[fd].conn, &expect, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
 /* server state                                                                */
 
-typedef struct rt_conn_s rt_conn_t;
 
 typedef struct {
     pthread_t thread;
@@ -363,6 +571,34 @@ static int conn_write(rt_conn_t *c, const char *buf, size_t len)
         c->credit -= (int64_t)len + 64; /* TLS record overhead, generously */
     }
     return rc;
+}
+
+/* The guard refused a client frame: say why with a close frame now, on the
+ * session's own thread (civetweb ends the session right after the failed
+ * read), and keep the writer from sending a second one. */
+static void guard_tripped(rt_conn_t *c, int code)
+{
+    rt_reason_t r = code == 1009 ? RT_REASON_MESSAGE_TOO_BIG : RT_REASON_PROTOCOL_ERROR;
+    rt_log_info("client frame refused before reading it", "peer=%s reason=%s", c->peer,
+                rt_reason_name(r));
+    int expect = STATE_OPEN;
+    if (atomic_compare_exchange_strong(&c->state, &expect, STATE_CLOSING)) {
+        atomic_store(&c->close_reason, (int)r);
+        c->closing_since_ms = mono_ms();
+    }
+    if (c->sub)
+        rt_sub_close(c->sub);
+    pthread_mutex_lock(&c->wlock);
+    bool send_it = !c->close_sent && c->mg;
+    c->close_sent = true;
+    pthread_mutex_unlock(&c->wlock);
+    if (send_it) {
+        rt_frame_t *f = rt_ws_close_frame_new(code, rt_reason_name(r));
+        if (f) {
+            conn_write(c, f->data, f->len);
+            rt_frame_unref(f);
+        }
+    }
 }
 
 static void conn_shutdown_socket_how(rt_conn_t *c, int how)
@@ -1288,7 +1524,8 @@ static char *session_subscribe(rt_server_t *srv, rt_conn_t *c)
 
 static void session_start(rt_server_t *srv, rt_conn_t *c, const struct mg_request_info *ri)
 {
-    c->fd = peers_lookup(ri);
+    if (c->fd < 0)
+        c->fd = peers_lookup(ri);
     if (c->fd >= 0) {
         int one = 1, sb = (int)srv->cfg->sndbuf_bytes;
         setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -1336,6 +1573,7 @@ static void session_go(rt_server_t *srv, rt_conn_t *c)
 
 static void session_end(rt_server_t *srv, rt_conn_t *c)
 {
+    guard_stop(c, c->fd);
     if (c->sub)
         rt_hub_unsubscribe_all(srv->hub, c->sub);
     rt_reason_t r = atomic_load(&c->state) == STATE_OPEN ? RT_REASON_NORMAL
@@ -1414,6 +1652,18 @@ static int ws_connect(const struct mg_connection *cconn, void *cb)
         conn_unref(c);
         return 1;
     }
+    /* Guard the client's frames from the first byte after the handshake; a
+     * client that already sent frames would start the guard mid-stream. */
+    c->fd = peers_lookup(ri);
+    char early;
+    if (c->fd >= 0 && !ri->is_ssl && recv(c->fd, &early, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+        atomic_fetch_add(&srv->metrics.refusals[RT_REASON_PROTOCOL_ERROR], 1);
+        send_error(conn, 400, "protocol_error",
+                   "the client sent data before the WebSocket handshake completed");
+        conn_unref(c);
+        return 1;
+    }
+    guard_start(c, c->fd, (uint64_t)srv->cfg->max_client_frame_bytes);
     pin_positions(srv, c);
     mg_set_user_connection_data(conn, c);
     return 0;
@@ -1781,6 +2031,14 @@ int rt_server_run(rt_config_t *cfg)
         rt_log_error("cannot load the signing keys", "%s", "");
         return 1;
     }
+    struct rlimit nofile;
+    nguards = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < (1u << 20)
+                  ? (size_t)nofile.rlim_cur
+                  : (1u << 20);
+    guards = calloc(nguards, sizeof(*guards));
+    if (!guards)
+        nguards = 0;
+    rt_sslshim_set_read_hook(guard_after_read);
     rt_token_opts_default(&srv->topts);
     srv->topts.issuer = cfg->issuer;
     srv->topts.ttl = cfg->token_ttl_s;

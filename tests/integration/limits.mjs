@@ -114,4 +114,29 @@ defcase("client_frame_flood_closed_4420", async (t) => {
   assert.deepEqual((await other.next(3000)).data, { still: "here" });
 });
 
+defcase("frames_before_handshake_refused", async (t) => {
+  // The client frame guard starts at the handshake: frames sent before the 101
+  // would put it mid-stream, so such a client is refused (RFC 6455 §4.1: a
+  // client sends no data before the server's handshake).
+  const net = await import("node:net");
+  const gw = await startGateway(t);
+  const jwt = await mint(gw, topics);
+  const sock = net.connect(gw.port, "127.0.0.1");
+  t.cleanup(() => sock.destroy());
+  let got = "";
+  sock.on("data", (d) => (got += d.toString("latin1")));
+  const ended = new Promise((r) => sock.on("close", r));
+  const frame = Buffer.from([0x81, 0x85, 0, 0, 0, 0, 0x68, 0x65, 0x6c, 0x6c, 0x6f]);
+  sock.write(Buffer.concat([Buffer.from(`GET /v1/realtime/connect?token=${jwt} HTTP/1.1\r\nHost: x\r\n` +
+    "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+    "Sec-WebSocket-Version: 13\r\n\r\n"), frame]));
+  await Promise.race([ended, sleep(5000)]);
+  assert.match(got, /^HTTP\/1\.1 400/);
+  assert.match(got, /protocol_error/);
+  // A well-behaved client is still served.
+  const ok = await connect(`${gw.ws}/v1/realtime/connect?token=${jwt}`, { t });
+  assert.equal((await publish(gw, "l", "t", { fine: 1 })).status, 200);
+  assert.deepEqual((await ok.next(3000)).data, { fine: 1 });
+});
+
 await run();

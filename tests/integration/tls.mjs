@@ -97,6 +97,31 @@ defcase("tls_serves_https_and_wss", async (t) => {
       fs.statSync(path.join(os.tmpdir(), n, "server.pem")).mtimeMs > Date.now() - 5000).length, 0);
 });
 
+defcase("tls_oversized_client_frame_refused_from_header", async (t) => {
+  // Over TLS the frame guard reads decrypted bytes through the libssl shim.
+  const dir = tmpdir(t);
+  const { key, cert } = selfSigned(dir, "ok");
+  const gw = await startGateway(t, { env: { RTGW_TLS_CERT: cert, RTGW_TLS_KEY: key } });
+  const ca = fs.readFileSync(cert);
+  const tok = await new Promise((resolve, reject) => {
+    const req = https.request(`https://localhost:${gw.port}/v1/realtime/token`,
+      { method: "POST", ca, headers: { Authorization: `Bearer ${gw.key}` } }, (res) => {
+        let b = ""; res.on("data", (d) => (b += d)); res.on("end", () => resolve(JSON.parse(b).jwt));
+      });
+    req.on("error", reject); req.end(JSON.stringify([{ channel: "tls", name: "t", kind: "run" }]));
+  });
+  const ws = new WebSocket(`wss://localhost:${gw.port}/v1/realtime/connect?token=${tok}`, { ca, maxPayload: 0 });
+  t.cleanup(() => ws.terminate());
+  await new Promise((resolve, reject) => { ws.on("open", resolve); ws.on("error", reject); });
+  const closed = new Promise((resolve) => ws.on("close", (code, reason) => resolve({ code, reason: String(reason) })));
+  ws.on("error", () => {});
+  ws.send(Buffer.alloc(4 << 20, 0x61)); // 4 MiB against the 64 KiB default
+  const info = await Promise.race([closed, new Promise((r) => setTimeout(() => r(null), 10000))]);
+  assert.ok(info, "the gateway closes the connection");
+  assert.equal(info.code, 1009);
+  assert.match(info.reason, /message_too_big/);
+});
+
 defcase("tls_mismatched_key_refused", async (t) => {
   const dir = tmpdir(t);
   const a = selfSigned(dir, "a"), b = selfSigned(dir, "b");
