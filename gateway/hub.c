@@ -798,49 +798,7 @@ int rt_hub_set_topics(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt
     /* Re-add under the same lock hold: publishes see either the old set or
      * the new one. The channel cannot be freed meanwhile (we hold its lock,
      * and the sweep takes it before freeing). */
-    int rc = 0;
-    for (size_t i = 0; i < ntopics && rc == 0; i++) {
-        rt_slice_t t = topics[i];
-        bool wild = t.len == 1 && t.base[0] == '*';
-        if (sub_has_link(sub, ch, t))
-            continue;
-        if (wild)
-            drop_exact_links_locked(hub, sub, ch);
-        subvec_t *v = &ch->wildcard;
-        if (!wild) {
-            v = rt_map_get(&ch->topics, t.base, t.len);
-            if (!v) {
-                v = calloc(1, sizeof(*v));
-                if (!v || rt_map_put(&ch->topics, t.base, t.len, v) != 0) {
-                    free(v);
-                    rc = -1;
-                    break;
-                }
-            }
-        }
-        link_t *nl = realloc(sub->links, (sub->nlinks + 1) * sizeof(*nl));
-        char *tc = wild ? NULL : malloc(t.len + 1);
-        if (!nl || (!wild && !tc)) {
-            if (nl)
-                sub->links = nl;
-            free(tc);
-            rc = -1;
-            break;
-        }
-        sub->links = nl;
-        if (tc) {
-            memcpy(tc, t.base, t.len);
-            tc[t.len] = 0;
-        }
-        if (subvec_add(v, sub) < 0) {
-            free(tc);
-            rc = -1;
-            break;
-        }
-        sub->links[sub->nlinks++] = (link_t){ch, tc, wild ? 0 : t.len};
-        ch->nsubs++;
-        atomic_fetch_add(&hub->subscriptions, 1);
-    }
+    int rc = attach_locked(hub, sub, ch, topics, ntopics);
     ch->last_activity_ms = now_ms();
     interest_locked(hub, ch, before);
     pthread_mutex_unlock(&ch->lock);
