@@ -28,6 +28,7 @@
 #include "server.h"
 #include "api.h"
 #include "bus.h"
+#include "extmsg.h"
 #include "hub.h"
 #include "log.h"
 #include "map.h"
@@ -1711,56 +1712,19 @@ static void ext_reply(rt_conn_t *c, json_t *o)
     }
 }
 
-/* True if every grant of `next` is covered by `cur` (same or narrower). */
-static bool grant_within(const rt_claims_t *cur, const rt_claims_t *next)
-{
-    for (size_t i = 0; i < next->ntopics; i++)
-        if (!rt_claims_grants(cur, rt_slice_cstr(next->topics[i].channel),
-                              rt_slice_cstr(next->topics[i].name)))
-            return false;
-    return true;
-}
-
-/* Extended-protocol client messages (JSON text frames):
- *   {"kind":"rtgw.refresh","token":"<jwt>"} → {"kind":"rtgw.refreshed","expires_at":s}
- *     or {"kind":"rtgw.error","error":<name>,"message":…} (the old token stays).
- * The new token must grant the same topics or fewer; dropped topics are
- * unsubscribed at once. Anything else gets an rtgw.error frame. */
+/* Extended-protocol client messages (JSON text frames), validated by
+ * rt_extmsg_refresh (extmsg.h). The new token must grant the same topics or
+ * fewer; dropped topics are unsubscribed at once. Anything else gets an
+ * rtgw.error frame and the old token stays. */
 static void ext_message(rt_server_t *srv, rt_conn_t *c, const char *data, size_t len)
 {
-    json_error_t err;
-    json_t *m = len <= 65536 ? json_loadb(data, len, JSON_REJECT_DUPLICATES, &err) : NULL;
-    const char *kind = m ? json_string_value(json_object_get(m, "kind")) : NULL;
-    if (!kind) {
-        ext_reply(c, json_pack("{s:s,s:s,s:s}", "kind", "rtgw.error", "error", "bad_request", "message",
-                               "messages are JSON objects with a kind (see docs/protocol.md)"));
-        json_decref(m);
-        return;
-    }
-    if (strcmp(kind, "rtgw.refresh") != 0) {
-        ext_reply(c, json_pack("{s:s,s:s,s:s}", "kind", "rtgw.error", "error", "bad_request", "message",
-                               "unknown message kind"));
-        json_decref(m);
-        return;
-    }
-    json_t *tok = json_object_get(m, "token");
     rt_claims_t next;
-    int rc = json_is_string(tok) ? rt_token_verify(srv->ring, &srv->topts,
-                                                   (rt_slice_t){json_string_value(tok), json_string_length(tok)},
-                                                   now_ms() / 1000, &next)
-                                 : RT_TOK_EMALFORMED;
-    if (rc) {
-        rt_metrics_token_refusal(&srv->metrics, rc);
-        ext_reply(c, json_pack("{s:s,s:s,s:s}", "kind", "rtgw.error", "error", rt_tok_errname(rc),
-                               "message", rt_tok_strerror(rc)));
-        json_decref(m);
-        return;
-    }
-    json_decref(m);
-    if (!grant_within(&c->claims, &next)) {
-        rt_claims_clear(&next);
-        ext_reply(c, json_pack("{s:s,s:s,s:s}", "kind", "rtgw.error", "error", "refresh_broader_grant",
-                               "message", "a refreshed token may only keep or narrow the grant; reconnect for a broader one"));
+    rt_extmsg_refusal_t why;
+    if (rt_extmsg_refresh(srv->ring, &srv->topts, &c->claims, data, len, now_ms() / 1000, &next, &why) != 0) {
+        if (why.tok_err)
+            rt_metrics_token_refusal(&srv->metrics, why.tok_err);
+        ext_reply(c, json_pack("{s:s,s:s,s:s}", "kind", "rtgw.error", "error", why.error, "message",
+                               why.message));
         return;
     }
     /* Narrowing: per channel of the old grant, switch atomically to the new
@@ -1773,10 +1737,7 @@ static void ext_message(rt_server_t *srv, rt_conn_t *c, const char *data, size_t
         if (seen)
             continue;
         rt_slice_t names[256];
-        size_t n = 0;
-        for (size_t j = 0; j < next.ntopics && n < 256; j++)
-            if (strcmp(next.topics[j].channel, ch) == 0)
-                names[n++] = rt_slice_cstr(next.topics[j].name);
+        size_t n = rt_extmsg_channel_topics(&next, ch, names, 256);
         rt_hub_set_topics(srv->hub, c->sub, rt_slice_cstr(ch), names, n);
     }
     rt_claims_t old = c->claims;
