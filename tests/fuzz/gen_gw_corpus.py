@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the gateway fuzz targets (publish, pos, config,
+batch, extmsg) into tests/fuzz/corpus/<name>/. Run by hand; the seeds are
+committed and each is a CTest entry (fuzz.<name>.<file>). Deterministic.
+
+    python3 tests/fuzz/gen_gw_corpus.py [tests/fuzz/corpus]
+
+Inputs that a fuzzing run found (crashes, or worth keeping) are committed
+beside these under their own names (found_*), and are not written here.
+"""
+import json
+import os
+import sys
+
+root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+KEY = b"\x00"  # auth byte: signing key
+PUB = b"\x01"  # token with publish on user:42/* and team:7/status
+SUB = b"\x02"  # token without publish
+BAD = b"\x03"  # garbage credential
+
+
+def put(target, name, data):
+    d = os.path.join(root, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# ---- publish: auth byte, query, '\n', body ----
+pub = {
+    "json_object": KEY + b"channel=user:42&topic=ai\n" + b'{"msg":"hi","n":[1,2.5,true,null]}',
+    "json_string_body": KEY + b"channel=user:42&topic=ai\n\"just a string\"",
+    "json_number_body": KEY + b"channel=c&topic=t\n-12.5e3",
+    "text_body": KEY + b"channel=c&topic=t\nplain text, not JSON",
+    "empty_body": KEY + b"channel=c&topic=t\n",
+    "no_body": KEY + b"channel=c&topic=t",
+    "not_utf8_body": KEY + b"channel=c&topic=t\n\xff\xfe\x80",
+    "nul_in_body": KEY + b"channel=c&topic=t\nab\x00cd",
+    "control_chars_body": KEY + b"channel=c&topic=t\n\x01\x1f\t\r\n\"\\",
+    "multi_topic": KEY + b"channel=user:42&topic=a&topic=b&topic=c\n[1]",
+    "idem_repeat_topic": KEY + b"channel=c&topic=a&topic=a&idempotency_key=k1\n{}",
+    "run_fn_ids": KEY + b"channel=c&topic=t&run_id=run-1&fn_id=fn%2F2\n{}",
+    "percent_encoded": KEY + b"channel=user%3A42&topic=caf%C3%A9+x\n{}",
+    "bad_percent": KEY + b"channel=c%2&topic=t\n{}",
+    "nul_percent": KEY + b"channel=c%00x&topic=t\n{}",
+    "wildcard_topic": KEY + b"channel=c&topic=*\n{}",
+    "missing_channel": KEY + b"topic=t\n{}",
+    "missing_topic": KEY + b"channel=c\n{}",
+    "seventeen_topics": KEY + b"channel=c&" + b"&".join(b"topic=t%d" % i for i in range(17)) + b"\n{}",
+    "long_channel": KEY + b"channel=" + b"x" * 80 + b"&topic=t\n{}",
+    "utf8_names": KEY + "channel=café&topic=€uro\n{}".encode(),
+    "token_granted": PUB + b"channel=user:42&topic=ai\n{}",
+    "token_team_status": PUB + b"channel=team:7&topic=status\n{}",
+    "token_not_granted": PUB + b"channel=team:7&topic=other\n{}",
+    "token_no_publish": SUB + b"channel=user:42&topic=ai\n{}",
+    "garbage_credential": BAD + b"channel=user:42&topic=ai\n{}",
+    "deep_json": KEY + b"channel=c&topic=t\n" + b"[" * 200 + b"]" * 200,
+    "duplicate_keys_json": KEY + b"channel=c&topic=t\n{\"a\":1,\"a\":2}",
+    "big_integer_json": KEY + b"channel=c&topic=t\n123456789012345678901234567890",
+    "escapes_json": KEY + b"channel=c&topic=t\n\"\\u00e9\\ud83d\\ude00\\u0000\"",
+}
+for k, v in pub.items():
+    put("publish", k, v)
+
+# ---- pos: the bytes are a position ----
+pos = {
+    "canonical": "1f-7",
+    "zero": "0-0",
+    "max_epoch": "ffffffffffffffff-9999999999999999999",
+    "leading_zero_offset": "1-01",
+    "leading_zero_epoch": "01-1",
+    "uppercase": "ABC-1",
+    "twenty_digits": "1-12345678901234567890",
+    "seventeen_hex": "12345678901234567-1",
+    "no_dash": "abc",
+    "two_dashes": "1--1",
+    "empty_offset": "a-",
+    "space": " 1-1",
+    "binary_pair": b"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10",
+    "huge_offset_pair": b"\x00" * 8 + b"\xff" * 8,
+}
+for k, v in pos.items():
+    put("pos", k, v)
+
+# ---- config: dev byte (bit 0), then the .env file ----
+KEYLINE = "RTGW_SIGNING_KEY=signkey-test-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
+cfg = {
+    "minimal": "\x00" + KEYLINE,
+    "dev_empty": "\x01",
+    "example_like": "\x00" + KEYLINE + "RTGW_LISTEN=0.0.0.0:8288\nRTGW_ALLOWED_ORIGINS=https://app.example.com, http://localhost:3000\n"
+    "RTGW_LOG_LEVEL=debug\nRTGW_PUBLIC_URL=https://rt.example.com\nRTGW_MAX_CONNECTIONS=5000\n",
+    "quotes_export_comments": "\x00# comment\nexport " + KEYLINE + "RTGW_LOG_LEVEL='warn'\nRTGW_TOKEN_ISSUER=\"me\" # trailing\n",
+    "out_of_range": "\x00" + KEYLINE + "RTGW_MAX_CONNECTIONS=0\nRTGW_TOKEN_TTL=999999999\nRTGW_HISTORY_MAX=-1\n",
+    "not_numbers": "\x00" + KEYLINE + "RTGW_MAX_BODY_BYTES=12k\nRTGW_PING_INTERVAL_MS=\nRTGW_QUEUE_MAX_BYTES=0x10\n",
+    "bad_key": "\x00RTGW_SIGNING_KEY=signkey-test-zz\n",
+    "fallback_equal": "\x00" + KEYLINE + KEYLINE.replace("KEY=", "KEY_FALLBACK=", 1),
+    "no_equals": "\x00" + KEYLINE + "RTGW_LISTEN\n",
+    "bad_listen": "\x00" + KEYLINE + "RTGW_LISTEN=[::1:80\n",
+    "v6_listen": "\x00" + KEYLINE + "RTGW_LISTEN=[::1]:0\n",
+    "origins_bad": "\x00" + KEYLINE + "RTGW_ALLOWED_ORIGINS=*,https://a.com/,app.com,,\n",
+    "public_url_bad": "\x00" + KEYLINE + "RTGW_PUBLIC_URL=http://rt.example.com/path\n",
+    "public_url_v6": "\x00" + KEYLINE + "RTGW_PUBLIC_URL=http://[::1]:8288\n",
+    "redis_urls": "\x00" + KEYLINE + "RTGW_REDIS_URL=redis://:s3cret@[::1]:6379/2\n",
+    "redis_bad": "\x00" + KEYLINE + "RTGW_REDIS_URL=rediss://u:p%zz@h\n",
+    "tls_half": "\x00" + KEYLINE + "RTGW_TLS_CERT=/nonexistent/cert.pem\n",
+    "tls_missing_files": "\x00" + KEYLINE + "RTGW_TLS_CERT=/nonexistent/c.pem\nRTGW_TLS_KEY=/nonexistent/k.pem\n",
+    "ttl_above_max": "\x00" + KEYLINE + "RTGW_TOKEN_TTL=4000\n",
+    "alg_log_bad": "\x00" + KEYLINE + "RTGW_TOKEN_ALG=none\nRTGW_LOG_LEVEL=verbose\n",
+    "long_line": "\x00" + KEYLINE + "RTGW_TOKEN_ISSUER=" + "i" * 9000 + "\n",
+    "crlf_nul": "\x00" + KEYLINE.replace("\n", "\r\n") + "RTGW_LOG_LEVEL=info\x00junk\r\n",
+}
+for k, v in cfg.items():
+    put("config", k, v.encode("latin-1"))
+
+# ---- batch: auth byte, then the body ----
+def ev(**kw):
+    return kw
+
+
+batch = {
+    "one": KEY + json.dumps([ev(channel="user:42", topic="ai", data={"x": 1})]).encode(),
+    "mixed": KEY + json.dumps([
+        ev(channel="c", topic="t", data=[1, 2], run_id="r", fn_id="f"),
+        ev(channel="c", topic="*", data=1),
+        ev(channel="", topic="t"),
+        ev(topic="t"),
+        "not an object",
+        ev(channel="c", topic="t", run_id=""),
+        ev(channel="c", topic="t"),
+    ]).encode(),
+    "idempotent": KEY + json.dumps([
+        ev(channel="c", topic="t", data=1, idempotency_key="k"),
+        ev(channel="c", topic="t", data=2, idempotency_key="k"),
+        ev(channel="c", topic="u", data=3, idempotency_key="k"),
+    ]).encode(),
+    "token_grants": PUB + json.dumps([
+        ev(channel="user:42", topic="any", data="a"),
+        ev(channel="team:7", topic="status", data="b"),
+        ev(channel="team:7", topic="other", data="c"),
+    ]).encode(),
+    "token_no_publish": SUB + json.dumps([ev(channel="user:42", topic="ai")]).encode(),
+    "garbage_credential": BAD + b"[]",
+    "empty_array": KEY + b"[]",
+    "object_not_array": KEY + b'{"channel":"c","topic":"t"}',
+    "not_json": KEY + b"[{",
+    "too_many": KEY + json.dumps([ev(channel="c", topic="t")] * 17).encode(),
+    "duplicate_keys": KEY + b'[{"channel":"c","channel":"d","topic":"t"}]',
+    "unicode_names": KEY + json.dumps([ev(channel="caf\u00e9", topic="\u20ac", data="\u0001\"\\")]).encode(),
+    "control_in_name": KEY + json.dumps([ev(channel="a\nb", topic="t")]).encode(),
+}
+for k, v in batch.items():
+    put("batch", k, v)
+
+# ---- extmsg: 'P' payload to sign | 'T' token | the message itself ----
+now = 1700000000
+def payload(topics, **kw):
+    p = {"iss": "rtgw", "sub": "user:42", "iat": now, "exp": now + 60, "jti": "j", "env": "test",
+         "topics": [{"channel": c, "name": n, "kind": "run"} for c, n in topics], "publish": False}
+    p.update(kw)
+    return "P" + json.dumps(p, separators=(",", ":"))
+
+
+ext = {
+    "refresh_same": payload([("user:42", "*"), ("team:7", "status"), ("team:7", "alerts")]),
+    "refresh_narrower": payload([("user:42", "ai"), ("team:7", "status")]),
+    "refresh_drop_channel": payload([("user:42", "*")]),
+    "refresh_no_topics": payload([]),
+    "refresh_broader": payload([("team:7", "*")]),
+    "refresh_other_channel": payload([("user:43", "ai")]),
+    "refresh_expired": payload([("user:42", "*")], exp=now - 100),
+    "refresh_wrong_env": payload([("user:42", "*")], env="prod"),
+    "token_garbage": "Tnot.a.token",
+    "token_empty": "T",
+    "no_token": '{"kind":"rtgw.refresh"}',
+    "token_not_string": '{"kind":"rtgw.refresh","token":42}',
+    "unknown_kind": '{"kind":"rtgw.subscribe","channel":"c"}',
+    "no_kind": '{"token":"x"}',
+    "kind_not_string": '{"kind":1}',
+    "not_json": "hello",
+    "array": "[1,2]",
+    "duplicate_keys": '{"kind":"rtgw.refresh","kind":"x"}',
+    "empty": "",
+}
+for k, v in ext.items():
+    put("extmsg", k, v)
