@@ -38,7 +38,17 @@ void rt_resp_error(rt_resp_t *r, int status, const char *name, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    resp_json(r, status, json_pack("{s:s,s:s}", "error", name, "message", msg));
+    json_t *o = json_pack("{s:s,s:s}", "error", name, "message", msg);
+    if (!o) {
+        /* The message quotes input that is not UTF-8 (e.g. jansson's error
+         * text for a bad \u escape, or a cut multi-byte character): keep the
+         * ASCII so the refusal still has its JSON body. */
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        o = json_pack("{s:s,s:s}", "error", name, "message", msg);
+    }
+    resp_json(r, status, o);
 }
 
 rt_slice_t rt_api_bearer(const char *h)
