@@ -183,6 +183,8 @@ struct ws_guard_s {
     uint8_t hdr[14];
     uint8_t hlen;
     uint8_t crlf; /* HTTP phase: how much of "\r\n\r\n" the last bytes matched */
+    bool first_headers_done; /* the connection's first request headers arrived */
+    int64_t accepted_ms;     /* monotonic time of accept() */
     bool tripped;
 };
 
@@ -270,6 +272,15 @@ static int guard_after_read(int fd, const void *buf, ssize_t n)
     return -1;
 }
 
+static int64_t header_deadline_ms; /* RTGW_REQUEST_TIMEOUT_MS; 0 until the server starts */
+
+static int64_t guard_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static uint8_t crlf_step(uint8_t st, char ch)
 {
     if (ch == '\r')
@@ -297,6 +308,14 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
         return real_recv(fd, buf, len, flags);
     ws_guard_t *g = &guards[fd];
     if (!atomic_load(&g->conn)) {
+        /* Slowloris: civetweb's timeout applies to each read, so a client
+         * dribbling a byte at a time could hold a thread forever. The first
+         * request's headers must arrive within RTGW_REQUEST_TIMEOUT_MS. */
+        if (!g->first_headers_done && header_deadline_ms > 0 &&
+            guard_now_ms() - g->accepted_ms > header_deadline_ms) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
         ssize_t n = real_recv(fd, buf, len, flags | MSG_PEEK);
         if (n <= 0)
             return n;
@@ -314,8 +333,10 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
             st = g->crlf;
             for (size_t i = 0; i < (size_t)n; i++) {
                 st = crlf_step(st, ((const char *)buf)[i]);
-                if (st == 4)
+                if (st == 4) {
                     st = 0;
+                    g->first_headers_done = true;
+                }
             }
             g->crlf = st;
         }
@@ -337,6 +358,8 @@ static void guard_reset(int fd)
     if (fd >= 0 && (size_t)fd < nguards) {
         atomic_store(&guards[fd].conn, NULL);
         guards[fd].crlf = 0;
+        guards[fd].first_headers_done = false;
+        guards[fd].accepted_ms = guard_now_ms();
     }
 }
 
@@ -2000,6 +2023,7 @@ int rt_server_run(rt_config_t *cfg)
     if (!guards)
         nguards = 0;
     rt_sslshim_set_read_hook(guard_after_read);
+    header_deadline_ms = cfg->request_timeout_ms;
     rt_token_opts_default(&srv->topts);
     srv->topts.issuer = cfg->issuer;
     srv->topts.ttl = cfg->token_ttl_s;

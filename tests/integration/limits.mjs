@@ -139,4 +139,56 @@ defcase("frames_before_handshake_refused", async (t) => {
   assert.deepEqual((await ok.next(3000)).data, { fine: 1 });
 });
 
+defcase("slowloris_headers_time_out", async (t) => {
+  // A client that dribbles its request headers a byte at a time is cut off
+  // RTGW_REQUEST_TIMEOUT_MS after connecting, not kept forever.
+  const net = await import("node:net");
+  const gw = await startGateway(t, { env: { RTGW_REQUEST_TIMEOUT_MS: "1000" } });
+  const sock = net.connect(gw.port, "127.0.0.1");
+  t.cleanup(() => sock.destroy());
+  const closed = new Promise((r) => sock.on("close", r));
+  sock.on("error", () => {});
+  const req = "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + "a".repeat(200);
+  const t0 = Date.now();
+  let i = 0;
+  const timer = setInterval(() => { if (i < req.length) sock.write(req[i++]); }, 200); // every read within civetweb's timeout
+  t.cleanup(() => clearInterval(timer));
+  await Promise.race([closed, sleep(8000)]);
+  const took = Date.now() - t0;
+  assert.ok(sock.destroyed || sock.readableEnded, "the slow client was disconnected");
+  assert.ok(took < 5000, `disconnected after ${took} ms`);
+  // Meanwhile, normal requests are served.
+  assert.equal((await fetch(`${gw.url}/health`)).status, 200);
+});
+
+defcase("unmasked_client_frame_closed_1002", async (t) => {
+  const net = await import("node:net");
+  const gw = await startGateway(t);
+  const jwt = await mint(gw, topics);
+  const sock = net.connect(gw.port, "127.0.0.1");
+  t.cleanup(() => sock.destroy());
+  let buf = Buffer.alloc(0);
+  sock.on("data", (d) => (buf = Buffer.concat([buf, d])));
+  sock.on("error", () => {});
+  const closed = new Promise((r) => sock.on("close", r));
+  sock.write(`GET /v1/realtime/connect?token=${jwt}&rtgw=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n` +
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  for (let i = 0; i < 100 && !buf.includes("rtgw.subscribed"); i++) await sleep(20);
+  assert.match(buf.toString("latin1"), /^HTTP\/1\.1 101/);
+  sock.write(Buffer.from([0x81, 0x05, 0x68, 0x65, 0x6c, 0x6c, 0x6f])); // text "hello", no mask bit
+  await Promise.race([closed, sleep(5000)]);
+  // Find the close frame (opcode 8) after the 101 and the ack.
+  const body = buf.subarray(buf.indexOf("\r\n\r\n") + 4);
+  let off = 0, close = null;
+  while (off + 2 <= body.length) {
+    let len = body[off + 1] & 127, hl = 2;
+    if (len === 126) { len = body.readUInt16BE(off + 2); hl = 4; }
+    if ((body[off] & 0x0f) === 8) { close = body.subarray(off + hl, off + hl + len); break; }
+    off += hl + len;
+  }
+  assert.ok(close, "a close frame");
+  assert.equal(close.readUInt16BE(0), 1002);
+  assert.match(close.subarray(2).toString(), /protocol_error/);
+});
+
 await run();
