@@ -2160,8 +2160,11 @@ int rt_server_run(rt_config_t *cfg)
         listen[strlen(listen) - 1] = 0; /* drop civetweb's "s" suffix for display */
     printf("rtgw %s listening on %s://%s\n", RT_VERSION, tls ? "https" : "http", listen);
     fflush(stdout);
+    /* Not pause(): a process-directed SIGTERM may be handled by any thread
+     * (civetweb's, the writers'), which leaves this one paused for ever, and
+     * one that lands between the test and pause() is lost too. Poll instead. */
     while (!got_signal)
-        pause();
+        usleep(50 * 1000);
 
     /* Drain: refuse new work, tell every client, wait for them, stop. */
     rt_log_info("shutting down", "signal=%d connections=%ld", (int)got_signal, atomic_load(&srv->nconns));
