@@ -21,6 +21,8 @@ function val(sc, s, m,    base, c) {
         return (v[sc, s, "rss_idle_kib"] - base) / c
     }
     if (m == "rss_mib") return v[sc, s, "rss_end_kib"] / 1024
+    # a latency with no sample in the measured window: the server fell behind the rate
+    if (m ~ /^p[0-9]+_us$/ && v[sc, s, "samples"] + 0 == 0) return -1
     if (!((sc, s, m) in v)) return -1
     return v[sc, s, m] + 0
 }

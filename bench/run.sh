@@ -225,6 +225,7 @@ if awk -v l="$LA0" -v n="$(nproc)" 'BEGIN{exit !(l > n)}'; then
 fi
 RTGW_BASE_RSS=0
 if has rtgw && want S3; then RTGW_BASE_RSS=$(rtgw_baseline_rss); fi
+echo "$RTGW_BASE_RSS" >"$OUT/rtgw_base_rss_kib"
 
 for s in $SERVERS; do
     want S1 && run S1 "$s" 1100 90 --subs 1000 --duration "$DUR" --window 32
@@ -250,7 +251,7 @@ KERNEL=$(uname -r)
 NCPU=$(nproc)
 MEM=$(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)
 DATE=$(date -u +%Y-%m-%dT%H:%MZ)
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "${BENCH_COMMIT:-unknown (not a git checkout)}")
 DIRTY=$(git -C "$ROOT" status --porcelain -- gateway tokens 2>/dev/null | head -1)
 
 REPORT="$OUT/report.md"
@@ -279,8 +280,8 @@ cp "$RESULTS" "$OUT/results.raw"
 
 if [ "${BENCH_DOCS:-1}" != 0 ]; then
     DOC="$ROOT/docs/benchmarks.md"
-    awk '/^## Load benchmark/{exit} {print}' "$DOC" >"$OUT/doc.head"
-    { cat "$OUT/doc.head"; cat "$REPORT"; echo; echo "Raw results of this run:"; echo; echo '```'; cat "$RESULTS"; echo '```'; } >"$DOC"
+    awk '/^## Load benchmark/{exit} {print}' "$DOC" | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' >"$OUT/doc.head"
+    { cat "$OUT/doc.head"; echo; cat "$REPORT"; echo; echo "Raw results of this run:"; echo; echo '```'; cat "$RESULTS"; echo '```'; } >"$DOC"
     say "rewrote docs/benchmarks.md"
 fi
 say "done in $((END_TS - START_TS)) s; raw results in $OUT"
