@@ -259,7 +259,7 @@ awk -v base_rss="$RTGW_BASE_RSS" -v servers="$SERVERS" -f "$ROOT/bench/report.aw
 {
     echo "## Load benchmark (bench/run.sh)"
     echo
-    echo "Command: \`make bench\` (= \`bench/run.sh build\`), $(( (END_TS - START_TS) / 60 )) min $(( (END_TS - START_TS) % 60 )) s."
+    echo "Command: \`make bench\` (runs \`bench/run.sh ${1:-build}\`), $(( (END_TS - START_TS) / 60 )) min $(( (END_TS - START_TS) % 60 )) s."
     echo "Machine: \`lscpu\` model \"$MODEL\", $NCPU CPUs, $MEM; kernel $KERNEL; $DATE; rtgw $COMMIT${DIRTY:+ (with uncommitted gateway/ changes)}."
     echo "Everything on loopback: the server and the one-thread load generator share the $NCPU CPUs."
     echo "Load average before each run is in the raw results; other work on the machine makes figures noisy."
