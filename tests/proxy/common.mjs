@@ -1,0 +1,79 @@
+// Shared by the proxy tests that run a real proxy in front of a real rtgw
+// (caddy.mjs, haproxy.mjs): config edits that fail loudly, publish and SSE through the
+// proxy, and a proxy child process stopped by its PID.
+import http from "node:http";
+import { spawn } from "node:child_process";
+import { withTimeout } from "../integration/util.mjs";
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Replace `from` (string or RegExp) in `text`; throws if it is not there, so a test
+// never silently runs against an unmodified config.
+export function sub(text, from, to) {
+  const out = text.replace(from, to);
+  if (out === text) throw new Error(`test config edit found nothing to replace: ${from}`);
+  return out;
+}
+
+export async function publishVia(base, gw, channel, topic, data, headers = {}) {
+  const res = await fetch(`${base}/v1/realtime/publish?channel=${encodeURIComponent(channel)}&topic=${encodeURIComponent(topic)}`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${gw.key}`, "Content-Type": "application/json", ...headers },
+    body: typeof data === "string" ? data : JSON.stringify(data),
+  });
+  const text = await res.text();
+  let body; try { body = JSON.parse(text); } catch { body = text; }
+  return { status: res.status, body, headers: res.headers };
+}
+
+// An SSE reader over node:http; records every frame with its arrival time, and `ended`
+// (the time the stream ended, or null).
+export function sse(url, t) {
+  return withTimeout(new Promise((resolve, reject) => {
+    const req = http.get(url, { headers: { Accept: "text/event-stream" } }, (res) => {
+      const c = { status: res.statusCode, headers: res.headers, frames: [], comments: 0, raw: "", ended: null, res, req };
+      res.on("close", () => { c.ended = Date.now(); });
+      if (res.statusCode !== 200) {
+        res.on("data", (d) => (c.raw += d));
+        res.on("end", () => resolve(c));
+        return;
+      }
+      let buf = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => {
+        c.raw += d;
+        buf += d;
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          if (block.startsWith(":")) c.comments++;
+          const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).replace(/^ /, ""));
+          if (data.length) c.frames.push({ at: Date.now(), msg: JSON.parse(data.join("\n")) });
+        }
+      });
+      res.on("error", () => {});
+      resolve(c);
+    });
+    req.on("error", reject);
+    t.cleanup(() => req.destroy());
+  }), 5000, `SSE ${url.replace(/token=[^&]+/, "token=…")}`);
+}
+
+// Spawn a proxy in the foreground; t.cleanup stops it by its PID (SIGTERM, then SIGKILL
+// after 5 s).
+export async function startProxyProcess(t, name, bin, args, { env, cwd } = {}) {
+  const child = spawn(bin, args, { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
+  let logs = "";
+  child.stdout.on("data", (d) => (logs += d));
+  child.stderr.on("data", (d) => (logs += d));
+  const exited = new Promise((res) => child.on("exit", (code, signal) => res({ code, signal })));
+  child.on("error", (e) => (logs += `spawn ${name}: ${e.message}\n`));
+  t.cleanup(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    const r = await Promise.race([exited, sleep(5000).then(() => null)]);
+    if (!r) { child.kill("SIGKILL"); await exited; }
+  });
+  return { child, exited, logs: () => logs };
+}
