@@ -1381,12 +1381,21 @@ static int session_admit(rt_server_t *srv, struct mg_connection *conn, rt_conn_t
         why->reason = RT_REASON_ORIGIN_NOT_ALLOWED;
         return -1;
     }
-    char tok[65536];
-    int tl = rt_query_get(ri->query_string, "token", 0, tok, sizeof(tok));
+    /* On the heap, sized by the token limit: this runs on a connection thread
+     * whose small stack also has to carry token verification below it. One
+     * byte over the limit lets verification name the refusal (too large). */
+    size_t tcap = srv->topts.max_token_bytes + 2;
+    char *tok = malloc(tcap);
+    if (!tok) {
+        why->reason = RT_REASON_INTERNAL;
+        return -1;
+    }
+    int tl = rt_query_get(ri->query_string, "token", 0, tok, tcap);
     rt_slice_t cred;
     if (tl >= 0) {
         cred = (rt_slice_t){tok, (size_t)tl};
     } else if (tl == -2) {
+        free(tok);
         why->reason = RT_REASON_TOKEN_INVALID;
         why->tok_err = RT_TOK_ETOO_LARGE;
         snprintf(why->detail, sizeof(why->detail), "%s", rt_tok_errname(RT_TOK_ETOO_LARGE));
@@ -1395,11 +1404,13 @@ static int session_admit(rt_server_t *srv, struct mg_connection *conn, rt_conn_t
         cred = rt_api_bearer(mg_get_header(conn, "Authorization"));
     }
     if (cred.len == 0) {
+        free(tok);
         why->reason = RT_REASON_TOKEN_MISSING;
         return -1;
     }
     int rc = rt_token_verify(srv->ring, &srv->topts, cred, now_ms() / 1000, &c->claims);
     sodium_memzero(tok, tl > 0 ? (size_t)tl : 0);
+    free(tok);
     if (rc) {
         rt_metrics_token_refusal(&srv->metrics, rc);
         why->tok_err = rc;
@@ -1923,7 +1934,10 @@ static void *heartbeat_main(void *arg)
     int64_t last_sweep = mono_ms();
     int64_t interval = srv->cfg->ping_interval_ms;
     int64_t deadline = srv->cfg->ping_interval_ms + srv->cfg->pong_timeout_ms;
-    int64_t tick = interval / 4 < 250 ? (interval / 4 > 10 ? interval / 4 : 10) : 250;
+    /* The tick walks every connection under conns_lock: a quarter of the
+     * shorter of the two timers, between 10 ms and 1 s. */
+    int64_t shorter = interval < srv->cfg->pong_timeout_ms ? interval : srv->cfg->pong_timeout_ms;
+    int64_t tick = shorter / 4 < 10 ? 10 : shorter / 4 > 1000 ? 1000 : shorter / 4;
     while (!atomic_load(&srv->stop)) {
         usleep((useconds_t)tick * 1000);
         int64_t now = mono_ms();
