@@ -1,0 +1,131 @@
+// Soak (not part of CTest; run by hand or `make soak`): a steady publish to many
+// subscribers that randomly disconnect and resume with `since`, for a set
+// duration. At the end every subscriber must have received every event of its
+// channel exactly once, in order (checked by sequence: ids are <epoch>-<offset>),
+// and the gateway's RSS, sampled every 10 s, is reported with its slope.
+//
+//   ulimit -n 8192   # 2 000 sockets on each side, plus civetweb's threads
+//   RTGW_BIN=build/rtgw node tests/hardening/soak.mjs
+// Environment (defaults): RT_SOAK_SECONDS (600), RT_SOAK_SUBS (2000),
+// RT_SOAK_CHANNELS (20), RT_SOAK_RATE (events/s in all, 20), RT_SOAK_DROP
+// (probability a subscriber drops in a given second, 0.01), RT_SOAK_AWAY_MS
+// (longest time a dropped subscriber stays away, 3000).
+// Prints one JSON line of figures; exits 1 on any loss or duplicate.
+import { startGateway, procStats, mint, WebSocket, sleep, slope } from "./common.mjs";
+
+const SECONDS = Number(process.env.RT_SOAK_SECONDS || 600);
+const SUBS = Number(process.env.RT_SOAK_SUBS || 2000);
+const CHANNELS = Number(process.env.RT_SOAK_CHANNELS || 20);
+const RATE = Number(process.env.RT_SOAK_RATE || 20);
+const DROP = Number(process.env.RT_SOAK_DROP || 0.01);
+const AWAY_MS = Number(process.env.RT_SOAK_AWAY_MS || 3000);
+
+const log = (...a) => console.error(`[${new Date().toISOString()}]`, ...a);
+const gw = await startGateway(null, {
+  env: { RTGW_MAX_CONNECTIONS: String(SUBS + 200), RTGW_RATE_LIMIT_CLIENT_FRAMES: "0", RTGW_LOG_LEVEL: "warn" },
+  startMs: 60000,
+});
+const stats = { published: 0, delivered: 0, gaps: 0, duplicates: 0, reconnects: 0, unrecovered: 0,
+  connect_errors: 0, closes_by_server: {} };
+const published = new Array(CHANNELS).fill(0); // last offset published per channel
+let stopping = false;
+
+const tokens = [];
+for (let c = 0; c < CHANNELS; c++) tokens.push(await mint(gw, [[`soak:${c}`, "t"]], { ttl: 3600 }));
+
+class Sub {
+  constructor(i) { this.i = i; this.ch = i % CHANNELS; this.epoch = null; this.last = null; this.ws = null; this.up = false; }
+  open() {
+    const since = this.epoch !== null ? `&since=${this.epoch}-${this.last}` : "";
+    const url = `${gw.ws}/v1/realtime/connect?token=${encodeURIComponent(tokens[this.ch])}${since}`;
+    return new Promise((resolve) => {
+      const ws = new WebSocket(url, ["rtgw.v1"], { perMessageDeflate: false });
+      this.ws = ws;
+      let acked = false;
+      ws.on("message", (d) => {
+        const m = JSON.parse(d.toString());
+        if (m.kind === "rtgw.subscribed") {
+          const c = m.channels[`soak:${this.ch}`];
+          const [e, o] = c.id.split("-");
+          if (this.epoch === null) { this.epoch = e; this.last = Number(o); }
+          else if (c.recovered !== true || e !== this.epoch) stats.unrecovered++;
+          acked = true; this.up = true; resolve(true);
+          return;
+        }
+        if (m.kind !== "data") return;
+        const [e, o] = m.id.split("-");
+        const off = Number(o);
+        if (e !== this.epoch) { stats.gaps++; return; }
+        if (off <= this.last) stats.duplicates++;
+        else { if (off !== this.last + 1) stats.gaps += off - this.last - 1; this.last = off; stats.delivered++; }
+      });
+      ws.on("close", (code) => {
+        this.up = false;
+        if (!this.dropping && !stopping) stats.closes_by_server[code] = (stats.closes_by_server[code] || 0) + 1;
+        this.dropping = false;
+        if (!acked) { stats.connect_errors++; resolve(false); }
+        if (!stopping) setTimeout(() => this.reopen(), 200 + Math.random() * AWAY_MS);
+      });
+      ws.on("error", () => {});
+    });
+  }
+  async reopen() { if (stopping || this.up) return; stats.reconnects++; await this.open(); }
+  drop() { if (this.up) { this.dropping = true; this.ws.terminate(); } }
+}
+
+log(`connecting ${SUBS} subscribers on ${CHANNELS} channels`);
+const subs = Array.from({ length: SUBS }, (_, i) => new Sub(i));
+for (let i = 0; i < SUBS; i += 100) await Promise.all(subs.slice(i, i + 100).map((s) => s.open()));
+const base = procStats(gw.pid);
+log(`connected; gateway ${JSON.stringify(base)}`);
+
+const samples = [];
+const t0 = Date.now();
+const sampler = setInterval(() => samples.push({ t: (Date.now() - t0) / 1000, ...procStats(gw.pid) }), 10000);
+samples.push({ t: 0, ...base });
+const dropper = setInterval(() => { for (const s of subs) if (Math.random() < DROP) s.drop(); }, 1000);
+
+// Publisher: RATE events/s round-robin over the channels, with keep-alive fetch.
+let n = 0;
+while (Date.now() - t0 < SECONDS * 1000) {
+  const due = t0 + (n * 1000) / RATE;
+  if (due > Date.now()) await sleep(due - Date.now());
+  const ch = n % CHANNELS;
+  const r = await fetch(`${gw.url}/v1/realtime/publish?channel=soak:${ch}&topic=t`, {
+    method: "POST", headers: { Authorization: `Bearer ${gw.key}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ n }),
+  });
+  const j = await r.json();
+  if (r.status !== 200) throw new Error(`publish ${r.status} ${JSON.stringify(j)}`);
+  published[ch] = Number(j.ids[0].split("-")[1]);
+  stats.published++;
+  n++;
+  if (n % (RATE * 60) === 0) log(`${Math.round((Date.now() - t0) / 1000)} s: ${JSON.stringify(stats)} rss=${procStats(gw.pid).rssKb} kB`);
+}
+clearInterval(dropper);
+clearInterval(sampler);
+
+// Let everyone come back and catch up (bounded).
+const deadline = Date.now() + 60000;
+while (Date.now() < deadline && !subs.every((s) => s.up && s.last === published[s.ch])) await sleep(200);
+const behind = subs.filter((s) => !(s.up && s.last === published[s.ch])).length;
+stopping = true;
+const end = procStats(gw.pid);
+for (const s of subs) s.ws.terminate();
+await sleep(2000);
+const after = procStats(gw.pid);
+await gw.stop();
+
+const xs = samples.map((s) => s.t / 60), ys = samples.map((s) => s.rssKb);
+const half = samples.filter((s) => s.t >= SECONDS / 2);
+const result = {
+  seconds: SECONDS, subscribers: SUBS, channels: CHANNELS, rate: RATE, ...stats, behind_at_end: behind,
+  expected_deliveries: subs.reduce((a, s) => a + published[s.ch], 0),
+  rss_kb: { start: base.rssKb, end: end.rssKb, min: Math.min(...ys), max: Math.max(...ys) },
+  rss_slope_kb_per_min: Math.round(slope(xs, ys) * 10) / 10,
+  rss_slope_second_half_kb_per_min: half.length > 2 ? Math.round(slope(half.map((s) => s.t / 60), half.map((s) => s.rssKb)) * 10) / 10 : null,
+  fds: { start: base.fds, end: end.fds, after_disconnect: after.fds }, threads: { start: base.threads, end: end.threads },
+  samples: samples.map((s) => [Math.round(s.t), s.rssKb]),
+};
+console.log(JSON.stringify(result));
+process.exit(stats.gaps || stats.duplicates || stats.unrecovered || behind ? 1 : 0);
