@@ -1323,10 +1323,27 @@ static int h_root(struct mg_connection *conn, void *cb)
         return 200;
     }
     if (srv->cfg->dev && strcmp(ri->local_uri, "/dev/key") == 0 && method_is(conn, "GET")) {
-        /* Dev only, loopback only: the demo page mints tokens with this. */
+        /* Dev only: the demo page mints tokens with this. Only for the demo
+         * page itself: a page on another origin that the developer happens to
+         * visit must not read the key from localhost (no CORS header, and a
+         * cross-origin request is refused outright). */
+        const char *origin = mg_get_header(conn, "Origin");
+        const char *site = mg_get_header(conn, "Sec-Fetch-Site");
+        const char *host = mg_get_header(conn, "Host");
+        char self[300];
+        snprintf(self, sizeof(self), "http://%s", host ? host : "");
+        if ((origin && strcmp(origin, self) != 0) || (site && strcmp(site, "same-origin") != 0 &&
+                                                      strcmp(site, "none") != 0)) {
+            mg_printf(conn, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
+                            "Content-Length: 71\r\n\r\n"
+                            "{\"error\":\"forbidden\",\"message\":\"the dev key is for the demo page only\"}");
+            return 403;
+        }
         char body[300];
         int n = snprintf(body, sizeof(body), "{\"signing_key\":\"%s\"}", srv->cfg->signing_key);
-        send_json(conn, 200, body, (size_t)n, NULL);
+        mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                        "Cache-Control: no-store\r\n\r\n", n);
+        mg_write(conn, body, (size_t)n);
         sodium_memzero(body, sizeof(body));
         return 200;
     }

@@ -202,4 +202,21 @@ defcase("no_demo_page_without_dev", async (t) => {
   assert.equal(e.json.error, "unauthorized");
 });
 
+defcase("dev_key_only_for_the_demo_page", async (t) => {
+  // A page on another origin that a developer visits must not read the dev
+  // key from localhost: no CORS header, and cross-origin requests are refused.
+  const gw = await startGateway(t, { dev: true, key: null });
+  const same = await fetch(`${gw.url}/dev/key`, { headers: { "Sec-Fetch-Site": "same-origin" } });
+  assert.equal(same.status, 200);
+  assert.equal((await same.json()).signing_key, gw.key);
+  assert.equal(same.headers.get("access-control-allow-origin"), null);
+  for (const headers of [{ Origin: "https://evil.example" }, { "Sec-Fetch-Site": "cross-site" }]) {
+    const r = await fetch(`${gw.url}/dev/key`, { headers });
+    assert.equal(r.status, 403, JSON.stringify(headers));
+    const text = await r.text();
+    assert.ok(!text.includes(gw.key), "the key must not leak in the refusal");
+    assert.equal(JSON.parse(text).error, "forbidden");
+  }
+});
+
 await run();
