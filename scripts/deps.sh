@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 build_pkgs=(gcc make cmake pkg-config civetweb libcivetweb-dev libsodium-dev libjansson-dev
             libhiredis-dev libssl-dev openssl)
-test_pkgs=(redis-server nginx curl python3 chromium)
+test_pkgs=(redis-server nginx caddy haproxy curl python3 chromium)
 [ "${RT_FUZZ_DEPS:-0}" = 1 ] && build_pkgs+=(clang libclang-rt-14-dev)
 
 pkgs=("${build_pkgs[@]}")
@@ -34,6 +34,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   echo "deps: installed ${#missing[@]} package(s)"
+  # The proxy tests run their own caddy/haproxy on free loopback ports and never use the
+  # packages' services. Debian starts them on install (caddy's default site takes :80, as
+  # nginx's does), so stop and disable the ones installed just now, where systemd runs.
+  if [ -d /run/systemd/system ]; then
+    for svc in caddy haproxy; do
+      if [[ " ${missing[*]} " == *" $svc "* ]]; then
+        "${sudo[@]}" systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+      fi
+    done
+  fi
 fi
 
 if [ "$group" = test ] && [ -f tests/package.json ]; then
