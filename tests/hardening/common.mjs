@@ -3,7 +3,7 @@
 // bounded WebSocket and HTTP clients. Loopback only; every wait is bounded.
 import fs from "node:fs";
 import nodeHttp from "node:http";
-import { spawn } from "node:child_process";
+import { spawn, execFileSync } from "node:child_process";
 import WebSocket from "ws";
 import { RTGW_BIN, freePort, keygen } from "../lib/gateway.mjs";
 
@@ -54,6 +54,13 @@ export async function startGateway(t, { env = {}, wrap = [], startMs = 15000, de
     await sleep(25);
   }
   return gw;
+}
+
+// True when rtgw is an AddressSanitizer build (-DRT_SANITIZE=ON, `make test-asan`):
+// valgrind cannot run it, LeakSanitizer checks leaks at exit instead (a leak makes
+// the exit code non-zero), and ASan's quarantine makes RSS meaningless.
+export function sanitizedBuild(bin = RTGW_BIN) {
+  try { return /libasan/.test(execFileSync("ldd", [bin], { encoding: "utf8" })); } catch { return false; }
 }
 
 // RSS (kB), open file descriptors and threads of a process, from /proc.
