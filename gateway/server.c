@@ -2,10 +2,13 @@
  * server.c — civetweb glue. The only file that includes civetweb.h.
  *
  * Threads:
- * - civetweb workers: one per HTTP request or open WebSocket/SSE connection
- *   (num_threads = RTGW_MAX_CONNECTIONS + RTGW_HTTP_THREADS, so HTTP stays
- *   reachable when every connection slot is taken and refusals are quick).
- * - writers (RTGW_WRITER_THREADS): drain subscriber queues into sockets. The
+ * - civetweb workers: HTTP requests and WebSocket/SSE handshakes. After the
+ *   handshake a plain-TCP session leaves its worker (session_detach) and lives
+ *   in a writer's epoll, so an open subscriber costs no thread; TLS sessions
+ *   keep their worker (their TLS state lives in civetweb), and then
+ *   num_threads = RTGW_MAX_CONNECTIONS + RTGW_HTTP_THREADS.
+ * - writers (RTGW_WRITER_THREADS): drain subscriber queues into sockets, and
+ *   read detached sessions' client frames. The
  *   hub only enqueues; a writer writes a connection only while its socket has
  *   room (SIOCOUTQ against a fixed SO_SNDBUF), so one client that stops
  *   reading never stalls the writer for the others: its socket is parked in
@@ -21,8 +24,8 @@
  *
  * Server-to-client WebSocket frames are unmasked, so the hub builds each frame
  * (header + JSON) once and a writer sends the same bytes to every subscriber
- * with one mg_write (one send) under mg_lock_connection, which serialises with
- * civetweb's own pong/close writes.
+ * with one send() (detached) or one mg_write under mg_lock_connection (TLS),
+ * which serialises with civetweb's own pong/close writes.
  */
 #define _GNU_SOURCE
 #include "server.h"
@@ -46,6 +49,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -458,6 +462,14 @@ struct rt_conn_s {
     bool ip_held;     /* counted in srv->ip_conns */
     int64_t frame_window_ms;
     double frame_tokens; /* client frame budget (RTGW_RATE_LIMIT_CLIENT_FRAMES) */
+    /* Detached sessions (see session_detach): the socket belongs to a writer
+     * thread's epoll, which also reads the client's frames. Writer thread only. */
+    bool detached;
+    bool detached_done;
+    uint8_t *rbuf; /* client bytes not yet parsed into frames */
+    size_t rlen, rcap;
+    char *wpend; /* bytes a short send() left over */
+    size_t wpend_len, wpend_off;
 };
 
 static int64_t now_ms(void)
@@ -488,6 +500,8 @@ static void conn_unref(rt_conn_t *c)
         rt_frame_unref(c->pending[i]);
     if (c->ip_held)
         rt_conncount_release(c->srv->ip_conns, c->ip);
+    free(c->rbuf);
+    free(c->wpend);
     rt_sub_unref(c->sub);
     rt_claims_clear(&c->claims);
     pthread_mutex_destroy(&c->wlock);
@@ -566,6 +580,13 @@ static void writer_park(rt_conn_t *c)
     writer_t *w = atomic_load(&c->writer);
     if (c->fd < 0 || c->parked || !w)
         return;
+    if (c->detached) {
+        /* Registered for good (EPOLLIN); add EPOLLOUT until it fires. */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLOUT, .data.ptr = c};
+        if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+            c->parked = true;
+        return;
+    }
     struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.ptr = c};
     c->parked = true;
     conn_ref(c);
@@ -581,7 +602,26 @@ static int conn_write(rt_conn_t *c, const char *buf, size_t len)
 {
     int rc = -1;
     pthread_mutex_lock(&c->wlock);
-    if (c->mg) {
+    if (c->detached && c->fd >= 0) {
+        /* Non-blocking: writer_drain checked the room, so a short write is
+         * rare; keep the rest and send it before anything else. */
+        ssize_t n = c->wpend_len ? 0 : send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            n = 0;
+        if (n >= 0) {
+            rc = 0;
+            if ((size_t)n < len) {
+                char *nb = realloc(c->wpend, c->wpend_len + (len - (size_t)n));
+                if (nb) {
+                    memcpy(nb + c->wpend_len, buf + n, len - (size_t)n);
+                    c->wpend = nb;
+                    c->wpend_len += len - (size_t)n;
+                } else {
+                    rc = -1;
+                }
+            }
+        }
+    } else if (c->mg) {
         if (!c->sse)
             mg_lock_connection(c->mg);
         int n = mg_write(c->mg, buf, len);
@@ -613,7 +653,7 @@ static void guard_tripped(rt_conn_t *c, int code)
     if (c->sub)
         rt_sub_close(c->sub);
     pthread_mutex_lock(&c->wlock);
-    bool send_it = !c->close_sent && c->mg;
+    bool send_it = !c->close_sent && (c->mg || c->detached);
     c->close_sent = true;
     pthread_mutex_unlock(&c->wlock);
     if (send_it) {
@@ -628,7 +668,7 @@ static void guard_tripped(rt_conn_t *c, int code)
 static void conn_shutdown_socket_how(rt_conn_t *c, int how)
 {
     pthread_mutex_lock(&c->wlock);
-    if (c->mg && c->fd >= 0)
+    if ((c->mg || c->detached) && c->fd >= 0)
         shutdown(c->fd, how);
     pthread_mutex_unlock(&c->wlock);
 }
@@ -691,6 +731,19 @@ static void writer_drain(rt_conn_t *c)
         return;
     }
     int64_t sndbuf = c->srv->cfg->sndbuf_bytes;
+    if (c->wpend_len > c->wpend_off) {
+        ssize_t n = send(c->fd, c->wpend + c->wpend_off, c->wpend_len - c->wpend_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            goto gone;
+        if (n > 0)
+            c->wpend_off += (size_t)n;
+        if (c->wpend_off < c->wpend_len) {
+            writer_park(c);
+            return;
+        }
+        c->wpend_len = c->wpend_off = 0;
+    }
     for (;;) {
         if (c->pend_idx == c->npending) {
             c->pend_idx = 0;
@@ -740,6 +793,8 @@ gone:
     conn_shutdown_socket(c);
 }
 
+static void detached_event(rt_conn_t *c, uint32_t events);
+
 static void *writer_main(void *arg)
 {
     writer_t *w = arg;
@@ -755,6 +810,10 @@ static void *writer_main(void *arg)
                 continue;
             }
             rt_conn_t *c = evs[i].data.ptr;
+            if (c->detached) {
+                detached_event(c, evs[i].events);
+                continue;
+            }
             c->parked = false;
             c->credit = 0;
             writer_drain(c);
@@ -1619,8 +1678,63 @@ static void session_go(rt_server_t *srv, rt_conn_t *c)
         }
     }
     int wi = atomic_fetch_add(&srv->next_writer, 1) % srv->nwriters;
-    atomic_store(&c->writer, &srv->writers[wi]);
+    writer_t *w = &srv->writers[wi];
+    if (c->detached) {
+        /* The writer thread now reads this socket too; the registration holds
+         * a reference until detached_finish. */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        conn_ref(c);
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+            rt_log_error("cannot watch a session socket", "peer=%s errno=%d", c->peer, errno);
+            conn_unref(c);
+            c->detached_done = true;
+            conn_close_async(c, RT_REASON_INTERNAL);
+        }
+    }
+    atomic_store(&c->writer, w);
     writer_schedule(c);
+}
+
+/*
+ * Detach a session from its civetweb thread. civetweb serves each connection
+ * with a thread of its own for as long as it is open, which costs a thread
+ * stack per subscriber and caps subscribers at the process's thread limit.
+ * After the handshake rtgw takes the socket over: it keeps a duplicate of the
+ * descriptor, and points civetweb's descriptor number at one end of a closed
+ * socketpair, so civetweb's read loop sees end-of-stream at once, runs the
+ * close handler and frees the thread (its graceful close shuts the socketpair,
+ * not the client's socket). From then on the session's writer thread reads
+ * the client's frames from its epoll too. TLS sessions stay on civetweb's
+ * thread: their TLS state lives inside civetweb.
+ * Call before session_go (no writer may touch the socket yet). 0 or -1.
+ */
+static int session_detach(rt_conn_t *c, struct mg_connection *conn)
+{
+    if (c->fd < 0 || mg_get_request_info(conn)->is_ssl)
+        return -1;
+    int nfd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+    if (nfd < 0)
+        return -1;
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+        close(nfd);
+        return -1;
+    }
+    pthread_mutex_lock(&c->wlock);
+    int old = c->fd;
+    guard_stop(c, old);
+    int rc = dup2(sp[0], old) < 0 ? -1 : 0;
+    if (rc == 0) {
+        c->fd = nfd;
+        c->mg = NULL;
+        c->detached = true;
+    }
+    pthread_mutex_unlock(&c->wlock);
+    close(sp[0]);
+    close(sp[1]);
+    if (rc != 0)
+        close(nfd);
+    return rc;
 }
 
 static void session_end(rt_server_t *srv, rt_conn_t *c)
@@ -1634,7 +1748,7 @@ static void session_end(rt_server_t *srv, rt_conn_t *c)
     /* A writer may have this socket parked in epoll; break the socket so the
      * event fires and the writer drops its reference before civetweb closes
      * the fd (closing would silently remove it from epoll). Bounded wait. */
-    for (int i = 0; i < 40 && c->parked; i++) {
+    for (int i = 0; i < 40 && c->parked && !c->detached; i++) {
         if (i == 0 && c->fd >= 0)
             shutdown(c->fd, SHUT_RDWR);
         usleep(5000);
@@ -1746,6 +1860,8 @@ static void ws_ready(struct mg_connection *conn, void *cb)
         return;
     }
     session_start(srv, c, mg_get_request_info(conn));
+    if (session_detach(c, conn) != 0 && !mg_get_request_info(conn)->is_ssl)
+        rt_log_debug("session stays on its civetweb thread", "peer=%s", c->peer);
     session_go(srv, c);
 }
 
@@ -1798,14 +1914,12 @@ static void ext_message(rt_server_t *srv, rt_conn_t *c, const char *data, size_t
     ext_reply(c, json_pack("{s:s,s:I}", "kind", "rtgw.refreshed", "expires_at", (json_int_t)next.exp));
 }
 
-static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len, void *cb)
+/* One client frame of a WebSocket session, whoever read it (civetweb's thread,
+ * or the writer thread for a detached session). Returns 0 when the session
+ * should end (the client closed it), 1 to go on. */
+static int session_frame(rt_server_t *srv, rt_conn_t *c, int opcode, char *data, size_t len)
 {
-    rt_server_t *srv = cb;
-    rt_conn_t *c = mg_get_user_connection_data(conn);
-    if (!c)
-        return 0;
     atomic_store(&c->last_rx_ms, mono_ms());
-    int opcode = bits & 0x0F;
     if (c->refused)
         return opcode == RT_WS_CLOSE ? 0 : 1;
     if (srv->cfg->rate_limit_client_frames > 0) {
@@ -1848,11 +1962,7 @@ static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len,
         (void)code;
         rt_frame_t *f = atomic_load(&c->state) == STATE_OPEN ? rt_ws_close_frame_new(1000, "") : NULL;
         if (f) {
-            pthread_mutex_lock(&c->wlock);
-            mg_lock_connection(conn);
-            mg_write(conn, f->data, f->len);
-            mg_unlock_connection(conn);
-            pthread_mutex_unlock(&c->wlock);
+            conn_write(c, f->data, f->len);
             rt_frame_unref(f);
         }
         return 0;
@@ -1870,6 +1980,138 @@ static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len,
     }
 }
 
+static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len, void *cb)
+{
+    rt_conn_t *c = mg_get_user_connection_data(conn);
+    return c ? session_frame(cb, c, bits & 0x0F, data, len) : 0;
+}
+
+/* ---- detached sessions (writer thread) ---- */
+
+/* End a detached session: out of epoll, unsubscribed, socket closed. */
+static void detached_finish(rt_conn_t *c)
+{
+    if (c->detached_done)
+        return;
+    c->detached_done = true;
+    writer_t *w = atomic_load(&c->writer);
+    if (w && c->fd >= 0)
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->parked = false;
+    session_end(c->srv, c);
+    pthread_mutex_lock(&c->wlock);
+    int fd = c->fd;
+    c->fd = -1;
+    pthread_mutex_unlock(&c->wlock);
+    if (fd >= 0)
+        close(fd);
+    conn_unref(c); /* the epoll registration's reference */
+}
+
+/* Read what the client sent: WebSocket frames, parsed here with the same
+ * limits the guard applies on civetweb's threads (size from the header, masked
+ * frames only); for SSE, or after a refusal, bytes are only discarded. */
+static void detached_read(rt_conn_t *c)
+{
+    rt_server_t *srv = c->srv;
+    size_t limit = (size_t)srv->cfg->max_client_frame_bytes;
+    for (;;) {
+        if (c->rcap - c->rlen < 2048 && c->rcap < limit + 14) {
+            size_t nc = c->rcap ? c->rcap * 2 : 4096;
+            if (nc > limit + 14)
+                nc = limit + 14;
+            uint8_t *nb = realloc(c->rbuf, nc);
+            if (!nb) {
+                detached_finish(c);
+                return;
+            }
+            c->rbuf = nb;
+            c->rcap = nc;
+        }
+        ssize_t n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+        if (n == 0) {
+            detached_finish(c);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                detached_finish(c);
+            return;
+        }
+        if (c->sse || atomic_load(&c->state) == STATE_GONE || c->close_sent) {
+            c->rlen = 0; /* nothing to parse: the client only has to go away */
+            continue;
+        }
+        c->rlen += (size_t)n;
+        size_t off = 0;
+        while (c->rlen - off >= 2) {
+            uint8_t *h = c->rbuf + off;
+            size_t avail = c->rlen - off, hl = 2;
+            uint64_t plen = h[1] & 127;
+            if (plen == 126) {
+                if (avail < 4)
+                    break;
+                plen = (uint64_t)h[2] << 8 | h[3];
+                hl = 4;
+            } else if (plen == 127) {
+                if (avail < 10)
+                    break;
+                plen = 0;
+                for (int i = 0; i < 8; i++)
+                    plen = plen << 8 | h[2 + i];
+                hl = 10;
+            }
+            if (!(h[1] & 0x80) || plen > limit) {
+                /* Refused from the header, before buffering the payload. */
+                guard_tripped(c, (h[1] & 0x80) ? 1009 : 1002);
+                conn_shutdown_socket_how(c, SHUT_WR);
+                c->rlen = 0;
+                return;
+            }
+            hl += 4;
+            if (avail < hl + plen)
+                break;
+            uint8_t *mask = h + hl - 4, *data = h + hl;
+            for (uint64_t i = 0; i < plen; i++)
+                data[i] ^= mask[i & 3];
+            int go_on = session_frame(srv, c, h[0] & 0x0F, (char *)data, (size_t)plen);
+            off += hl + (size_t)plen;
+            if (!go_on) {
+                detached_finish(c);
+                return;
+            }
+        }
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+    }
+}
+
+static void detached_event(rt_conn_t *c, uint32_t events)
+{
+    if (c->detached_done)
+        return;
+    conn_ref(c); /* detached_finish may drop the last other reference */
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        detached_read(c);
+        if (c->detached_done) {
+            conn_unref(c);
+            return;
+        }
+    }
+    if ((events & EPOLLOUT) && c->parked) {
+        writer_t *w = atomic_load(&c->writer);
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        if (w)
+            epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+        c->parked = false;
+        c->credit = 0;
+        writer_drain(c);
+    }
+    conn_unref(c);
+}
+
 static void ws_close(const struct mg_connection *cconn, void *cb)
 {
     rt_server_t *srv = cb;
@@ -1877,7 +2119,9 @@ static void ws_close(const struct mg_connection *cconn, void *cb)
     if (!c)
         return;
     mg_set_user_connection_data((struct mg_connection *)cconn, NULL);
-    if (c->sub) /* refused before the upgrade completed: never started */
+    /* A detached session left civetweb: its writer thread ends it. A refused
+     * one never started a subscription. */
+    if (c->sub && !c->detached)
         session_end(srv, c);
     conn_unref(c);
 }
@@ -1918,6 +2162,12 @@ static int h_sse(struct mg_connection *conn, void *cb)
               "X-Accel-Buffering: no\r\nConnection: close\r\n%s%s%s\r\n: rtgw\n\n",
               origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "", origin ? "\r\n" : "");
     session_start(srv, c, mg_get_request_info(conn));
+    if (session_detach(c, conn) == 0) {
+        /* The writer thread owns it now (writes, and sees the client go). */
+        session_go(srv, c);
+        conn_unref(c);
+        return 200;
+    }
     session_go(srv, c);
     /* This civetweb thread now only watches for the client going away; the
      * writer thread writes the events. */
@@ -2126,7 +2376,11 @@ int rt_server_run(rt_config_t *cfg)
         rt_log_error("cannot prepare TLS", "detail=\"%s\"", tlserr);
         return 1;
     }
-    snprintf(threads, sizeof(threads), "%lld", (long long)(cfg->max_connections + cfg->http_threads));
+    /* Plain-TCP sessions leave civetweb's threads after the handshake
+     * (session_detach), so threads are only needed for HTTP requests and
+     * handshakes in flight; TLS sessions keep theirs for their lifetime. */
+    long long nthreads = tls ? cfg->max_connections + cfg->http_threads : cfg->http_threads + 32;
+    snprintf(threads, sizeof(threads), "%lld", nthreads);
     snprintf(reqto, sizeof(reqto), "%lld", (long long)cfg->request_timeout_ms);
     snprintf(wsto, sizeof(wsto), "%lld", (long long)cfg->ping_interval_ms);
     const char *options[] = {"listening_ports", listen,
