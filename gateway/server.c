@@ -955,15 +955,45 @@ static int expect_continue(struct mg_connection *conn)
     return 0;
 }
 
+/* Answer 413 and end the connection cleanly. The client may still be sending
+ * the body: closing with it unread would reset the connection, and a client or
+ * a proxy in front would then report the reset instead of the 413. So the rest
+ * is read and dropped (at most 8 MiB, for at most 2 s) before civetweb closes
+ * the connection. A client that sent Expect: 100-continue has sent no body. */
+static void refuse_too_large(struct mg_connection *conn, size_t max, long long announced)
+{
+    char msg[200];
+    if (announced >= 0)
+        snprintf(msg, sizeof(msg), "request body is %lld bytes; the limit is %zu (RTGW_MAX_BODY_BYTES)",
+                 announced, max);
+    else
+        snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes (RTGW_MAX_BODY_BYTES)", max);
+    json_t *o = json_pack("{s:s,s:s}", "error", "body_too_large", "message", msg);
+    char *js = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    mg_disable_connection_keep_alive(conn);
+    send_json(conn, 413, js ? js : "{}", js ? strlen(js) : 2, "Connection: close\r\n");
+    free(js);
+    if (mg_get_header(conn, "Expect"))
+        return;
+    char scratch[16384];
+    size_t dropped = 0;
+    int64_t until = mono_ms() + 2000;
+    while (dropped < (8u << 20) && mono_ms() < until) {
+        int n = mg_read(conn, scratch, sizeof(scratch));
+        if (n <= 0)
+            break;
+        dropped += (size_t)n;
+    }
+}
+
 /* Read the whole body into a malloc'd buffer, bounded by max. Returns 0, or
  * sends 413/400 and returns -1. */
 static int read_body(struct mg_connection *conn, size_t max, char **out, size_t *out_len)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     if (ri->content_length > (long long)max) {
-        send_error(conn, 413, "body_too_large",
-                   "request body is %lld bytes; the limit is %zu (RTGW_MAX_BODY_BYTES)",
-                   ri->content_length, max);
+        refuse_too_large(conn, max, ri->content_length);
         return -1;
     }
     if (expect_continue(conn) != 0)
@@ -978,8 +1008,7 @@ static int read_body(struct mg_connection *conn, size_t max, char **out, size_t 
         if (len == cap - 1) {
             if (cap - 1 > max) {
                 free(buf);
-                send_error(conn, 413, "body_too_large",
-                           "request body exceeds the limit of %zu bytes (RTGW_MAX_BODY_BYTES)", max);
+                refuse_too_large(conn, max, -1);
                 return -1;
             }
             size_t nc = cap * 2;
@@ -1003,8 +1032,7 @@ static int read_body(struct mg_connection *conn, size_t max, char **out, size_t 
         len += (size_t)n;
         if (len > max) {
             free(buf);
-            send_error(conn, 413, "body_too_large",
-                       "request body exceeds the limit of %zu bytes (RTGW_MAX_BODY_BYTES)", max);
+            refuse_too_large(conn, max, -1);
             return -1;
         }
     }
