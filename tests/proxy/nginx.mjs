@@ -299,7 +299,8 @@ defcase("missing_upgrade_headers_fail", async (t) => {
     assert.equal(JSON.parse(e.body).error, "upgrade_required");
   }
   // Everything else still works through the broken copy, which is why it goes unnoticed.
-  assert.equal((await publishVia(ng.url, gw, "c", "t", 1)).status, 200);
+  const pub = await publishVia(ng.url, gw, "c", "t", 1);
+  assert.equal(pub.status, 200, `publish through nginx: ${pub.status}\n--- nginx ---\n${ng.logs()}\n--- rtgw ---\n${gw.logs().slice(-3000)}`);
 });
 
 defcase("catch_all_regex_location", async (t) => {
