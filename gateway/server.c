@@ -460,6 +460,7 @@ struct rt_conn_s {
     char peer[64];
     char ip[64];      /* client address (X-Forwarded-For from a trusted proxy) */
     bool ip_held;     /* counted in srv->ip_conns */
+    bool slot_held;   /* counted in srv->nconns (admitted, or listed in srv->conns) */
     int64_t frame_window_ms;
     double frame_tokens; /* client frame budget (RTGW_RATE_LIMIT_CLIENT_FRAMES) */
     /* Detached sessions (see session_detach): the socket belongs to a writer
@@ -500,6 +501,8 @@ static void conn_unref(rt_conn_t *c)
         rt_frame_unref(c->pending[i]);
     if (c->ip_held)
         rt_conncount_release(c->srv->ip_conns, c->ip);
+    if (c->slot_held) /* admitted, but the session never started */
+        atomic_fetch_sub(&c->srv->nconns, 1);
     free(c->rbuf);
     free(c->wpend);
     rt_sub_unref(c->sub);
@@ -1545,6 +1548,16 @@ static int session_admit(rt_server_t *srv, struct mg_connection *conn, rt_conn_t
             return -1;
         }
     }
+    /* Take the slot atomically: the check at the top is only a fast path, and
+     * concurrent handshakes could all pass it before any of them is counted. */
+    if (atomic_fetch_add(&srv->nconns, 1) >= srv->cfg->max_connections) {
+        atomic_fetch_sub(&srv->nconns, 1);
+        why->reason = RT_REASON_OVER_CAPACITY;
+        snprintf(why->detail, sizeof(why->detail), "limit %lld (RTGW_MAX_CONNECTIONS)",
+                 (long long)srv->cfg->max_connections);
+        return -1;
+    }
+    c->slot_held = true;
     return 0;
 }
 
@@ -1576,7 +1589,10 @@ static void conns_add(rt_server_t *srv, rt_conn_t *c)
         srv->conns->prev = c;
     srv->conns = c;
     pthread_mutex_unlock(&srv->conns_lock);
-    atomic_fetch_add(&srv->nconns, 1);
+    if (!c->slot_held) { /* an extended-protocol refusal, listed until it closes */
+        atomic_fetch_add(&srv->nconns, 1);
+        c->slot_held = true;
+    }
     atomic_fetch_add(&srv->metrics.connections_open, 1);
     atomic_fetch_add(&srv->metrics.connections_total, 1);
 }
@@ -1592,7 +1608,10 @@ static void conns_del(rt_server_t *srv, rt_conn_t *c)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     pthread_mutex_unlock(&srv->conns_lock);
-    atomic_fetch_sub(&srv->nconns, 1);
+    if (c->slot_held) {
+        c->slot_held = false;
+        atomic_fetch_sub(&srv->nconns, 1);
+    }
     atomic_fetch_sub(&srv->metrics.connections_open, 1);
 }
 
