@@ -86,7 +86,7 @@ say "limits: nofile=$NOFILE (hard $HARD_NOFILE) pid_max=$PID_MAX threads-max=$TH
 CAP_SUBS=$((NOFILE - 300))
 [ "$CAP_SUBS" -gt 60000 ] && CAP_SUBS=60000
 if [ "$PID_MAX" -lt $((CAP_SUBS + 2000)) ]; then
-    say "pid_max $PID_MAX is low for rtgw (one thread per connection); S7 is capped by it"
+    say "pid_max $PID_MAX is low for rtgw over TLS (one thread per TLS connection)"
     CAP_SUBS=$((PID_MAX - 4000))
 fi
 
@@ -206,7 +206,8 @@ run() {
 }
 
 # rtgw's RSS with the smallest settings (one connection slot): the baseline for
-# KiB per connection, since civetweb starts one thread per connection slot up front.
+# KiB per connection (with TLS civetweb starts one thread per connection slot up
+# front; without, plain-TCP sessions are served from the writers' epoll).
 rtgw_baseline_rss() {
     SCEN=baseline
     start_server rtgw 1 || { echo 0; return; }
@@ -266,7 +267,7 @@ awk -v base_rss="$RTGW_BASE_RSS" -v servers="$SERVERS" -f "$ROOT/bench/report.aw
     echo "Limits: nofile $NOFILE (hard $HARD_NOFILE), pid_max $PID_MAX, threads-max $THREADS_MAX, max_map_count $MAP_COUNT."
     echo
     echo "rtgw settings: \`$(rtgw_env N | sed "s/$KEY/<generated>/")\`, where N = subscribers + 100"
-    echo "(civetweb starts one worker thread per connection slot plus RTGW_HTTP_THREADS), other settings default"
+    echo "(no TLS: after the handshake sessions are served from the writers' epoll, civetweb keeps RTGW_HTTP_THREADS + 32 workers), other settings default"
     echo "(RTGW_QUEUE_MAX_MESSAGES 4096, RTGW_QUEUE_MAX_BYTES 8 MiB, RTGW_WRITER_THREADS 1, RTGW_SOCKET_SNDBUF 256 KiB)."
     echo "Peers: Debian's nats-server $("$NATS" --version 2>/dev/null | awk '{print $2}') (WebSocket listener) and mosquitto $("$MOSQ" -h 2>/dev/null | awk 'NR==1{print $3}') (websockets listener),"
     echo "the Node peer (bench/peers/node-ws: express + ws, node $(node --version 2>/dev/null)), and the floor (bench/peers/floor.c)."
