@@ -1836,6 +1836,12 @@ static int ws_connect(const struct mg_connection *cconn, void *cb)
     rt_server_t *srv = cb;
     struct mg_connection *conn = (struct mg_connection *)cconn;
     const struct mg_request_info *ri = mg_get_request_info(conn);
+    /* civetweb 1.15 sets acceptedWebSocketSubprotocol only when the request
+     * offers one, and never clears it: a worker's previous rtgw.v1 session would
+     * otherwise make this one "extended" and answer a subprotocol the client did
+     * not ask for (which clients reject). Clear it when none was offered. */
+    if (!mg_get_header(conn, "Sec-WebSocket-Protocol"))
+        ((struct mg_request_info *)ri)->acceptedWebSocketSubprotocol = NULL;
     rt_conn_t *c = conn_new(srv, conn, false);
     if (!c) {
         send_error(conn, 503, "internal_error", "out of memory");

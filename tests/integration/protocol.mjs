@@ -170,4 +170,24 @@ defcase("sse_refusals_are_http_errors", async (t) => {
   assert.equal((await res.json()).error, "method_not_allowed");
 });
 
+defcase("plain_client_after_ext_client_gets_no_subprotocol", async (t) => {
+  // civetweb reuses a worker's connection state: after an rtgw.v1 session the
+  // next plain client on that worker must not be answered with the subprotocol
+  // (ws rejects that) nor be treated as extended (no ack, no stream frames).
+  const gw = await startGateway(t, { env: { RTGW_HTTP_THREADS: "2" } });
+  const jwt = await mint(gw, [topic("user:42", "ai")]);
+  for (let i = 0; i < 50; i++) {
+    const ext = await connect(wsUrl(gw, jwt), { protocols: ["rtgw.v1"], t });
+    assert.equal(ext.ws.protocol, "rtgw.v1");
+    assert.equal((await ext.next()).kind, "rtgw.subscribed");
+    ext.close();
+    await ext.closed;
+    const plain = await connect(wsUrl(gw, jwt), { t });
+    assert.equal(plain.ws.protocol, "", `iteration ${i}: no subprotocol for a client that offered none`);
+    assert.deepEqual(await plain.quiet(30), [], `iteration ${i}: no ack for a plain client`);
+    plain.close();
+    await plain.closed;
+  }
+});
+
 await run();
