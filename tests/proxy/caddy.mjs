@@ -15,7 +15,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, freePort, mint } from "../lib/gateway.mjs";
-import { sub, publishVia, sse, startProxyProcess } from "./common.mjs";
+import { sub, publishVia, sse, startProxyProcess, checkStreamNotBuffered } from "./common.mjs";
 
 requireNodeModules("ws");
 const { connect, sleep, withTimeout, waitFor } = await import("../integration/util.mjs");
@@ -151,25 +151,7 @@ defcase("publish_batch_token_and_limits", async (t) => {
 defcase("stream_publish_not_buffered", async (t) => {
   const gw = await startGateway(t);
   const cd = await startCaddy(t, gw);
-  const jwt = await mint(gw, [{ channel: "c", name: "ai", kind: "run" }]);
-  const s = await sse(`${cd.url}/v1/realtime/sse?token=${jwt}`, t);
-  await waitFor(() => s.frames.length >= 1, 2000, "ack");
-  const u = new URL(`${cd.url}/v1/realtime/publish?channel=c&topic=ai`);
-  const req = http.request(u, { method: "POST", headers: { Authorization: `Bearer ${gw.key}`, "Content-Type": "text/stream" } });
-  const done = new Promise((res, rej) => {
-    req.on("response", (r) => { let b = ""; r.on("data", (d) => (b += d)); r.on("end", () => res({ status: r.statusCode, body: JSON.parse(b) })); });
-    req.on("error", rej);
-  });
-  t.cleanup(() => req.destroy());
-  const first = "a".repeat(1500);
-  req.write(first);
-  await waitFor(() => s.frames.some((f) => f.msg.kind === "chunk"), 3000, "a chunk before the stream ends (caddy does not buffer requests)");
-  req.end("b".repeat(10));
-  const r = await done;
-  assert.equal(r.status, 200);
-  await waitFor(() => s.frames.some((f) => f.msg.kind === "datastream-end"), 2000, "datastream-end");
-  const text = s.frames.filter((f) => f.msg.kind === "chunk").map((f) => f.msg.data).join("");
-  assert.equal(text, first + "b".repeat(10));
+  await checkStreamNotBuffered(t, gw, cd.url, "caddy does not buffer requests");
 });
 
 defcase("idle_ws_kept_alive_by_pings", async (t) => {

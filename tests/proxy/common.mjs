@@ -3,7 +3,9 @@
 // proxy, and a proxy child process stopped by its PID.
 import http from "node:http";
 import { spawn } from "node:child_process";
-import { withTimeout } from "../integration/util.mjs";
+import assert from "node:assert/strict";
+import { mint } from "../lib/gateway.mjs";
+import { withTimeout, waitFor } from "../integration/util.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -76,4 +78,29 @@ export async function startProxyProcess(t, name, bin, args, { env, cwd } = {}) {
     if (!r) { child.kill("SIGKILL"); await exited; }
   });
   return { child, exited, logs: () => logs };
+}
+
+// A streamed publish (text/stream) through the proxy at `base` reaches an SSE
+// subscriber (also through the proxy) chunk by chunk, before the request ends:
+// the proxy must not buffer the request body. `what` names that in failures.
+export async function checkStreamNotBuffered(t, gw, base, what) {
+  const jwt = await mint(gw, [{ channel: "c", name: "ai", kind: "run" }]);
+  const s = await sse(`${base}/v1/realtime/sse?token=${jwt}`, t);
+  await waitFor(() => s.frames.length >= 1, 2000, "ack");
+  const u = new URL(`${base}/v1/realtime/publish?channel=c&topic=ai`);
+  const req = http.request(u, { method: "POST", headers: { Authorization: `Bearer ${gw.key}`, "Content-Type": "text/stream" } });
+  const done = new Promise((res, rej) => {
+    req.on("response", (r) => { let b = ""; r.on("data", (d) => (b += d)); r.on("end", () => res({ status: r.statusCode, body: JSON.parse(b) })); });
+    req.on("error", rej);
+  });
+  t.cleanup(() => req.destroy());
+  const first = "a".repeat(1500);
+  req.write(first);
+  await waitFor(() => s.frames.some((f) => f.msg.kind === "chunk"), 3000, `a chunk before the stream ends (${what})`);
+  req.end("b".repeat(10));
+  const r = await done;
+  assert.equal(r.status, 200);
+  await waitFor(() => s.frames.some((f) => f.msg.kind === "datastream-end"), 2000, "datastream-end");
+  const text = s.frames.filter((f) => f.msg.kind === "chunk").map((f) => f.msg.data).join("");
+  assert.equal(text, first + "b".repeat(10));
 }
