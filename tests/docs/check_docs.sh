@@ -18,7 +18,7 @@ no_phantom_variables)
   mentioned=$(cat "$repo/README.md" "$repo/.env.example" "$repo"/docs/*.md 2>/dev/null |
               grep -oE '\bRTGW_[A-Z0-9_]+\*?' | grep -v '\*$' | sort -u |
               grep -vE '^RTGW_(BIN|CASE_TIMEOUT_MS)$' || true)
-  bad=""; for v in $mentioned; do echo "$known" | grep -qx "$v" || bad="$bad $v"; done
+  bad=""; for v in $mentioned; do grep -qx "$v" <<<"$known" || bad="$bad $v"; done
   [ -z "$bad" ] || { echo "FAIL: documented but unknown to rtgw:$bad"; exit 1; } ;;
 every_command_has_help)
   for c in serve keygen token; do
