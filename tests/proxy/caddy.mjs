@@ -15,7 +15,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, freePort, mint } from "../lib/gateway.mjs";
-import { sub, publishVia, sse, startProxyProcess, checkStreamNotBuffered } from "./common.mjs";
+import { sub, publishVia, sse, startProxyProcess, checkStreamNotBuffered, checkWsThroughProxy } from "./common.mjs";
 
 requireNodeModules("ws");
 const { connect, sleep, withTimeout, waitFor } = await import("../integration/util.mjs");
@@ -58,29 +58,7 @@ const shortTimeouts = (s) => (c) => sub(sub(c, "read_timeout 1h", `read_timeout 
 defcase("ws_subscribe_and_publish", async (t) => {
   const gw = await startGateway(t);
   const cd = await startCaddy(t, gw);
-  const res = await fetch(`${cd.url}/v1/realtime/token`, {
-    method: "POST", headers: { Authorization: `Bearer ${gw.key}` },
-    body: JSON.stringify([{ channel: "user:42", name: "ai", kind: "run" }]),
-  });
-  assert.equal(res.status, 201, "token minted through caddy");
-  const { jwt } = await res.json();
-  const ext = await connect(`${cd.ws}/v1/realtime/connect?token=${jwt}`, { protocols: ["rtgw.v1"], t });
-  assert.equal(ext.ws.protocol, "rtgw.v1", "the subprotocol passes through caddy");
-  assert.equal((await ext.next()).kind, "rtgw.subscribed");
-  const plain = await connect(`${cd.ws}/v1/realtime/connect?token=${jwt}`, { t }); // as the official client
-  await sleep(100);
-  const r = await publishVia(cd.url, gw, "user:42", "ai", { hello: "via caddy" });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  assert.equal(r.body.delivered, 2);
-  for (const c of [ext, plain]) {
-    const m = await c.next();
-    assert.equal(m.kind, "data");
-    assert.deepEqual(m.data, { hello: "via caddy" });
-    assert.equal(m.id, r.body.ids[0]);
-  }
-  const bad = await connect(`${cd.ws}/v1/realtime/connect?token=nope`, { t }).catch((e) => e);
-  assert.equal(bad.status, 401);
-  assert.match(bad.body, /"error":"token_/);
+  await checkWsThroughProxy(t, gw, cd, "caddy");
   // /metrics is answered for loopback (the test's own address).
   assert.equal((await fetch(`${cd.url}/metrics`)).status, 200);
   assert.equal((await fetch(`${cd.url}/ready`)).status, 200);

@@ -1,11 +1,11 @@
 // Shared by the proxy tests that run a real proxy in front of a real rtgw
-// (caddy.mjs, haproxy.mjs): config edits that fail loudly, publish and SSE through the
+// (nginx.mjs, caddy.mjs, haproxy.mjs): config edits that fail loudly, publish and SSE through the
 // proxy, and a proxy child process stopped by its PID.
 import http from "node:http";
 import { spawn } from "node:child_process";
 import assert from "node:assert/strict";
 import { mint } from "../lib/gateway.mjs";
-import { withTimeout, waitFor } from "../integration/util.mjs";
+import { withTimeout, waitFor, connect } from "../integration/util.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -103,4 +103,33 @@ export async function checkStreamNotBuffered(t, gw, base, what) {
   await waitFor(() => s.frames.some((f) => f.msg.kind === "datastream-end"), 2000, "datastream-end");
   const text = s.frames.filter((f) => f.msg.kind === "chunk").map((f) => f.msg.data).join("");
   assert.equal(text, first + "b".repeat(10));
+}
+
+// Through the proxy `px` ({url, ws}) named `name`: a token is minted, an rtgw.v1
+// client (subprotocol passed through) and a plain client (as the official client)
+// both receive a publish with its id, and a refused token is rtgw's JSON 401.
+export async function checkWsThroughProxy(t, gw, px, name) {
+  const res = await fetch(`${px.url}/v1/realtime/token`, {
+    method: "POST", headers: { Authorization: `Bearer ${gw.key}` },
+    body: JSON.stringify([{ channel: "user:42", name: "ai", kind: "run" }]),
+  });
+  assert.equal(res.status, 201, `token minted through ${name}`);
+  const { jwt } = await res.json();
+  const ext = await connect(`${px.ws}/v1/realtime/connect?token=${jwt}`, { protocols: ["rtgw.v1"], t });
+  assert.equal(ext.ws.protocol, "rtgw.v1", `the subprotocol passes through ${name}`);
+  assert.equal((await ext.next()).kind, "rtgw.subscribed");
+  const plain = await connect(`${px.ws}/v1/realtime/connect?token=${jwt}`, { t }); // as the official client
+  await sleep(100);
+  const r = await publishVia(px.url, gw, "user:42", "ai", { hello: `via ${name}` });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(r.body.delivered, 2);
+  for (const c of [ext, plain]) {
+    const m = await c.next();
+    assert.equal(m.kind, "data");
+    assert.deepEqual(m.data, { hello: `via ${name}` });
+    assert.equal(m.id, r.body.ids[0]);
+  }
+  const bad = await connect(`${px.ws}/v1/realtime/connect?token=nope`, { t }).catch((e) => e);
+  assert.equal(bad.status, 401);
+  assert.match(bad.body, /"error":"token_/);
 }

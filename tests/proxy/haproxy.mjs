@@ -13,7 +13,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, freePort, mint } from "../lib/gateway.mjs";
-import { sub, publishVia, sse, startProxyProcess, checkStreamNotBuffered } from "./common.mjs";
+import { sub, publishVia, sse, startProxyProcess, checkStreamNotBuffered, checkWsThroughProxy } from "./common.mjs";
 
 requireNodeModules("ws");
 const { connect, sleep, withTimeout, waitFor } = await import("../integration/util.mjs");
@@ -55,29 +55,7 @@ const withoutTunnelTimeout = (c) => sub(c, /\n    timeout tunnel 1h\n/, "\n");
 defcase("ws_subscribe_and_publish", async (t) => {
   const gw = await startGateway(t);
   const hp = await startHaproxy(t, gw);
-  const res = await fetch(`${hp.url}/v1/realtime/token`, {
-    method: "POST", headers: { Authorization: `Bearer ${gw.key}` },
-    body: JSON.stringify([{ channel: "user:42", name: "ai", kind: "run" }]),
-  });
-  assert.equal(res.status, 201, "token minted through haproxy");
-  const { jwt } = await res.json();
-  const ext = await connect(`${hp.ws}/v1/realtime/connect?token=${jwt}`, { protocols: ["rtgw.v1"], t });
-  assert.equal(ext.ws.protocol, "rtgw.v1", "the subprotocol passes through haproxy");
-  assert.equal((await ext.next()).kind, "rtgw.subscribed");
-  const plain = await connect(`${hp.ws}/v1/realtime/connect?token=${jwt}`, { t }); // as the official client
-  await sleep(100);
-  const r = await publishVia(hp.url, gw, "user:42", "ai", { hello: "via haproxy" });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  assert.equal(r.body.delivered, 2);
-  for (const c of [ext, plain]) {
-    const m = await c.next();
-    assert.equal(m.kind, "data");
-    assert.deepEqual(m.data, { hello: "via haproxy" });
-    assert.equal(m.id, r.body.ids[0]);
-  }
-  const bad = await connect(`${hp.ws}/v1/realtime/connect?token=nope`, { t }).catch((e) => e);
-  assert.equal(bad.status, 401);
-  assert.match(bad.body, /"error":"token_/);
+  await checkWsThroughProxy(t, gw, hp, "haproxy");
   assert.equal((await fetch(`${hp.url}/metrics`)).status, 200, "/metrics answers loopback");
   // Paths that are not rtgw's go to no backend here (your app's, in production).
   assert.equal((await fetch(`${hp.url}/realtime/v1/realtime/connect`)).status, 503);

@@ -16,6 +16,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, freePort, mint } from "../lib/gateway.mjs";
+import { sub, publishVia, sse, checkWsThroughProxy } from "./common.mjs";
 
 requireNodeModules("ws");
 const { connect, sleep, withTimeout, waitFor } = await import("../integration/util.mjs");
@@ -23,14 +24,6 @@ const { connect, sleep, withTimeout, waitFor } = await import("../integration/ut
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const EXAMPLE = path.join(root, "examples", "nginx", "rtgw.conf");
 const NGINX_BIN = process.env.NGINX_BIN || "/usr/sbin/nginx";
-
-// Replace `from` (string or RegExp) in `text`; throws if it is not there, so a test
-// never silently runs against an unmodified config.
-function sub(text, from, to) {
-  const out = text.replace(from, to);
-  if (out === text) throw new Error(`test config edit found nothing to replace: ${from}`);
-  return out;
-}
 
 // The body of one location block of the example (`= /v1/realtime/connect` etc.).
 function editLocation(conf, header, fn) {
@@ -84,77 +77,12 @@ http {
   return ng;
 }
 
-async function publishVia(base, gw, channel, topic, data, headers = {}) {
-  const res = await fetch(`${base}/v1/realtime/publish?channel=${encodeURIComponent(channel)}&topic=${encodeURIComponent(topic)}`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${gw.key}`, "Content-Type": "application/json", ...headers },
-    body: typeof data === "string" ? data : JSON.stringify(data),
-  });
-  const text = await res.text();
-  let body; try { body = JSON.parse(text); } catch { body = text; }
-  return { status: res.status, body, headers: res.headers };
-}
-
-// An SSE reader over node:http; records every frame with its arrival time.
-function sse(url, t) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const req = http.get(url, { headers: { Accept: "text/event-stream" } }, (res) => {
-      const c = { status: res.statusCode, headers: res.headers, frames: [], raw: "", res, req };
-      if (res.statusCode !== 200) {
-        res.on("data", (d) => (c.raw += d));
-        res.on("end", () => resolve(c));
-        return;
-      }
-      let buf = "";
-      res.setEncoding("utf8");
-      res.on("data", (d) => {
-        c.raw += d;
-        buf += d;
-        let i;
-        while ((i = buf.indexOf("\n\n")) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).replace(/^ /, ""));
-          if (data.length) c.frames.push({ at: Date.now(), msg: JSON.parse(data.join("\n")) });
-        }
-      });
-      resolve(c);
-    });
-    req.on("error", reject);
-    t.cleanup(() => req.destroy());
-  }), 5000, `SSE ${url.replace(/token=[^&]+/, "token=…")}`);
-}
-
 // ---------------------------------------------------------------------------------
 
 defcase("ws_subscribe_and_publish", async (t) => {
   const gw = await startGateway(t);
   const ng = await startNginx(t, gw);
-  // Token minted through nginx (the API location).
-  const res = await fetch(`${ng.url}/v1/realtime/token`, {
-    method: "POST", headers: { Authorization: `Bearer ${gw.key}` },
-    body: JSON.stringify([{ channel: "user:42", name: "ai", kind: "run" }]),
-  });
-  assert.equal(res.status, 201);
-  const { jwt } = await res.json();
-  const ext = await connect(`${ng.ws}/v1/realtime/connect?token=${jwt}`, { protocols: ["rtgw.v1"], t });
-  assert.equal(ext.ws.protocol, "rtgw.v1", "the subprotocol passes through nginx");
-  assert.equal((await ext.next()).kind, "rtgw.subscribed");
-  const plain = await connect(`${ng.ws}/v1/realtime/connect?token=${jwt}`, { t }); // as the official client
-  await sleep(100);
-  const r = await publishVia(ng.url, gw, "user:42", "ai", { hello: "via nginx" });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  assert.equal(r.body.delivered, 2);
-  for (const c of [ext, plain]) {
-    const m = await c.next();
-    assert.equal(m.kind, "data");
-    assert.deepEqual(m.data, { hello: "via nginx" });
-    assert.equal(m.id, r.body.ids[0]);
-  }
-  // A refused token is rtgw's JSON 401, passed through unchanged.
-  const bad = await connect(`${ng.ws}/v1/realtime/connect?token=nope`, { t }).catch((e) => e);
-  assert.equal(bad.status, 401);
-  assert.match(bad.body, /"error":"token_/);
+  await checkWsThroughProxy(t, gw, ng, "nginx");
 });
 
 defcase("sse_delivers_promptly", async (t) => {
