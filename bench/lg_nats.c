@@ -20,8 +20,8 @@ static const char connect_line[] = "CONNECT {\"verbose\":false,\"pedantic\":fals
 void nats_sub_open(lg_conn_t *c)
 {
     char buf[160];
-    int n = snprintf(buf, sizeof(buf), "%sSUB bench.%u 1\r\nPING\r\n", connect_line,
-                     lg_sub_topic(c));
+    int n =
+        snprintf(buf, sizeof(buf), "%sSUB bench.%u 1\r\nPING\r\n", connect_line, lg_sub_topic(c));
     lg_ws_send(c, 1, buf, (size_t)n);
 }
 

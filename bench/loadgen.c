@@ -105,7 +105,7 @@ static uint64_t sent, acked, pub_errors, count_limit;
 static bool publishing;
 static int64_t pub_t0, measure_t0, measure_t1;
 static uint64_t deliveries_measured, deliveries_total, unparsed;
-static uint32_t *recv_cnt; /* S1 delivery window ring */
+static uint32_t *recv_cnt;   /* S1 delivery window ring */
 static uint64_t win_low = 1; /* lowest seq not yet received by every reader */
 static int64_t win_blocked_since;
 static uint64_t win_stalls;
@@ -223,7 +223,10 @@ static double self_cpu_s(void)
 }
 
 /* ---- buffers ---- */
-lg_buf_t *lg_stream(lg_conn_t *c) { return &c->stream; }
+lg_buf_t *lg_stream(lg_conn_t *c)
+{
+    return &c->stream;
+}
 
 void lg_buf_append(lg_buf_t *b, const char *p, size_t n)
 {
@@ -267,8 +270,14 @@ void lg_buf_free(lg_buf_t *b)
     b->len = b->cap = 0;
 }
 
-uint32_t lg_sub_index(const lg_conn_t *c) { return c->idx; }
-uint32_t lg_sub_topic(const lg_conn_t *c) { return c->topic; }
+uint32_t lg_sub_index(const lg_conn_t *c)
+{
+    return c->idx;
+}
+uint32_t lg_sub_topic(const lg_conn_t *c)
+{
+    return c->topic;
+}
 
 /* ---- sending ---- */
 static int send_all(int fd, const void *p, size_t n)
@@ -288,7 +297,10 @@ static int send_all(int fd, const void *p, size_t n)
     return 0;
 }
 
-int lg_tcp_send(lg_conn_t *c, const void *p, size_t n) { return send_all(c->fd, p, n); }
+int lg_tcp_send(lg_conn_t *c, const void *p, size_t n)
+{
+    return send_all(c->fd, p, n);
+}
 
 int lg_ws_send(lg_conn_t *c, int opcode, const void *p, size_t n)
 {
@@ -369,8 +381,11 @@ static void sub_close(lg_conn_t *c, bool failed)
         c->state = S_CLOSED;
     } else if (c->state != S_CLOSED && c->state != S_FAILED) {
         if (!first_error[0])
-            snprintf(first_error, sizeof(first_error), "closed by the server before subscribed (%s)",
-                     c->state == S_HS ? "handshake sent" : c->state == S_WAITSUB ? "waiting for the subscription ack" : "connecting");
+            snprintf(first_error, sizeof(first_error),
+                     "closed by the server before subscribed (%s)",
+                     c->state == S_HS        ? "handshake sent"
+                     : c->state == S_WAITSUB ? "waiting for the subscription ack"
+                                             : "connecting");
         c->state = S_FAILED;
         (void)failed;
         sub_done_connecting(c, false);
@@ -499,7 +514,8 @@ static void sub_handshake_reply(lg_conn_t *c, char *p, size_t n, size_t *used)
     *used = (size_t)(end + 4 - p);
     if (n < 12 || memcmp(p + 9, "101", 3) != 0) {
         if (!first_error[0])
-            snprintf(first_error, sizeof(first_error), "upgrade refused: %.*s", (int)(strcspn(p, "\r\n") < 120 ? strcspn(p, "\r\n") : 120), p);
+            snprintf(first_error, sizeof(first_error), "upgrade refused: %.*s",
+                     (int)(strcspn(p, "\r\n") < 120 ? strcspn(p, "\r\n") : 120), p);
         sub_close(c, true);
         return;
     }
@@ -512,7 +528,8 @@ static void sub_handshake_reply(lg_conn_t *c, char *p, size_t n, size_t *used)
         break;
     case P_NODE: {
         char msg[96];
-        int m = snprintf(msg, sizeof(msg), "{\"type\":\"JOIN_PROJECT\",\"projectId\":\"p%u\"}", c->topic);
+        int m = snprintf(msg, sizeof(msg), "{\"type\":\"JOIN_PROJECT\",\"projectId\":\"p%u\"}",
+                         c->topic);
         c->state = S_WAITSUB;
         lg_ws_send(c, 1, msg, (size_t)m);
         break;
@@ -590,10 +607,11 @@ static void sub_send_handshake(lg_conn_t *c)
         extra = "Sec-WebSocket-Protocol: mqtt\r\n";
         break;
     }
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
-                     path, host, ws_port, extra);
+    int n = snprintf(
+        req, sizeof(req),
+        "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+        path, host, ws_port, extra);
     if (send_all(c->fd, req, (size_t)n) != 0) {
         sub_close(c, true);
         return;
@@ -675,8 +693,8 @@ static char *mint_offline(uint32_t topic)
 
 /* ---- HTTP helpers (publishers and mint) ---- */
 /* Consume complete HTTP responses from b; returns the count, reports non-2xx. */
-static int http_responses(lg_buf_t *b, void (*each)(int status, const char *body, size_t n, void *u),
-                          void *u)
+static int http_responses(lg_buf_t *b,
+                          void (*each)(int status, const char *body, size_t n, void *u), void *u)
 {
     int count = 0;
     size_t off = 0;
@@ -727,12 +745,13 @@ static int tcp_connect_blocking(int port)
 static void mint_send(lg_conn_t *m, lg_conn_t *sub)
 {
     char body[128], req[1024];
-    int bl = snprintf(body, sizeof(body), "[{\"channel\":\"bench-%u\",\"name\":\"m\",\"kind\":\"run\"}]",
-                      sub->topic);
-    int n = snprintf(req, sizeof(req),
-                     "POST /v1/realtime/token HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
-                     "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-                     host, pub_port, signing_key, bl, body);
+    int bl = snprintf(body, sizeof(body),
+                      "[{\"channel\":\"bench-%u\",\"name\":\"m\",\"kind\":\"run\"}]", sub->topic);
+    int n =
+        snprintf(req, sizeof(req),
+                 "POST /v1/realtime/token HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+                 host, pub_port, signing_key, bl, body);
     m->busy = true;
     m->mint_for = sub;
     sub->state = S_MINTING;
@@ -828,22 +847,25 @@ static int pub_send(lg_conn_t *p, uint32_t topic, uint64_t seq, int64_t ts)
     size_t n = 0;
     switch (proto) {
     case P_RTGW:
-        n = (size_t)snprintf(req, sizeof(req),
-                             "POST /v1/realtime/publish?channel=bench-%u&topic=m HTTP/1.1\r\nHost: %s:%d\r\n"
-                             "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                             "Content-Length: %zu\r\n\r\n",
-                             topic, host, pub_port, signing_key, pl);
+        n = (size_t)snprintf(
+            req, sizeof(req),
+            "POST /v1/realtime/publish?channel=bench-%u&topic=m HTTP/1.1\r\nHost: %s:%d\r\n"
+            "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+            "Content-Length: %zu\r\n\r\n",
+            topic, host, pub_port, signing_key, pl);
         memcpy(req + n, payload, pl);
         n += pl;
         break;
     case P_NODE: {
         char body[70100];
-        int bl = snprintf(body, sizeof(body), "{\"type\":\"BENCH\",\"projectId\":\"p%u\",\"payload\":%s}",
-                          topic, payload);
-        n = (size_t)snprintf(req, sizeof(req),
-                             "POST /broadcast HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
-                             "Content-Length: %d\r\n\r\n%s",
-                             host, pub_port, bl, body);
+        int bl =
+            snprintf(body, sizeof(body),
+                     "{\"type\":\"BENCH\",\"projectId\":\"p%u\",\"payload\":%s}", topic, payload);
+        n = (size_t)snprintf(
+            req, sizeof(req),
+            "POST /broadcast HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+            "Content-Length: %d\r\n\r\n%s",
+            host, pub_port, bl, body);
         break;
     }
     case P_FLOOR:
@@ -871,7 +893,8 @@ static void pub_pump(void)
         if (rate > 0) {
             intended = pub_t0 + (int64_t)((double)sent * 1e9 / rate);
             if (intended > now_ns) {
-                struct itimerspec its = {.it_value = {intended / 1000000000, intended % 1000000000}};
+                struct itimerspec its = {
+                    .it_value = {intended / 1000000000, intended % 1000000000}};
                 timerfd_settime(timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
                 return;
             }
@@ -1064,7 +1087,8 @@ static void usage(void)
             "  --subs N --topics T --rate R (0 = as fast as acks and --window allow)\n"
             "  --duration S --idle S --window W --pub-conns P --payload B --concurrency C\n"
             "  --stuck-pct X --capacity --mint-http --key KEY --server-pid PID --src-ips N\n"
-            "  --label NAME --connect-limit S --mint-conns N --pipeline K (requests in flight per publisher)\n"
+            "  --label NAME --connect-limit S --mint-conns N --pipeline K (requests in flight per "
+            "publisher)\n"
             "  publishes on one connection stay ordered; more --pub-conns break per-topic order\n");
     exit(2);
 }
@@ -1072,41 +1096,88 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static struct option lo[] = {
-        {"proto", 1, 0, 'P'},        {"host", 1, 0, 'h'},       {"ws-port", 1, 0, 'w'},
-        {"pub-port", 1, 0, 'p'},     {"subs", 1, 0, 'n'},       {"topics", 1, 0, 't'},
-        {"rate", 1, 0, 'r'},         {"duration", 1, 0, 'd'},   {"idle", 1, 0, 'i'},
-        {"window", 1, 0, 'W'},       {"pub-conns", 1, 0, 'c'},  {"payload", 1, 0, 'b'},
-        {"concurrency", 1, 0, 'C'},  {"stuck-pct", 1, 0, 's'},  {"capacity", 0, 0, 'X'},
-        {"mint-http", 0, 0, 'M'},    {"key", 1, 0, 'k'},        {"server-pid", 1, 0, 'S'},
-        {"src-ips", 1, 0, 'a'},      {"label", 1, 0, 'l'},      {"connect-limit", 1, 0, 'L'},
-        {"mint-conns", 1, 0, 'm'},   {"pipeline", 1, 0, 'O'},  {0, 0, 0, 0}};
+        {"proto", 1, 0, 'P'},       {"host", 1, 0, 'h'},      {"ws-port", 1, 0, 'w'},
+        {"pub-port", 1, 0, 'p'},    {"subs", 1, 0, 'n'},      {"topics", 1, 0, 't'},
+        {"rate", 1, 0, 'r'},        {"duration", 1, 0, 'd'},  {"idle", 1, 0, 'i'},
+        {"window", 1, 0, 'W'},      {"pub-conns", 1, 0, 'c'}, {"payload", 1, 0, 'b'},
+        {"concurrency", 1, 0, 'C'}, {"stuck-pct", 1, 0, 's'}, {"capacity", 0, 0, 'X'},
+        {"mint-http", 0, 0, 'M'},   {"key", 1, 0, 'k'},       {"server-pid", 1, 0, 'S'},
+        {"src-ips", 1, 0, 'a'},     {"label", 1, 0, 'l'},     {"connect-limit", 1, 0, 'L'},
+        {"mint-conns", 1, 0, 'm'},  {"pipeline", 1, 0, 'O'},  {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
-        case 'P': proto = parse_proto(optarg); break;
-        case 'h': host = optarg; break;
-        case 'w': ws_port = atoi(optarg); break;
-        case 'p': pub_port = atoi(optarg); break;
-        case 'n': nsubs = (uint32_t)atol(optarg); break;
-        case 't': ntopics = (uint32_t)atol(optarg); break;
-        case 'r': rate = atof(optarg); break;
-        case 'd': duration = atof(optarg); break;
-        case 'i': idle_secs = atof(optarg); break;
-        case 'W': window = (uint32_t)atol(optarg); break;
-        case 'c': npub = (uint32_t)atol(optarg); break;
-        case 'b': payload_bytes = (uint32_t)atol(optarg); break;
-        case 'C': concurrency = (uint32_t)atol(optarg); break;
-        case 's': stuck_pct = atof(optarg); break;
-        case 'X': capacity_mode = true; break;
-        case 'M': mint_http = true; break;
-        case 'k': signing_key = optarg; break;
-        case 'S': server_pid = atoi(optarg); break;
-        case 'a': nsrc = (uint32_t)atol(optarg); break;
-        case 'l': label = optarg; break;
-        case 'L': connect_limit_s = atof(optarg); break;
-        case 'm': mint_conns = (uint32_t)atol(optarg); break;
-        case 'O': max_out = (uint32_t)atol(optarg); break;
-        default: usage();
+        case 'P':
+            proto = parse_proto(optarg);
+            break;
+        case 'h':
+            host = optarg;
+            break;
+        case 'w':
+            ws_port = atoi(optarg);
+            break;
+        case 'p':
+            pub_port = atoi(optarg);
+            break;
+        case 'n':
+            nsubs = (uint32_t)atol(optarg);
+            break;
+        case 't':
+            ntopics = (uint32_t)atol(optarg);
+            break;
+        case 'r':
+            rate = atof(optarg);
+            break;
+        case 'd':
+            duration = atof(optarg);
+            break;
+        case 'i':
+            idle_secs = atof(optarg);
+            break;
+        case 'W':
+            window = (uint32_t)atol(optarg);
+            break;
+        case 'c':
+            npub = (uint32_t)atol(optarg);
+            break;
+        case 'b':
+            payload_bytes = (uint32_t)atol(optarg);
+            break;
+        case 'C':
+            concurrency = (uint32_t)atol(optarg);
+            break;
+        case 's':
+            stuck_pct = atof(optarg);
+            break;
+        case 'X':
+            capacity_mode = true;
+            break;
+        case 'M':
+            mint_http = true;
+            break;
+        case 'k':
+            signing_key = optarg;
+            break;
+        case 'S':
+            server_pid = atoi(optarg);
+            break;
+        case 'a':
+            nsrc = (uint32_t)atol(optarg);
+            break;
+        case 'l':
+            label = optarg;
+            break;
+        case 'L':
+            connect_limit_s = atof(optarg);
+            break;
+        case 'm':
+            mint_conns = (uint32_t)atol(optarg);
+            break;
+        case 'O':
+            max_out = (uint32_t)atol(optarg);
+            break;
+        default:
+            usage();
         }
     }
     if (ntopics == 0 || nsubs == 0 || nsrc == 0 || nsrc > 250 || window == 0 || window > 2000)
@@ -1219,7 +1290,8 @@ int main(int argc, char **argv)
         loop_for(measure_t0, NULL);
         double cpu0 = proc_cpu_s(server_pid);
         uint64_t sent0 = sent;
-        int64_t end = capacity_mode ? measure_t0 + 3000000000LL : pub_t0 + (int64_t)(duration * 1e9);
+        int64_t end =
+            capacity_mode ? measure_t0 + 3000000000LL : pub_t0 + (int64_t)(duration * 1e9);
         loop_for(end, NULL);
         measure_t1 = mono_ns();
         cpu_measure = proc_cpu_s(server_pid) - cpu0;
@@ -1255,23 +1327,24 @@ int main(int argc, char **argv)
             held++;
     }
     double dps = measure_s > 0 ? deliveries_measured / measure_s : 0;
-    printf("RESULT label=%s proto=%s subs=%u topics=%u connected=%u failed=%u connect_s=%.3f "
-           "connect_rate=%.0f connect_cpu_s=%.2f published=%llu acked=%llu pub_rate=%.1f "
-           "deliveries=%llu measure_s=%.2f deliv_per_s=%.0f cpu_s=%.2f deliv_per_cpu_s=%.0f "
-           "p50_us=%.0f p90_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f samples=%llu "
-           "missing=%llu incomplete_subs=%llu dup=%llu ooo=%llu dropped=%u stuck=%u stuck_closed=%u "
-           "held=%llu rss_before_kib=%ld rss_idle_kib=%ld rss_end_kib=%ld pub_errors=%llu "
-           "win_stalls=%llu unparsed=%llu loadgen_cpu_s=%.2f\n",
-           label, proto_names[proto], nsubs, ntopics, connected, nfailed, connect_s, connect_rate,
-           cpu_connect, (unsigned long long)sent, (unsigned long long)acked,
-           measure_s > 0 ? sent_measure / measure_s : 0, (unsigned long long)deliveries_measured,
-           measure_s, dps, cpu_measure, cpu_measure > 0 ? deliveries_measured / cpu_measure : 0,
-           hist_pct(50), hist_pct(90), hist_pct(99), hist_pct(99.9), (double)hist_max / 1000.0,
-           (unsigned long long)hist_n, (unsigned long long)missing,
-           (unsigned long long)incomplete_subs, (unsigned long long)dup, (unsigned long long)ooo,
-           nclosed_readers, nstuck, stuck_closed, (unsigned long long)held, rss_before, rss_idle,
-           rss_end, (unsigned long long)pub_errors, (unsigned long long)win_stalls,
-           (unsigned long long)unparsed, self_cpu_s());
+    printf(
+        "RESULT label=%s proto=%s subs=%u topics=%u connected=%u failed=%u connect_s=%.3f "
+        "connect_rate=%.0f connect_cpu_s=%.2f published=%llu acked=%llu pub_rate=%.1f "
+        "deliveries=%llu measure_s=%.2f deliv_per_s=%.0f cpu_s=%.2f deliv_per_cpu_s=%.0f "
+        "p50_us=%.0f p90_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f samples=%llu "
+        "missing=%llu incomplete_subs=%llu dup=%llu ooo=%llu dropped=%u stuck=%u stuck_closed=%u "
+        "held=%llu rss_before_kib=%ld rss_idle_kib=%ld rss_end_kib=%ld pub_errors=%llu "
+        "win_stalls=%llu unparsed=%llu loadgen_cpu_s=%.2f\n",
+        label, proto_names[proto], nsubs, ntopics, connected, nfailed, connect_s, connect_rate,
+        cpu_connect, (unsigned long long)sent, (unsigned long long)acked,
+        measure_s > 0 ? sent_measure / measure_s : 0, (unsigned long long)deliveries_measured,
+        measure_s, dps, cpu_measure, cpu_measure > 0 ? deliveries_measured / cpu_measure : 0,
+        hist_pct(50), hist_pct(90), hist_pct(99), hist_pct(99.9), (double)hist_max / 1000.0,
+        (unsigned long long)hist_n, (unsigned long long)missing,
+        (unsigned long long)incomplete_subs, (unsigned long long)dup, (unsigned long long)ooo,
+        nclosed_readers, nstuck, stuck_closed, (unsigned long long)held, rss_before, rss_idle,
+        rss_end, (unsigned long long)pub_errors, (unsigned long long)win_stalls,
+        (unsigned long long)unparsed, self_cpu_s());
     if (first_error[0])
         fprintf(stderr, "loadgen: first error: %s\n", first_error);
     (void)readers;

@@ -41,9 +41,9 @@ uint32_t lg_sub_index(const lg_conn_t *c);
 uint32_t lg_sub_topic(const lg_conn_t *c);
 
 /* ---- NATS (lg_nats.c) ---- */
-void nats_sub_open(lg_conn_t *c);                        /* after the 101 */
+void nats_sub_open(lg_conn_t *c);                         /* after the 101 */
 int nats_sub_data(lg_conn_t *c, const char *p, size_t n); /* ws payload bytes; -1 = error */
-void nats_pub_open(lg_conn_t *c);                        /* after TCP connect */
+void nats_pub_open(lg_conn_t *c);                         /* after TCP connect */
 size_t nats_pub_build(char *out, size_t cap, uint32_t topic, const char *payload, size_t n);
 int nats_pub_acks(lg_conn_t *c, const char *p, size_t n); /* acks seen, or -1 */
 

@@ -98,7 +98,8 @@ int rt_api_check_key(rt_api_t *api, const char *authorization, rt_resp_t *r)
 static int topic_from_json(json_t *t, rt_topic_ref_t *ref, size_t idx, rt_resp_t *r, size_t maxn)
 {
     if (!json_is_object(t)) {
-        rt_resp_error(r, 400, "bad_request", "topics[%zu] is not an object {channel,name,kind}", idx);
+        rt_resp_error(r, 400, "bad_request", "topics[%zu] is not an object {channel,name,kind}",
+                      idx);
         return -1;
     }
     json_t *c = json_object_get(t, "channel"), *n = json_object_get(t, "name"),
@@ -111,7 +112,8 @@ static int topic_from_json(json_t *t, rt_topic_ref_t *ref, size_t idx, rt_resp_t
     const char *fields[2] = {"channel", "name"};
     json_t *vals[2] = {c, n};
     for (int i = 0; i < 2; i++) {
-        int rc = rt_name_validate((rt_slice_t){json_string_value(vals[i]), json_string_length(vals[i])}, maxn);
+        int rc = rt_name_validate(
+            (rt_slice_t){json_string_value(vals[i]), json_string_length(vals[i])}, maxn);
         if (rc) {
             rt_resp_error(r, 400, rt_tok_errname(rc), "topics[%zu].%s: %s", idx, fields[i],
                           rt_tok_strerror(rc));
@@ -136,7 +138,8 @@ void rt_api_token(rt_api_t *api, const char *authorization, const char *body, si
                       err.text, err.line, err.column);
         return;
     }
-    /* Inngest form: a bare array of topics. rtgw form: {"topics":[…],"ttl":s,"publish":b,"sub":s}. */
+    /* Inngest form: a bare array of topics. rtgw form: {"topics":[…],"ttl":s,"publish":b,"sub":s}.
+     */
     json_t *topics = root;
     int64_t ttl = 0;
     bool publish = false;
@@ -146,7 +149,8 @@ void rt_api_token(rt_api_t *api, const char *authorization, const char *body, si
         json_t *t = json_object_get(root, "ttl"), *p = json_object_get(root, "publish"),
                *s = json_object_get(root, "sub");
         if ((t && !json_is_integer(t)) || (p && !json_is_boolean(p)) || (s && !json_is_string(s))) {
-            rt_resp_error(r, 400, "bad_request", "ttl must be an integer, publish a boolean, sub a string");
+            rt_resp_error(r, 400, "bad_request",
+                          "ttl must be an integer, publish a boolean, sub a string");
             goto out;
         }
         ttl = t ? json_integer_value(t) : 0;
@@ -164,8 +168,9 @@ void rt_api_token(rt_api_t *api, const char *authorization, const char *body, si
     }
     size_t n = json_array_size(topics);
     if (n > api->topts.max_topics) {
-        rt_resp_error(r, 400, "token_too_many_topics", "%zu topics requested; the limit is %zu (RTGW_MAX_TOPICS)",
-                      n, api->topts.max_topics);
+        rt_resp_error(r, 400, "token_too_many_topics",
+                      "%zu topics requested; the limit is %zu (RTGW_MAX_TOPICS)", n,
+                      api->topts.max_topics);
         goto out;
     }
     rt_topic_ref_t *refs = calloc(n, sizeof(*refs));
@@ -174,7 +179,8 @@ void rt_api_token(rt_api_t *api, const char *authorization, const char *body, si
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        if (topic_from_json(json_array_get(topics, i), &refs[i], i, r, api->topts.max_name_bytes) != 0) {
+        if (topic_from_json(json_array_get(topics, i), &refs[i], i, r, api->topts.max_name_bytes) !=
+            0) {
             free(refs);
             goto out;
         }
@@ -191,7 +197,8 @@ void rt_api_token(rt_api_t *api, const char *authorization, const char *body, si
     }
     atomic_fetch_add(&api->metrics->tokens_minted, 1);
     int64_t eff_ttl = ttl ? ttl : api->topts.ttl;
-    resp_json(r, 201, json_pack("{s:s,s:I}", "jwt", jwt, "expires_at", (json_int_t)(now + eff_ttl)));
+    resp_json(r, 201,
+              json_pack("{s:s,s:I}", "jwt", jwt, "expires_at", (json_int_t)(now + eff_ttl)));
     free(jwt);
 out:
     json_decref(root);
@@ -262,7 +269,8 @@ static int name_param(const char *query, const char *pname, int idx, char *out, 
         return required ? -1 : 0;
     }
     if (n == -2) {
-        rt_resp_error(r, 400, "name_too_long", "query parameter '%s' is too long or badly encoded", pname);
+        rt_resp_error(r, 400, "name_too_long", "query parameter '%s' is too long or badly encoded",
+                      pname);
         return -1;
     }
     int rc = rt_name_validate((rt_slice_t){out, (size_t)n}, maxn);
@@ -277,8 +285,8 @@ static int name_param(const char *query, const char *pname, int idx, char *out, 
     return 0;
 }
 
-int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char *query,
-                           int64_t now, rt_publish_target_t *t, rt_resp_t *r)
+int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char *query, int64_t now,
+                           rt_publish_target_t *t, rt_resp_t *r)
 {
     memset(t, 0, sizeof(*t));
     size_t maxn = api->topts.max_name_bytes;
@@ -291,7 +299,8 @@ int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char 
         if (!t->topics[i][0])
             break;
         if (strcmp(t->topics[i], "*") == 0) {
-            rt_resp_error(r, 400, "bad_request", "topic '*' is a subscription wildcard; publish to a named topic");
+            rt_resp_error(r, 400, "bad_request",
+                          "topic '*' is a subscription wildcard; publish to a named topic");
             return -1;
         }
         t->ntopics++;
@@ -301,8 +310,10 @@ int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char 
         return -1;
     }
     int il = rt_query_get(query, "idempotency_key", 0, t->idem_key, sizeof(t->idem_key));
-    if (il == -2 || (il >= 0 && rt_name_validate((rt_slice_t){t->idem_key, (size_t)il}, 255) != 0)) {
-        rt_resp_error(r, 400, "bad_request", "idempotency_key must be 1-255 bytes of printable UTF-8");
+    if (il == -2 ||
+        (il >= 0 && rt_name_validate((rt_slice_t){t->idem_key, (size_t)il}, 255) != 0)) {
+        rt_resp_error(r, 400, "bad_request",
+                      "idempotency_key must be 1-255 bytes of printable UTF-8");
         return -1;
     }
     if (il < 0)
@@ -312,7 +323,8 @@ int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char 
     for (int i = 0; i < 2; i++) {
         int n = rt_query_get(query, opt[i], 0, dst[i], 256);
         if (n == -2 || (n > 0 && rt_name_validate((rt_slice_t){dst[i], (size_t)n}, 255) != 0)) {
-            rt_resp_error(r, 400, "bad_request", "%s must be at most 255 bytes of printable UTF-8", opt[i]);
+            rt_resp_error(r, 400, "bad_request", "%s must be at most 255 bytes of printable UTF-8",
+                          opt[i]);
             return -1;
         }
         if (n < 0)
@@ -475,7 +487,8 @@ int rt_api_publish_stream_event(rt_api_t *api, const rt_publish_target_t *t, con
 
 /* ---- batch ---- */
 
-static json_t *batch_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static json_t *batch_error(const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static json_t *batch_error(const char *name, const char *fmt, ...)
 {
     char msg[300];
@@ -491,7 +504,8 @@ static const char *opt_string(json_t *ev, const char *field, size_t max, int *ba
     json_t *v = json_object_get(ev, field);
     if (!v)
         return "";
-    if (!json_is_string(v) || rt_name_validate((rt_slice_t){json_string_value(v), json_string_length(v)}, max) != 0) {
+    if (!json_is_string(v) ||
+        rt_name_validate((rt_slice_t){json_string_value(v), json_string_length(v)}, max) != 0) {
         *bad = 1;
         return "";
     }
@@ -530,16 +544,16 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
         if (root)
             rt_resp_error(r, 400, "bad_request", "body must be a non-empty array of events");
         else
-            rt_resp_error(r, 400, "bad_json", "body is not valid JSON: %s (line %d, column %d)", err.text,
-                          err.line, err.column);
+            rt_resp_error(r, 400, "bad_json", "body is not valid JSON: %s (line %d, column %d)",
+                          err.text, err.line, err.column);
         json_decref(root);
         rt_claims_clear(&claims);
         return;
     }
     size_t n = json_array_size(root);
     if (n > (size_t)api->cfg->max_batch) {
-        rt_resp_error(r, 413, "batch_too_large", "%zu events; the limit is %lld (RTGW_MAX_BATCH)", n,
-                      (long long)api->cfg->max_batch);
+        rt_resp_error(r, 413, "batch_too_large", "%zu events; the limit is %lld (RTGW_MAX_BATCH)",
+                      n, (long long)api->cfg->max_batch);
         json_decref(root);
         rt_claims_clear(&claims);
         return;
@@ -552,8 +566,14 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
         atomic_fetch_add(&api->metrics->publish_requests, 1);
         json_t *c = json_is_object(ev) ? json_object_get(ev, "channel") : NULL;
         json_t *t = json_is_object(ev) ? json_object_get(ev, "topic") : NULL;
-        int rc1 = json_is_string(c) ? rt_name_validate((rt_slice_t){json_string_value(c), json_string_length(c)}, maxn) : RT_TOK_ECLAIM_MISSING;
-        int rc2 = json_is_string(t) ? rt_name_validate((rt_slice_t){json_string_value(t), json_string_length(t)}, maxn) : RT_TOK_ECLAIM_MISSING;
+        int rc1 =
+            json_is_string(c)
+                ? rt_name_validate((rt_slice_t){json_string_value(c), json_string_length(c)}, maxn)
+                : RT_TOK_ECLAIM_MISSING;
+        int rc2 =
+            json_is_string(t)
+                ? rt_name_validate((rt_slice_t){json_string_value(t), json_string_length(t)}, maxn)
+                : RT_TOK_ECLAIM_MISSING;
         int bad = 0;
         const char *run_id = json_is_object(ev) ? opt_string(ev, "run_id", 255, &bad) : "";
         const char *fn_id = json_is_object(ev) ? opt_string(ev, "fn_id", 255, &bad) : "";
@@ -563,16 +583,23 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
         } else if (rc1 || rc2) {
             int rc = rc1 ? rc1 : rc2;
             res = rc == RT_TOK_ECLAIM_MISSING
-                      ? batch_error("bad_request", "event %zu needs string fields channel and topic", i)
-                      : batch_error(rt_tok_errname(rc), "event %zu %s: %s", i, rc1 ? "channel" : "topic",
-                                    rt_tok_strerror(rc));
+                      ? batch_error("bad_request",
+                                    "event %zu needs string fields channel and topic", i)
+                      : batch_error(rt_tok_errname(rc), "event %zu %s: %s", i,
+                                    rc1 ? "channel" : "topic", rt_tok_strerror(rc));
         } else if (strcmp(json_string_value(t), "*") == 0) {
             res = batch_error("bad_request", "event %zu: topic '*' is a subscription wildcard", i);
         } else if (bad) {
-            res = batch_error("bad_request", "event %zu: run_id, fn_id and idempotency_key must be 1-255 bytes of printable UTF-8", i);
-        } else if (by_token && !rt_claims_grants(&claims, (rt_slice_t){json_string_value(c), json_string_length(c)},
-                                                 (rt_slice_t){json_string_value(t), json_string_length(t)})) {
-            res = batch_error("topic_not_allowed", "event %zu: the token does not allow this channel and topic", i);
+            res = batch_error("bad_request",
+                              "event %zu: run_id, fn_id and idempotency_key must be 1-255 bytes of "
+                              "printable UTF-8",
+                              i);
+        } else if (by_token &&
+                   !rt_claims_grants(&claims,
+                                     (rt_slice_t){json_string_value(c), json_string_length(c)},
+                                     (rt_slice_t){json_string_value(t), json_string_length(t)})) {
+            res = batch_error("topic_not_allowed",
+                              "event %zu: the token does not allow this channel and topic", i);
         } else {
             json_t *data = json_object_get(ev, "data");
             char *dj = json_dumps(data ? data : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
@@ -588,7 +615,8 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
             rt_pos_t pos;
             size_t d = 0;
             bool dup = false;
-            int rc = dj ? api_publish(api, &e, rt_slice_cstr(ikey), now_ms, &pos, &d, &dup) : RT_BUS_ENOMEM;
+            int rc = dj ? api_publish(api, &e, rt_slice_cstr(ikey), now_ms, &pos, &d, &dup)
+                        : RT_BUS_ENOMEM;
             free(dj);
             if (rc == 0) {
                 char ps[RT_POS_MAX];
@@ -597,9 +625,11 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
                 if (dup)
                     json_object_set_new(res, "duplicate", json_true());
             } else if (rc == RT_BUS_EKEYS) {
-                res = batch_error("too_many_idempotency_keys", "event %zu: too many live idempotency keys", i);
+                res = batch_error("too_many_idempotency_keys",
+                                  "event %zu: too many live idempotency keys", i);
             } else if (rc == RT_BUS_EUNAVAIL) {
-                res = batch_error("bus_unavailable", "event %zu: the bus (Redis) is unavailable; retry", i);
+                res = batch_error("bus_unavailable",
+                                  "event %zu: the bus (Redis) is unavailable; retry", i);
             } else {
                 res = batch_error("internal_error", "event %zu: out of memory", i);
             }
@@ -614,6 +644,7 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
     }
     json_decref(root);
     rt_claims_clear(&claims);
-    resp_json(r, 200, json_pack("{s:o,s:I,s:I}", "results", results, "published", (json_int_t)ok,
-                                "failed", (json_int_t)failed));
+    resp_json(r, 200,
+              json_pack("{s:o,s:I,s:I}", "results", results, "published", (json_int_t)ok, "failed",
+                        (json_int_t)failed));
 }

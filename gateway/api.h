@@ -25,7 +25,7 @@ typedef struct {
     rt_hub_t *hub;         /* borrowed */
     rt_metrics_t *metrics; /* borrowed */
     const rt_config_t *cfg;
-    bool dev; /* dev mode: an empty Bearer is accepted (the official clients send one) */
+    bool dev;      /* dev mode: an empty Bearer is accepted (the official clients send one) */
     rt_bus_t *bus; /* borrowed; NULL: publish straight to the hub (unit tests) */
 } rt_api_t;
 
@@ -67,8 +67,8 @@ typedef struct {
 
 /* Authorise and parse the publish query. Authorization is a signing key or a
  * token whose claims have publish:true and grant every topic. 0 or fills r. */
-int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char *query,
-                           int64_t now, rt_publish_target_t *t, rt_resp_t *r);
+int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char *query, int64_t now,
+                           rt_publish_target_t *t, rt_resp_t *r);
 
 /* Publish a whole body (JSON embedded as JSON, anything else as a string) to
  * the prepared target; fills r with 200 {"ok":true,"ids":[…],"delivered":n}. */
@@ -86,6 +86,7 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
 /* Publish a stream event (kind "datastream-start", "chunk", "datastream-end")
  * carrying a string; delivered only to subscribers that opted in. */
 int rt_api_publish_stream_event(rt_api_t *api, const rt_publish_target_t *t, const char *kind,
-                                const char *stream_id, const char *text, size_t len, int64_t now_ms);
+                                const char *stream_id, const char *text, size_t len,
+                                int64_t now_ms);
 
 #endif

@@ -56,7 +56,8 @@ int rt_bus_attach(rt_bus_t *bus, rt_sub_t *sub, rt_slice_t channel, const rt_sli
     if (rc != 0)
         bf = (rt_backfill_t){0}; /* attach without replay: reported as not recovered */
     /* (3) replay, then the ring, then live: under the channel lock. */
-    int r = rt_hub_subscribe_backfill(bus->hub, sub, channel, topics, ntopics, ncands > 0, &bf, out);
+    int r =
+        rt_hub_subscribe_backfill(bus->hub, sub, channel, topics, ntopics, ncands > 0, &bf, out);
     rt_backfill_clear(&bf);
     if (bus->ops->unsubscribe_channel)
         bus->ops->unsubscribe_channel(bus, channel);

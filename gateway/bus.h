@@ -100,8 +100,8 @@ typedef struct {
     size_t history_max;
     int64_t history_max_age_ms;
     int64_t idem_window_ms;
-    int64_t timeout_ms; /* connect and command timeout */
-    int pool;           /* command connections */
+    int64_t timeout_ms;    /* connect and command timeout */
+    int pool;              /* command connections */
     rt_metrics_t *metrics; /* borrowed */
 } rt_bus_redis_opts_t;
 

@@ -65,14 +65,17 @@ static const char script_publish[] =
     "    if sp then return {1, string.sub(prev, 1, sp - 1), string.sub(prev, sp + 1)} end\n"
     "  end\n"
     "end\n"
-    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 't', ARGV[4], 'x', ARGV[5], 'e', ARGV[6])\n"
+    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 't', ARGV[4], 'x', "
+    "ARGV[5], 'e', ARGV[6])\n"
     "local t = redis.call('TIME')\n"
     "local minid = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[3])\n"
-    "if minid > 0 then redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%.0f', minid)) end\n"
+    "if minid > 0 then redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%.0f', minid)) "
+    "end\n"
     "if ARGV[7] == '1' then redis.call('SET', KEYS[3], ep .. ' ' .. id, 'PX', ARGV[8]) end\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[10])\n"
     "redis.call('PEXPIRE', KEYS[2], ARGV[10])\n"
-    "redis.call('PUBLISH', ARGV[1], ep .. '\\n' .. id .. '\\n' .. ARGV[4] .. '\\n' .. ARGV[5] .. '\\n' .. ARGV[6])\n"
+    "redis.call('PUBLISH', ARGV[1], ep .. '\\n' .. id .. '\\n' .. ARGV[4] .. '\\n' .. ARGV[5] .. "
+    "'\\n' .. ARGV[6])\n"
     "return {0, ep, id}\n";
 
 /* KEYS: stream, epoch. ARGV[1]: "1" to read the whole epoch when no candidate
@@ -89,7 +92,8 @@ static const char script_read[] =
     "local start = nil\n"
     "for i = 2, #ARGV do\n"
     "  local sp = string.find(ARGV[i], ' ', 1, true)\n"
-    "  if sp and string.sub(ARGV[i], 1, sp - 1) == ep then start = string.sub(ARGV[i], sp + 1); break end\n"
+    "  if sp and string.sub(ARGV[i], 1, sp - 1) == ep then start = string.sub(ARGV[i], sp + 1); "
+    "break end\n"
     "end\n"
     "local whole = 1\n"
     "if not start then\n"
@@ -102,7 +106,8 @@ static const char script_read[] =
     "    local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
     "    local len, added = -1, -2\n"
     "    for j = 1, #info, 2 do\n"
-    "      if info[j] == 'length' then len = info[j + 1] elseif info[j] == 'entries-added' then added = info[j + 1] end\n"
+    "      if info[j] == 'length' then len = info[j + 1] elseif info[j] == 'entries-added' then "
+    "added = info[j + 1] end\n"
     "    end\n"
     "    if len ~= added and whole == 1 then covered = 0 end\n"
     "  end\n"
@@ -224,8 +229,9 @@ int rt_redis_url_parse(const char *url, rt_redis_url_t *u, char *err, size_t err
         p = url + 9;
         u->tls = true;
     } else {
-        snprintf(err, errcap,
-                 "RTGW_REDIS_URL: must start with redis:// (e.g. redis://:password@127.0.0.1:6379/0)");
+        snprintf(
+            err, errcap,
+            "RTGW_REDIS_URL: must start with redis:// (e.g. redis://:password@127.0.0.1:6379/0)");
         return -1;
     }
     const char *at = strrchr(p, '@');
@@ -233,12 +239,15 @@ int rt_redis_url_parse(const char *url, rt_redis_url_t *u, char *err, size_t err
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *ue = colon ? colon : at;
         if (pct_decode(p, (size_t)(ue - p), u->user, sizeof(u->user)) != 0 ||
-            (colon && pct_decode(colon + 1, (size_t)(at - colon - 1), u->password, sizeof(u->password)) != 0)) {
-            snprintf(err, errcap, "RTGW_REDIS_URL: the user or password part is too long or badly %%-encoded");
+            (colon && pct_decode(colon + 1, (size_t)(at - colon - 1), u->password,
+                                 sizeof(u->password)) != 0)) {
+            snprintf(err, errcap,
+                     "RTGW_REDIS_URL: the user or password part is too long or badly %%-encoded");
             return -1;
         }
         if (!colon) { /* redis://password@host: a bare word before @ is the password */
-            memcpy(u->password, u->user, sizeof(u->password) < sizeof(u->user) ? sizeof(u->password) : sizeof(u->user));
+            memcpy(u->password, u->user,
+                   sizeof(u->password) < sizeof(u->user) ? sizeof(u->password) : sizeof(u->user));
             u->user[0] = 0;
         }
         p = at + 1;
@@ -420,10 +429,12 @@ static bool is_auth_error(const char *s)
 static int conn_open(rbus_t *b, redisContext **out, char *err, size_t errcap)
 {
     *out = NULL;
-    struct timeval tv = {(time_t)(b->o.timeout_ms / 1000), (suseconds_t)((b->o.timeout_ms % 1000) * 1000)};
+    struct timeval tv = {(time_t)(b->o.timeout_ms / 1000),
+                         (suseconds_t)((b->o.timeout_ms % 1000) * 1000)};
     redisContext *c = redisConnectWithTimeout(b->url.host, b->url.port, tv);
     if (!c || c->err) {
-        snprintf(err, errcap, "cannot connect to %s: %s", b->where, c ? c->errstr : "out of memory");
+        snprintf(err, errcap, "cannot connect to %s: %s", b->where,
+                 c ? c->errstr : "out of memory");
         if (c)
             redisFree(c);
         return -1;
@@ -448,10 +459,11 @@ static int conn_open(rbus_t *b, redisContext **out, char *err, size_t errcap)
         char q[200];
         snprintf(q, sizeof(q), "%.*s", (int)(r->len < 150 ? r->len : 150), r->str);
         if (auth)
-            snprintf(err, errcap,
-                     "RTGW_REDIS_URL: Redis at %s refused the credentials (%s); put the right password "
-                     "in the URL: redis://:PASSWORD@host:port/db",
-                     b->where, q);
+            snprintf(
+                err, errcap,
+                "RTGW_REDIS_URL: Redis at %s refused the credentials (%s); put the right password "
+                "in the URL: redis://:PASSWORD@host:port/db",
+                b->where, q);
         else
             snprintf(err, errcap, "RTGW_REDIS_URL: Redis at %s answered an error: %s", b->where, q);
         rc = auth ? -2 : -1;
@@ -757,10 +769,22 @@ static int redis_publish(rt_bus_t *bus, const rt_event_t *ev, rt_slice_t idem_ke
         snprintf(window, sizeof(window), "%" PRId64, b->o.idem_window_ms);
         snprintf(ttl, sizeof(ttl), "%" PRId64, b->ttl_ms);
         new_epoch(ep, sizeof(ep));
-        const char *av[] = {stream, epoch, idem, live, maxlen, age, ev->topic.base,
-                            ev->ext_only ? "1" : "0", json, idem_key.len ? "1" : "0", window, ep, ttl};
-        size_t al[] = {kl[0], kl[1], kl[2], kl[3], strlen(maxlen), strlen(age), ev->topic.len, 1,
-                       jlen, 1, strlen(window), strlen(ep), strlen(ttl)};
+        const char *av[] = {stream,
+                            epoch,
+                            idem,
+                            live,
+                            maxlen,
+                            age,
+                            ev->topic.base,
+                            ev->ext_only ? "1" : "0",
+                            json,
+                            idem_key.len ? "1" : "0",
+                            window,
+                            ep,
+                            ttl};
+        size_t al[] = {kl[0],          kl[1],         kl[2],      kl[3], strlen(maxlen),
+                       strlen(age),    ev->topic.len, 1,          jlen,  1,
+                       strlen(window), strlen(ep),    strlen(ttl)};
         pconn_t *p = pool_get(b);
         rc = pconn_ready(b, p);
         if (rc == 0) {
@@ -769,7 +793,8 @@ static int redis_publish(rt_bus_t *bus, const rt_event_t *ev, rt_slice_t idem_ke
             latency(b, t0);
             uint64_t e, off;
             if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-                r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING &&
+                r->element[0]->type == REDIS_REPLY_INTEGER &&
+                r->element[1]->type == REDIS_REPLY_STRING &&
                 r->element[2]->type == REDIS_REPLY_STRING &&
                 parse_epoch(r->element[1]->str, r->element[1]->len, &e) &&
                 parse_stream_id(r->element[2]->str, r->element[2]->len, &off)) {
@@ -780,7 +805,8 @@ static int redis_publish(rt_bus_t *bus, const rt_event_t *ev, rt_slice_t idem_ke
                 rc = 0;
             } else {
                 if (r && r->type == REDIS_REPLY_ERROR)
-                    rt_log_warn("redis publish refused", "detail=\"%.*s\"", (int)(r->len < 200 ? r->len : 200), r->str);
+                    rt_log_warn("redis publish refused", "detail=\"%.*s\"",
+                                (int)(r->len < 200 ? r->len : 200), r->str);
                 bus_error(b);
                 rc = RT_BUS_EUNAVAIL;
             }
@@ -803,7 +829,8 @@ static int parse_entries(const redisReply *arr, uint64_t epoch, rt_backfill_t *b
     size_t n = arr->elements, tbytes = 0;
     for (size_t i = 0; i < n; i++) {
         const redisReply *e = arr->element[i];
-        if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 && e->element[1]->type == REDIS_REPLY_ARRAY)
+        if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+            e->element[1]->type == REDIS_REPLY_ARRAY)
             for (size_t j = 0; j + 1 < e->element[1]->elements; j += 2)
                 if (e->element[1]->element[j]->len == 1 && e->element[1]->element[j]->str[0] == 't')
                     tbytes += e->element[1]->element[j + 1]->len + 1;
@@ -815,8 +842,8 @@ static int parse_entries(const redisReply *arr, uint64_t epoch, rt_backfill_t *b
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const redisReply *e = arr->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
-            e->element[1]->type != REDIS_REPLY_ARRAY)
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
             continue;
         uint64_t off;
         if (!parse_stream_id(e->element[0]->str, e->element[0]->len, &off))
@@ -895,8 +922,10 @@ static int read_stream(rbus_t *b, rt_slice_t channel, const rt_pos_t *cands, siz
             redisReply *r = run_script(p, SCRIPT_READ, 2, n, av, al);
             rc = RT_BUS_EUNAVAIL;
             if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
-                r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_INTEGER &&
-                r->element[2]->type == REDIS_REPLY_STRING && r->element[3]->type == REDIS_REPLY_ARRAY) {
+                r->element[0]->type == REDIS_REPLY_STRING &&
+                r->element[1]->type == REDIS_REPLY_INTEGER &&
+                r->element[2]->type == REDIS_REPLY_STRING &&
+                r->element[3]->type == REDIS_REPLY_ARRAY) {
                 uint64_t e = 0, last = 0;
                 rc = 0;
                 if (parse_epoch(r->element[0]->str, r->element[0]->len, &e)) {
@@ -917,7 +946,8 @@ static int read_stream(rbus_t *b, rt_slice_t channel, const rt_pos_t *cands, siz
                 }
             } else {
                 if (r && r->type == REDIS_REPLY_ERROR)
-                    rt_log_warn("redis history read refused", "detail=\"%.*s\"", (int)(r->len < 200 ? r->len : 200), r->str);
+                    rt_log_warn("redis history read refused", "detail=\"%.*s\"",
+                                (int)(r->len < 200 ? r->len : 200), r->str);
                 bus_error(b);
             }
             freeReplyObject(r);
@@ -956,9 +986,11 @@ static int redis_position(rt_bus_t *bus, rt_slice_t channel, rt_pos_t *out)
             redisReply *r = run_script(p, SCRIPT_POSITION, 2, 4, av, al);
             uint64_t e, off = 0;
             if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-                r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
+                r->element[0]->type == REDIS_REPLY_STRING &&
+                r->element[1]->type == REDIS_REPLY_STRING &&
                 parse_epoch(r->element[0]->str, r->element[0]->len, &e) &&
-                (r->element[1]->len == 0 || parse_stream_id(r->element[1]->str, r->element[1]->len, &off))) {
+                (r->element[1]->len == 0 ||
+                 parse_stream_id(r->element[1]->str, r->element[1]->len, &off))) {
                 *out = (rt_pos_t){e, off};
                 rc = 0;
             } else {
@@ -1164,12 +1196,13 @@ static void on_confirm(rbus_t *b, const char *chname, size_t chlen, namelist_t *
 
 static void handle_reply(rbus_t *b, redisReply *r, namelist_t *gaps)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING ||
-        r->element[1]->type != REDIS_REPLY_STRING)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
         return;
     const char *kind = r->element[0]->str;
     if (strcmp(kind, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING)
-        on_message(b, r->element[1]->str, r->element[1]->len, r->element[2]->str, r->element[2]->len);
+        on_message(b, r->element[1]->str, r->element[1]->len, r->element[2]->str,
+                   r->element[2]->len);
     else if (strcmp(kind, "subscribe") == 0 || strcmp(kind, "unsubscribe") == 0)
         on_confirm(b, r->element[1]->str, r->element[1]->len, gaps);
 }
@@ -1291,7 +1324,8 @@ static void *sub_main(void *arg)
                 if (rc == -2)
                     rt_log_error("redis bus down", "where=%s detail=\"%s\"", b->where, err);
                 else
-                    rt_log_warn("redis bus down", "where=%s detail=\"%s\" retry=\"capped backoff up to 2 s\"",
+                    rt_log_warn("redis bus down",
+                                "where=%s detail=\"%s\" retry=\"capped backoff up to 2 s\"",
                                 b->where, err);
                 down_logged = true;
                 snprintf(last_err, sizeof(last_err), "%s", err);
@@ -1310,7 +1344,8 @@ static void *sub_main(void *arg)
         ever = true;
         redisFree(c);
         if (!atomic_load(&b->stop)) {
-            rt_log_warn("redis bus down", "where=%s detail=\"the subscriber connection dropped\"", b->where);
+            rt_log_warn("redis bus down", "where=%s detail=\"the subscriber connection dropped\"",
+                        b->where);
             down_logged = true;
             bus_error(b);
         }
@@ -1381,7 +1416,8 @@ rt_bus_t *rt_bus_redis_new(rt_hub_t *hub, const rt_bus_redis_opts_t *opts, char 
         b->o.timeout_ms = 1000;
     if (b->o.pool <= 0)
         b->o.pool = 4;
-    int64_t keep = b->o.history_max_age_ms > b->o.idem_window_ms ? b->o.history_max_age_ms : b->o.idem_window_ms;
+    int64_t keep = b->o.history_max_age_ms > b->o.idem_window_ms ? b->o.history_max_age_ms
+                                                                 : b->o.idem_window_ms;
     b->ttl_ms = keep + 60000;
     if (rt_redis_url_parse(opts->url, &b->url, err, errcap) != 0)
         goto fail;
@@ -1393,8 +1429,8 @@ rt_bus_t *rt_bus_redis_new(rt_hub_t *hub, const rt_bus_redis_opts_t *opts, char 
         goto fail;
     }
     bool v6 = strchr(b->url.host, ':') != NULL;
-    snprintf(b->where, sizeof(b->where), v6 ? "redis://[%s]:%d/%d" : "redis://%s:%d/%d", b->url.host,
-             b->url.port, b->url.db);
+    snprintf(b->where, sizeof(b->where), v6 ? "redis://[%s]:%d/%d" : "redis://%s:%d/%d",
+             b->url.host, b->url.port, b->url.db);
     b->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     b->npool = b->o.pool;
     b->pool = calloc((size_t)b->npool, sizeof(*b->pool));
@@ -1420,8 +1456,8 @@ rt_bus_t *rt_bus_redis_new(rt_hub_t *hub, const rt_bus_redis_opts_t *opts, char 
     if (rc == 0)
         redisFree(c);
     else
-        rt_log_warn("redis bus not reachable at start; serving, not ready, retrying", "where=%s detail=\"%s\"",
-                    b->where, cerr);
+        rt_log_warn("redis bus not reachable at start; serving, not ready, retrying",
+                    "where=%s detail=\"%s\"", b->where, cerr);
     rt_hub_set_interest_hook(hub, interest_hook, b);
     if (pthread_create(&b->thread, NULL, sub_main, b) != 0) {
         snprintf(err, errcap, "cannot start the Redis subscriber thread");

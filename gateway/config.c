@@ -173,7 +173,8 @@ static bool is_local_host(const char *h, size_t n)
                 return false;
         return true;
     }
-    return (n == 9 && strncasecmp(h, "localhost", 9) == 0) || (n == 5 && strncmp(h, "[::1]", 5) == 0);
+    return (n == 9 && strncasecmp(h, "localhost", 9) == 0) ||
+           (n == 5 && strncmp(h, "[::1]", 5) == 0);
 }
 
 static void check_public_url(const char *u, char *errs, size_t cap, int *count)
@@ -230,7 +231,8 @@ static int parse_origins(rt_config_t *cfg, const char *list, char *errs, size_t 
         n += *p == ',';
     cfg->origins = calloc(n + 1, sizeof(char *));
     char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok && cfg->origins; tok = strtok_r(NULL, ",", &save)) {
+    for (char *tok = strtok_r(copy, ",", &save); tok && cfg->origins;
+         tok = strtok_r(NULL, ",", &save)) {
         char *o = trim(tok);
         if (!*o)
             continue;
@@ -339,7 +341,8 @@ int rt_config_load(rt_config_t *cfg, const char *env_file, bool dev, char *errs,
         check_public_url(cfg->public_url, errs, cap, &count);
     if (!!cfg->tls_cert != !!cfg->tls_key) {
         addf(errs, cap, &count, "%s: set together with %s (both or neither)",
-             cfg->tls_cert ? "RTGW_TLS_KEY" : "RTGW_TLS_CERT", cfg->tls_cert ? "RTGW_TLS_CERT" : "RTGW_TLS_KEY");
+             cfg->tls_cert ? "RTGW_TLS_KEY" : "RTGW_TLS_CERT",
+             cfg->tls_cert ? "RTGW_TLS_CERT" : "RTGW_TLS_KEY");
     } else if (cfg->tls_cert) {
         char host[256] = "";
         if (cfg->public_url && strstr(cfg->public_url, "://")) {
@@ -351,8 +354,8 @@ int rt_config_load(rt_config_t *cfg, const char *env_file, bool dev, char *errs,
             }
         }
         char err[512], warn[256];
-        if (rt_tls_check(cfg->tls_cert, cfg->tls_key, host[0] ? host : NULL, (int64_t)time(NULL), err,
-                         sizeof(err), warn, sizeof(warn)) != 0)
+        if (rt_tls_check(cfg->tls_cert, cfg->tls_key, host[0] ? host : NULL, (int64_t)time(NULL),
+                         err, sizeof(err), warn, sizeof(warn)) != 0)
             addf(errs, cap, &count, "%s", err);
         else if (warn[0])
             rt_log_warn("TLS certificate", "detail=\"%s\"", warn);
@@ -365,8 +368,10 @@ int rt_config_load(rt_config_t *cfg, const char *env_file, bool dev, char *errs,
             addf(errs, cap, &count, "%s", e);
         else if (u.tls && !rt_redis_tls_supported())
             addf(errs, cap, &count,
-                 "RTGW_REDIS_URL: rediss:// (TLS to Redis) is not supported by this build: its libhiredis "
-                 "has no hiredis_ssl (Debian 12 ships hiredis 0.14); use redis:// on a private network, or "
+                 "RTGW_REDIS_URL: rediss:// (TLS to Redis) is not supported by this build: its "
+                 "libhiredis "
+                 "has no hiredis_ssl (Debian 12 ships hiredis 0.14); use redis:// on a private "
+                 "network, or "
                  "a TLS tunnel (stunnel, spiped) to Redis");
         sodium_memzero(&u, sizeof(u));
     }
@@ -393,10 +398,12 @@ void rt_config_free(rt_config_t *cfg)
 void rt_config_print_help(void)
 {
     printf("Environment (also read from .env; the environment wins):\n");
-#define RT_CFG_STR_HELP(f, env, def, help) printf("  %-28s %s (default: %s)\n", env, help, def ? def : "unset");
+#define RT_CFG_STR_HELP(f, env, def, help)                                                         \
+    printf("  %-28s %s (default: %s)\n", env, help, def ? def : "unset");
     RT_CONFIG_STRS(RT_CFG_STR_HELP)
 #undef RT_CFG_STR_HELP
-#define RT_CFG_INT_HELP(f, env, def, mn, mx, help) printf("  %-28s %s (default: %lld)\n", env, help, (long long)(def));
+#define RT_CFG_INT_HELP(f, env, def, mn, mx, help)                                                 \
+    printf("  %-28s %s (default: %lld)\n", env, help, (long long)(def));
     RT_CONFIG_INTS(RT_CFG_INT_HELP)
 #undef RT_CFG_INT_HELP
 }

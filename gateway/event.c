@@ -61,11 +61,21 @@ int rt_json_put_string(char *buf, size_t cap, size_t *len, const char *s, size_t
         } else if (c < 0x20) {
             buf[o++] = '\\';
             switch (c) {
-            case '\n': buf[o++] = 'n'; break;
-            case '\r': buf[o++] = 'r'; break;
-            case '\t': buf[o++] = 't'; break;
-            case '\b': buf[o++] = 'b'; break;
-            case '\f': buf[o++] = 'f'; break;
+            case '\n':
+                buf[o++] = 'n';
+                break;
+            case '\r':
+                buf[o++] = 'r';
+                break;
+            case '\t':
+                buf[o++] = 't';
+                break;
+            case '\b':
+                buf[o++] = 'b';
+                break;
+            case '\f':
+                buf[o++] = 'f';
+                break;
             default:
                 buf[o++] = 'u';
                 buf[o++] = '0';
@@ -90,8 +100,7 @@ int rt_rfc3339_ms(int64_t ms, char *out, size_t cap)
     struct tm tm;
     gmtime_r(&t, &tm);
     return snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                    (int)(ms % 1000));
+                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 static int put_raw(char *buf, size_t cap, size_t *len, const char *s, size_t n)
@@ -108,8 +117,9 @@ static int put_raw(char *buf, size_t cap, size_t *len, const char *s, size_t n)
 char *rt_event_json(const rt_event_t *ev, const rt_pos_t *pos, size_t *len)
 {
     /* Escaping can grow a string six-fold; data is already JSON. */
-    size_t cap = 160 + ev->data.len + 6 * (ev->channel.len + ev->topic.len + ev->run_id.len +
-                                           ev->fn_id.len + ev->stream_id.len + strlen(ev->kind));
+    size_t cap = 160 + ev->data.len +
+                 6 * (ev->channel.len + ev->topic.len + ev->run_id.len + ev->fn_id.len +
+                      ev->stream_id.len + strlen(ev->kind));
     char *buf = malloc(cap);
     if (!buf)
         return NULL;

@@ -30,12 +30,13 @@ typedef struct {
  * the token must verify at now_s, and it must grant the same topics as cur or
  * fewer. Returns 0 and fills *next (the caller owns it: rt_claims_clear), or
  * -1 with *why filled and *next zeroed. Pure: no I/O, no locks. */
-int rt_extmsg_refresh(const rt_keyring_t *ring, const rt_token_opts_t *topts, const rt_claims_t *cur,
-                      const char *data, size_t len, int64_t now_s, rt_claims_t *next,
-                      rt_extmsg_refusal_t *why);
+int rt_extmsg_refresh(const rt_keyring_t *ring, const rt_token_opts_t *topts,
+                      const rt_claims_t *cur, const char *data, size_t len, int64_t now_s,
+                      rt_claims_t *next, rt_extmsg_refusal_t *why);
 
 /* The topic names `next` grants on channel ch, at most cap of them, into
  * names (borrowed from next). Returns the count. */
-size_t rt_extmsg_channel_topics(const rt_claims_t *next, const char *ch, rt_slice_t *names, size_t cap);
+size_t rt_extmsg_channel_topics(const rt_claims_t *next, const char *ch, rt_slice_t *names,
+                                size_t cap);
 
 #endif

@@ -33,7 +33,13 @@ void rt_frame_unref(rt_frame_t *f);
 
 /* WebSocket (RFC 6455) server-to-client frame: unmasked, FIN set.
  * rt_ws_frame_new builds opcode + payload in one buffer; NULL on OOM. */
-enum { RT_WS_TEXT = 0x1, RT_WS_BINARY = 0x2, RT_WS_CLOSE = 0x8, RT_WS_PING = 0x9, RT_WS_PONG = 0xA };
+enum {
+    RT_WS_TEXT = 0x1,
+    RT_WS_BINARY = 0x2,
+    RT_WS_CLOSE = 0x8,
+    RT_WS_PING = 0x9,
+    RT_WS_PONG = 0xA
+};
 rt_frame_t *rt_ws_frame_new(int opcode, const void *payload, size_t len);
 /* Close frame with a status code and a UTF-8 reason (truncated to 123 bytes). */
 rt_frame_t *rt_ws_close_frame_new(int code, const char *reason);

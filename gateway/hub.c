@@ -675,9 +675,8 @@ static void subscribe_finish(rt_hub_t *hub, rt_sub_t *sub, channel_t *ch, size_t
     }
 }
 
-int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
-                         const rt_slice_t *topics, size_t ntopics, const rt_pos_t *cands,
-                         size_t ncands, rt_resume_t *out)
+int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
+                         size_t ntopics, const rt_pos_t *cands, size_t ncands, rt_resume_t *out)
 {
     rt_resume_t res = {.recovered = true, .had_since = ncands > 0};
     bool wake = false;
@@ -768,7 +767,8 @@ void rt_hub_unsubscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, rt_sli
         if (l->ch->nlen != channel.len || memcmp(l->ch->name, channel.base, channel.len) != 0)
             continue;
         if (wild ? l->topic != NULL
-                 : (!l->topic || l->tlen != topic.len || memcmp(l->topic, topic.base, topic.len) != 0))
+                 : (!l->topic || l->tlen != topic.len ||
+                    memcmp(l->topic, topic.base, topic.len) != 0))
             continue;
         channel_t *ch = l->ch;
         pthread_mutex_lock(&ch->lock);
@@ -1037,8 +1037,8 @@ static void channel_reset_locked(rt_hub_t *hub, channel_t *ch, uint64_t epoch)
 
 /* Deliver e to ch if it is newer than the last delivered event; caller holds
  * ch->lock. Returns true if delivered. */
-static bool deliver_locked(rt_hub_t *hub, channel_t *ch, const rt_hub_entry_t *e,
-                           size_t *delivered, kicklist_t *kicks)
+static bool deliver_locked(rt_hub_t *hub, channel_t *ch, const rt_hub_entry_t *e, size_t *delivered,
+                           kicklist_t *kicks)
 {
     if (e->offset <= ch->last_offset || !e->ws)
         return false;
@@ -1099,7 +1099,8 @@ int rt_hub_subscribe_backfill(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
         pthread_mutex_lock(&sub->qlock);
         for (size_t i = 0; i < bf->n && !kicked; i++) {
             const rt_hub_entry_t *e = &bf->v[i];
-            if (e->offset <= upto || (e->ext_only && !sub->ext) || !topic_in(e->topic, topics, ntopics))
+            if (e->offset <= upto || (e->ext_only && !sub->ext) ||
+                !topic_in(e->topic, topics, ntopics))
                 continue;
             upto = e->offset;
             rt_frame_t *f = sub->fmt == RT_FMT_WS ? rt_frame_ref(e->ws)

@@ -42,9 +42,9 @@ typedef struct {
 } rt_sink_ops_t;
 
 typedef struct {
-    size_t queue_max_frames;  /* per subscriber; default 4096 */
-    size_t queue_max_bytes;   /* per subscriber; default 8 MiB */
-    size_t history_max;       /* events kept per channel; default 1000; 0 disables */
+    size_t queue_max_frames;    /* per subscriber; default 4096 */
+    size_t queue_max_bytes;     /* per subscriber; default 8 MiB */
+    size_t history_max;         /* events kept per channel; default 1000; 0 disables */
     int64_t history_max_age_ms; /* default 300000 (5 min) */
     int64_t idem_window_ms;     /* idempotency keys remembered this long; default 300000 */
     size_t idem_max_keys;       /* live keys per channel; default 100000 */
@@ -53,13 +53,13 @@ typedef struct {
 void rt_hub_opts_default(rt_hub_opts_t *o);
 
 typedef struct {
-    uint64_t channels;      /* live channels (with subscribers or history) */
-    uint64_t subscriptions; /* (subscriber, channel, topic) pairs */
-    uint64_t publishes;     /* events published since start */
-    uint64_t deliveries;    /* frame references enqueued to subscribers */
-    uint64_t replayed;      /* frames replayed from history */
-    uint64_t slow_kicks;    /* subscribers disconnected as slow consumers */
-    uint64_t history_events;/* events held in history now */
+    uint64_t channels;       /* live channels (with subscribers or history) */
+    uint64_t subscriptions;  /* (subscriber, channel, topic) pairs */
+    uint64_t publishes;      /* events published since start */
+    uint64_t deliveries;     /* frame references enqueued to subscribers */
+    uint64_t replayed;       /* frames replayed from history */
+    uint64_t slow_kicks;     /* subscribers disconnected as slow consumers */
+    uint64_t history_events; /* events held in history now */
 } rt_hub_stats_t;
 
 /* New hub; copies opts. `seed` makes channel epochs unique per process start
@@ -80,7 +80,7 @@ void rt_sub_unref(rt_sub_t *sub);
 void *rt_sub_owner(const rt_sub_t *sub);
 
 typedef struct {
-    bool recovered;   /* since was given and history covered it (or no since) */
+    bool recovered; /* since was given and history covered it (or no since) */
     bool had_since;
     rt_pos_t current; /* the channel's latest position (offset 0: none yet) */
     size_t replayed;  /* frames replayed from history */
@@ -96,9 +96,8 @@ int rt_hub_subscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt_
  * this channel's is used (positions carry their channel's random epoch, so a
  * client can send one per channel without naming channels). When candidates
  * are given and none matches, the result is recovered=false. */
-int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
-                         const rt_slice_t *topics, size_t ntopics, const rt_pos_t *cands,
-                         size_t ncands, rt_resume_t *out);
+int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
+                         size_t ntopics, const rt_pos_t *cands, size_t ncands, rt_resume_t *out);
 
 /* The channel's latest position (creating the channel, so its epoch is fixed
  * from now on). A session takes it before the WebSocket handshake and resumes

@@ -48,8 +48,8 @@ void rt_log(rt_log_level_t level, const char *msg, const char *kvfmt, ...)
     char q[512];
     rt_log_quote(msg, q, sizeof(q));
     int n = snprintf(line, sizeof(line), "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s msg=%s",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], q);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[level], q);
     if (n < 0)
         return;
     if (kvfmt && *kvfmt && (size_t)n < sizeof(line) - 2) {
@@ -94,8 +94,8 @@ void rt_log_quote(const char *s, char *out, size_t cap)
 
 static int sensitive_param(const char *name, size_t len)
 {
-    static const char *const names[] = {"token", "key", "signing_key", "signingKey", "jwt",
-                                        "access_token"};
+    static const char *const names[] = {"token",      "key", "signing_key",
+                                        "signingKey", "jwt", "access_token"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strlen(names[i]) == len && strncasecmp(name, names[i], len) == 0)
             return 1;

@@ -11,7 +11,12 @@
 
 #include <stddef.h>
 
-typedef enum { RT_LOG_ERROR = 0, RT_LOG_WARN = 1, RT_LOG_INFO = 2, RT_LOG_DEBUG = 3 } rt_log_level_t;
+typedef enum {
+    RT_LOG_ERROR = 0,
+    RT_LOG_WARN = 1,
+    RT_LOG_INFO = 2,
+    RT_LOG_DEBUG = 3
+} rt_log_level_t;
 
 void rt_log_set_level(rt_log_level_t level);
 rt_log_level_t rt_log_get_level(void);

@@ -37,10 +37,11 @@ static void usage(FILE *out)
 
 static void serve_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: rtgw serve [--dev] [--env-file FILE]\n\n"
-            "  --dev            throwaway signing key (printed), demo page at /, all origins allowed\n"
-            "  --env-file FILE  read configuration from FILE instead of ./.env\n\n");
+    fprintf(
+        out,
+        "Usage: rtgw serve [--dev] [--env-file FILE]\n\n"
+        "  --dev            throwaway signing key (printed), demo page at /, all origins allowed\n"
+        "  --env-file FILE  read configuration from FILE instead of ./.env\n\n");
     rt_config_print_help();
 }
 
@@ -65,7 +66,8 @@ static int cmd_serve(int argc, char **argv)
     char errs[4096];
     int nerr = rt_config_load(&cfg, env_file, dev, errs, sizeof(errs));
     if (nerr) {
-        fprintf(stderr, "rtgw: configuration refused (%d problem%s):\n", nerr, nerr == 1 ? "" : "s");
+        fprintf(stderr, "rtgw: configuration refused (%d problem%s):\n", nerr,
+                nerr == 1 ? "" : "s");
         for (char *line = strtok(errs, "\n"); line; line = strtok(NULL, "\n"))
             fprintf(stderr, "  %s\n", line);
         rt_config_free(&cfg);
@@ -84,12 +86,15 @@ static int cmd_serve(int argc, char **argv)
         printf("rtgw dev mode — not for production\n"
                "  demo page       http://%s/\n"
                "  signing key     %s   (throwaway; export RTGW_SIGNING_KEY to keep one)\n"
-               "  mint a token    curl -s -X POST http://%s/v1/realtime/token -H 'Authorization: Bearer <key>' "
+               "  mint a token    curl -s -X POST http://%s/v1/realtime/token -H 'Authorization: "
+               "Bearer <key>' "
                "-d '[{\"channel\":\"user:42\",\"name\":\"ai\",\"kind\":\"run\"}]'\n"
                "  subscribe       ws://%s/v1/realtime/connect?token=<jwt>\n"
-               "  publish         curl -s -X POST 'http://%s/v1/realtime/publish?channel=user:42&topic=ai' "
+               "  publish         curl -s -X POST "
+               "'http://%s/v1/realtime/publish?channel=user:42&topic=ai' "
                "-H 'Authorization: Bearer <key>' -d '{\"hello\":\"world\"}'\n"
-               "  official client INNGEST_DEV=1 (inngest v4) or nothing at all (@inngest/realtime) finds it on :8288\n",
+               "  official client INNGEST_DEV=1 (inngest v4) or nothing at all (@inngest/realtime) "
+               "finds it on :8288\n",
                hp, cfg.signing_key, hp, hp, hp);
         fflush(stdout);
         if (strcmp(cfg.host, "127.0.0.1") != 0 && strcmp(cfg.host, "localhost") != 0 &&
@@ -112,7 +117,8 @@ static int cmd_keygen(int argc, char **argv)
         if (strcmp(argv[i], "--env") == 0 && i + 1 < argc) {
             env = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0) {
-            printf("Usage: rtgw keygen [--env NAME]\n\nPrints a new signing key signkey-<NAME>-<64 hex> "
+            printf("Usage: rtgw keygen [--env NAME]\n\nPrints a new signing key signkey-<NAME>-<64 "
+                   "hex> "
                    "(NAME defaults to prod; [a-z0-9_], 1-64 chars).\n");
             return 0;
         } else {
@@ -159,11 +165,14 @@ static int cmd_token(int argc, char **argv)
         } else if (strcmp(argv[i], "--publish") == 0) {
             publish = true;
         } else if (strcmp(argv[i], "--help") == 0) {
-            printf("Usage: rtgw token --channel C --topic T [--topic T2 ...] [--ttl SECONDS] [--publish] [--explain]\n\n"
-                   "Mints a token offline with RTGW_SIGNING_KEY (environment or .env), the same way\n"
-                   "POST /v1/realtime/token does. --explain also prints the decoded claims to stderr.\n"
-                   "Topic * grants every topic of the channel. RTGW_TOKEN_ALG, RTGW_TOKEN_ISSUER,\n"
-                   "RTGW_TOKEN_TTL and RTGW_TOKEN_MAX_TTL apply.\n");
+            printf(
+                "Usage: rtgw token --channel C --topic T [--topic T2 ...] [--ttl SECONDS] "
+                "[--publish] [--explain]\n\n"
+                "Mints a token offline with RTGW_SIGNING_KEY (environment or .env), the same way\n"
+                "POST /v1/realtime/token does. --explain also prints the decoded claims to "
+                "stderr.\n"
+                "Topic * grants every topic of the channel. RTGW_TOKEN_ALG, RTGW_TOKEN_ISSUER,\n"
+                "RTGW_TOKEN_TTL and RTGW_TOKEN_MAX_TTL apply.\n");
             return 0;
         } else {
             fprintf(stderr, "rtgw token: unknown option '%s' (see rtgw token --help)\n", argv[i]);
@@ -194,7 +203,8 @@ static int cmd_token(int argc, char **argv)
     rt_topic_ref_t refs[64];
     for (int i = 0; i < ntopics; i++)
         refs[i] = (rt_topic_ref_t){channel, topics[i], "run"};
-    rt_mint_req_t req = {.topics = refs, .ntopics = (size_t)ntopics, .ttl = ttl, .publish = publish};
+    rt_mint_req_t req = {
+        .topics = refs, .ntopics = (size_t)ntopics, .ttl = ttl, .publish = publish};
     char *jwt = NULL;
     if (rc == 0)
         rc = rt_token_mint(ring, &o, &req, (int64_t)time(NULL), &jwt, NULL);
@@ -208,8 +218,8 @@ static int cmd_token(int argc, char **argv)
     if (explain) {
         rt_claims_t c;
         if (rt_token_verify(ring, &o, rt_slice_cstr(jwt), (int64_t)time(NULL), &c) == 0) {
-            fprintf(stderr, "kid=%s alg=%s iss=%s sub=%s env=%s exp=%lld (in %llds) publish=%s\n", c.kid,
-                    cfg.token_alg, c.iss, c.sub, c.env, (long long)c.exp,
+            fprintf(stderr, "kid=%s alg=%s iss=%s sub=%s env=%s exp=%lld (in %llds) publish=%s\n",
+                    c.kid, cfg.token_alg, c.iss, c.sub, c.env, (long long)c.exp,
                     (long long)(c.exp - time(NULL)), c.publish ? "yes" : "no");
             for (size_t i = 0; i < c.ntopics; i++)
                 fprintf(stderr, "  topic channel=%s name=%s kind=%s\n", c.topics[i].channel,
@@ -232,7 +242,8 @@ int main(int argc, char **argv)
     const char *cmd = argc > 1 ? argv[1] : "serve";
     int sub_argc = argc > 1 ? argc - 2 : 0;
     char **sub_argv = argv + 2;
-    if (argc > 1 && argv[1][0] == '-' && strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0) {
+    if (argc > 1 && argv[1][0] == '-' && strcmp(argv[1], "--help") != 0 &&
+        strcmp(argv[1], "-h") != 0) {
         cmd = "serve"; /* rtgw --dev == rtgw serve --dev */
         sub_argc = argc - 1;
         sub_argv = argv + 1;
@@ -250,8 +261,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "doctor") == 0)
         return rt_doctor_main(sub_argc, sub_argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("rtgw %s (civetweb, libsodium %s, jansson %s)\n", RT_VERSION, sodium_version_string(),
-               jansson_version_str());
+        printf("rtgw %s (civetweb, libsodium %s, jansson %s)\n", RT_VERSION,
+               sodium_version_string(), jansson_version_str());
         return 0;
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

@@ -16,7 +16,7 @@
 #define RT_METRICS_LAT_BUCKETS 12
 
 typedef struct {
-    atomic_llong connections_open;   /* WebSocket + SSE */
+    atomic_llong connections_open; /* WebSocket + SSE */
     atomic_ullong connections_total;
     atomic_ullong disconnects[RT_REASON__COUNT];
     atomic_ullong refusals[RT_REASON__COUNT];
@@ -33,8 +33,8 @@ typedef struct {
     /* the bus (bus.h): "memory" or "redis" */
     const char *bus_name;
     atomic_int bus_up;
-    atomic_llong bus_channels;   /* channels this node is subscribed to on the bus */
-    atomic_ullong bus_errors;    /* failed bus round trips and dropped connections */
+    atomic_llong bus_channels; /* channels this node is subscribed to on the bus */
+    atomic_ullong bus_errors;  /* failed bus round trips and dropped connections */
     atomic_ullong bus_reconnects;
     atomic_ullong bus_lat_us[RT_METRICS_LAT_BUCKETS + 1]; /* publish round trip; +Inf last */
     atomic_ullong bus_lat_sum_us;

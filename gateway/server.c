@@ -78,8 +78,8 @@ static size_t nguards;
 static void guard_reset(int fd);
 
 static pthread_mutex_t peers_lock = PTHREAD_MUTEX_INITIALIZER;
-static rt_map_t peers;       /* "addr|port|localport" → (void*)(fd + 1) */
-static char **peer_keys;     /* fd → its key, to drop a stale entry on reuse */
+static rt_map_t peers;   /* "addr|port|localport" → (void*)(fd + 1) */
+static char **peer_keys; /* fd → its key, to drop a stale entry on reuse */
 static size_t peer_keys_cap;
 
 static int peer_key(const struct sockaddr *sa, int local_port, char *out, size_t cap)
@@ -163,7 +163,6 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     return c;
 }
 
-
 /* ------------------------------------------------------------------------ */
 /* client frame guard                                                          */
 /*
@@ -186,7 +185,7 @@ struct ws_guard_s {
     uint64_t remaining; /* payload bytes left in the current frame */
     uint8_t hdr[14];
     uint8_t hlen;
-    uint8_t crlf; /* HTTP phase: how much of "\r\n\r\n" the last bytes matched */
+    uint8_t crlf;            /* HTTP phase: how much of "\r\n\r\n" the last bytes matched */
     bool first_headers_done; /* the connection's first request headers arrived */
     int64_t accepted_ms;     /* monotonic time of accept() */
     bool tripped;
@@ -390,7 +389,6 @@ static void guard_stop(rt_conn_t *c, int fd)
 /* ------------------------------------------------------------------------ */
 /* server state                                                                */
 
-
 typedef struct {
     pthread_t thread;
     int epfd;
@@ -441,13 +439,13 @@ struct rt_conn_s {
     int64_t last_ping_ms;
     int64_t closing_since_ms;
     int64_t token_exp;
-    int64_t credit; /* bytes we may write before checking the socket again */
+    int64_t credit;          /* bytes we may write before checking the socket again */
     rt_frame_t *pending[64]; /* popped from the queue, not yet written */
     size_t npending, pend_idx;
-    bool in_ready;     /* on the writer's ready list (writer lock) */
+    bool in_ready;      /* on the writer's ready list (writer lock) */
     atomic_bool parked; /* waiting in epoll for EPOLLOUT (set/cleared by the writer) */
     bool close_sent;
-    bool refused;      /* an ext refusal: close right after the upgrade */
+    bool refused; /* an ext refusal: close right after the upgrade */
     rt_reason_t refuse_reason;
     char refuse_detail[96];
     rt_claims_t claims;
@@ -458,9 +456,9 @@ struct rt_conn_s {
     rt_conn_t *next_ready;
     rt_conn_t *prev, *next; /* srv->conns */
     char peer[64];
-    char ip[64];      /* client address (X-Forwarded-For from a trusted proxy) */
-    bool ip_held;     /* counted in srv->ip_conns */
-    bool slot_held;   /* counted in srv->nconns (admitted, or listed in srv->conns) */
+    char ip[64];    /* client address (X-Forwarded-For from a trusted proxy) */
+    bool ip_held;   /* counted in srv->ip_conns */
+    bool slot_held; /* counted in srv->nconns (admitted, or listed in srv->conns) */
     int64_t frame_window_ms;
     double frame_tokens; /* client frame budget (RTGW_RATE_LIMIT_CLIENT_FRAMES) */
     /* Detached sessions (see session_detach): the socket belongs to a writer
@@ -770,7 +768,8 @@ static void writer_drain(rt_conn_t *c)
         size_t len = 0, k = c->pend_idx;
         /* A frame bigger than the credit (but within `need`) goes alone, like a
          * big one: the coalescing loop below would take nothing and spin. */
-        if (first->len > sizeof(coalesce) || k + 1 == c->npending || (int64_t)first->len > c->credit) {
+        if (first->len > sizeof(coalesce) || k + 1 == c->npending ||
+            (int64_t)first->len > c->credit) {
             if (conn_write(c, first->data, first->len) != 0)
                 goto gone;
             k++;
@@ -967,10 +966,12 @@ static void refuse_too_large(struct mg_connection *conn, size_t max, long long a
 {
     char msg[200];
     if (announced >= 0)
-        snprintf(msg, sizeof(msg), "request body is %lld bytes; the limit is %zu (RTGW_MAX_BODY_BYTES)",
-                 announced, max);
+        snprintf(msg, sizeof(msg),
+                 "request body is %lld bytes; the limit is %zu (RTGW_MAX_BODY_BYTES)", announced,
+                 max);
     else
-        snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes (RTGW_MAX_BODY_BYTES)", max);
+        snprintf(msg, sizeof(msg),
+                 "request body exceeds the limit of %zu bytes (RTGW_MAX_BODY_BYTES)", max);
     json_t *o = json_pack("{s:s,s:s}", "error", "body_too_large", "message", msg);
     char *js = json_dumps(o, JSON_COMPACT);
     json_decref(o);
@@ -1054,12 +1055,14 @@ static int handle_options(struct mg_connection *conn)
 {
     rt_server_t *srv = rt__server;
     const char *origin = cors_origin(srv, conn);
-    mg_printf(conn,
-              "HTTP/1.1 204 No Content\r\n%s%s%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
-              "Access-Control-Allow-Headers: Authorization, Content-Type, Idempotency-Key, Last-Event-ID\r\n"
-              "Access-Control-Max-Age: 600\r\nContent-Length: 0\r\n\r\n",
-              origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
-              origin ? "\r\nVary: Origin\r\n" : "");
+    mg_printf(
+        conn,
+        "HTTP/1.1 204 No Content\r\n%s%s%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+        "Access-Control-Allow-Headers: Authorization, Content-Type, Idempotency-Key, "
+        "Last-Event-ID\r\n"
+        "Access-Control-Max-Age: 600\r\nContent-Length: 0\r\n\r\n",
+        origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
+        origin ? "\r\nVary: Origin\r\n" : "");
     return 204;
 }
 
@@ -1132,7 +1135,8 @@ static void stream_flush_locked(stream_t *st, bool final)
             if (n == 0)
                 return;
         }
-        if (rt_api_publish_stream_event(&st->srv->api, st->t, "chunk", st->sid, st->buf, n, now_ms()) == 0) {
+        if (rt_api_publish_stream_event(&st->srv->api, st->t, "chunk", st->sid, st->buf, n,
+                                        now_ms()) == 0) {
             st->chunks++;
             st->total += (int64_t)n;
         }
@@ -1219,16 +1223,18 @@ static void publish_stream(rt_server_t *srv, struct mg_connection *conn, rt_publ
     rt_api_publish_stream_event(&srv->api, t, "datastream-end", st->sid, st->sid, strlen(st->sid),
                                 now_ms());
     if (too_large) {
-        send_error(conn, 413, "body_too_large",
-                   "a streamed body may carry at most %lld bytes (64 x RTGW_MAX_BODY_BYTES); the stream "
-                   "was ended after %d chunks",
-                   (long long)limit, st->chunks);
+        send_error(
+            conn, 413, "body_too_large",
+            "a streamed body may carry at most %lld bytes (64 x RTGW_MAX_BODY_BYTES); the stream "
+            "was ended after %d chunks",
+            (long long)limit, st->chunks);
     } else if (failed) {
         send_error(conn, 400, "bad_request", "the streamed body ended abnormally after %d chunks",
                    st->chunks);
     } else {
         char resp[160];
-        int rl = snprintf(resp, sizeof(resp), "{\"ok\":true,\"stream_id\":\"%s\",\"chunks\":%d,\"bytes\":%lld}",
+        int rl = snprintf(resp, sizeof(resp),
+                          "{\"ok\":true,\"stream_id\":\"%s\",\"chunks\":%d,\"bytes\":%lld}",
                           st->sid, st->chunks, (long long)st->total);
         send_json(conn, 200, resp, (size_t)rl, NULL);
     }
@@ -1243,11 +1249,13 @@ static int h_publish(struct mg_connection *conn, void *cb)
     if (method_is(conn, "OPTIONS"))
         return handle_options(conn);
     if (!method_is(conn, "POST")) {
-        send_error(conn, 405, "method_not_allowed", "use POST /v1/realtime/publish?channel=…&topic=…");
+        send_error(conn, 405, "method_not_allowed",
+                   "use POST /v1/realtime/publish?channel=…&topic=…");
         return 405;
     }
     if (atomic_load(&srv->draining)) {
-        send_error(conn, 503, "shutting_down", "the gateway is shutting down; retry on another node");
+        send_error(conn, 503, "shutting_down",
+                   "the gateway is shutting down; retry on another node");
         return 503;
     }
     const struct mg_request_info *ri = mg_get_request_info(conn);
@@ -1265,7 +1273,8 @@ static int h_publish(struct mg_connection *conn, void *cb)
         send_resp(conn, &r);
         return st;
     }
-    if (rate_limit(srv, conn, srv->publish_limit, t->ntopics, "publishes", "RTGW_RATE_LIMIT_PUBLISH") != 0) {
+    if (rate_limit(srv, conn, srv->publish_limit, t->ntopics, "publishes",
+                   "RTGW_RATE_LIMIT_PUBLISH") != 0) {
         free(t);
         return 429;
     }
@@ -1273,7 +1282,8 @@ static int h_publish(struct mg_connection *conn, void *cb)
     if (ik && !t->idem_key[0]) {
         if (rt_name_validate(rt_slice_cstr(ik), 255) != 0) {
             free(t);
-            send_error(conn, 400, "bad_request", "Idempotency-Key must be 1-255 bytes of printable UTF-8");
+            send_error(conn, 400, "bad_request",
+                       "Idempotency-Key must be 1-255 bytes of printable UTF-8");
             return 400;
         }
         snprintf(t->idem_key, sizeof(t->idem_key), "%s", ik);
@@ -1310,7 +1320,8 @@ static int h_publish_batch(struct mg_connection *conn, void *cb)
         return 405;
     }
     if (atomic_load(&srv->draining)) {
-        send_error(conn, 503, "shutting_down", "the gateway is shutting down; retry on another node");
+        send_error(conn, 503, "shutting_down",
+                   "the gateway is shutting down; retry on another node");
         return 503;
     }
     if (rate_limit(srv, conn, srv->publish_limit, 1, "publishes", "RTGW_RATE_LIMIT_PUBLISH") != 0)
@@ -1340,7 +1351,8 @@ static int h_health(struct mg_connection *conn, void *cb)
                      "\"subscriptions\":%llu,\"version\":\"%s\",\"dev\":%s}",
                      draining ? "draining" : "ok", (long long)((now_ms() - srv->started_ms) / 1000),
                      atomic_load(&srv->nconns), (unsigned long long)hs.channels,
-                     (unsigned long long)hs.subscriptions, RT_VERSION, srv->cfg->dev ? "true" : "false");
+                     (unsigned long long)hs.subscriptions, RT_VERSION,
+                     srv->cfg->dev ? "true" : "false");
     send_json(conn, draining ? 503 : 200, body, (size_t)n, NULL);
     return 200;
 }
@@ -1353,10 +1365,11 @@ static int h_ready(struct mg_connection *conn, void *cb)
     bool bus_up = rt_bus_ready(srv->bus);
     bool ready = !draining && bus_up;
     char body[200];
-    int n = snprintf(body, sizeof(body),
-                     "{\"ready\":%s,\"bus\":\"%s\",\"bus_up\":%s,\"draining\":%s,\"at_capacity\":%s}",
-                     ready ? "true" : "false", rt_bus_name(srv->bus), bus_up ? "true" : "false",
-                     draining ? "true" : "false", full ? "true" : "false");
+    int n =
+        snprintf(body, sizeof(body),
+                 "{\"ready\":%s,\"bus\":\"%s\",\"bus_up\":%s,\"draining\":%s,\"at_capacity\":%s}",
+                 ready ? "true" : "false", rt_bus_name(srv->bus), bus_up ? "true" : "false",
+                 draining ? "true" : "false", full ? "true" : "false");
     send_json(conn, ready ? 200 : 503, body, (size_t)n, NULL);
     return 200;
 }
@@ -1370,9 +1383,10 @@ static int h_metrics(struct mg_connection *conn, void *cb)
         return 500;
     }
     size_t len = strlen(text);
-    mg_printf(conn,
-              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n",
-              len);
+    mg_printf(
+        conn,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n",
+        len);
     mg_write(conn, text, len);
     free(text);
     return 200;
@@ -1392,10 +1406,11 @@ static int h_dev(struct mg_connection *conn, void *cb)
 static int h_connect_plain(struct mg_connection *conn, void *cb)
 {
     (void)cb;
-    send_error(conn, 426, "upgrade_required",
-               "/v1/realtime/connect needs a WebSocket upgrade (Upgrade: websocket, Connection: "
-               "Upgrade); if a proxy sits in front of rtgw it is dropping those headers (nginx: "
-               "proxy_http_version 1.1 and proxy_set_header Upgrade/Connection; see docs/operations.md)");
+    send_error(
+        conn, 426, "upgrade_required",
+        "/v1/realtime/connect needs a WebSocket upgrade (Upgrade: websocket, Connection: "
+        "Upgrade); if a proxy sits in front of rtgw it is dropping those headers (nginx: "
+        "proxy_http_version 1.1 and proxy_set_header Upgrade/Connection; see docs/operations.md)");
     return 426;
 }
 
@@ -1405,10 +1420,11 @@ static int h_root(struct mg_connection *conn, void *cb)
     const struct mg_request_info *ri = mg_get_request_info(conn);
     if (srv->cfg->dev && strcmp(ri->local_uri, "/") == 0 && method_is(conn, "GET")) {
         size_t len = strlen(rt_demo_page_html);
-        mg_printf(conn,
-                  "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %zu\r\n"
-                  "Cache-Control: no-store\r\n\r\n",
-                  len);
+        mg_printf(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %zu\r\n"
+            "Cache-Control: no-store\r\n\r\n",
+            len);
         mg_write(conn, rt_demo_page_html, len);
         return 200;
     }
@@ -1422,17 +1438,21 @@ static int h_root(struct mg_connection *conn, void *cb)
         const char *host = mg_get_header(conn, "Host");
         char self[300];
         snprintf(self, sizeof(self), "http://%s", host ? host : "");
-        if ((origin && strcmp(origin, self) != 0) || (site && strcmp(site, "same-origin") != 0 &&
-                                                      strcmp(site, "none") != 0)) {
-            mg_printf(conn, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
-                            "Content-Length: 71\r\n\r\n"
-                            "{\"error\":\"forbidden\",\"message\":\"the dev key is for the demo page only\"}");
+        if ((origin && strcmp(origin, self) != 0) ||
+            (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)) {
+            mg_printf(
+                conn,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
+                "Content-Length: 71\r\n\r\n"
+                "{\"error\":\"forbidden\",\"message\":\"the dev key is for the demo page only\"}");
             return 403;
         }
         char body[300];
         int n = snprintf(body, sizeof(body), "{\"signing_key\":\"%s\"}", srv->cfg->signing_key);
-        mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                        "Cache-Control: no-store\r\n\r\n", n);
+        mg_printf(conn,
+                  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                  "Cache-Control: no-store\r\n\r\n",
+                  n);
         mg_write(conn, body, (size_t)n);
         sodium_memzero(body, sizeof(body));
         return 200;
@@ -1440,7 +1460,8 @@ static int h_root(struct mg_connection *conn, void *cb)
     send_error(conn, 404, "not_found",
                "no route %s; see /v1/realtime/token, /v1/realtime/publish, /v1/realtime/connect, "
                "/v1/realtime/sse, /health, /ready, /metrics",
-               strcmp(ri->local_uri, "/") == 0 ? "/ (the demo page exists only with --dev)" : "for this path");
+               strcmp(ri->local_uri, "/") == 0 ? "/ (the demo page exists only with --dev)"
+                                               : "for this path");
     return 404;
 }
 
@@ -1473,7 +1494,8 @@ static int session_admit(rt_server_t *srv, struct mg_connection *conn, rt_conn_t
     if (!c->ip_held) {
         if (!rt_conncount_acquire(srv->ip_conns, c->ip)) {
             why->reason = RT_REASON_OVER_CAPACITY;
-            snprintf(why->detail, sizeof(why->detail), "per-IP limit %lld (RTGW_MAX_CONNECTIONS_PER_IP)",
+            snprintf(why->detail, sizeof(why->detail),
+                     "per-IP limit %lld (RTGW_MAX_CONNECTIONS_PER_IP)",
                      (long long)srv->cfg->max_connections_per_ip);
             return -1;
         }
@@ -1534,7 +1556,8 @@ static int session_admit(rt_server_t *srv, struct mg_connection *conn, rt_conn_t
         if (sl == -1)
             break;
         char *save = NULL;
-        for (char *p = sl >= 0 ? strtok_r(sv, ",", &save) : NULL; p; p = strtok_r(NULL, ",", &save)) {
+        for (char *p = sl >= 0 ? strtok_r(sv, ",", &save) : NULL; p;
+             p = strtok_r(NULL, ",", &save)) {
             if (c->nsince == 16 || rt_pos_parse(rt_slice_cstr(p), &c->since[c->nsince]) != 0) {
                 sl = -2;
                 break;
@@ -1643,7 +1666,8 @@ static char *session_subscribe(rt_server_t *srv, rt_conn_t *c)
         rt_resume_t res;
         const rt_pos_t *cands = c->nsince ? c->since : c->connect_pos;
         size_t ncands = c->nsince ? c->nsince : c->nconnect_pos;
-        if (rt_bus_attach(srv->bus, c->sub, rt_slice_cstr(ch), names, n, cands, ncands, &res) != 0) {
+        if (rt_bus_attach(srv->bus, c->sub, rt_slice_cstr(ch), names, n, cands, ncands, &res) !=
+            0) {
             rt_log_error("subscribe failed", "reason=out_of_memory peer=%s", c->peer);
             continue;
         }
@@ -1665,9 +1689,9 @@ static char *session_subscribe(rt_server_t *srv, rt_conn_t *c)
             }
             json_object_set_new(channels, ch, cj);
             for (size_t j = 0; j < n; j++)
-                json_array_append_new(json_object_get(ack, "topics"),
-                                      json_pack("{s:s,s:s%}", "channel", ch, "name", names[j].base,
-                                                names[j].len));
+                json_array_append_new(
+                    json_object_get(ack, "topics"),
+                    json_pack("{s:s,s:s%}", "channel", ch, "name", names[j].base, names[j].len));
         }
     }
     if (!ack)
@@ -1714,7 +1738,8 @@ static void session_go(rt_server_t *srv, rt_conn_t *c)
             size_t al = strlen(ack);
             f = rt_frame_new(al + 40);
             if (f)
-                f->len = (uint32_t)snprintf(f->data, f->cap, "event: rtgw.subscribed\ndata: %s\n\n", ack);
+                f->len = (uint32_t)snprintf(f->data, f->cap, "event: rtgw.subscribed\ndata: %s\n\n",
+                                            ack);
         } else {
             f = rt_ws_frame_new(RT_WS_TEXT, ack, strlen(ack));
         }
@@ -1789,8 +1814,9 @@ static void session_end(rt_server_t *srv, rt_conn_t *c)
     guard_stop(c, c->fd);
     if (c->sub)
         rt_hub_unsubscribe_all(srv->hub, c->sub);
-    rt_reason_t r = atomic_load(&c->state) == STATE_OPEN ? RT_REASON_NORMAL
-                                                         : (rt_reason_t)atomic_load(&c->close_reason);
+    rt_reason_t r = atomic_load(&c->state) == STATE_OPEN
+                        ? RT_REASON_NORMAL
+                        : (rt_reason_t)atomic_load(&c->close_reason);
     atomic_store(&c->state, STATE_GONE);
     /* A writer may have this socket parked in epoll; break the socket so the
      * event fires and the writer drops its reference before civetweb closes
@@ -1850,7 +1876,8 @@ static int ws_connect(const struct mg_connection *cconn, void *cb)
     char flag[8];
     c->ext = (ri->acceptedWebSocketSubprotocol &&
               strcmp(ri->acceptedWebSocketSubprotocol, "rtgw.v1") == 0) ||
-             (rt_query_get(ri->query_string, "rtgw", 0, flag, sizeof(flag)) > 0 && strcmp(flag, "1") == 0);
+             (rt_query_get(ri->query_string, "rtgw", 0, flag, sizeof(flag)) > 0 &&
+              strcmp(flag, "1") == 0);
     refusal_t why;
     if (session_admit(srv, conn, c, &why) != 0) {
         atomic_fetch_add(&srv->metrics.refusals[why.reason], 1);
@@ -1866,8 +1893,9 @@ static int ws_connect(const struct mg_connection *cconn, void *cb)
             return 0;
         }
         int st = rt_reason_http_status(why.reason);
-        send_error(conn, st ? st : 400, why.tok_err ? rt_tok_errname(why.tok_err) : rt_reason_name(why.reason),
-                   "%s%s%s", rt_reason_text(why.reason), why.detail[0] ? ": " : "", why.detail);
+        send_error(conn, st ? st : 400,
+                   why.tok_err ? rt_tok_errname(why.tok_err) : rt_reason_name(why.reason), "%s%s%s",
+                   rt_reason_text(why.reason), why.detail[0] ? ": " : "", why.detail);
         conn_unref(c);
         return 1;
     }
@@ -1940,7 +1968,8 @@ static void ext_message(rt_server_t *srv, rt_conn_t *c, const char *data, size_t
 {
     rt_claims_t next;
     rt_extmsg_refusal_t why;
-    if (rt_extmsg_refresh(srv->ring, &srv->topts, &c->claims, data, len, now_ms() / 1000, &next, &why) != 0) {
+    if (rt_extmsg_refresh(srv->ring, &srv->topts, &c->claims, data, len, now_ms() / 1000, &next,
+                          &why) != 0) {
         if (why.tok_err)
             rt_metrics_token_refusal(&srv->metrics, why.tok_err);
         ext_reply(c, json_pack("{s:s,s:s,s:s}", "kind", "rtgw.error", "error", why.error, "message",
@@ -1964,7 +1993,8 @@ static void ext_message(rt_server_t *srv, rt_conn_t *c, const char *data, size_t
     c->claims = next;
     c->token_exp = next.exp;
     rt_claims_clear(&old);
-    ext_reply(c, json_pack("{s:s,s:I}", "kind", "rtgw.refreshed", "expires_at", (json_int_t)next.exp));
+    ext_reply(c,
+              json_pack("{s:s,s:I}", "kind", "rtgw.refreshed", "expires_at", (json_int_t)next.exp));
 }
 
 /* One client frame of a WebSocket session, whoever read it (civetweb's thread,
@@ -2013,7 +2043,8 @@ static int session_frame(rt_server_t *srv, rt_conn_t *c, int opcode, char *data,
          * handshake ourselves, then let civetweb end the session. */
         int code = len >= 2 ? ((unsigned char)data[0] << 8 | (unsigned char)data[1]) : 1000;
         (void)code;
-        rt_frame_t *f = atomic_load(&c->state) == STATE_OPEN ? rt_ws_close_frame_new(1000, "") : NULL;
+        rt_frame_t *f =
+            atomic_load(&c->state) == STATE_OPEN ? rt_ws_close_frame_new(1000, "") : NULL;
         if (f) {
             conn_write(c, f->data, f->len);
             rt_frame_unref(f);
@@ -2200,8 +2231,9 @@ static int h_sse(struct mg_connection *conn, void *cb)
     if (session_admit(srv, conn, c, &why) != 0) {
         atomic_fetch_add(&srv->metrics.refusals[why.reason], 1);
         int st = rt_reason_http_status(why.reason);
-        send_error(conn, st ? st : 400, why.tok_err ? rt_tok_errname(why.tok_err) : rt_reason_name(why.reason),
-                   "%s%s%s", rt_reason_text(why.reason), why.detail[0] ? ": " : "", why.detail);
+        send_error(conn, st ? st : 400,
+                   why.tok_err ? rt_tok_errname(why.tok_err) : rt_reason_name(why.reason), "%s%s%s",
+                   rt_reason_text(why.reason), why.detail[0] ? ": " : "", why.detail);
         conn_unref(c);
         return st;
     }
@@ -2211,9 +2243,11 @@ static int h_sse(struct mg_connection *conn, void *cb)
     pin_positions(srv, c);
     const char *origin = cors_origin(srv, conn);
     mg_printf(conn,
-              "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-transform\r\n"
+              "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, "
+              "no-transform\r\n"
               "X-Accel-Buffering: no\r\nConnection: close\r\n%s%s%s\r\n: rtgw\n\n",
-              origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "", origin ? "\r\n" : "");
+              origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
+              origin ? "\r\n" : "");
     session_start(srv, c, mg_get_request_info(conn));
     if (session_detach(c, conn) == 0) {
         /* The writer thread owns it now (writes, and sees the client go). */
@@ -2233,7 +2267,8 @@ static int h_sse(struct mg_connection *conn, void *cb)
         int n = poll(&pfd, 1, 500);
         if (n > 0) {
             char b;
-            if ((pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) || recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+            if ((pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) ||
+                recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
                 break;
         }
     }
@@ -2278,7 +2313,8 @@ static void *heartbeat_main(void *arg)
                 continue;
             }
             if (srv->cfg->close_on_expiry && c->token_exp && wall > c->token_exp) {
-                rt_log_info("closing connection with an expired token", "peer=%s reason=token_expired", c->peer);
+                rt_log_info("closing connection with an expired token",
+                            "peer=%s reason=token_expired", c->peer);
                 conn_close_async(c, RT_REASON_TOKEN_EXPIRED);
                 continue;
             }
@@ -2324,7 +2360,8 @@ static int keyring_from_config(rt_server_t *srv)
     if (!srv->ring)
         return -1;
     rt_alg_t alg = (rt_alg_t)rt_alg_parse(rt_slice_cstr(cfg->token_alg));
-    int rc = rt_keyring_set_signing_key(srv->ring, RT_KEY_CURRENT, rt_slice_cstr(cfg->signing_key), alg);
+    int rc =
+        rt_keyring_set_signing_key(srv->ring, RT_KEY_CURRENT, rt_slice_cstr(cfg->signing_key), alg);
     if (rc == 0 && cfg->signing_key_fallback)
         rc = rt_keyring_set_signing_key(srv->ring, RT_KEY_FALLBACK,
                                         rt_slice_cstr(cfg->signing_key_fallback), alg);
@@ -2399,8 +2436,10 @@ int rt_server_run(rt_config_t *cfg)
             return 1;
     }
     srv->api = (rt_api_t){srv->ring, srv->topts, srv->hub, &srv->metrics, cfg, cfg->dev, srv->bus};
-    srv->publish_limit = rt_limiter_new((double)cfg->rate_limit_publish, 2.0 * (double)cfg->rate_limit_publish, 100000);
-    srv->mint_limit = rt_limiter_new((double)cfg->rate_limit_mint, 2.0 * (double)cfg->rate_limit_mint, 100000);
+    srv->publish_limit = rt_limiter_new((double)cfg->rate_limit_publish,
+                                        2.0 * (double)cfg->rate_limit_publish, 100000);
+    srv->mint_limit =
+        rt_limiter_new((double)cfg->rate_limit_mint, 2.0 * (double)cfg->rate_limit_mint, 100000);
     srv->ip_conns = rt_conncount_new((size_t)cfg->max_connections_per_ip);
     srv->ping_frame = rt_ws_frame_new(RT_WS_PING, NULL, 0);
     srv->sse_ping_frame = rt_frame_new(16);
@@ -2422,9 +2461,11 @@ int rt_server_run(rt_config_t *cfg)
     char listen[300], threads[32], reqto[32], wsto[32];
     bool v6 = strchr(cfg->host, ':') != NULL;
     bool tls = cfg->tls_cert != NULL;
-    snprintf(listen, sizeof(listen), v6 ? "[%s]:%d%s" : "%s:%d%s", cfg->host, cfg->port, tls ? "s" : "");
+    snprintf(listen, sizeof(listen), v6 ? "[%s]:%d%s" : "%s:%d%s", cfg->host, cfg->port,
+             tls ? "s" : "");
     char tlserr[300] = "";
-    char *pem = tls ? rt_tls_pem_combine(cfg->tls_cert, cfg->tls_key, tlserr, sizeof(tlserr)) : NULL;
+    char *pem =
+        tls ? rt_tls_pem_combine(cfg->tls_cert, cfg->tls_key, tlserr, sizeof(tlserr)) : NULL;
     if (tls && !pem) {
         rt_log_error("cannot prepare TLS", "detail=\"%s\"", tlserr);
         return 1;
@@ -2436,20 +2477,34 @@ int rt_server_run(rt_config_t *cfg)
     snprintf(threads, sizeof(threads), "%lld", nthreads);
     snprintf(reqto, sizeof(reqto), "%lld", (long long)cfg->request_timeout_ms);
     snprintf(wsto, sizeof(wsto), "%lld", (long long)cfg->ping_interval_ms);
-    const char *options[] = {"listening_ports", listen,
-                             "num_threads", threads,
-                             "request_timeout_ms", reqto,
-                             "websocket_timeout_ms", wsto,
-                             "enable_websocket_ping_pong", "no",
-                             "enable_keep_alive", "yes",
-                             "keep_alive_timeout_ms", "5000",
-                             "tcp_nodelay", "1",
-                             "max_request_size", "32768",
-                             "listen_backlog", "1024",
-                             "connection_queue", "256",
-                             "decode_url", "yes",
-                             tls ? "ssl_certificate" : NULL, pem,
-                             tls ? "ssl_protocol_version" : NULL, "4", /* TLS 1.2+ */
+    const char *options[] = {"listening_ports",
+                             listen,
+                             "num_threads",
+                             threads,
+                             "request_timeout_ms",
+                             reqto,
+                             "websocket_timeout_ms",
+                             wsto,
+                             "enable_websocket_ping_pong",
+                             "no",
+                             "enable_keep_alive",
+                             "yes",
+                             "keep_alive_timeout_ms",
+                             "5000",
+                             "tcp_nodelay",
+                             "1",
+                             "max_request_size",
+                             "32768",
+                             "listen_backlog",
+                             "1024",
+                             "connection_queue",
+                             "256",
+                             "decode_url",
+                             "yes",
+                             tls ? "ssl_certificate" : NULL,
+                             pem,
+                             tls ? "ssl_protocol_version" : NULL,
+                             "4", /* TLS 1.2+ */
                              NULL};
     struct mg_callbacks cbs;
     memset(&cbs, 0, sizeof(cbs));
@@ -2464,8 +2519,8 @@ int rt_server_run(rt_config_t *cfg)
     if (!srv->ctx) {
         char q[300];
         rt_log_quote(errtext, q, sizeof(q));
-        rt_log_error("cannot start the HTTP server", "listen=%s detail=%s hint=\"is the port in use? set RTGW_LISTEN\"",
-                     listen, q);
+        rt_log_error("cannot start the HTTP server",
+                     "listen=%s detail=%s hint=\"is the port in use? set RTGW_LISTEN\"", listen, q);
         atomic_store(&srv->stop, true);
         for (int i = 0; i < srv->nwriters; i++)
             pthread_join(srv->writers[i].thread, NULL);
@@ -2505,11 +2560,13 @@ int rt_server_run(rt_config_t *cfg)
         usleep(50 * 1000);
 
     /* Drain: refuse new work, tell every client, wait for them, stop. */
-    rt_log_info("shutting down", "signal=%d connections=%ld", (int)got_signal, atomic_load(&srv->nconns));
+    rt_log_info("shutting down", "signal=%d connections=%ld", (int)got_signal,
+                atomic_load(&srv->nconns));
     atomic_store(&srv->draining, true);
     rt_frame_t *closing_ws = rt_ws_frame_new(RT_WS_TEXT, "{\"kind\":\"closing\"}", 18);
     rt_frame_t *closing_sse = rt_frame_new(64);
-    closing_sse->len = (uint32_t)snprintf(closing_sse->data, 64, "event: closing\ndata: {\"kind\":\"closing\"}\n\n");
+    closing_sse->len = (uint32_t)snprintf(closing_sse->data, 64,
+                                          "event: closing\ndata: {\"kind\":\"closing\"}\n\n");
     pthread_mutex_lock(&srv->conns_lock);
     for (rt_conn_t *c = srv->conns; c; c = c->next) {
         rt_sub_push(c->sub, c->sse ? closing_sse : closing_ws);

@@ -39,28 +39,33 @@ int rt_tls_check(const char *cert_path, const char *key_path, const char *host, 
     fclose(kf);
     int rc = 0;
     if (!key) {
-        rc = fail(err, errcap, "RTGW_TLS_KEY: %s holds no unencrypted PEM private key%s", key_path, "");
+        rc = fail(err, errcap, "RTGW_TLS_KEY: %s holds no unencrypted PEM private key%s", key_path,
+                  "");
         goto out;
     }
     if (X509_check_private_key(cert, key) != 1) {
-        rc = fail(err, errcap,
-                  "RTGW_TLS_KEY: the key in %s does not match the certificate in %s", key_path, cert_path);
+        rc = fail(err, errcap, "RTGW_TLS_KEY: the key in %s does not match the certificate in %s",
+                  key_path, cert_path);
         goto out;
     }
     time_t now = (time_t)now_s;
     if (X509_cmp_time(X509_get0_notAfter(cert), &now) < 0) {
-        rc = fail(err, errcap, "RTGW_TLS_CERT: the certificate in %s has expired; renew it%s", cert_path, "");
+        rc = fail(err, errcap, "RTGW_TLS_CERT: the certificate in %s has expired; renew it%s",
+                  cert_path, "");
         goto out;
     }
     if (X509_cmp_time(X509_get0_notBefore(cert), &now) > 0) {
         rc = fail(err, errcap,
-                  "RTGW_TLS_CERT: the certificate in %s is not valid yet (check the clock)%s", cert_path, "");
+                  "RTGW_TLS_CERT: the certificate in %s is not valid yet (check the clock)%s",
+                  cert_path, "");
         goto out;
     }
     if (host && *host && X509_check_host(cert, host, strlen(host), 0, NULL) != 1 &&
         X509_check_ip_asc(cert, host, 0) != 1) {
-        rc = fail(err, errcap,
-                  "RTGW_TLS_CERT: the certificate does not cover %s (the host of RTGW_PUBLIC_URL)%s", host, "");
+        rc =
+            fail(err, errcap,
+                 "RTGW_TLS_CERT: the certificate does not cover %s (the host of RTGW_PUBLIC_URL)%s",
+                 host, "");
         goto out;
     }
     time_t soon = now + 14 * 86400;
@@ -94,7 +99,8 @@ char *rt_tls_pem_combine(const char *cert_path, const char *key_path, char *err,
 {
     char dir[] = "/tmp/rtgw-tls-XXXXXX";
     if (!mkdtemp(dir)) {
-        snprintf(err, errcap, "cannot create a private directory for the TLS key: %s", strerror(errno));
+        snprintf(err, errcap, "cannot create a private directory for the TLS key: %s",
+                 strerror(errno));
         return NULL;
     }
     size_t pl = strlen(dir) + 16;

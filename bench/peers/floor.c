@@ -33,7 +33,10 @@
 #define OUT_CAP_MAX (8u << 20)
 
 /* ---- SHA-1 (for Sec-WebSocket-Accept only) ---- */
-static uint32_t rol(uint32_t v, int n) { return (v << n) | (v >> (32 - n)); }
+static uint32_t rol(uint32_t v, int n)
+{
+    return (v << n) | (v >> (32 - n));
+}
 static void sha1(const uint8_t *msg, size_t len, uint8_t out[20])
 {
     uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
@@ -56,14 +59,31 @@ static void sha1(const uint8_t *msg, size_t len, uint8_t out[20])
         uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
         for (int i = 0; i < 80; i++) {
             uint32_t f, k;
-            if (i < 20) { f = (b & c) | (~b & d); k = 0x5A827999; }
-            else if (i < 40) { f = b ^ c ^ d; k = 0x6ED9EBA1; }
-            else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDC; }
-            else { f = b ^ c ^ d; k = 0xCA62C1D6; }
+            if (i < 20) {
+                f = (b & c) | (~b & d);
+                k = 0x5A827999;
+            } else if (i < 40) {
+                f = b ^ c ^ d;
+                k = 0x6ED9EBA1;
+            } else if (i < 60) {
+                f = (b & c) | (b & d) | (c & d);
+                k = 0x8F1BBCDC;
+            } else {
+                f = b ^ c ^ d;
+                k = 0xCA62C1D6;
+            }
             uint32_t t = rol(a, 5) + f + e + k + w[i];
-            e = d; d = c; c = rol(b, 30); b = a; a = t;
+            e = d;
+            d = c;
+            c = rol(b, 30);
+            b = a;
+            a = t;
         }
-        h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e;
+        h[0] += a;
+        h[1] += b;
+        h[2] += c;
+        h[3] += d;
+        h[4] += e;
     }
     free(m);
     for (int i = 0; i < 5; i++)
@@ -92,9 +112,9 @@ enum { K_LISTEN_WS, K_LISTEN_PUB, K_WS_HS, K_WS, K_PUB };
 typedef struct topic_s topic_t;
 typedef struct {
     int fd, kind;
-    char *in;           /* handshake / publish line / client frame bytes */
+    char *in; /* handshake / publish line / client frame bytes */
     size_t inlen, incap;
-    char *out;          /* bytes a full socket could not take */
+    char *out; /* bytes a full socket could not take */
     size_t outlen, outoff, outcap;
     topic_t *topic;
     size_t topic_idx;
@@ -409,7 +429,11 @@ static int listen_on(const char *host, int port)
 }
 
 static volatile sig_atomic_t stop;
-static void on_term(int s) { (void)s; stop = 1; }
+static void on_term(int s)
+{
+    (void)s;
+    stop = 1;
+}
 
 int main(int argc, char **argv)
 {

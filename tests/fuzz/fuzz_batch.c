@@ -31,8 +31,8 @@ static rt_slice_t str_slice(json_t *s)
 
 static bool granted(json_t *c, json_t *t)
 {
-    return fuzz_json_str_is(c, "user:42", 7) || (fuzz_json_str_is(c, "team:7", 6) &&
-                                                 fuzz_json_str_is(t, "status", 6));
+    return fuzz_json_str_is(c, "user:42", 7) ||
+           (fuzz_json_str_is(c, "team:7", 6) && fuzz_json_str_is(t, "status", 6));
 }
 
 static void check_field(json_t *ev, json_t *frame, const char *name)
@@ -87,7 +87,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         goto out;
     }
     CHECK(auth == FUZZ_AUTH_KEY || auth == FUZZ_AUTH_PUB_TOKEN);
-    CHECK(json_is_array(in) && json_array_size(in) >= 1 && json_array_size(in) <= (size_t)g.cfg.max_batch);
+    CHECK(json_is_array(in) && json_array_size(in) >= 1 &&
+          json_array_size(in) <= (size_t)g.cfg.max_batch);
     CHECK(r.body && r.len == strlen(r.body));
     resp = json_loadb(r.body, r.len, JSON_REJECT_DUPLICATES, &err);
     CHECK(json_is_object(resp));

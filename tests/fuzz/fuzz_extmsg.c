@@ -73,8 +73,9 @@ static void check_plan(const rt_claims_t *next)
         CHECK(n <= 256);
         for (size_t j = 0; j < next->ntopics; j++)
             if (strcmp(next->topics[j].channel, ch) == 0) {
-                CHECK(want >= 256 || (names[want].len == strlen(next->topics[j].name) &&
-                                      memcmp(names[want].base, next->topics[j].name, names[want].len) == 0));
+                CHECK(want >= 256 ||
+                      (names[want].len == strlen(next->topics[j].name) &&
+                       memcmp(names[want].base, next->topics[j].name, names[want].len) == 0));
                 want++;
             }
         CHECK(n == (want < 256 ? want : 256));
@@ -113,7 +114,8 @@ static void validate(const char *msg, size_t len)
         CHECK(strcmp(why.error, rt_tok_errname(why.tok_err)) == 0);
         CHECK(strcmp(why.message, rt_tok_strerror(why.tok_err)) == 0);
     } else {
-        CHECK(strcmp(why.error, "bad_request") == 0 || strcmp(why.error, "refresh_broader_grant") == 0);
+        CHECK(strcmp(why.error, "bad_request") == 0 ||
+              strcmp(why.error, "refresh_broader_grant") == 0);
     }
 }
 

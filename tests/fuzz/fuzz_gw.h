@@ -138,7 +138,8 @@ static json_t *fuzz_pop_event(rt_sub_t *sub)
 /* True if the JSON string s holds exactly the bytes b[0..n). */
 static bool fuzz_json_str_is(json_t *s, const char *b, size_t n)
 {
-    return json_is_string(s) && json_string_length(s) == n && memcmp(json_string_value(s), b, n) == 0;
+    return json_is_string(s) && json_string_length(s) == n &&
+           memcmp(json_string_value(s), b, n) == 0;
 }
 
 #endif

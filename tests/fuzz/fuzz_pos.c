@@ -58,7 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     n = rt_pos_format(p, buf, sizeof(buf));
     CHECK(n > 0 && n < RT_POS_MAX && buf[n] == 0 && strlen(buf) == (size_t)n);
     for (int i = 0; i < n; i++)
-        CHECK((buf[i] >= '0' && buf[i] <= '9') || (buf[i] >= 'a' && buf[i] <= 'f') || buf[i] == '-');
+        CHECK((buf[i] >= '0' && buf[i] <= '9') || (buf[i] >= 'a' && buf[i] <= 'f') ||
+              buf[i] == '-');
     if (p.offset < OFFSET_LIMIT) {
         CHECK(rt_pos_parse((rt_slice_t){buf, (size_t)n}, &q) == 0);
         CHECK(q.epoch == p.epoch && q.offset == p.offset);

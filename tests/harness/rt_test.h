@@ -50,7 +50,7 @@ void rt_test_skip(const char *why) __attribute__((noreturn));
     do {                                                                                           \
         long long rt_a_ = (long long)(a), rt_b_ = (long long)(b);                                  \
         if (rt_a_ == rt_b_)                                                                        \
-            rt_test_fail(__FILE__, __LINE__, "%s != %s\n    both:  %lld", #a, #b, rt_a_);         \
+            rt_test_fail(__FILE__, __LINE__, "%s != %s\n    both:  %lld", #a, #b, rt_a_);          \
     } while (0)
 
 #define RT_ASSERT_STR_EQ(a, b)                                                                     \
@@ -66,8 +66,7 @@ void rt_test_skip(const char *why) __attribute__((noreturn));
         size_t rt_al_ = (alen), rt_bl_ = (blen);                                                   \
         if (rt_al_ != rt_bl_ || memcmp((a), (b), rt_al_) != 0)                                     \
             rt_test_fail(__FILE__, __LINE__, "%s == %s\n    left:  \"%.*s\"\n    right: \"%.*s\"", \
-                         #a, #b, (int)rt_al_, (const char *)(a), (int)rt_bl_,                      \
-                         (const char *)(b));                                                       \
+                         #a, #b, (int)rt_al_, (const char *)(a), (int)rt_bl_, (const char *)(b));  \
     } while (0)
 
 /* Error codes: prints both as names when a namer is given (e.g. rt_tok_errname). */
@@ -75,7 +74,7 @@ void rt_test_skip(const char *why) __attribute__((noreturn));
     do {                                                                                           \
         int rt_a_ = (a), rt_b_ = (b);                                                              \
         if (rt_a_ != rt_b_)                                                                        \
-            rt_test_fail(__FILE__, __LINE__, "%s == %s\n    left:  %d (%s)\n    right: %d (%s)",  \
+            rt_test_fail(__FILE__, __LINE__, "%s == %s\n    left:  %d (%s)\n    right: %d (%s)",   \
                          #a, #b, rt_a_, namer(rt_a_), rt_b_, namer(rt_b_));                        \
     } while (0)
 

@@ -27,7 +27,8 @@
 
 #include "rt_tokens.h"
 
-static int usage(void) {
+static int usage(void)
+{
     fputs("usage: tokentool hash <signkey>\n"
           "       tokentool mint <signkey> <HS256|EdDSA> <channel> <topic> [ttl]\n"
           "       tokentool verify <signkey> <HS256|EdDSA> <jwt>\n"
@@ -38,18 +39,22 @@ static int usage(void) {
     return 2;
 }
 
-static int fail(int code) {
+static int fail(int code)
+{
     printf("%s\n", rt_tok_errname(code));
     return 1;
 }
 
-static int64_t now_s(void) {
+static int64_t now_s(void)
+{
     const char *s = getenv("RT_TOKENTOOL_NOW");
-    if (s && *s) return (int64_t)strtoll(s, NULL, 10);
+    if (s && *s)
+        return (int64_t)strtoll(s, NULL, 10);
     return (int64_t)time(NULL);
 }
 
-static int parse_alg(const char *name, rt_alg_t *alg) {
+static int parse_alg(const char *name, rt_alg_t *alg)
+{
     int a = rt_alg_parse(rt_slice_cstr(name));
     if (a < 0) {
         fprintf(stderr, "tokentool: unknown algorithm '%s' (HS256 or EdDSA)\n", name);
@@ -59,9 +64,11 @@ static int parse_alg(const char *name, rt_alg_t *alg) {
     return 0;
 }
 
-static int ring_for(const char *key, rt_alg_t alg, rt_keyring_t **out) {
+static int ring_for(const char *key, rt_alg_t alg, rt_keyring_t **out)
+{
     rt_keyring_t *ring = rt_keyring_new();
-    if (!ring) return RT_TOK_ENOMEM;
+    if (!ring)
+        return RT_TOK_ENOMEM;
     int rc = rt_keyring_set_signing_key(ring, RT_KEY_CURRENT, rt_slice_cstr(key), alg);
     if (rc != 0) {
         rt_keyring_free(ring);
@@ -71,49 +78,65 @@ static int ring_for(const char *key, rt_alg_t alg, rt_keyring_t **out) {
     return 0;
 }
 
-static int cmd_hash(const char *key) {
+static int cmd_hash(const char *key)
+{
     char out[RT_TOK_HASHED_KEY_MAX];
     int n = rt_signing_key_hash(rt_slice_cstr(key), out, sizeof out);
-    if (n < 0) return fail(n);
+    if (n < 0)
+        return fail(n);
     printf("%s\n", out);
     return 0;
 }
 
 static int cmd_mint(const char *key, const char *algname, const char *channel, const char *topic,
-                    const char *ttl) {
+                    const char *ttl)
+{
     rt_alg_t alg;
-    if (parse_alg(algname, &alg) != 0) return 2;
+    if (parse_alg(algname, &alg) != 0)
+        return 2;
     rt_keyring_t *ring = NULL;
     int rc = ring_for(key, alg, &ring);
-    if (rc != 0) return fail(rc);
+    if (rc != 0)
+        return fail(rc);
     rt_token_opts_t opts;
     rt_token_opts_default(&opts);
     rt_topic_ref_t t = {.channel = channel, .name = topic, .kind = "run"};
-    rt_mint_req_t req = {.sub = NULL, .topics = &t, .ntopics = 1,
-                         .ttl = ttl ? (int64_t)strtoll(ttl, NULL, 10) : 0, .publish = false};
+    rt_mint_req_t req = {.sub = NULL,
+                         .topics = &t,
+                         .ntopics = 1,
+                         .ttl = ttl ? (int64_t)strtoll(ttl, NULL, 10) : 0,
+                         .publish = false};
     char *jwt = NULL;
     rc = rt_token_mint(ring, &opts, &req, now_s(), &jwt, NULL);
     rt_keyring_free(ring);
-    if (rc != 0) return fail(rc);
+    if (rc != 0)
+        return fail(rc);
     printf("%s\n", jwt);
     free(jwt);
     return 0;
 }
 
-static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
 
-static int cmd_verify(const char *key, const char *algname, const char *jwt) {
+static int cmd_verify(const char *key, const char *algname, const char *jwt)
+{
     rt_alg_t alg;
-    if (parse_alg(algname, &alg) != 0) return 2;
+    if (parse_alg(algname, &alg) != 0)
+        return 2;
     rt_keyring_t *ring = NULL;
     int rc = ring_for(key, alg, &ring);
-    if (rc != 0) return fail(rc);
+    if (rc != 0)
+        return fail(rc);
     rt_token_opts_t opts;
     rt_token_opts_default(&opts);
     rt_claims_t c;
     rc = rt_token_verify(ring, &opts, rt_slice_cstr(jwt), now_s(), &c);
     rt_keyring_free(ring);
-    if (rc != 0) return fail(rc);
+    if (rc != 0)
+        return fail(rc);
 
     json_t *o = json_object();
     json_object_set_new(o, "iss", str_or_null(c.iss));
@@ -123,7 +146,8 @@ static int cmd_verify(const char *key, const char *algname, const char *jwt) {
     json_object_set_new(o, "kid", json_string(c.kid));
     json_object_set_new(o, "iat", json_integer(c.iat));
     json_object_set_new(o, "exp", json_integer(c.exp));
-    if (c.nbf) json_object_set_new(o, "nbf", json_integer(c.nbf));
+    if (c.nbf)
+        json_object_set_new(o, "nbf", json_integer(c.nbf));
     json_t *topics = json_array();
     for (size_t i = 0; i < c.ntopics; i++) {
         json_t *t = json_object();
@@ -137,23 +161,28 @@ static int cmd_verify(const char *key, const char *algname, const char *jwt) {
     rt_claims_clear(&c);
     char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
-    if (!s) return fail(RT_TOK_ENOMEM);
+    if (!s)
+        return fail(RT_TOK_ENOMEM);
     printf("%s\n", s);
     free(s);
     return 0;
 }
 
 /* HMAC-SHA256(key = hex_decode(<hex>), msg = "rtgw/v1/hs256"), as documented. */
-static int cmd_secret(const char *key) {
+static int cmd_secret(const char *key)
+{
     int rc = rt_signing_key_validate(rt_slice_cstr(key));
-    if (rc != 0) return fail(rc);
+    if (rc != 0)
+        return fail(rc);
     /* "signkey-" <env> "-" <hex>; env has no '-', so <hex> follows the second '-'. */
     const char *dash = strchr(key + strlen("signkey-"), '-');
-    if (!dash) return fail(RT_TOK_EKEY_FORMAT);
+    if (!dash)
+        return fail(RT_TOK_EKEY_FORMAT);
     const char *hex = dash + 1;
     size_t hexlen = strlen(hex);
     unsigned char *raw = malloc(hexlen / 2 + 1);
-    if (!raw) return fail(RT_TOK_ENOMEM);
+    if (!raw)
+        return fail(RT_TOK_ENOMEM);
     size_t rawlen = 0;
     if (sodium_hex2bin(raw, hexlen / 2 + 1, hex, hexlen, NULL, &rawlen, NULL) != 0) {
         free(raw);
@@ -174,40 +203,55 @@ static int cmd_secret(const char *key) {
     return 0;
 }
 
-static int cmd_jwks(const char *key) {
+static int cmd_jwks(const char *key)
+{
     rt_keyring_t *ring = NULL;
     int rc = ring_for(key, RT_ALG_EDDSA, &ring);
-    if (rc != 0) return fail(rc);
+    if (rc != 0)
+        return fail(rc);
     char *s = rt_keyring_jwks_json(ring);
     rt_keyring_free(ring);
-    if (!s) return fail(RT_TOK_ENOMEM);
+    if (!s)
+        return fail(RT_TOK_ENOMEM);
     printf("%s\n", s);
     free(s);
     return 0;
 }
 
-static int cmd_kid(const char *key, const char *algname) {
+static int cmd_kid(const char *key, const char *algname)
+{
     rt_alg_t alg;
-    if (parse_alg(algname, &alg) != 0) return 2;
+    if (parse_alg(algname, &alg) != 0)
+        return 2;
     rt_keyring_t *ring = NULL;
     int rc = ring_for(key, alg, &ring);
-    if (rc != 0) return fail(rc);
+    if (rc != 0)
+        return fail(rc);
     const char *kid = rt_keyring_kid(ring, RT_KEY_CURRENT);
-    if (kid) printf("%s\n", kid);
+    if (kid)
+        printf("%s\n", kid);
     rt_keyring_free(ring);
     return kid ? 0 : fail(RT_TOK_ENOKEY);
 }
 
-int main(int argc, char **argv) {
-    if (argc < 3) return usage();
-    if (rt_tokens_init() != 0) return fail(RT_TOK_ENOMEM);
+int main(int argc, char **argv)
+{
+    if (argc < 3)
+        return usage();
+    if (rt_tokens_init() != 0)
+        return fail(RT_TOK_ENOMEM);
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "hash") && argc == 3) return cmd_hash(argv[2]);
+    if (!strcmp(cmd, "hash") && argc == 3)
+        return cmd_hash(argv[2]);
     if (!strcmp(cmd, "mint") && (argc == 6 || argc == 7))
         return cmd_mint(argv[2], argv[3], argv[4], argv[5], argc == 7 ? argv[6] : NULL);
-    if (!strcmp(cmd, "verify") && argc == 5) return cmd_verify(argv[2], argv[3], argv[4]);
-    if (!strcmp(cmd, "secret") && argc == 3) return cmd_secret(argv[2]);
-    if (!strcmp(cmd, "jwks") && argc == 3) return cmd_jwks(argv[2]);
-    if (!strcmp(cmd, "kid") && argc == 4) return cmd_kid(argv[2], argv[3]);
+    if (!strcmp(cmd, "verify") && argc == 5)
+        return cmd_verify(argv[2], argv[3], argv[4]);
+    if (!strcmp(cmd, "secret") && argc == 3)
+        return cmd_secret(argv[2]);
+    if (!strcmp(cmd, "jwks") && argc == 3)
+        return cmd_jwks(argv[2]);
+    if (!strcmp(cmd, "kid") && argc == 4)
+        return cmd_kid(argv[2], argv[3]);
     return usage();
 }

@@ -30,7 +30,9 @@ static void fx_init(fx_t *fx, bool dev)
     fx->ring = rt_keyring_new();
     RT_ASSERT(fx->ring != NULL);
     RT_ASSERT(rt_signing_key_generate("test", fx->key, sizeof(fx->key)) > 0);
-    RT_ASSERT_INT_EQ(rt_keyring_set_signing_key(fx->ring, RT_KEY_CURRENT, rt_slice_cstr(fx->key), RT_ALG_HS256), 0);
+    RT_ASSERT_INT_EQ(
+        rt_keyring_set_signing_key(fx->ring, RT_KEY_CURRENT, rt_slice_cstr(fx->key), RT_ALG_HS256),
+        0);
     snprintf(fx->auth, sizeof(fx->auth), "Bearer %s", fx->key);
     fx->hub = rt_hub_new(NULL, 42);
     RT_ASSERT(fx->hub != NULL);
@@ -81,7 +83,8 @@ static void bearer_is(const char *header, const char *want)
     rt_slice_t s = rt_api_bearer(header);
     RT_ASSERT(s.base != NULL);
     if (s.len != strlen(want) || memcmp(s.base, want, s.len) != 0)
-        rt_test_fail(__FILE__, __LINE__, "rt_api_bearer(\"%s\")\n    left:  \"%.*s\"\n    right: \"%s\"",
+        rt_test_fail(__FILE__, __LINE__,
+                     "rt_api_bearer(\"%s\")\n    left:  \"%.*s\"\n    right: \"%s\"",
                      header ? header : "(null)", (int)s.len, s.base, want);
 }
 
@@ -127,7 +130,8 @@ static void query_is(const char *q, const char *name, int idx, int want_rc, cons
     memset(out, 'Z', sizeof(out));
     int rc = rt_query_get(q, name, idx, out, sizeof(out));
     if (rc != want_rc)
-        rt_test_fail(__FILE__, __LINE__, "rt_query_get(\"%s\", \"%s\", %d)\n    left:  %d\n    right: %d",
+        rt_test_fail(__FILE__, __LINE__,
+                     "rt_query_get(\"%s\", \"%s\", %d)\n    left:  %d\n    right: %d",
                      q ? q : "(null)", name, idx, rc, want_rc);
     if (want) {
         RT_ASSERT_INT_EQ(strlen(out), (size_t)rc);
@@ -282,13 +286,17 @@ RT_TEST(token_not_an_array_or_empty)
 {
     fx_t fx;
     fx_init(&fx, false);
-    const char *bodies[] = {"[]", "{}", "{\"topics\":{}}", "{\"topics\":[]}", "{\"topics\":\"c\"}",
+    const char *bodies[] = {"[]",
+                            "{}",
+                            "{\"topics\":{}}",
+                            "{\"topics\":[]}",
+                            "{\"topics\":\"c\"}",
                             "{\"channel\":\"c\",\"name\":\"t\"}"};
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
         token(&fx, fx.auth, bodies[i]);
         if (fx.r.status != 400)
-            rt_test_fail(__FILE__, __LINE__, "body %s: status %d, want 400: %s", bodies[i], fx.r.status,
-                         fx.r.body);
+            rt_test_fail(__FILE__, __LINE__, "body %s: status %d, want 400: %s", bodies[i],
+                         fx.r.status, fx.r.body);
         ASSERT_ERR(&fx.r, 400, "bad_request");
     }
     /* A bare scalar is not even a JSON text the parser takes (no JSON_DECODE_ANY). */
@@ -372,7 +380,8 @@ RT_TEST(token_success_verifies)
     fx_t fx;
     fx_init(&fx, false);
     token(&fx, fx.auth,
-          "[{\"channel\":\"user:42\",\"name\":\"ai\",\"kind\":\"run\"},{\"channel\":\"user:42\",\"name\":\"*\"}]");
+          "[{\"channel\":\"user:42\",\"name\":\"ai\",\"kind\":\"run\"},{\"channel\":\"user:42\","
+          "\"name\":\"*\"}]");
     RT_ASSERT_INT_EQ(fx.r.status, 201);
     rt_claims_t c;
     json_t *o = minted_claims(&fx, &c);
@@ -475,7 +484,8 @@ RT_TEST(prepare_signing_key)
     fx_t fx;
     fx_init(&fx, false);
     static rt_publish_target_t t;
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=user%3A42&topic=ai&topic=log&run_id=r1&fn_id=f1", &t), 0);
+    RT_ASSERT_INT_EQ(
+        prepare(&fx, fx.auth, "channel=user%3A42&topic=ai&topic=log&run_id=r1&fn_id=f1", &t), 0);
     RT_ASSERT_STR_EQ(t.channel, "user:42");
     RT_ASSERT_INT_EQ(t.ntopics, 2);
     RT_ASSERT_STR_EQ(t.topics[0], "ai");
@@ -547,7 +557,8 @@ RT_TEST(prepare_bad_names_refused)
     static rt_publish_target_t t;
     RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=%ff&topic=t", &t), -1);
     ASSERT_ERR(&fx.r, 400, "name_bad_chars");
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=%C3%28", &t), -1); /* bad continuation */
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=%C3%28", &t),
+                     -1); /* bad continuation */
     ASSERT_ERR(&fx.r, 400, "name_bad_chars");
     RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=a%00b", &t), -1);
     ASSERT_ERR(&fx.r, 400, "name_bad_chars");
@@ -635,7 +646,8 @@ static void listen_on(fx_t *fx, listener_t *l, const char *channel, const char *
     RT_ASSERT(l->sub != NULL);
     rt_sub_set_ext(l->sub, ext);
     rt_slice_t t = rt_slice_cstr(topic);
-    RT_ASSERT_INT_EQ(rt_hub_subscribe(fx->hub, l->sub, rt_slice_cstr(channel), &t, 1, NULL, NULL), 0);
+    RT_ASSERT_INT_EQ(rt_hub_subscribe(fx->hub, l->sub, rt_slice_cstr(channel), &t, 1, NULL, NULL),
+                     0);
 }
 
 static void listen_done(fx_t *fx, listener_t *l)
@@ -652,7 +664,8 @@ static json_t *next_event(listener_t *l)
     const unsigned char *p = (const unsigned char *)f->data;
     size_t hl = (p[1] & 127) < 126 ? 2 : (p[1] & 127) == 126 ? 4 : 10;
     json_error_t err;
-    json_t *o = json_loadb(f->data + hl, f->len - hl, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
+    json_t *o =
+        json_loadb(f->data + hl, f->len - hl, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
     if (!o)
         rt_test_fail(__FILE__, __LINE__, "frame not JSON: %s", err.text);
     rt_frame_unref(f);
@@ -683,12 +696,14 @@ RT_TEST(publish_json_body_embedded_as_json)
     json_t *ids = json_object_get(resp, "ids");
     RT_ASSERT_INT_EQ(json_array_size(ids), 1);
     json_t *ev = next_event(&l);
-    RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "id")), json_string_value(json_array_get(ids, 0)));
+    RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "id")),
+                     json_string_value(json_array_get(ids, 0)));
     RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "kind")), "data");
     RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "channel")), "user:42");
     RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "topic")), "ai");
     RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "run_id")), "run-1");
-    RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "created_at")), "2023-11-14T22:13:20.123Z");
+    RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "created_at")),
+                     "2023-11-14T22:13:20.123Z");
     RT_ASSERT(json_object_get(ev, "fn_id") == NULL);
     json_t *want = json_loads(body, 0, NULL);
     RT_ASSERT(json_equal(json_object_get(ev, "data"), want));
@@ -731,7 +746,8 @@ RT_TEST(publish_text_body_embedded_as_string)
     fx_init(&fx, false);
     listener_t l;
     listen_on(&fx, &l, "c", "t", false);
-    const char *bodies[] = {"hello world", "line1\nline2\t\"q\" \\ caf\xc3\xa9", "{not json", "42abc", ""};
+    const char *bodies[] = {"hello world", "line1\nline2\t\"q\" \\ caf\xc3\xa9", "{not json",
+                            "42abc", ""};
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
         publish(&fx, "channel=c&topic=t", bodies[i], strlen(bodies[i]));
         RT_ASSERT_INT_EQ(fx.r.status, 200);
@@ -785,15 +801,18 @@ RT_TEST(publish_many_topics_ids_and_delivered)
     RT_ASSERT_INT_EQ(json_integer_value(json_object_get(resp, "delivered")), 6);
     rt_pos_t pos[3];
     for (int i = 0; i < 3; i++) {
-        RT_ASSERT_INT_EQ(rt_pos_parse(rt_slice_cstr(json_string_value(json_array_get(ids, i))), &pos[i]), 0);
+        RT_ASSERT_INT_EQ(
+            rt_pos_parse(rt_slice_cstr(json_string_value(json_array_get(ids, i))), &pos[i]), 0);
         RT_ASSERT_INT_EQ(pos[i].offset, i + 1);
     }
     json_t *ev = next_event(&b);
-    RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "id")), json_string_value(json_array_get(ids, 1)));
+    RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "id")),
+                     json_string_value(json_array_get(ids, 1)));
     json_decref(ev);
     for (int i = 0; i < 3; i++) {
         ev = next_event(&w);
-        RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "id")), json_string_value(json_array_get(ids, i)));
+        RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "id")),
+                         json_string_value(json_array_get(ids, i)));
         json_decref(ev);
     }
     json_decref(resp);
@@ -813,7 +832,8 @@ RT_TEST(publish_stream_event_only_to_ext)
     listen_on(&fx, &ext, "c", "t", true);
     static rt_publish_target_t t;
     RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=t", &t), 0);
-    RT_ASSERT_INT_EQ(rt_api_publish_stream_event(&fx.api, &t, "chunk", "s-1", "tok\n", 4, NOW_MS), 0);
+    RT_ASSERT_INT_EQ(rt_api_publish_stream_event(&fx.api, &t, "chunk", "s-1", "tok\n", 4, NOW_MS),
+                     0);
     rt_frame_t *f;
     RT_ASSERT_INT_EQ(rt_sub_pop(plain.sub, &f, 1), 0);
     json_t *ev = next_event(&ext);

@@ -113,7 +113,8 @@ static void assert_line(const char *prefix)
             break;
         p = nl + 1;
     }
-    rt_test_fail(__FILE__, __LINE__, "no error line starting with \"%s\"\n    errors: \"%s\"", prefix, errs);
+    rt_test_fail(__FILE__, __LINE__, "no error line starting with \"%s\"\n    errors: \"%s\"",
+                 prefix, errs);
 }
 
 /* Exactly one refusal, naming the variable. */
@@ -121,7 +122,8 @@ static void assert_line(const char *prefix)
     do {                                                                                           \
         int n_ = load(cfg, NULL, dev);                                                             \
         if (n_ != 1 || nlines() != 1)                                                              \
-            rt_test_fail(__FILE__, __LINE__, "want one refusal for %s, got %d:\n%s", var, n_, errs); \
+            rt_test_fail(__FILE__, __LINE__, "want one refusal for %s, got %d:\n%s", var, n_,      \
+                         errs);                                                                    \
         char pfx_[128];                                                                            \
         snprintf(pfx_, sizeof(pfx_), "%s: ", var);                                                 \
         assert_line(pfx_);                                                                         \
@@ -133,7 +135,7 @@ static void assert_line(const char *prefix)
     do {                                                                                           \
         int n_ = load(cfg, NULL, true);                                                            \
         if (n_ != 0)                                                                               \
-            rt_test_fail(__FILE__, __LINE__, "want no refusal, got %d:\n%s", n_, errs);           \
+            rt_test_fail(__FILE__, __LINE__, "want no refusal, got %d:\n%s", n_, errs);            \
     } while (0)
 
 RT_TEST(defaults)
@@ -293,7 +295,9 @@ RT_TEST(refuse_missing_key_outside_dev)
 RT_TEST(refuse_malformed_key)
 {
     clean_env();
-    const char *bad[] = {"signkey-test-zz", "signkey-test-0123", "notakey", "signkey-UPPER-" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"};
+    const char *bad[] = {"signkey-test-zz", "signkey-test-0123", "notakey",
+                         "signkey-UPPER-"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         setenv("RTGW_SIGNING_KEY", bad[i], 1);
         rt_config_t cfg;
@@ -306,8 +310,8 @@ RT_TEST(refuse_malformed_key)
 RT_TEST(refuse_listen_garbage)
 {
     clean_env();
-    const char *bad[] = {"nonsense", "127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:65536",
-                         "127.0.0.1:-1", "[::1]", "[::1:80"};
+    const char *bad[] = {"nonsense",        "127.0.0.1",    "127.0.0.1:", "127.0.0.1:http",
+                         "127.0.0.1:65536", "127.0.0.1:-1", "[::1]",      "[::1:80"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         setenv("RTGW_LISTEN", bad[i], 1);
         rt_config_t cfg;
@@ -318,9 +322,12 @@ RT_TEST(refuse_listen_garbage)
 RT_TEST(refuse_int_out_of_range)
 {
     clean_env();
-    const char *cases[][2] = {{"RTGW_TOKEN_TTL", "0"},           {"RTGW_TOKEN_TTL", "86401"},
-                              {"RTGW_MAX_CONNECTIONS", "200001"}, {"RTGW_QUEUE_MAX_BYTES", "1023"},
-                              {"RTGW_HISTORY_MAX", "-1"},         {"RTGW_MAX_TOPICS", "99999999999999999999"}};
+    const char *cases[][2] = {{"RTGW_TOKEN_TTL", "0"},
+                              {"RTGW_TOKEN_TTL", "86401"},
+                              {"RTGW_MAX_CONNECTIONS", "200001"},
+                              {"RTGW_QUEUE_MAX_BYTES", "1023"},
+                              {"RTGW_HISTORY_MAX", "-1"},
+                              {"RTGW_MAX_TOPICS", "99999999999999999999"}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         clean_env();
         setenv(cases[i][0], cases[i][1], 1);
@@ -404,8 +411,9 @@ RT_TEST(refuse_fallback_equal_to_current)
 RT_TEST(refuse_public_url_http_non_local)
 {
     clean_env();
-    const char *bad[] = {"http://rt.example.com", "ws://rt.example.com:8288", "http://10.0.0.5:8288",
-                         "http://127.example.com", "http://localhost.example.com:8288"};
+    const char *bad[] = {"http://rt.example.com", "ws://rt.example.com:8288",
+                         "http://10.0.0.5:8288", "http://127.example.com",
+                         "http://localhost.example.com:8288"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         setenv("RTGW_PUBLIC_URL", bad[i], 1);
         rt_config_t cfg;
@@ -417,7 +425,8 @@ RT_TEST(refuse_public_url_path_or_trailing_slash)
 {
     clean_env();
     const char *bad[] = {"https://rt.example.com/", "https://rt.example.com/realtime",
-                         "http://localhost:8288/", "https://", "rt.example.com", "ftp://rt.example.com"};
+                         "http://localhost:8288/",  "https://",
+                         "rt.example.com",          "ftp://rt.example.com"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         setenv("RTGW_PUBLIC_URL", bad[i], 1);
         rt_config_t cfg;
@@ -428,9 +437,11 @@ RT_TEST(refuse_public_url_path_or_trailing_slash)
 RT_TEST(public_url_local_http_accepted)
 {
     clean_env();
-    const char *good[] = {"http://localhost:8288", "http://localhost", "http://127.0.0.1:8288",
-                          "http://127.1.2.3", "ws://localhost:8288", "http://[::1]:8288", "https://rt.example.com",
-                          "https://rt.example.com:8443", "wss://rt.example.com"};
+    const char *good[] = {"http://localhost:8288",  "http://localhost",
+                          "http://127.0.0.1:8288",  "http://127.1.2.3",
+                          "ws://localhost:8288",    "http://[::1]:8288",
+                          "https://rt.example.com", "https://rt.example.com:8443",
+                          "wss://rt.example.com"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         setenv("RTGW_PUBLIC_URL", good[i], 1);
         rt_config_t cfg;
@@ -501,7 +512,8 @@ static void listen_is(const char *s, int want_rc, const char *want_host, int wan
     int port = -7;
     int rc = rt_config_parse_listen(s, host, sizeof(host), &port);
     if (rc != want_rc)
-        rt_test_fail(__FILE__, __LINE__, "rt_config_parse_listen(\"%s\")\n    left:  %d\n    right: %d", s, rc,
+        rt_test_fail(__FILE__, __LINE__,
+                     "rt_config_parse_listen(\"%s\")\n    left:  %d\n    right: %d", s, rc,
                      want_rc);
     if (want_host) {
         RT_ASSERT_STR_EQ(host, want_host);

@@ -17,8 +17,9 @@ static void assert_refused(const char *s)
 {
     rt_pos_t p = {77, 77};
     if (parse(s, &p) != -1)
-        rt_test_fail(__FILE__, __LINE__, "rt_pos_parse(\"%s\") accepted: epoch %" PRIx64 " offset %" PRIu64, s,
-                     p.epoch, p.offset);
+        rt_test_fail(__FILE__, __LINE__,
+                     "rt_pos_parse(\"%s\") accepted: epoch %" PRIx64 " offset %" PRIu64, s, p.epoch,
+                     p.offset);
 }
 
 /* ---- positions ---- */
@@ -26,7 +27,11 @@ static void assert_refused(const char *s)
 RT_TEST(pos_round_trip)
 {
     const rt_pos_t cases[] = {
-        {1, 0}, {1, 1}, {0xabc, 42}, {0xffffffffffffULL, 1234567}, {UINT64_MAX, 9999999999999999999ULL},
+        {1, 0},
+        {1, 1},
+        {0xabc, 42},
+        {0xffffffffffffULL, 1234567},
+        {UINT64_MAX, 9999999999999999999ULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char buf[RT_POS_MAX];
@@ -83,7 +88,7 @@ RT_TEST(pos_parse_refuses_missing_dash)
 
 RT_TEST(pos_parse_refuses_too_long)
 {
-    assert_refused("12345678901234567-1"); /* 17 hex digits of epoch */
+    assert_refused("12345678901234567-1");    /* 17 hex digits of epoch */
     assert_refused("1-12345678901234567890"); /* 20 digits of offset */
     char big[RT_POS_MAX + 8];
     memset(big, '1', sizeof(big) - 1);
@@ -155,12 +160,16 @@ static const char *str_field(json_t *o, const char *k)
 
 RT_TEST(event_json_minimal_omits_optional)
 {
-    rt_event_t ev = {.kind = "data", .channel = RT_SLICE_LIT("user:1"), .topic = RT_SLICE_LIT("ai"),
-                     .data = RT_SLICE_LIT("{\"a\":1}"), .created_at_ms = INT64_C(1700000000123)};
+    rt_event_t ev = {.kind = "data",
+                     .channel = RT_SLICE_LIT("user:1"),
+                     .topic = RT_SLICE_LIT("ai"),
+                     .data = RT_SLICE_LIT("{\"a\":1}"),
+                     .created_at_ms = INT64_C(1700000000123)};
     char *raw;
     json_t *o = event_obj(&ev, NULL, &raw);
-    RT_ASSERT_STR_EQ(raw, "{\"kind\":\"data\",\"channel\":\"user:1\",\"topic\":\"ai\",\"data\":{\"a\":1},"
-                          "\"created_at\":\"2023-11-14T22:13:20.123Z\"}");
+    RT_ASSERT_STR_EQ(
+        raw, "{\"kind\":\"data\",\"channel\":\"user:1\",\"topic\":\"ai\",\"data\":{\"a\":1},"
+             "\"created_at\":\"2023-11-14T22:13:20.123Z\"}");
     RT_ASSERT(json_object_get(o, "run_id") == NULL);
     RT_ASSERT(json_object_get(o, "fn_id") == NULL);
     RT_ASSERT(json_object_get(o, "stream_id") == NULL);
@@ -171,9 +180,13 @@ RT_TEST(event_json_minimal_omits_optional)
 
 RT_TEST(event_json_all_fields)
 {
-    rt_event_t ev = {.kind = "chunk", .channel = RT_SLICE_LIT("c"), .topic = RT_SLICE_LIT("t"),
-                     .data = RT_SLICE_LIT("\"x\""), .created_at_ms = 0,
-                     .run_id = RT_SLICE_LIT("run1"), .fn_id = RT_SLICE_LIT("fn1"),
+    rt_event_t ev = {.kind = "chunk",
+                     .channel = RT_SLICE_LIT("c"),
+                     .topic = RT_SLICE_LIT("t"),
+                     .data = RT_SLICE_LIT("\"x\""),
+                     .created_at_ms = 0,
+                     .run_id = RT_SLICE_LIT("run1"),
+                     .fn_id = RT_SLICE_LIT("fn1"),
                      .stream_id = RT_SLICE_LIT("s1")};
     rt_pos_t pos = {0xbeef, 3};
     json_t *o = event_obj(&ev, &pos, NULL);
@@ -193,8 +206,12 @@ RT_TEST(event_json_all_fields)
 RT_TEST(event_json_never_null)
 {
     /* Empty data and empty optional fields: no null anywhere. */
-    rt_event_t ev = {.kind = "data", .channel = RT_SLICE_LIT("c"), .topic = RT_SLICE_LIT("t"),
-                     .data = {"", 0}, .run_id = {"", 0}, .fn_id = {NULL, 0}};
+    rt_event_t ev = {.kind = "data",
+                     .channel = RT_SLICE_LIT("c"),
+                     .topic = RT_SLICE_LIT("t"),
+                     .data = {"", 0},
+                     .run_id = {"", 0},
+                     .fn_id = {NULL, 0}};
     char *raw;
     json_t *o = event_obj(&ev, NULL, &raw);
     RT_ASSERT(strstr(raw, "null") == NULL);
@@ -210,7 +227,9 @@ RT_TEST(event_json_escapes_names)
 {
     const char chan[] = "q\"b\\s\x01\x1f\n\t\r\b\f";
     const char topic[] = "h\xc3\xa9llo-\xe2\x82\xac-\xf0\x9f\x98\x80"; /* é € 😀 */
-    rt_event_t ev = {.kind = "data", .channel = {chan, sizeof(chan) - 1}, .topic = {topic, sizeof(topic) - 1},
+    rt_event_t ev = {.kind = "data",
+                     .channel = {chan, sizeof(chan) - 1},
+                     .topic = {topic, sizeof(topic) - 1},
                      .data = RT_SLICE_LIT("1")};
     char *raw;
     json_t *o = event_obj(&ev, NULL, &raw);
@@ -232,9 +251,14 @@ RT_TEST(event_json_worst_case_escaping)
     rt_slice_t c1 = {ctl, 1}, cn = {ctl, sizeof(ctl)};
     rt_slice_t lens[] = {c1, cn};
     for (int a = 0; a < 2; a++) {
-        rt_event_t ev = {.kind = "datastream-start", .channel = lens[a], .topic = lens[a],
-                         .data = RT_SLICE_LIT("0"), .created_at_ms = INT64_C(253402300799999),
-                         .run_id = lens[a], .fn_id = lens[a], .stream_id = lens[a]};
+        rt_event_t ev = {.kind = "datastream-start",
+                         .channel = lens[a],
+                         .topic = lens[a],
+                         .data = RT_SLICE_LIT("0"),
+                         .created_at_ms = INT64_C(253402300799999),
+                         .run_id = lens[a],
+                         .fn_id = lens[a],
+                         .stream_id = lens[a]};
         rt_pos_t pos = {UINT64_MAX, UINT64_MAX};
         json_t *o = event_obj(&ev, &pos, NULL);
         RT_ASSERT_STR_EQ(str_field(o, "created_at"), "9999-12-31T23:59:59.999Z");
@@ -295,7 +319,7 @@ static void check_ws(size_t n, size_t want_hl)
     const unsigned char *p = (const unsigned char *)f->data;
     RT_ASSERT_INT_EQ(rt_ws_header_len(n), want_hl);
     RT_ASSERT_INT_EQ(f->len, want_hl + n);
-    RT_ASSERT_INT_EQ(p[0], 0x81); /* FIN + text */
+    RT_ASSERT_INT_EQ(p[0], 0x81);     /* FIN + text */
     RT_ASSERT_INT_EQ(p[1] & 0x80, 0); /* server frames are unmasked */
     uint64_t got;
     if (want_hl == 2) {

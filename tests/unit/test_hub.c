@@ -83,7 +83,8 @@ static void sub_topics(rt_hub_t *hub, client_t *c, const char *channel, const ch
 {
     rt_slice_t ts[2] = {rt_slice_cstr(t1), t2 ? rt_slice_cstr(t2) : rt_slice_cstr("")};
     rt_resume_t res;
-    RT_ASSERT_INT_EQ(rt_hub_subscribe(hub, c->sub, rt_slice_cstr(channel), ts, t2 ? 2 : 1, NULL, &res), 0);
+    RT_ASSERT_INT_EQ(
+        rt_hub_subscribe(hub, c->sub, rt_slice_cstr(channel), ts, t2 ? 2 : 1, NULL, &res), 0);
     RT_ASSERT(res.recovered);
     RT_ASSERT(!res.had_since);
 }
@@ -149,7 +150,8 @@ static json_t *ws_json(const rt_frame_t *f)
     json_error_t err;
     json_t *o = json_loadb(s.base, s.len, JSON_REJECT_DUPLICATES, &err);
     if (!o)
-        rt_test_fail(__FILE__, __LINE__, "frame is not JSON: %s: %.*s", err.text, (int)s.len, s.base);
+        rt_test_fail(__FILE__, __LINE__, "frame is not JSON: %s: %.*s", err.text, (int)s.len,
+                     s.base);
     return o;
 }
 
@@ -267,8 +269,8 @@ static void wildcard_no_dup(const char *first, const char *second, bool one_call
     size_t d;
     rt_pos_t p1 = publish_ev(hub, "ch", "a", "1", false, &d);
     if (d != 1)
-        rt_test_fail(__FILE__, __LINE__, "subscribed [%s, %s]%s: delivered %zu, want 1", first, second,
-                     one_call ? " in one call" : " in two calls", d);
+        rt_test_fail(__FILE__, __LINE__, "subscribed [%s, %s]%s: delivered %zu, want 1", first,
+                     second, one_call ? " in one call" : " in two calls", d);
     rt_pos_t p2 = publish_ev(hub, "ch", "b", "2", false, &d);
     RT_ASSERT_INT_EQ(d, 1);
     rt_frame_t *f[8];
@@ -1037,8 +1039,11 @@ static void *pub_thread(void *p)
     for (int i = 0; i < PER_PUB; i++) {
         char data[64];
         snprintf(data, sizeof(data), "{\"p\":%d,\"i\":%d}", a->id, i);
-        rt_event_t ev = {.kind = "data", .channel = RT_SLICE_LIT("hot"), .topic = RT_SLICE_LIT("t"),
-                         .data = rt_slice_cstr(data), .created_at_ms = 0};
+        rt_event_t ev = {.kind = "data",
+                         .channel = RT_SLICE_LIT("hot"),
+                         .topic = RT_SLICE_LIT("t"),
+                         .data = rt_slice_cstr(data),
+                         .created_at_ms = 0};
         if (rt_hub_publish(a->hub, &ev, NULL, NULL) != 0)
             return (void *)1;
     }
@@ -1057,7 +1062,8 @@ static void *sub_thread(void *p)
         size_t n = rt_sub_pop(a->c.sub, f, 64);
         if (n == 0) {
             if (mono_ms() > a->deadline_ms) {
-                snprintf(a->msg, sizeof(a->msg), "timed out after %d of %d events", a->count, TOTAL);
+                snprintf(a->msg, sizeof(a->msg), "timed out after %d of %d events", a->count,
+                         TOTAL);
                 a->error = 1;
                 return NULL;
             }
@@ -1087,7 +1093,8 @@ static void *sub_thread(void *p)
             } else {
                 uint64_t off = strtoull(dash + 1, NULL, 10);
                 if (off <= last) {
-                    snprintf(a->msg, sizeof(a->msg), "offset %" PRIu64 " after %" PRIu64, off, last);
+                    snprintf(a->msg, sizeof(a->msg), "offset %" PRIu64 " after %" PRIu64, off,
+                             last);
                     a->error = 1;
                 }
                 last = off;

@@ -74,7 +74,8 @@ RT_TEST(client_ip_trusts_forwarded_only_from_trusted_peers)
     rt_client_ip("127.0.0.1", "203.0.113.7", "127.0.0.1", ip, sizeof(ip));
     RT_ASSERT_STR_EQ(ip, "203.0.113.7");
     /* Rightmost untrusted hop wins; a spoofed leftmost entry does not. */
-    rt_client_ip("127.0.0.1", "1.1.1.1, 203.0.113.7, 10.0.0.2", "127.0.0.1,10.0.0.2", ip, sizeof(ip));
+    rt_client_ip("127.0.0.1", "1.1.1.1, 203.0.113.7, 10.0.0.2", "127.0.0.1,10.0.0.2", ip,
+                 sizeof(ip));
     RT_ASSERT_STR_EQ(ip, "203.0.113.7");
     /* All hops trusted: the leftmost. */
     rt_client_ip("127.0.0.1", "10.0.0.2", "127.0.0.1, 10.0.0.2", ip, sizeof(ip));

@@ -31,11 +31,10 @@ extern "C" {
  * (rt_tok_errname: what the gateway puts in JSON errors, metrics labels and
  * close reasons) and a readable sentence (rt_tok_strerror). Neither ever
  * contains token or key material. Codes are stable: append, never renumber. */
-#define RT_TOK_ERRNO_MAP(XX)                                                                      \
+#define RT_TOK_ERRNO_MAP(XX)                                                                       \
     XX(ENOMEM, -1, "out_of_memory", "out of memory")                                               \
     XX(EINVAL, -2, "invalid_argument", "invalid argument")                                         \
-    XX(EKEY_FORMAT, -10, "key_malformed",                                                          \
-       "signing key is not of the form signkey-<env>-<hex>")                                       \
+    XX(EKEY_FORMAT, -10, "key_malformed", "signing key is not of the form signkey-<env>-<hex>")    \
     XX(EKEY_HEX, -11, "key_not_hex", "signing key secret part is not an even-length hex string")   \
     XX(EKEY_SHORT, -12, "key_too_short", "signing key secret is shorter than 32 bytes")            \
     XX(EKEY_LONG, -13, "key_too_long", "signing key secret is longer than 256 bytes")              \
@@ -65,9 +64,8 @@ extern "C" {
     XX(ENAME_LONG, -38, "name_too_long", "channel or topic name is too long")                      \
     XX(ENAME_CHARS, -39, "name_bad_chars",                                                         \
        "channel or topic name has control characters or invalid UTF-8")                            \
-    XX(ELIFETIME, -40, "token_lifetime_too_long",                                                  \
-       "token lifetime exceeds the configured maximum")                                            \
-    XX(EENV, -41, "token_wrong_env", "token env does not match the key's environment")            \
+    XX(ELIFETIME, -40, "token_lifetime_too_long", "token lifetime exceeds the configured maximum") \
+    XX(EENV, -41, "token_wrong_env", "token env does not match the key's environment")             \
     XX(ENOT_ALLOWED, -42, "topic_not_allowed", "token does not grant this channel and topic")
 
 typedef enum {
@@ -135,8 +133,8 @@ int rt_alg_parse(rt_slice_t name);
  * from the signing key (see docs/protocol.md, "Token keys"):
  *   hs256 secret = HMAC-SHA256(key = hex_decode(<hex>), msg = "rtgw/v1/hs256")
  *   ed25519 seed = HMAC-SHA256(key = hex_decode(<hex>), msg = "rtgw/v1/ed25519")
- *   kid          = hex(first 8 bytes of HMAC-SHA256(key = hex_decode(<hex>), msg = "rtgw/v1/kid/" + alg name))
- * The ring owns copies of everything passed in; callers may wipe their buffers. */
+ *   kid          = hex(first 8 bytes of HMAC-SHA256(key = hex_decode(<hex>), msg = "rtgw/v1/kid/" +
+ * alg name)) The ring owns copies of everything passed in; callers may wipe their buffers. */
 typedef struct rt_keyring_s rt_keyring_t;
 
 typedef enum { RT_KEY_CURRENT = 0, RT_KEY_FALLBACK = 1 } rt_key_slot_t;
@@ -232,17 +230,17 @@ typedef struct {
 } rt_topic_ref_t;
 
 typedef struct {
-    const char *sub;             /* NULL → the first topic's channel */
+    const char *sub; /* NULL → the first topic's channel */
     const rt_topic_ref_t *topics;
-    size_t ntopics;              /* 1..opts->max_topics */
-    int64_t ttl;                 /* 0 → opts->ttl; must be <= opts->max_ttl */
+    size_t ntopics; /* 1..opts->max_topics */
+    int64_t ttl;    /* 0 → opts->ttl; must be <= opts->max_ttl */
     bool publish;
 } rt_mint_req_t;
 
 /* Mint a token with the ring's current key (alg pinned to that key). `now` is
  * Unix seconds. opts may be NULL for the defaults; sub, when given, must pass
- * rt_name_validate (it becomes a JSON string). jti is 16 random bytes, base64url. On success *out_jwt is a new
- * malloc'd NUL-terminated string the caller frees, and *out_len its length
+ * rt_name_validate (it becomes a JSON string). jti is 16 random bytes, base64url. On success
+ * *out_jwt is a new malloc'd NUL-terminated string the caller frees, and *out_len its length
  * (out_len may be NULL). Returns 0 or a negative code (names are validated
  * like verification does, so a token this mints always verifies). */
 int rt_token_mint(const rt_keyring_t *ring, const rt_token_opts_t *opts, const rt_mint_req_t *req,

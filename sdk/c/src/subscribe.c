@@ -437,8 +437,8 @@ int rtc_sub_run(rtc_sub_t *s, rtc_error_t *err)
         sodium_memzero(path.p, path.len);
         rtc__buf_free(&path);
         if (!c) {
-            snprintf(why, sizeof(why), "cannot connect to %.100s:%d: %.150s", s->url.host, s->url.port,
-                     ebuf[0] ? ebuf : "connection failed");
+            snprintf(why, sizeof(why), "cannot connect to %.100s:%d: %.150s", s->url.host,
+                     s->url.port, ebuf[0] ? ebuf : "connection failed");
         } else {
             pthread_mutex_lock(&s->mu);
             while (!s->closed && !atomic_load(&s->stop)) {
