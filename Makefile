@@ -43,7 +43,7 @@ fuzz:
 	CC=clang cmake -S . -B build-fuzz -DRT_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build build-fuzz -j $(JOBS)
 
-format:
+format:  # formats every tracked C file; tests/style checks it (style.clang_format)
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
