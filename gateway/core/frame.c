@@ -22,30 +22,14 @@ void rt_frame_unref(rt_frame_t *f)
         free(f);
 }
 
-size_t rt_ws_header_len(size_t len)
-{
-    return len < 126 ? 2 : len <= 0xFFFF ? 4 : 10;
-}
-
 rt_frame_t *rt_ws_frame_new(int opcode, const void *payload, size_t len)
 {
-    size_t hl = rt_ws_header_len(len);
+    size_t hl = rt_ws_hdr_len(len);
     rt_frame_t *f = rt_frame_new(hl + len);
     if (!f)
         return NULL;
     unsigned char *p = (unsigned char *)f->data;
-    p[0] = (unsigned char)(0x80 | (opcode & 0x0F));
-    if (len < 126) {
-        p[1] = (unsigned char)len;
-    } else if (len <= 0xFFFF) {
-        p[1] = 126;
-        p[2] = (unsigned char)(len >> 8);
-        p[3] = (unsigned char)len;
-    } else {
-        p[1] = 127;
-        for (int i = 0; i < 8; i++)
-            p[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-    }
+    rt_ws_hdr_write(p, opcode, len, NULL);
     if (len)
         memcpy(p + hl, payload, len);
     f->len = (uint32_t)(hl + len);

@@ -514,7 +514,7 @@ static void hist_append(rt_hub_t *hub, channel_t *ch, uint64_t offset, rt_slice_
 static rt_frame_t *sse_from_ws(rt_frame_t *ws, uint64_t epoch, uint64_t offset)
 {
     const unsigned char *p = (const unsigned char *)ws->data;
-    size_t hl = (p[1] & 127) < 126 ? 2 : (p[1] & 127) == 126 ? 4 : 10;
+    size_t hl = rt_ws_hdr_need(p[1]); /* server frames are unmasked */
     rt_pos_t pos = {epoch, offset};
     return rt_event_sse_frame(ws->data + hl, ws->len - hl, &pos);
 }

@@ -4,9 +4,11 @@
  */
 #include "event.h"
 #include "frame.h"
+#include "wsframe.h"
 #include "rt_test.h"
 
 #include <jansson.h>
+#include <string.h>
 
 static int parse(const char *s, rt_pos_t *p)
 {
@@ -310,14 +312,14 @@ RT_TEST(sse_frame_shape)
 
 static void check_ws(size_t n, size_t want_hl)
 {
-    char *payload = malloc(n ? n : 1);
+    char *payload = calloc(1, n ? n : 1);
     RT_ASSERT(payload != NULL);
     for (size_t i = 0; i < n; i++)
         payload[i] = (char)('a' + i % 26);
     rt_frame_t *f = rt_ws_frame_new(RT_WS_TEXT, payload, n);
     RT_ASSERT(f != NULL);
     const unsigned char *p = (const unsigned char *)f->data;
-    RT_ASSERT_INT_EQ(rt_ws_header_len(n), want_hl);
+    RT_ASSERT_INT_EQ(rt_ws_hdr_len(n), want_hl);
     RT_ASSERT_INT_EQ(f->len, want_hl + n);
     RT_ASSERT_INT_EQ(p[0], 0x81);     /* FIN + text */
     RT_ASSERT_INT_EQ(p[1] & 0x80, 0); /* server frames are unmasked */
@@ -464,4 +466,60 @@ RT_TEST(ws_close_frame_truncates_on_utf8_boundary)
             rt_frame_unref(f);
         }
     }
+}
+
+/* wsframe.h: the one frame-header codec. A header written, masked or not,
+ * parses back to the same fields, at every length boundary. */
+RT_TEST(wsframe_roundtrip)
+{
+    const uint64_t lens[] = {0, 1, 125, 126, 65535, 65536, (uint64_t)1 << 40};
+    const uint8_t mask[4] = {1, 2, 3, 4};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        for (int m = 0; m < 2; m++) {
+            uint8_t buf[RT_WS_HDR_MAX];
+            size_t hl = rt_ws_hdr_write(buf, RT_WS_TEXT, lens[i], m ? mask : NULL);
+            RT_ASSERT_INT_EQ(hl, rt_ws_hdr_need(buf[1]));
+            if (!m)
+                RT_ASSERT_INT_EQ(hl, rt_ws_hdr_len(lens[i]));
+            rt_ws_hdr_t h;
+            RT_ASSERT_INT_EQ(rt_ws_hdr_parse(buf, hl - 1, &h), 0); /* one byte short */
+            RT_ASSERT_INT_EQ(rt_ws_hdr_parse(buf, hl, &h), (int)hl);
+            RT_ASSERT_INT_EQ(h.len, lens[i]);
+            RT_ASSERT_INT_EQ(h.opcode, RT_WS_TEXT);
+            RT_ASSERT_INT_EQ(h.fin, 1);
+            RT_ASSERT_INT_EQ(h.rsv, 0);
+            RT_ASSERT_INT_EQ(h.masked, m);
+            if (m)
+                RT_ASSERT_INT_EQ(memcmp(h.mask, mask, 4), 0);
+        }
+    }
+}
+
+/* A 64-bit length with its top bit set is refused (RFC 6455 §5.2), and RSV
+ * bits and a cleared FIN are reported, not hidden. */
+RT_TEST(wsframe_refuses_top_bit_and_reports_rsv)
+{
+    uint8_t bad[10] = {0x81, 127, 0x80, 0, 0, 0, 0, 0, 0, 1};
+    rt_ws_hdr_t h;
+    RT_ASSERT_INT_EQ(rt_ws_hdr_parse(bad, sizeof(bad), &h), -1);
+    uint8_t rsv[2] = {0x41, 5}; /* FIN clear, RSV1 set, text, 5 bytes */
+    RT_ASSERT_INT_EQ(rt_ws_hdr_parse(rsv, 2, &h), 2);
+    RT_ASSERT_INT_EQ(h.fin, 0);
+    RT_ASSERT_INT_EQ(h.rsv, 4);
+    RT_ASSERT_INT_EQ(h.len, 5);
+}
+
+/* Unmasking in pieces equals unmasking at once. */
+RT_TEST(wsframe_unmask_in_pieces)
+{
+    const uint8_t mask[4] = {0xA1, 0xB2, 0xC3, 0xD4};
+    uint8_t whole[11], parts[11];
+    for (int i = 0; i < 11; i++)
+        whole[i] = parts[i] = (uint8_t)('a' + i);
+    rt_ws_unmask(whole, 11, mask, 0);
+    rt_ws_unmask(parts, 3, mask, 0);
+    rt_ws_unmask(parts + 3, 8, mask, 3);
+    RT_ASSERT_INT_EQ(memcmp(whole, parts, 11), 0);
+    rt_ws_unmask(whole, 11, mask, 0);
+    RT_ASSERT_INT_EQ(whole[10], 'k');
 }

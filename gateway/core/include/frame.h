@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wsframe.h"
+
 typedef struct rt_frame_s {
     atomic_uint refs;
     uint32_t len; /* bytes used in data */
@@ -31,19 +33,10 @@ static inline rt_frame_t *rt_frame_ref(rt_frame_t *f)
 /* Drop a reference; frees the frame with the last one. NULL is ignored. */
 void rt_frame_unref(rt_frame_t *f);
 
-/* WebSocket (RFC 6455) server-to-client frame: unmasked, FIN set.
- * rt_ws_frame_new builds opcode + payload in one buffer; NULL on OOM. */
-enum {
-    RT_WS_TEXT = 0x1,
-    RT_WS_BINARY = 0x2,
-    RT_WS_CLOSE = 0x8,
-    RT_WS_PING = 0x9,
-    RT_WS_PONG = 0xA
-};
+/* WebSocket (RFC 6455) server-to-client frame: unmasked, FIN set, header
+ * from wsframe.h. rt_ws_frame_new builds opcode + payload in one buffer; NULL on OOM. */
 rt_frame_t *rt_ws_frame_new(int opcode, const void *payload, size_t len);
 /* Close frame with a status code and a UTF-8 reason (truncated to 123 bytes). */
 rt_frame_t *rt_ws_close_frame_new(int code, const char *reason);
-/* Size of the header rt_ws_frame_new puts before a payload of len bytes. */
-size_t rt_ws_header_len(size_t len);
 
 #endif
