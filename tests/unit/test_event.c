@@ -5,6 +5,7 @@
 #include "event.h"
 #include "frame.h"
 #include "wsframe.h"
+#include "err.h"
 #include "rt_test.h"
 
 #include <jansson.h>
@@ -522,4 +523,26 @@ RT_TEST(wsframe_unmask_in_pieces)
     RT_ASSERT_INT_EQ(memcmp(whole, parts, 11), 0);
     rt_ws_unmask(whole, 11, mask, 0);
     RT_ASSERT_INT_EQ(whole[10], 'k');
+}
+
+/* err.h: every error value has its own name and text; 0 and unknown values
+ * are named too. */
+RT_TEST(err_values_are_named)
+{
+    const int vals[] = {
+#define RT_ERR_XX(e, v, name, text) RT_E_##e,
+        RT_ERR_MAP(RT_ERR_XX)
+#undef RT_ERR_XX
+    };
+    size_t n = sizeof(vals) / sizeof(vals[0]);
+    for (size_t i = 0; i < n; i++) {
+        RT_ASSERT(vals[i] < 0);
+        RT_ASSERT(strcmp(rt_strerror(vals[i]), "unknown error") != 0);
+        for (size_t j = 0; j < i; j++) {
+            RT_ASSERT(vals[i] != vals[j]);
+            RT_ASSERT(strcmp(rt_err_name(vals[i]), rt_err_name(vals[j])) != 0);
+        }
+    }
+    RT_ASSERT_STR_EQ(rt_err_name(0), "ok");
+    RT_ASSERT_STR_EQ(rt_strerror(12345), "unknown error");
 }
