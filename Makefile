@@ -25,7 +25,7 @@ run: build
 	./$(BUILD)/rtgw serve --dev
 
 test: deps-test build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --repeat until-pass:2 $(CTEST_FLAGS)
+	@scripts/ctest-run.sh $(BUILD) --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
 test-asan:
 	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DRT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)"
