@@ -363,7 +363,7 @@ static int api_publish(rt_api_t *api, const rt_event_t *ev, rt_slice_t idem_key,
     if (api->bus)
         return rt_bus_publish(api->bus, ev, idem_key, now_ms, pos, delivered, dup);
     int rc = rt_hub_publish_idem(api->hub, ev, idem_key, now_ms, pos, delivered, dup);
-    return rc == -2 ? RT_BUS_EKEYS : rc < 0 ? RT_BUS_ENOMEM : 0;
+    return rc == RT_E_LIMIT ? RT_E_LIMIT : rc < 0 ? RT_E_NOMEM : 0;
 }
 
 static int64_t mono_us(void)
@@ -431,10 +431,10 @@ void rt_api_publish_body(rt_api_t *api, const rt_publish_target_t *t, const char
             free(json);
             json_decref(ids);
             atomic_fetch_add(&api->metrics->publish_errors, 1);
-            if (rc == RT_BUS_EKEYS)
+            if (rc == RT_E_LIMIT)
                 rt_resp_error(r, 429, "too_many_idempotency_keys",
                               "this channel holds too many live idempotency keys; retry later");
-            else if (rc == RT_BUS_EUNAVAIL)
+            else if (rc == RT_E_UNAVAILABLE)
                 rt_resp_error(r, 503, "bus_unavailable",
                               "the bus (Redis) is unavailable; nothing was published (retry, with "
                               "the same Idempotency-Key)");
@@ -616,7 +616,7 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
             size_t d = 0;
             bool dup = false;
             int rc = dj ? api_publish(api, &e, rt_slice_cstr(ikey), now_ms, &pos, &d, &dup)
-                        : RT_BUS_ENOMEM;
+                        : RT_E_NOMEM;
             free(dj);
             if (rc == 0) {
                 char ps[RT_POS_MAX];
@@ -624,10 +624,10 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
                 res = json_pack("{s:b,s:s,s:I}", "ok", 1, "id", ps, "delivered", (json_int_t)d);
                 if (dup)
                     json_object_set_new(res, "duplicate", json_true());
-            } else if (rc == RT_BUS_EKEYS) {
+            } else if (rc == RT_E_LIMIT) {
                 res = batch_error("too_many_idempotency_keys",
                                   "event %zu: too many live idempotency keys", i);
-            } else if (rc == RT_BUS_EUNAVAIL) {
+            } else if (rc == RT_E_UNAVAILABLE) {
                 res = batch_error("bus_unavailable",
                                   "event %zu: the bus (Redis) is unavailable; retry", i);
             } else {
