@@ -4,7 +4,14 @@
  * to these calls, so every refusal here is unit-testable without sockets.
  *
  * Responses are JSON. Errors are {"error":"<stable name>","message":"<text>"};
- * no error text ever contains a key or a token.
+ * no error text ever contains a key or a token. Int results are 0 or a
+ * negative RT_E_* value of err.h.
+ *
+ * Files: request.c (responses, credentials, query strings), mint.c (token),
+ * publish.c (single publish and stream events), batch.c (batch publish);
+ * api_internal.h holds what they share. Every call runs on the caller's
+ * request thread, takes no lock of its own, and publishing blocks on the bus
+ * (bounded by its timeout).
  */
 #ifndef RT_API_H
 #define RT_API_H
@@ -41,7 +48,8 @@ void rt_resp_error(rt_resp_t *r, int status, const char *name, const char *fmt, 
     __attribute__((format(printf, 4, 5)));
 
 /* Authorization header → 0 if it carries a signing key of the ring (plain or
- * hashed, current or fallback), or is empty in dev mode; else fills r with 401. */
+ * hashed, current or fallback), or is empty in dev mode; else RT_E_DENIED,
+ * with r filled (401). */
 int rt_api_check_key(rt_api_t *api, const char *authorization, rt_resp_t *r);
 
 /* Extract the credential from "Bearer <x>" (case-insensitive scheme, trims
@@ -52,8 +60,17 @@ rt_slice_t rt_api_bearer(const char *authorization);
 void rt_api_token(rt_api_t *api, const char *authorization, const char *body, size_t len,
                   int64_t now, rt_resp_t *r);
 
-/* Decoded value of the idx-th occurrence of name in a query string. Returns
- * the decoded length, -1 if absent, -2 if too long or malformed. */
+/* Decoded value of the idx-th occurrence of name in a query string (NULL: an
+ * empty one) into out, NUL-terminated. Returns the decoded length, or
+ * RT_E_ABSENT (no such parameter), RT_E_INVAL (a bad %-escape) or
+ * RT_E_TOOLONG (the value and its NUL do not fit cap). */
+int rt_query_param(const char *query, const char *name, int idx, char *out, size_t cap);
+
+/* rt_query_get's results: the values its callers in server/ test today. */
+enum { RT_QUERY_ABSENT = -1, RT_QUERY_UNUSABLE = -2 };
+/* rt_query_param with its failures folded as before: RT_QUERY_ABSENT, or
+ * RT_QUERY_UNUSABLE (too long or malformed). Transitional: once server/ calls
+ * rt_query_param, this goes. */
 int rt_query_get(const char *query, const char *name, int idx, char *out, size_t cap);
 
 typedef struct {
@@ -66,7 +83,8 @@ typedef struct {
 } rt_publish_target_t;
 
 /* Authorise and parse the publish query. Authorization is a signing key or a
- * token whose claims have publish:true and grant every topic. 0 or fills r. */
+ * token whose claims have publish:true and grant every topic. 0, or r filled
+ * and RT_E_INVAL (a bad query: 400) or RT_E_DENIED (401/403). */
 int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char *query, int64_t now,
                            rt_publish_target_t *t, rt_resp_t *r);
 
@@ -84,7 +102,9 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
                           int64_t now_ms, rt_resp_t *r);
 
 /* Publish a stream event (kind "datastream-start", "chunk", "datastream-end")
- * carrying a string; delivered only to subscribers that opted in. */
+ * carrying a string; delivered only to subscribers that opted in. 0, or
+ * RT_E_INVAL (text not UTF-8, or out of memory), RT_E_NOMEM, RT_E_LIMIT or
+ * RT_E_UNAVAILABLE (the bus's results). */
 int rt_api_publish_stream_event(rt_api_t *api, const rt_publish_target_t *t, const char *kind,
                                 const char *stream_id, const char *text, size_t len,
                                 int64_t now_ms);

@@ -1,24 +1,10 @@
 /*
- * bus.c — what every bus shares: error names, the subscribe order of
- * rt_bus_attach, and releasing a replay. See bus.h.
+ * bus.c — what every bus shares: the subscribe order of rt_bus_attach, and
+ * releasing a replay. See bus.h.
  */
 #include "bus.h"
 
 #include <stdlib.h>
-
-const char *rt_bus_strerror(int err)
-{
-    switch (err) {
-    case 0:
-        return "ok";
-#define RT_BUS_ERR_TEXT(name, val, text)                                                           \
-    case val:                                                                                      \
-        return text;
-        RT_BUS_ERRORS(RT_BUS_ERR_TEXT)
-#undef RT_BUS_ERR_TEXT
-    }
-    return "unknown bus error";
-}
 
 void rt_bus_free(rt_bus_t *bus)
 {
@@ -35,7 +21,7 @@ void rt_backfill_clear(rt_backfill_t *bf)
 {
     for (size_t i = 0; i < bf->n; i++)
         rt_frame_unref(bf->v[i].ws);
-    free(bf->v); /* topics live in the same block (see bus_redis.c) */
+    free(bf->v); /* topics live in the same block (see redis/entry.c) */
     bf->v = NULL;
     bf->n = 0;
 }

@@ -3,12 +3,12 @@
  *
  * The API publishes through a bus and sessions subscribe through it; the hub
  * never knows which bus it serves. Two implementations:
- *   memory (bus_memory.c) — one node: the hub assigns positions and keeps the
- *                           history (the embedded default);
- *   redis  (bus_redis.c)  — several nodes: a Redis stream per channel holds the
- *                           history and assigns positions, Redis pub/sub carries
- *                           live events to the nodes that have subscribers.
- * Only bus_redis.c includes hiredis.
+ *   memory (memory.c) — one node: the hub assigns positions and keeps the
+ *                       history (the embedded default);
+ *   redis  (redis/)   — several nodes: a Redis stream per channel holds the
+ *                       history and assigns positions, Redis pub/sub carries
+ *                       live events to the nodes that have subscribers.
+ * Only the files of redis/ include hiredis.
  *
  * Threads: every operation may be called from any thread. publish, read_history,
  * position and subscribe_channel block on network I/O (bounded by the bus's
@@ -17,6 +17,7 @@
 #ifndef RT_BUS_H
 #define RT_BUS_H
 
+#include "err.h"
 #include "event.h"
 #include "hub.h"
 #include "metrics.h"
@@ -25,19 +26,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Results of bus operations: 0 ok, or one of these. */
-#define RT_BUS_ERRORS(XX)                                                                          \
-    XX(RT_BUS_ENOMEM, -1, "out of memory")                                                         \
-    XX(RT_BUS_EKEYS, -2, "too many live idempotency keys on this channel")                         \
-    XX(RT_BUS_EUNAVAIL, -3, "the bus (Redis) is unavailable")
-
-typedef enum {
-#define RT_BUS_ERR_ENUM(name, val, text) name = val,
-    RT_BUS_ERRORS(RT_BUS_ERR_ENUM)
-#undef RT_BUS_ERR_ENUM
-} rt_bus_err_t;
-
-const char *rt_bus_strerror(int err);
+/* Results of bus operations: 0, or a negative value of err.h:
+ *   RT_E_NOMEM        out of memory;
+ *   RT_E_LIMIT        too many live idempotency keys on this channel;
+ *   RT_E_UNAVAILABLE  the bus (Redis) is unavailable.
+ * rt_strerror (err.h) names them. */
 
 typedef struct rt_bus_s rt_bus_t;
 
@@ -47,22 +40,23 @@ typedef struct {
      * node's hub (and, for redis, every node's). With an idempotency key, a
      * repeat within the window is not published again: *dup is set and *pos is
      * the original position. *delivered counts local enqueues (redis: 0, the
-     * delivery is asynchronous). 0 or an rt_bus_err_t. */
+     * delivery is asynchronous). 0, RT_E_NOMEM, RT_E_LIMIT or RT_E_UNAVAILABLE. */
     int (*publish)(rt_bus_t *bus, const rt_event_t *ev, rt_slice_t idem_key, int64_t now_ms,
                    rt_pos_t *pos, size_t *delivered, bool *dup);
     /* Hold a node-level subscription to channel and wait (bounded) until the
      * bus confirms it: live events published from now on reach this node's
      * hub. Each successful call is paired with unsubscribe_channel. NULL when
-     * the bus has nothing to subscribe (memory). 0 or RT_BUS_EUNAVAIL (the hold
+     * the bus has nothing to subscribe (memory). 0 or RT_E_UNAVAILABLE (the hold
      * is kept either way, and the subscription is made once the bus is back). */
     int (*subscribe_channel)(rt_bus_t *bus, rt_slice_t channel);
     void (*unsubscribe_channel)(rt_bus_t *bus, rt_slice_t channel);
     /* Read the channel's history after the candidate (the one of the channel's
      * epoch) into *out (free with rt_backfill_clear). NULL when the hub's own
-     * history is the history (memory). 0 or an rt_bus_err_t. */
+     * history is the history (memory). 0, RT_E_NOMEM or RT_E_UNAVAILABLE. */
     int (*read_history)(rt_bus_t *bus, rt_slice_t channel, const rt_pos_t *cands, size_t ncands,
                         rt_backfill_t *out);
-    /* The channel's latest position (fixing its epoch if it had none). */
+    /* The channel's latest position (fixing its epoch if it had none). 0,
+     * RT_E_NOMEM or RT_E_UNAVAILABLE. */
     int (*position)(rt_bus_t *bus, rt_slice_t channel, rt_pos_t *out);
     /* Whether the bus can publish now (for /ready). */
     bool (*ready)(rt_bus_t *bus);
@@ -90,7 +84,7 @@ typedef struct {
 } rt_redis_url_t;
 
 /* Parse redis://[[user]:password@]host[:port][/db] (and rediss://). Each
- * problem is one line in err, never quoting the password. 0 or -1. */
+ * problem is one line in err, never quoting the password. 0 or RT_E_INVAL. */
 int rt_redis_url_parse(const char *url, rt_redis_url_t *out, char *err, size_t errcap);
 /* Whether this build can speak TLS to Redis (hiredis_ssl). */
 bool rt_redis_tls_supported(void);
@@ -128,7 +122,7 @@ static inline const char *rt_bus_name(const rt_bus_t *bus)
 }
 void rt_bus_free(rt_bus_t *bus);
 
-/* The channel's latest position through the bus. 0 or an rt_bus_err_t. */
+/* The channel's latest position through the bus. 0, RT_E_NOMEM or RT_E_UNAVAILABLE. */
 int rt_bus_position(rt_bus_t *bus, rt_slice_t channel, rt_pos_t *out);
 
 /* Subscribe sub to topics of channel, resuming from the candidate whose epoch
@@ -137,7 +131,7 @@ int rt_bus_position(rt_bus_t *bus, rt_slice_t channel, rt_pos_t *out);
  * candidate is read from the bus with no hub lock held, (3) under the
  * channel's lock, that history is replayed, then what the hub received live
  * after it, then sub is attached. When the bus cannot be read, sub is attached
- * without replay (recovered=false if a candidate was given). 0 or -1 (OOM). */
+ * without replay (recovered=false if a candidate was given). 0 or RT_E_NOMEM. */
 int rt_bus_attach(rt_bus_t *bus, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
                   size_t ntopics, const rt_pos_t *cands, size_t ncands, rt_resume_t *out);
 

@@ -1,5 +1,5 @@
 /*
- * bus_memory.c — the one-node bus: the hub is the whole bus. Publishing is
+ * memory.c — the one-node bus: the hub is the whole bus. Publishing is
  * rt_hub_publish_idem, the history is the hub's ring, positions are the hub's.
  */
 #include "bus.h"
@@ -10,12 +10,13 @@ static int mem_publish(rt_bus_t *bus, const rt_event_t *ev, rt_slice_t idem_key,
                        rt_pos_t *pos, size_t *delivered, bool *dup)
 {
     int rc = rt_hub_publish_idem(bus->hub, ev, idem_key, now_ms, pos, delivered, dup);
-    return rc == -2 ? RT_BUS_EKEYS : rc < 0 ? RT_BUS_ENOMEM : 0;
+    /* the hub: -1 out of memory, -2 (RT_E_LIMIT) too many live keys */
+    return rc == RT_E_LIMIT ? RT_E_LIMIT : rc < 0 ? RT_E_NOMEM : 0;
 }
 
 static int mem_position(rt_bus_t *bus, rt_slice_t channel, rt_pos_t *out)
 {
-    return rt_hub_position(bus->hub, channel, out) == 0 ? 0 : RT_BUS_ENOMEM;
+    return rt_hub_position(bus->hub, channel, out) == 0 ? 0 : RT_E_NOMEM;
 }
 
 static bool mem_ready(rt_bus_t *bus)

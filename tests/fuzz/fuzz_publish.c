@@ -1,7 +1,7 @@
 /*
  * fuzz_publish.c — libFuzzer target for the publish path of the HTTP API:
  * rt_query_get, rt_api_publish_prepare and rt_api_publish_body (which runs
- * api.c's static body normaliser and rt_event_json) into a hub with an
+ * api/publish.c's static body normaliser and rt_event_json) into a hub with an
  * in-memory subscriber.
  *
  * Input: byte 0 picks the Authorization (mod 4: signing key, token with
@@ -11,7 +11,8 @@
  *   - rt_query_get returns -1, -2 or a length below cap with a NUL there; a
  *     decoded value re-encoded as %XX decodes to the same bytes; once an index
  *     is absent, every later index is absent;
- *   - prepare either refuses with a 4xx JSON {error,message}, or yields a
+ *   - prepare either refuses with a 4xx JSON {error,message} (RT_E_INVAL with
+ *     400, RT_E_DENIED with 401/403), or yields a
  *     valid channel, 1..16 valid topics (never "*"), valid run_id/fn_id, and
  *     only for a credential allowed to publish there;
  *   - publishing answers 200 {ok,ids[ntopics],delivered} (or 400 bad_body
@@ -188,7 +189,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     rc = rt_api_publish_prepare(&g.api, g.auth[auth], query, FUZZ_NOW, &t, &r);
     if (rc != 0) {
-        CHECK(rc == -1);
+        CHECK(rc == RT_E_INVAL ? r.status == 400
+                               : rc == RT_E_DENIED && (r.status == 401 || r.status == 403));
         fuzz_check_refusal(&r);
     } else {
         CHECK(r.body == NULL);

@@ -493,10 +493,11 @@ RT_TEST(prepare_signing_key)
     RT_ASSERT_STR_EQ(t.run_id, "r1");
     RT_ASSERT_STR_EQ(t.fn_id, "f1");
     /* no Authorization outside dev: 401 */
-    RT_ASSERT_INT_EQ(prepare(&fx, NULL, "channel=c&topic=t", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, NULL, "channel=c&topic=t", &t), RT_E_DENIED);
     ASSERT_ERR(&fx.r, 401, "unauthorized");
     /* a wrong signing key: 401 */
-    RT_ASSERT_INT_EQ(prepare(&fx, "Bearer signkey-test-0123", "channel=c&topic=t", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, "Bearer signkey-test-0123", "channel=c&topic=t", &t),
+                     RT_E_DENIED);
     ASSERT_ERR(&fx.r, 401, "unauthorized");
     fx_done(&fx);
 }
@@ -506,17 +507,17 @@ RT_TEST(prepare_missing_channel_or_topic)
     fx_t fx;
     fx_init(&fx, false);
     static rt_publish_target_t t;
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "topic=t", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "topic=t", &t), RT_E_INVAL);
     ASSERT_ERR(&fx.r, 400, "bad_request");
     RT_ASSERT(strstr(fx.r.body, "channel") != NULL);
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c", &t), RT_E_INVAL);
     ASSERT_ERR(&fx.r, 400, "bad_request");
     RT_ASSERT(strstr(fx.r.body, "topic") != NULL);
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, NULL, &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, NULL, &t), RT_E_INVAL);
     ASSERT_ERR(&fx.r, 400, "bad_request");
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=&topic=t", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=&topic=t", &t), RT_E_INVAL);
     ASSERT_ERR(&fx.r, 400, "name_empty");
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=a&topic=", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=a&topic=", &t), RT_E_INVAL);
     ASSERT_ERR(&fx.r, 400, "name_empty");
     fx_done(&fx);
 }
@@ -526,9 +527,9 @@ RT_TEST(prepare_wildcard_topic_refused)
     fx_t fx;
     fx_init(&fx, false);
     static rt_publish_target_t t;
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=*", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=*", &t), RT_E_INVAL);
     ASSERT_ERR(&fx.r, 400, "bad_request");
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=a&topic=%2A", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=a&topic=%2A", &t), RT_E_INVAL);
     ASSERT_ERR(&fx.r, 400, "bad_request");
     fx_done(&fx);
 }
@@ -545,7 +546,7 @@ RT_TEST(prepare_topic_count_bound)
     RT_ASSERT_INT_EQ(t.ntopics, 16);
     RT_ASSERT_STR_EQ(t.topics[15], "t15");
     strcat(q, "&topic=t16");
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, q, &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, q, &t), RT_E_INVAL);
     ASSERT_ERR(&fx.r, 400, "bad_request");
     fx_done(&fx);
 }
@@ -555,23 +556,23 @@ RT_TEST(prepare_bad_names_refused)
     fx_t fx;
     fx_init(&fx, false);
     static rt_publish_target_t t;
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=%ff&topic=t", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=%ff&topic=t", &t), RT_E_INVAL);
     ASSERT_ERR(&fx.r, 400, "name_bad_chars");
     RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=%C3%28", &t),
-                     -1); /* bad continuation */
+                     RT_E_INVAL); /* bad continuation */
     ASSERT_ERR(&fx.r, 400, "name_bad_chars");
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=a%00b", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=a%00b", &t), RT_E_INVAL);
     ASSERT_ERR(&fx.r, 400, "name_bad_chars");
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c%0A&topic=t", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c%0A&topic=t", &t), RT_E_INVAL);
     ASSERT_ERR(&fx.r, 400, "name_bad_chars");
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=%zz&topic=t", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=%zz&topic=t", &t), RT_E_INVAL);
     RT_ASSERT_INT_EQ(fx.r.status, 400);
     char q[1400] = "channel=";
     memset(q + 8, 'c', 257);
     strcat(q, "&topic=t");
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, q, &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, q, &t), RT_E_INVAL);
     ASSERT_ERR(&fx.r, 400, "name_too_long");
-    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=t&run_id=%01", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=t&run_id=%01", &t), RT_E_INVAL);
     ASSERT_ERR(&fx.r, 400, "bad_request");
     fx_done(&fx);
 }
@@ -585,19 +586,19 @@ RT_TEST(prepare_publish_token_only_for_its_topics)
     char auth[4096];
     snprintf(auth, sizeof(auth), "Bearer %s", jwt);
     RT_ASSERT_INT_EQ(prepare(&fx, auth, "channel=user:42&topic=ai", &t), 0);
-    RT_ASSERT_INT_EQ(prepare(&fx, auth, "channel=user:42&topic=other", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, auth, "channel=user:42&topic=other", &t), RT_E_DENIED);
     ASSERT_ERR(&fx.r, 403, "topic_not_allowed");
-    RT_ASSERT_INT_EQ(prepare(&fx, auth, "channel=user:43&topic=ai", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, auth, "channel=user:43&topic=ai", &t), RT_E_DENIED);
     ASSERT_ERR(&fx.r, 403, "topic_not_allowed");
     /* every topic must be granted */
-    RT_ASSERT_INT_EQ(prepare(&fx, auth, "channel=user:42&topic=ai&topic=other", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, auth, "channel=user:42&topic=ai&topic=other", &t), RT_E_DENIED);
     ASSERT_ERR(&fx.r, 403, "topic_not_allowed");
     free(jwt);
     /* a "*" grant covers every topic of its channel */
     jwt = mint_token(&fx, "user:42", "*", true, NOW);
     snprintf(auth, sizeof(auth), "Bearer %s", jwt);
     RT_ASSERT_INT_EQ(prepare(&fx, auth, "channel=user:42&topic=x&topic=y", &t), 0);
-    RT_ASSERT_INT_EQ(prepare(&fx, auth, "channel=user:4&topic=x", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, auth, "channel=user:4&topic=x", &t), RT_E_DENIED);
     ASSERT_ERR(&fx.r, 403, "topic_not_allowed");
     free(jwt);
     fx_done(&fx);
@@ -611,7 +612,7 @@ RT_TEST(prepare_token_without_publish_refused)
     char *jwt = mint_token(&fx, "user:42", "ai", false, NOW);
     char auth[4096];
     snprintf(auth, sizeof(auth), "Bearer %s", jwt);
-    RT_ASSERT_INT_EQ(prepare(&fx, auth, "channel=user:42&topic=ai", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, auth, "channel=user:42&topic=ai", &t), RT_E_DENIED);
     ASSERT_ERR(&fx.r, 403, "topic_not_allowed");
     free(jwt);
     fx_done(&fx);
@@ -625,10 +626,10 @@ RT_TEST(prepare_bad_or_expired_token)
     char *jwt = mint_token(&fx, "user:42", "ai", true, NOW - 1000);
     char auth[4096];
     snprintf(auth, sizeof(auth), "Bearer %s", jwt);
-    RT_ASSERT_INT_EQ(prepare(&fx, auth, "channel=user:42&topic=ai", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, auth, "channel=user:42&topic=ai", &t), RT_E_DENIED);
     ASSERT_ERR(&fx.r, 401, "token_expired");
     free(jwt);
-    RT_ASSERT_INT_EQ(prepare(&fx, "Bearer a.b.c", "channel=user:42&topic=ai", &t), -1);
+    RT_ASSERT_INT_EQ(prepare(&fx, "Bearer a.b.c", "channel=user:42&topic=ai", &t), RT_E_DENIED);
     RT_ASSERT_INT_EQ(fx.r.status, 401);
     RT_ASSERT(atomic_load(&fx.metrics.auth_failures) >= 2);
     fx_done(&fx);

@@ -12,5 +12,7 @@
 int64_t rt_clock_wall_ms(void);
 /* Milliseconds on CLOCK_MONOTONIC: for deadlines and intervals only. */
 int64_t rt_clock_mono_ms(void);
+/* Microseconds on CLOCK_MONOTONIC: for latency measurements. */
+int64_t rt_clock_mono_us(void);
 
 #endif

@@ -21,7 +21,8 @@
     XX(IO, -8, "io", "input/output error")                                                         \
     XX(CLOSED, -9, "closed", "the peer closed the connection")                                     \
     XX(PROTOCOL, -10, "protocol", "the peer broke the protocol")                                   \
-    XX(DUPLICATE, -11, "duplicate", "already present")
+    XX(DUPLICATE, -11, "duplicate", "already present")                                             \
+    XX(DENIED, -12, "denied", "the credential was refused or does not allow this")
 
 typedef enum {
 #define RT_ERR_XX(e, v, name, text) RT_E_##e = (v),

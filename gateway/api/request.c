@@ -1,0 +1,176 @@
+/*
+ * request.c — what every API call shares: the rt_resp_t response (a status
+ * and a JSON body the caller frees), the Bearer credential, the signing-key
+ * check and the publisher's authorisation, and query-string decoding. Pure
+ * functions of their arguments plus the metrics counters (atomics); any
+ * request thread; no locks. No error text ever quotes a key or a token.
+ */
+#include "api_internal.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- responses ---- */
+
+void rt_resp_clear(rt_resp_t *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = 0;
+}
+
+void rt__api_resp_json(rt_resp_t *r, int status, json_t *obj)
+{
+    r->status = status;
+    r->body = json_dumps(obj, JSON_COMPACT);
+    r->len = r->body ? strlen(r->body) : 0;
+    json_decref(obj);
+}
+
+void rt_resp_error(rt_resp_t *r, int status, const char *name, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *o = json_pack("{s:s,s:s}", "error", name, "message", msg);
+    if (!o) {
+        /* The message quotes input that is not UTF-8 (e.g. jansson's error
+         * text for a bad \u escape, or a cut multi-byte character): keep the
+         * ASCII so the refusal still has its JSON body. */
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        o = json_pack("{s:s,s:s}", "error", name, "message", msg);
+    }
+    rt__api_resp_json(r, status, o);
+}
+
+/* ---- credentials ---- */
+
+rt_slice_t rt_api_bearer(const char *h)
+{
+    rt_slice_t s = {"", 0};
+    if (!h)
+        return s;
+    while (*h == ' ')
+        h++;
+    if (strncasecmp(h, "Bearer", 6) != 0)
+        return s;
+    h += 6;
+    if (*h && *h != ' ')
+        return s;
+    while (*h == ' ')
+        h++;
+    size_t n = strlen(h);
+    while (n && h[n - 1] == ' ')
+        n--;
+    s.base = h;
+    s.len = n;
+    return s;
+}
+
+int rt_api_check_key(rt_api_t *api, const char *authorization, rt_resp_t *r)
+{
+    rt_slice_t cred = rt_api_bearer(authorization);
+    if (cred.len == 0) {
+        if (api->dev)
+            return 0;
+        atomic_fetch_add(&api->metrics->auth_failures, 1);
+        rt_resp_error(r, 401, "unauthorized",
+                      "missing Authorization: Bearer <signing key> (plain or hashed)");
+        return RT_E_DENIED;
+    }
+    if (rt_keyring_check_bearer(api->ring, cred, NULL) == 0)
+        return 0;
+    atomic_fetch_add(&api->metrics->auth_failures, 1);
+    rt_resp_error(r, 401, "unauthorized",
+                  "the Bearer credential is not this gateway's signing key (plain or hashed, "
+                  "current or fallback)");
+    return RT_E_DENIED;
+}
+
+int rt__api_auth_publisher(rt_api_t *api, const char *authorization, int64_t now_s,
+                           rt_claims_t *claims, bool *by_token, rt_resp_t *r)
+{
+    *by_token = false;
+    rt_slice_t cred = rt_api_bearer(authorization);
+    if (cred.len == 0 || strncmp(cred.base, "signkey-", 8) == 0)
+        return rt_api_check_key(api, authorization, r);
+    int rc = rt_token_verify(api->ring, &api->topts, cred, now_s, claims);
+    if (rc) {
+        rt_metrics_token_refusal(api->metrics, rc);
+        atomic_fetch_add(&api->metrics->auth_failures, 1);
+        rt_resp_error(r, 401, rt_tok_errname(rc), "%s", rt_tok_strerror(rc));
+        return RT_E_DENIED;
+    }
+    *by_token = true;
+    return 0;
+}
+
+/* ---- query strings ---- */
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Decode the value v[0..end) into out. Its length, RT_E_INVAL or RT_E_TOOLONG. */
+static int query_decode(const char *v, const char *end, char *out, size_t cap)
+{
+    size_t o = 0;
+    while (v < end) {
+        int c = (unsigned char)*v;
+        if (c == '%') {
+            if (end - v < 3 || hexval(v[1]) < 0 || hexval(v[2]) < 0)
+                return RT_E_INVAL;
+            c = hexval(v[1]) * 16 + hexval(v[2]);
+            v += 3;
+        } else {
+            if (c == '+')
+                c = ' ';
+            v++;
+        }
+        if (o + 1 >= cap)
+            return RT_E_TOOLONG;
+        out[o++] = (char)c;
+    }
+    out[o] = 0;
+    return (int)o;
+}
+
+int rt_query_param(const char *query, const char *name, int idx, char *out, size_t cap)
+{
+    if (!query)
+        return RT_E_ABSENT;
+    size_t nl = strlen(name);
+    const char *p = query;
+    while (*p) {
+        const char *amp = strchr(p, '&');
+        size_t plen = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', plen);
+        size_t klen = eq ? (size_t)(eq - p) : plen;
+        if (klen == nl && memcmp(p, name, nl) == 0 && idx-- == 0)
+            return query_decode(eq ? eq + 1 : p + plen, p + plen, out, cap);
+        if (!amp)
+            break;
+        p = amp + 1;
+    }
+    return RT_E_ABSENT;
+}
+
+int rt_query_get(const char *query, const char *name, int idx, char *out, size_t cap)
+{
+    int n = rt_query_param(query, name, idx, out, cap);
+    return n == RT_E_ABSENT ? RT_QUERY_ABSENT : n < 0 ? RT_QUERY_UNUSABLE : n;
+}
