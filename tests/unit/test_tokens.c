@@ -12,6 +12,8 @@
 #include "rt_tokens_int.h"
 
 #include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define NOW INT64_C(1700000000)
 #define HEX_A "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -1349,4 +1351,45 @@ RT_TEST(verify_refuses_lifetime_beyond_max)
     json_object_set_new(c, "iat", json_integer(INT64_MIN));
     json_object_set_new(c, "exp", json_integer(INT64_MAX));
     ERR_EQ(verify_claims(c, &o, NOW), RT_TOK_ELIFETIME);
+}
+
+/* Deep nesting in a token's header or payload is refused from a linear scan,
+ * before jansson's recursive parser runs: 3,000 levels in a forged header
+ * crashed the gateway on a connection thread's small stack. */
+static char *nested(size_t depth, const char *inner)
+{
+    size_t il = strlen(inner);
+    char *s = malloc(2 * depth + il + 1);
+    RT_ASSERT(s != NULL);
+    memset(s, '[', depth);
+    memcpy(s + depth, inner, il);
+    memset(s + depth + il, ']', depth);
+    s[2 * depth + il] = 0;
+    return s;
+}
+
+RT_TEST(verify_refuses_deep_json_before_parsing)
+{
+    char *deep = nested(1000, ""); /* within the default token size */
+    ERR_EQ(verify_header_text(deep), RT_TOK_EJSON_DEPTH);
+    ERR_EQ(verify_payload_text(deep), RT_TOK_EJSON_DEPTH);
+    free(deep);
+    /* exactly at the limit: parsed, and refused only for not being an object */
+    char *edge = nested(RT_TOK_MAX_JSON_DEPTH, "");
+    ERR_EQ(verify_header_text(edge), RT_TOK_EJSON);
+    free(edge);
+}
+
+RT_TEST(json_depth_scan)
+{
+    RT_ASSERT_INT_EQ(rt_json_depth("", 0, 10), 0);
+    RT_ASSERT_INT_EQ(rt_json_depth("\"[[[\"", 5, 10), 0);           /* inside a string */
+    RT_ASSERT_INT_EQ(rt_json_depth("[\"\\\"[[\",[1]]", 12, 10), 2); /* escaped quote */
+    RT_ASSERT_INT_EQ(rt_json_depth("{\"a\":[{},{\"b\":[]}]}", 19, 10), 4);
+    RT_ASSERT_INT_EQ(rt_json_depth("[][][]", 6, 10), 1);
+    RT_ASSERT_INT_EQ(rt_json_depth("]]]]][", 6, 10), 1); /* malformed: no underflow */
+    char *deep = nested(100000, "1");
+    RT_ASSERT_INT_EQ(rt_json_depth(deep, strlen(deep), 64), 65); /* stops past the limit */
+    RT_ASSERT_INT_EQ(rt_json_depth(deep, strlen(deep), 1000000), 100000);
+    free(deep);
 }

@@ -66,7 +66,9 @@ extern "C" {
        "channel or topic name has control characters or invalid UTF-8")                            \
     XX(ELIFETIME, -40, "token_lifetime_too_long", "token lifetime exceeds the configured maximum") \
     XX(EENV, -41, "token_wrong_env", "token env does not match the key's environment")             \
-    XX(ENOT_ALLOWED, -42, "topic_not_allowed", "token does not grant this channel and topic")
+    XX(ENOT_ALLOWED, -42, "topic_not_allowed", "token does not grant this channel and topic")      \
+    XX(EJSON_DEPTH, -43, "token_json_too_deep",                                                    \
+       "token header or payload nests deeper than RT_TOK_MAX_JSON_DEPTH")
 
 typedef enum {
 #define RT_TOK_XX(name, code, id, text) RT_TOK_##name = code,
@@ -285,4 +287,16 @@ int rt_b64url_decode(rt_slice_t in, uint8_t *out, size_t cap);
 #ifdef __cplusplus
 }
 #endif
+/* ---- JSON nesting ---- */
+
+/* Deepest nesting a token's header or payload may have (claims need 3). */
+#define RT_TOK_MAX_JSON_DEPTH 16
+
+/* The deepest nesting of arrays and objects in the JSON text buf[0..len), from
+ * one linear scan that skips strings: no recursion, no allocation, any thread.
+ * Stops as soon as the depth passes stop_above and returns that depth, so
+ * `rt_json_depth(b, n, max) > max` is the check to make before handing
+ * untrusted text to a recursive parser. */
+size_t rt_json_depth(const void *buf, size_t len, size_t stop_above);
+
 #endif /* RT_TOKENS_H */

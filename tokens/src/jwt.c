@@ -259,9 +259,10 @@ done:
 static int parse_object(const uint8_t *buf, size_t len, json_t **out)
 {
     json_error_t err;
-    json_t *v = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &err);
-
     *out = NULL;
+    if (rt_json_depth(buf, len, RT_TOK_MAX_JSON_DEPTH) > RT_TOK_MAX_JSON_DEPTH)
+        return RT_TOK_EJSON_DEPTH; /* before the recursive parser sees it */
+    json_t *v = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &err);
     if (!v) {
         switch (json_error_code(&err)) {
         case json_error_duplicate_key:
