@@ -13,6 +13,11 @@
 /* Fill r with status and obj as compact JSON; steals obj (NULL → empty body). */
 void rt__api_resp_json(rt_resp_t *r, int status, json_t *obj);
 
+/* Refuse a body nested deeper than RTGW_MAX_JSON_DEPTH (+ extra levels the
+ * body's own framing adds, e.g. a batch's array and event objects) before a
+ * recursive parser sees it. true with r filled (400 json_too_deep). */
+bool rt__api_json_too_deep(rt_api_t *api, const char *body, size_t len, int extra, rt_resp_t *r);
+
 /* Authorise a publisher: a signing key (or an empty Bearer in dev mode), or a
  * token that verifies at now_s. With a token, *claims holds its claims
  * (caller clears them with rt_claims_clear) and *by_token is set. 0, or

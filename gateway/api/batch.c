@@ -152,6 +152,9 @@ static int batch_authorise(rt_api_t *api, const char *authorization, int64_t now
 static json_t *batch_body(rt_api_t *api, const char *body, size_t len, rt_resp_t *r)
 {
     json_error_t err;
+    /* the array and each event object nest 2 levels above an event's data */
+    if (rt__api_json_too_deep(api, body, len, 2, r))
+        return NULL;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
     if (!root) {
         rt_resp_error(r, 400, "bad_json", "body is not valid JSON: %s (line %d, column %d)",

@@ -125,6 +125,8 @@ void rt_api_token(rt_api_t *api, const char *authorization, const char *body, si
     if (rt_api_check_key(api, authorization, r) != 0)
         return;
     json_error_t err;
+    if (rt__api_json_too_deep(api, body, len, 0, r))
+        return;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
     if (!root) {
         rt_resp_error(r, 400, "bad_json", "body is not valid JSON: %s (line %d, column %d)",

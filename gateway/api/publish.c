@@ -195,6 +195,10 @@ void rt_api_publish_body(rt_api_t *api, const rt_publish_target_t *t, const char
     atomic_fetch_add(&api->metrics->publish_requests, 1);
     size_t jlen = 0;
     bool not_utf8;
+    if (rt__api_json_too_deep(api, body, len, 0, r)) {
+        atomic_fetch_add(&api->metrics->publish_errors, 1);
+        return;
+    }
     char *json = body_to_json(body, len, &jlen, &not_utf8);
     if (!json) {
         atomic_fetch_add(&api->metrics->publish_errors, 1);

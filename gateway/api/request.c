@@ -75,6 +75,18 @@ rt_slice_t rt_api_bearer(const char *h)
     return s;
 }
 
+bool rt__api_json_too_deep(rt_api_t *api, const char *body, size_t len, int extra, rt_resp_t *r)
+{
+    size_t max = (size_t)api->cfg->max_json_depth + (size_t)extra;
+    if (rt_json_depth(body, len, max) <= max)
+        return false;
+    rt_resp_error(r, 400, "json_too_deep",
+                  "the body nests arrays or objects more than %lld levels deep "
+                  "(RTGW_MAX_JSON_DEPTH); nothing was done",
+                  (long long)api->cfg->max_json_depth);
+    return true;
+}
+
 int rt_api_check_key(rt_api_t *api, const char *authorization, rt_resp_t *r)
 {
     rt_slice_t cred = rt_api_bearer(authorization);

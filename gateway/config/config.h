@@ -45,6 +45,8 @@
     XX(max_client_frame_bytes, "RTGW_MAX_CLIENT_FRAME_BYTES", 65536, 125, 16777216,                \
        "largest WebSocket frame a client may send (1009 beyond)")                                  \
     XX(max_batch, "RTGW_MAX_BATCH", 1000, 1, 100000, "events per batch publish")                   \
+    XX(max_json_depth, "RTGW_MAX_JSON_DEPTH", 64, 1, 128,                                          \
+       "deepest nesting of arrays/objects in a published event or mint body")                      \
     XX(max_connections_per_ip, "RTGW_MAX_CONNECTIONS_PER_IP", 0, 0, 200000,                        \
        "open connections per client IP (0: no limit)")                                             \
     XX(rate_limit_publish, "RTGW_RATE_LIMIT_PUBLISH", 0, 0, 10000000,                              \

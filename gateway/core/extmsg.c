@@ -31,8 +31,10 @@ int rt_extmsg_refresh(const rt_keyring_t *ring, const rt_token_opts_t *topts,
                       rt_claims_t *next, rt_extmsg_refusal_t *why)
 {
     json_error_t err;
-    json_t *m =
-        len <= RT_EXTMSG_MAX_BYTES ? json_loadb(data, len, JSON_REJECT_DUPLICATES, &err) : NULL;
+    /* bounded in size and, before the recursive parser runs, in depth */
+    bool parse = len <= RT_EXTMSG_MAX_BYTES &&
+                 rt_json_depth(data, len, RT_EXTMSG_MAX_DEPTH) <= RT_EXTMSG_MAX_DEPTH;
+    json_t *m = parse ? json_loadb(data, len, JSON_REJECT_DUPLICATES, &err) : NULL;
     const char *kind = m ? json_string_value(json_object_get(m, "kind")) : NULL;
 
     memset(next, 0, sizeof(*next));

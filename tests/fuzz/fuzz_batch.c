@@ -81,8 +81,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (r.status != 200) {
         fuzz_check_refusal(&r);
+        size_t max = (size_t)g.cfg.max_json_depth + 2; /* + the array and event objects */
         CHECK(auth == FUZZ_AUTH_SUB_TOKEN || auth == FUZZ_AUTH_GARBAGE || !json_is_array(in) ||
-              json_array_size(in) == 0 || json_array_size(in) > (size_t)g.cfg.max_batch);
+              json_array_size(in) == 0 || json_array_size(in) > (size_t)g.cfg.max_batch ||
+              rt_json_depth(body, size, max) > max);
         CHECK(fuzz_pop_event(sub) == NULL);
         goto out;
     }

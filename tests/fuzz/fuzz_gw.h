@@ -71,6 +71,7 @@ static void fuzz_gw_init(fuzz_gw_t *g)
     CHECK(g->ring != NULL);
     rt_metrics_init(&g->metrics);
     g->cfg.max_batch = 16;
+    g->cfg.max_json_depth = 8; /* small, so the fuzzers reach the limit */
     g->api.ring = g->ring;
     fuzz_opts(&g->api.topts);
     g->api.metrics = &g->metrics;

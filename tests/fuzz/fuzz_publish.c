@@ -90,7 +90,9 @@ static void check_publish(const rt_publish_target_t *t, const char *body, size_t
     rt_sub_t *sub;
     rt_slice_t star = rt_slice_cstr("*");
     rt_resp_t r = {0};
-    json_t *want = expected_data(body, len), *resp, *ids;
+    size_t max = (size_t)g.cfg.max_json_depth;
+    bool deep = rt_json_depth(body, len, max) > max;
+    json_t *want = deep ? NULL : expected_data(body, len), *resp, *ids;
     json_error_t err;
 
     CHECK(hub != NULL);
@@ -100,6 +102,12 @@ static void check_publish(const rt_publish_target_t *t, const char *body, size_t
     CHECK(rt_hub_subscribe(hub, sub, rt_slice_cstr(t->channel), &star, 1, NULL, NULL) == 0);
     g.api.hub = hub;
     rt_api_publish_body(&g.api, t, body, len, FUZZ_NOW_MS, &r);
+    if (deep) { /* refused before any parse, nothing published */
+        fuzz_check_refusal(&r);
+        CHECK(r.status == 400 && strstr(r.body, "\"json_too_deep\"") != NULL);
+        CHECK(fuzz_pop_event(sub) == NULL);
+        goto out;
+    }
     if (!want) {
         fuzz_check_refusal(&r);
         CHECK(r.status == 400 && strstr(r.body, "\"bad_body\"") != NULL);

@@ -58,6 +58,10 @@ pub = {
     "token_no_publish": SUB + b"channel=user:42&topic=ai\n{}",
     "garbage_credential": BAD + b"channel=user:42&topic=ai\n{}",
     "deep_json": KEY + b"channel=c&topic=t\n" + b"[" * 200 + b"]" * 200,
+    # the fixture's RTGW_MAX_JSON_DEPTH is 8: exactly at it, one past it, far past it
+    "deep_json_at_limit": KEY + b"channel=c&topic=t\n" + b"[" * 8 + b"1" + b"]" * 8,
+    "deep_json_past_limit": KEY + b"channel=c&topic=t\n" + b"[" * 9 + b"1" + b"]" * 9,
+    "deep_json_100k": PUB + b"channel=user:42&topic=ai\n" + b"[" * 100000 + b"]" * 100000,
     "duplicate_keys_json": KEY + b"channel=c&topic=t\n{\"a\":1,\"a\":2}",
     "big_integer_json": KEY + b"channel=c&topic=t\n123456789012345678901234567890",
     "escapes_json": KEY + b"channel=c&topic=t\n\"\\u00e9\\ud83d\\ude00\\u0000\"",
@@ -150,6 +154,8 @@ batch = {
     "duplicate_keys": KEY + b'[{"channel":"c","channel":"d","topic":"t"}]',
     "unicode_names": KEY + json.dumps([ev(channel="caf\u00e9", topic="\u20ac", data="\u0001\"\\")]).encode(),
     "control_in_name": KEY + json.dumps([ev(channel="a\nb", topic="t")]).encode(),
+    "deep_data_at_limit": KEY + b'[{"channel":"c","topic":"t","data":' + b"[" * 8 + b"]" * 8 + b"}]",
+    "deep_data_past_limit": KEY + b'[{"channel":"c","topic":"t","data":' + b"[" * 9 + b"]" * 9 + b"}]",
 }
 for k, v in batch.items():
     put("batch", k, v)
@@ -183,6 +189,7 @@ ext = {
     "array": "[1,2]",
     "duplicate_keys": '{"kind":"rtgw.refresh","kind":"x"}',
     "empty": "",
+    "deep_message": "[" * 5000 + '{"kind":"rtgw.refresh"}' + "]" * 5000,
 }
 for k, v in ext.items():
     put("extmsg", k, v)

@@ -4,10 +4,11 @@
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import nodeHttp from "node:http";
+import net from "node:net";
 import { defcase, run } from "../lib/harness.mjs";
 import { startGateway, mint, publish } from "../lib/gateway.mjs";
 import {
-  connect, refusedUpgrade, refusedExt, wsUrl, http, mintBody, topic, rawUpgrade, clientFrame, sleep, waitFor, withTimeout, rssKb,
+  connect, refusedUpgrade, refusedExt, wsUrl, http, mintBody, topic, rawUpgrade, rawNextFrame, clientFrame, sleep, waitFor, withTimeout, rssKb,
 } from "./util.mjs";
 
 const MAX_BODY = 2048;
@@ -243,6 +244,154 @@ defcase("oversized_frame_refused_before_buffering", async (t) => {
   assert.ok(close, "a close frame");
   assert.equal(close.payload.readUInt16BE(0), 1009);
   assert.ok(maxRss - rss0 < 16 * 1024, `gateway RSS grew by ${((maxRss - rss0) / 1024).toFixed(0)} MB for a refused frame`);
+});
+
+
+// ---- deeply nested JSON (a recursive parser on a small thread stack) ----------------
+// 300 levels of `[` in a 600-byte publish body, or 1,000 in the header of a forged
+// token (no credential at all), overflowed a connection thread's stack and killed the
+// process. Every parse of untrusted JSON is now preceded by a depth scan.
+
+const nest = (depth, inner = "1") => "[".repeat(depth) + inner + "]".repeat(depth);
+
+// One HTTP/1.1 request as raw bytes on a fresh socket; resolves with the parsed reply
+// once the server closes (Connection: close), or what arrived when `ms` ran out.
+function rawRequest(gw, head, body = "", ms = 5000) {
+  return new Promise((resolve) => {
+    const sock = net.connect(gw.port, "127.0.0.1");
+    let buf = Buffer.alloc(0);
+    const done = () => {
+      clearTimeout(timer);
+      sock.destroy();
+      const text = buf.toString();
+      const i = text.indexOf("\r\n\r\n");
+      const status = Number(text.split(" ")[1]) || 0;
+      const b = i >= 0 ? text.slice(i + 4) : "";
+      let json; try { json = JSON.parse(b); } catch {}
+      resolve({ status, json, text });
+    };
+    const timer = setTimeout(done, ms);
+    sock.on("data", (d) => (buf = Buffer.concat([buf, d])));
+    sock.on("close", done);
+    sock.on("error", () => {});
+    sock.write(`${head}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`);
+    sock.write(body);
+  });
+}
+const postHead = (gw, p, key) =>
+  `POST ${p} HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\n` +
+  (key ? `Authorization: Bearer ${key}\r\n` : "") + "Content-Type: application/json\r\n";
+
+// The gateway is alive, answers /health, and a subscriber that was there all along
+// still receives the next ordinary event: the bad request cost nobody anything.
+async function stillServing(gw, sub, marker) {
+  assert.equal(gw.child.exitCode, null, `rtgw exited: ${gw.logs().slice(-2000)}`);
+  assert.equal(gw.child.signalCode, null, `rtgw was killed by ${gw.child.signalCode}`);
+  const h = await http(gw, "GET", "/health");
+  assert.equal(h.status, 200, h.text);
+  assert.equal((await publish(gw, "a", "b", { marker })).status, 200);
+  for (;;) {
+    const m = await sub.next(5000, `event ${marker}`);
+    if (m.kind === "data" && m.data && m.data.marker === marker) break;
+  }
+}
+
+defcase("deep_json_publish_refused_400_nothing_published", async (t) => {
+  const gw = await startGateway(t);
+  const sub = await connect(wsUrl(gw, await mint(gw, [topic("a", "b")])), { t });
+  const ptok = await mint(gw, [topic("a", "b")], { publish: true });
+  let n = 0;
+  for (const depth of [65, 300, 1000, 80000]) {
+    for (const key of [gw.key, ptok]) {
+      const r = await rawRequest(gw, postHead(gw, "/v1/realtime/publish?channel=a&topic=b", key), nest(depth));
+      assert.equal(r.status, 400, `depth ${depth}: ${r.text.slice(0, 300)}`);
+      assert.equal(r.json && r.json.error, "json_too_deep", r.text.slice(0, 300));
+      assert.match(r.json.message, /RTGW_MAX_JSON_DEPTH/);
+      await stillServing(gw, sub, `after-${depth}-${n++}`);
+    }
+  }
+  // Nothing of the refused bodies reached the subscriber.
+  for (const m of await sub.quiet(200)) assert.ok(!(m.data && Array.isArray(m.data)), JSON.stringify(m).slice(0, 200));
+});
+
+defcase("deep_json_batch_and_mint_refused_400", async (t) => {
+  const gw = await startGateway(t);
+  const sub = await connect(wsUrl(gw, await mint(gw, [topic("a", "b")])), { t });
+  for (const depth of [300, 100000]) {
+    const batch = `[{"channel":"a","topic":"b","data":${nest(depth)}}]`;
+    let r = await rawRequest(gw, postHead(gw, "/v1/realtime/publish/batch", gw.key), batch);
+    assert.equal(r.status, 400, r.text.slice(0, 300));
+    assert.equal(r.json.error, "json_too_deep");
+    r = await rawRequest(gw, postHead(gw, "/v1/realtime/token", gw.key), nest(depth, '{"channel":"a","name":"b"}'));
+    assert.equal(r.status, 400, r.text.slice(0, 300));
+    assert.equal(r.json.error, "json_too_deep");
+    await stillServing(gw, sub, `after-${depth}`);
+  }
+});
+
+defcase("deep_json_in_forged_token_refused_unauthenticated", async (t) => {
+  const gw = await startGateway(t);
+  const sub = await connect(wsUrl(gw, await mint(gw, [topic("a", "b")])), { t });
+  const forged = (part) => part === "h"
+    ? `${Buffer.from(nest(1500)).toString("base64url")}.e30.AAAA`
+    : `${Buffer.from('{"alg":"HS256","typ":"JWT"}').toString("base64url")}.${Buffer.from(nest(1500)).toString("base64url")}.AAAA`;
+  for (const part of ["h", "p"]) {
+    const tok = forged(part);
+    // WebSocket upgrade (plain client: an HTTP refusal) and extended (a close code).
+    const up = await rawUpgrade(gw, `/v1/realtime/connect?token=${tok}`, { t });
+    assert.equal(up.status, 401, `${part}: upgrade answered ${up.status}`);
+    const ext = await rawUpgrade(gw, `/v1/realtime/connect?token=${tok}`, { t, headers: { "Sec-WebSocket-Protocol": "rtgw.v1" } });
+    assert.equal(ext.status, 101);
+    const close = await rawNextFrame(ext, (f) => f.opcode === 8, 5000, "the close frame");
+    assert.equal(close.payload.readUInt16BE(0), 4402);
+    // the header is scanned before it is parsed; the payload is not even parsed
+    // until the signature verifies
+    assert.match(close.payload.subarray(2).toString(), part === "h" ? /token_json_too_deep/ : /token_bad_signature/);
+    // SSE
+    const sse = await rawRequest(gw, `GET /v1/realtime/sse?token=${tok} HTTP/1.1\r\nHost: x\r\n`);
+    assert.equal(sse.status, 401, sse.text.slice(0, 300));
+    await stillServing(gw, sub, `after-${part}`);
+  }
+});
+
+defcase("deep_json_client_message_refused_session_lives", async (t) => {
+  const gw = await startGateway(t);
+  const sub = await connect(wsUrl(gw, await mint(gw, [topic("a", "b")])), { t });
+  const up = await rawUpgrade(gw, `/v1/realtime/connect?token=${await mint(gw, [topic("a", "b")])}`, { t, headers: { "Sec-WebSocket-Protocol": "rtgw.v1" } });
+  assert.equal(up.status, 101);
+  await rawNextFrame(up, (f) => f.opcode === 1 && /rtgw.subscribed/.test(f.payload.toString()), 5000, "the ack");
+  up.sock.write(clientFrame(1, Buffer.from(nest(20000, '{"kind":"rtgw.refresh"}'))));
+  const err = await rawNextFrame(up, (f) => f.opcode === 1 && /rtgw.error/.test(f.payload.toString()), 5000, "an rtgw.error reply");
+  assert.equal(JSON.parse(err.payload.toString()).error, "bad_request");
+  await stillServing(gw, sub, "after-message");
+  // the session that sent it is still subscribed
+  await rawNextFrame(up, (f) => f.opcode === 1 && /after-message/.test(f.payload.toString()), 5000, "the event on the sender's session");
+});
+
+defcase("json_depth_limit_edge_exact", async (t) => {
+  // At the largest RTGW_MAX_JSON_DEPTH allowed, a body exactly that deep is parsed
+  // (on the same small stacks) and delivered intact; one level more is refused.
+  const gw = await startGateway(t, { env: { RTGW_MAX_JSON_DEPTH: "128" } });
+  const sub = await connect(wsUrl(gw, await mint(gw, [topic("a", "b")])), { t });
+  let r = await rawRequest(gw, postHead(gw, "/v1/realtime/publish?channel=a&topic=b", gw.key), nest(128, '"deep"'));
+  assert.equal(r.status, 200, r.text.slice(0, 300));
+  let m = await sub.next(5000, "the 128-deep event");
+  let d = m.data, levels = 0;
+  while (Array.isArray(d)) { d = d[0]; levels++; }
+  assert.equal(levels, 128);
+  assert.equal(d, "deep");
+  r = await rawRequest(gw, postHead(gw, "/v1/realtime/publish/batch", gw.key), `[{"channel":"a","topic":"b","data":${nest(128, '"deep"')}}]`);
+  assert.equal(r.status, 200, r.text.slice(0, 300));
+  m = await sub.next(5000, "the 128-deep batch event");
+  assert.ok(Array.isArray(m.data));
+  r = await rawRequest(gw, postHead(gw, "/v1/realtime/publish?channel=a&topic=b", gw.key), nest(129));
+  assert.equal(r.status, 400, r.text.slice(0, 300));
+  assert.equal(r.json.error, "json_too_deep");
+  assert.match(r.json.message, /128/);
+  const bad = await startGateway(t, { env: { RTGW_MAX_JSON_DEPTH: "129" }, expectFail: true });
+  const ex = await bad.exited;
+  assert.notEqual(ex.code, 0);
+  assert.match(bad.logs(), /RTGW_MAX_JSON_DEPTH/);
 });
 
 await run();

@@ -38,6 +38,7 @@ static void fx_init(fx_t *fx, bool dev)
     RT_ASSERT(fx->hub != NULL);
     rt_metrics_init(&fx->metrics);
     fx->cfg.max_batch = 1000;
+    fx->cfg.max_json_depth = 64;
     fx->api.ring = fx->ring;
     rt_token_opts_default(&fx->api.topts);
     fx->api.topts.max_topics = 4;

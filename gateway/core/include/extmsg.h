@@ -18,6 +18,8 @@
 
 /* Messages longer than this are refused without being parsed. */
 #define RT_EXTMSG_MAX_BYTES 65536
+/* Deepest JSON nesting a client message may have (they are flat objects). */
+#define RT_EXTMSG_MAX_DEPTH 8
 
 typedef struct {
     const char *error;   /* stable name for the rtgw.error frame; static storage */
