@@ -1312,7 +1312,7 @@ RT_TEST(deliver_drops_duplicates_and_follows_epoch)
     RT_ASSERT_INT_EQ(d, 1);
     rt_hub_stats(hub, &s);
     RT_ASSERT_INT_EQ(s.history_events, 1);
-    RT_ASSERT_INT_EQ(rt_hub_last(hub, rt_slice_cstr("nope"), &last), -1);
+    RT_ASSERT_INT_EQ(rt_hub_last(hub, rt_slice_cstr("nope"), &last), RT_E_ABSENT);
     rt_frame_t *f[8];
     size_t n = drain(a.sub, f, 8);
     RT_ASSERT_INT_EQ(n, 3);
