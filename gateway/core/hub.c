@@ -1,14 +1,16 @@
 /*
  * hub.c — the fan-out core: channels, the two-way channel ↔ subscriber
- * index, publish fan-out, and the joins with an external bus. See hub.h for
- * the contract. Its parts: sub.c (the subscriber handle), queue.c (its
- * bounded queue), history.c (a channel's ring), idempotency.c (a channel's
- * keys); hub_internal.h has the hub object and the lock order.
+ * index, publish and subscribe. See hub.h for the contract. Its other parts:
+ * hub_bus.c (events positioned by an external bus), sub.c (the subscriber
+ * handle), queue.c (its bounded queue), history.c (a channel's ring),
+ * idempotency.c (a channel's keys); hub_internal.h has the hub and channel
+ * objects and the lock order.
  *
  * Locks (order hub → channel → queue; any thread may call in):
  * - hub->lock guards the channel map: read to find a channel, write to add
- *   one or (sweep) free one. A channel is returned locked by channel_acquire
- *   and stays alive while locked: the sweep takes its lock before freeing it.
+ *   one or (sweep) free one. rt__hub_channel_acquire returns a channel
+ *   locked; it stays alive while locked: the sweep takes its lock before
+ *   freeing it.
  * - ch->lock guards everything in rt__channel_t. Functions named _locked
  *   need it held. A subscriber's links are touched only by its owner.
  * - The queue lock is taken inside the channel lock to enqueue (sub.c,
@@ -34,32 +36,10 @@
 
 #include "clock.h"
 #include "err.h"
-#include "history.h"
 #include "hub_internal.h"
-#include "idempotency.h"
-#include "sub.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct {
-    rt_sub_t **v;
-    size_t n, cap;
-} subvec_t;
-
-typedef struct rt__channel_s {
-    char *name;
-    size_t nlen;
-    pthread_mutex_t lock;
-    rt_map_t topics; /* topic name → subvec_t* */
-    subvec_t wildcard;
-    size_t nsubs; /* subscription entries in topics + wildcard */
-    uint64_t epoch;
-    uint64_t last_offset;
-    rt__history_t hist;
-    int64_t last_activity_ms;
-    rt__idem_t idem;
-} channel_t;
 
 static uint64_t mix64(uint64_t x)
 {
@@ -94,14 +74,14 @@ rt_hub_t *rt_hub_new(const rt_hub_opts_t *opts, uint64_t seed)
     return h;
 }
 
-static void subvec_free(subvec_t *v)
+static void subvec_free(rt__subvec_t *v)
 {
     free(v->v);
     v->v = NULL;
     v->n = v->cap = 0;
 }
 
-static void channel_free(channel_t *ch)
+static void channel_free(rt__channel_t *ch)
 {
     RT_MAP_FOREACH(&ch->topics, e)
     {
@@ -143,9 +123,9 @@ void rt_hub_stats(rt_hub_t *hub, rt_hub_stats_t *out)
 
 /* ---- channels ---- */
 
-static channel_t *channel_new(rt_hub_t *hub, rt_slice_t name)
+static rt__channel_t *channel_new(rt_hub_t *hub, rt_slice_t name)
 {
-    channel_t *ch = calloc(1, sizeof(*ch));
+    rt__channel_t *ch = calloc(1, sizeof(*ch));
     if (!ch)
         return NULL;
     ch->name = malloc(name.len + 1);
@@ -169,11 +149,10 @@ static channel_t *channel_new(rt_hub_t *hub, rt_slice_t name)
     return ch;
 }
 
-/* Returns the channel locked; creates it when create is set. NULL if absent or OOM. */
-static channel_t *channel_acquire(rt_hub_t *hub, rt_slice_t name, bool create)
+rt__channel_t *rt__hub_channel_acquire(rt_hub_t *hub, rt_slice_t name, bool create)
 {
     pthread_rwlock_rdlock(&hub->lock);
-    channel_t *ch = rt_map_get(&hub->channels, name.base, name.len);
+    rt__channel_t *ch = rt_map_get(&hub->channels, name.base, name.len);
     if (ch) {
         pthread_mutex_lock(&ch->lock);
         pthread_rwlock_unlock(&hub->lock);
@@ -207,7 +186,7 @@ void rt_hub_set_interest_hook(rt_hub_t *hub, rt_hub_interest_fn fn, void *ctx)
  * (ch->nsubs when the caller took the lock). Caller holds ch->lock, so the
  * reports of one channel reach the hook in order. Comparing only at the end
  * of a locked section keeps a remove-then-re-add (set_topics) silent. */
-static void interest_locked(rt_hub_t *hub, channel_t *ch, size_t before)
+static void interest_locked(rt_hub_t *hub, rt__channel_t *ch, size_t before)
 {
     bool had = before > 0, has = ch->nsubs > 0;
     if (had != has && hub->interest)
@@ -216,7 +195,7 @@ static void interest_locked(rt_hub_t *hub, channel_t *ch, size_t before)
 
 int rt_hub_position(rt_hub_t *hub, rt_slice_t channel, rt_pos_t *out)
 {
-    channel_t *ch = channel_acquire(hub, channel, true);
+    rt__channel_t *ch = rt__hub_channel_acquire(hub, channel, true);
     if (!ch)
         return RT_E_NOMEM;
     out->epoch = ch->epoch;
@@ -226,20 +205,9 @@ int rt_hub_position(rt_hub_t *hub, rt_slice_t channel, rt_pos_t *out)
     return 0;
 }
 
-int rt_hub_last(rt_hub_t *hub, rt_slice_t channel, rt_pos_t *out)
-{
-    channel_t *ch = channel_acquire(hub, channel, false);
-    if (!ch)
-        return RT_E_ABSENT;
-    out->epoch = ch->epoch;
-    out->offset = ch->last_offset;
-    pthread_mutex_unlock(&ch->lock);
-    return 0;
-}
-
 /* ---- the index: channel → subscribers (subvec), subscriber → links ---- */
 
-static int subvec_add(subvec_t *v, rt_sub_t *s)
+static int subvec_add(rt__subvec_t *v, rt_sub_t *s)
 {
     for (size_t i = 0; i < v->n; i++)
         if (v->v[i] == s)
@@ -256,7 +224,7 @@ static int subvec_add(subvec_t *v, rt_sub_t *s)
     return 0;
 }
 
-static bool subvec_del(subvec_t *v, rt_sub_t *s)
+static bool subvec_del(rt__subvec_t *v, rt_sub_t *s)
 {
     for (size_t i = 0; i < v->n; i++) {
         if (v->v[i] == s) {
@@ -272,11 +240,11 @@ static bool subvec_del(subvec_t *v, rt_sub_t *s)
 
 /* The subscriber list a topic's events go to; created when create is set.
  * NULL if absent or OOM. Caller holds ch->lock. */
-static subvec_t *topic_subs_locked(channel_t *ch, rt_slice_t t, bool create)
+static rt__subvec_t *topic_subs_locked(rt__channel_t *ch, rt_slice_t t, bool create)
 {
     if (t.len == 1 && t.base[0] == '*')
         return &ch->wildcard;
-    subvec_t *v = rt_map_get(&ch->topics, t.base, t.len);
+    rt__subvec_t *v = rt_map_get(&ch->topics, t.base, t.len);
     if (v || !create)
         return v;
     v = calloc(1, sizeof(*v));
@@ -287,7 +255,7 @@ static subvec_t *topic_subs_locked(channel_t *ch, rt_slice_t t, bool create)
     return v;
 }
 
-static bool sub_has_link(rt_sub_t *s, channel_t *ch, rt_slice_t topic)
+static bool sub_has_link(rt_sub_t *s, rt__channel_t *ch, rt_slice_t topic)
 {
     for (size_t i = 0; i < s->nlinks; i++) {
         rt__link_t *l = &s->links[i];
@@ -310,8 +278,8 @@ static bool link_is(const rt__link_t *l, rt_slice_t channel)
  * an exact topic's emptied list is freed. Caller holds l->ch->lock. */
 static void index_del_locked(rt_hub_t *hub, rt_sub_t *sub, const rt__link_t *l)
 {
-    channel_t *ch = l->ch;
-    subvec_t *v = l->topic ? rt_map_get(&ch->topics, l->topic, l->tlen) : &ch->wildcard;
+    rt__channel_t *ch = l->ch;
+    rt__subvec_t *v = l->topic ? rt_map_get(&ch->topics, l->topic, l->tlen) : &ch->wildcard;
     if (v && subvec_del(v, sub)) {
         ch->nsubs--;
         atomic_fetch_sub(&hub->subscriptions, 1);
@@ -335,7 +303,7 @@ static void link_remove_locked(rt_hub_t *hub, rt_sub_t *sub, size_t i)
 /* "*" covers every topic of the channel: the exact links it supersedes are
  * removed, or each of their events would be enqueued twice (once per list).
  * Caller holds ch->lock. */
-static void drop_exact_links_locked(rt_hub_t *hub, rt_sub_t *sub, channel_t *ch)
+static void drop_exact_links_locked(rt_hub_t *hub, rt_sub_t *sub, rt__channel_t *ch)
 {
     for (size_t k = sub->nlinks; k-- > 0;)
         if (sub->links[k].ch == ch && sub->links[k].topic)
@@ -345,7 +313,7 @@ static void drop_exact_links_locked(rt_hub_t *hub, rt_sub_t *sub, channel_t *ch)
 /* Make room for the link (ch, t) at the end of sub's links, with a copy of
  * the topic (none for "*"). It counts only once the caller commits it
  * (sub->nlinks++). NULL on OOM. */
-static rt__link_t *link_reserve(rt_sub_t *sub, channel_t *ch, rt_slice_t t, bool wild)
+static rt__link_t *link_reserve(rt_sub_t *sub, rt__channel_t *ch, rt_slice_t t, bool wild)
 {
     rt__link_t *nl = realloc(sub->links, (sub->nlinks + 1) * sizeof(*nl));
     if (!nl)
@@ -366,9 +334,8 @@ static rt__link_t *link_reserve(rt_sub_t *sub, channel_t *ch, rt_slice_t t, bool
     return l;
 }
 
-/* Attach sub to topics of ch (caller holds ch->lock). 0 or RT_E_NOMEM. */
-static int attach_locked(rt_hub_t *hub, rt_sub_t *sub, channel_t *ch, const rt_slice_t *topics,
-                         size_t ntopics)
+int rt__hub_attach_locked(rt_hub_t *hub, rt_sub_t *sub, rt__channel_t *ch, const rt_slice_t *topics,
+                          size_t ntopics)
 {
     for (size_t i = 0; i < ntopics; i++) {
         rt_slice_t t = topics[i];
@@ -377,7 +344,7 @@ static int attach_locked(rt_hub_t *hub, rt_sub_t *sub, channel_t *ch, const rt_s
             continue;
         if (wild)
             drop_exact_links_locked(hub, sub, ch);
-        subvec_t *v = topic_subs_locked(ch, t, true);
+        rt__subvec_t *v = topic_subs_locked(ch, t, true);
         if (!v)
             return RT_E_NOMEM;
         rt__link_t *l = link_reserve(sub, ch, t, wild);
@@ -396,7 +363,7 @@ static int attach_locked(rt_hub_t *hub, rt_sub_t *sub, channel_t *ch, const rt_s
 
 /* ---- publish: fan-out ---- */
 
-static void fanout(subvec_t *v, rt_frame_t **frames, const rt_pos_t *pos, bool ext_only,
+static void fanout(rt__subvec_t *v, rt_frame_t **frames, const rt_pos_t *pos, bool ext_only,
                    size_t *delivered, rt__kicks_t *kicks)
 {
     for (size_t i = 0; i < v->n; i++) {
@@ -418,14 +385,11 @@ static void fanout(subvec_t *v, rt_frame_t **frames, const rt_pos_t *pos, bool e
     }
 }
 
-/* Keep an event in history and enqueue it to the subscribers of its topic;
- * caller holds ch->lock and has set ch->last_offset. frames[RT_FMT_WS] is
- * borrowed; frames[RT_FMT_SSE] may be built here (caller unrefs both). */
-static void emit_locked(channel_t *ch, rt_frame_t **frames, const rt_pos_t *pos, rt_slice_t topic,
-                        bool ext_only, size_t *delivered, rt__kicks_t *kicks)
+void rt__hub_emit_locked(rt__channel_t *ch, rt_frame_t **frames, const rt_pos_t *pos,
+                         rt_slice_t topic, bool ext_only, size_t *delivered, rt__kicks_t *kicks)
 {
     rt__history_append(&ch->hist, pos->offset, topic, ext_only, frames[RT_FMT_WS]);
-    subvec_t *tv = rt_map_get(&ch->topics, topic.base, topic.len);
+    rt__subvec_t *tv = rt_map_get(&ch->topics, topic.base, topic.len);
     if (tv)
         fanout(tv, frames, pos, ext_only, delivered, kicks);
     fanout(&ch->wildcard, frames, pos, ext_only, delivered, kicks);
@@ -451,7 +415,7 @@ int rt_hub_publish(rt_hub_t *hub, const rt_event_t *ev, rt_pos_t *pos_out, size_
 /* Check the idempotency key under ch->lock. 0: publish; RT_E_DUPLICATE (the
  * outputs are filled with the original), RT_E_LIMIT or RT_E_NOMEM: do not,
  * and the key is already released. */
-static int idem_admit_locked(rt_hub_t *hub, channel_t *ch, rt__idem_key_t *key, int64_t now,
+static int idem_admit_locked(rt_hub_t *hub, rt__channel_t *ch, rt__idem_key_t *key, int64_t now,
                              rt_pos_t *pos_out, size_t *delivered_out, bool *duplicate)
 {
     rt_pos_t orig;
@@ -475,7 +439,7 @@ int rt_hub_publish_idem(rt_hub_t *hub, const rt_event_t *ev, rt_slice_t idem_key
 {
     if (duplicate)
         *duplicate = false;
-    channel_t *ch = channel_acquire(hub, ev->channel, true);
+    rt__channel_t *ch = rt__hub_channel_acquire(hub, ev->channel, true);
     if (!ch)
         return RT_E_NOMEM;
     rt__idem_key_t key;
@@ -506,7 +470,7 @@ int rt_hub_publish_idem(rt_hub_t *hub, const rt_event_t *ev, rt_slice_t idem_key
     size_t delivered = 0;
     rt__kicks_t kicks;
     rt__kicks_init(&kicks);
-    emit_locked(ch, frames, &pos, ev->topic, ev->ext_only, &delivered, &kicks);
+    rt__hub_emit_locked(ch, frames, &pos, ev->topic, ev->ext_only, &delivered, &kicks);
     pthread_mutex_unlock(&ch->lock);
     rt_frame_unref(frames[0]);
     rt_frame_unref(frames[1]);
@@ -528,10 +492,8 @@ int rt_hub_subscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt_
     return rt_hub_subscribe_any(hub, sub, channel, topics, ntopics, since, since ? 1 : 0, out);
 }
 
-/* After a subscribe's replay and attach: wake, report interest, unlock
- * ch->lock (held by the caller), count, kick. */
-static void subscribe_finish(rt_hub_t *hub, rt_sub_t *sub, channel_t *ch, size_t before,
-                             rt_resume_t *res, const rt__replay_t *rp)
+void rt__hub_subscribe_finish(rt_hub_t *hub, rt_sub_t *sub, rt__channel_t *ch, size_t before,
+                              rt_resume_t *res, const rt__replay_t *rp)
 {
     res->replayed = rp->pushed;
     res->current.epoch = ch->epoch;
@@ -549,7 +511,7 @@ static void subscribe_finish(rt_hub_t *hub, rt_sub_t *sub, channel_t *ch, size_t
 
 /* The candidate whose epoch is the channel's; a never-matching position when
  * candidates were given and none matches; NULL when none were given. */
-static const rt_pos_t *since_pick(const channel_t *ch, const rt_pos_t *cands, size_t ncands)
+static const rt_pos_t *since_pick(const rt__channel_t *ch, const rt_pos_t *cands, size_t ncands)
 {
     static const rt_pos_t nomatch = {0, 0}; /* epoch 0 never matches: not recovered */
     for (size_t i = 0; i < ncands; i++)
@@ -560,7 +522,7 @@ static const rt_pos_t *since_pick(const channel_t *ch, const rt_pos_t *cands, si
 
 /* Replay the ring after `since` into sub, or say why it cannot (recovered is
  * then true only when since is the channel's latest). Caller holds ch->lock. */
-static void replay_since_locked(channel_t *ch, rt_sub_t *sub, const rt_pos_t *since,
+static void replay_since_locked(rt__channel_t *ch, rt_sub_t *sub, const rt_pos_t *since,
                                 const rt_slice_t *topics, size_t ntopics, rt_resume_t *res,
                                 rt__replay_t *rp)
 {
@@ -581,7 +543,7 @@ int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const
 {
     rt_resume_t res = {.recovered = true, .had_since = ncands > 0};
     rt__replay_t rp = {0};
-    channel_t *ch = channel_acquire(hub, channel, true);
+    rt__channel_t *ch = rt__hub_channel_acquire(hub, channel, true);
     if (!ch)
         return RT_E_NOMEM;
     const rt_pos_t *since = since_pick(ch, cands, ncands);
@@ -594,8 +556,8 @@ int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const
         replay_since_locked(ch, sub, since, topics, ntopics, &res, &rp);
     }
     size_t before = ch->nsubs;
-    int rc = attach_locked(hub, sub, ch, topics, ntopics);
-    subscribe_finish(hub, sub, ch, before, &res, &rp);
+    int rc = rt__hub_attach_locked(hub, sub, ch, topics, ntopics);
+    rt__hub_subscribe_finish(hub, sub, ch, before, &res, &rp);
     if (out)
         *out = res;
     return rc;
@@ -614,7 +576,7 @@ void rt_hub_unsubscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, rt_sli
                  : (!l->topic || l->tlen != topic.len ||
                     memcmp(l->topic, topic.base, topic.len) != 0))
             continue;
-        channel_t *ch = l->ch;
+        rt__channel_t *ch = l->ch;
         pthread_mutex_lock(&ch->lock);
         size_t before = ch->nsubs;
         link_remove_locked(hub, sub, i);
@@ -627,7 +589,7 @@ void rt_hub_unsubscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, rt_sli
 int rt_hub_set_topics(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
                       size_t ntopics)
 {
-    channel_t *ch = NULL;
+    rt__channel_t *ch = NULL;
     for (size_t i = 0; i < sub->nlinks && !ch; i++)
         if (link_is(&sub->links[i], channel))
             ch = sub->links[i].ch;
@@ -641,7 +603,7 @@ int rt_hub_set_topics(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt
     /* Re-add under the same lock hold: publishes see either the old set or
      * the new one. The channel cannot be freed meanwhile (we hold its lock,
      * and the sweep takes it before freeing). */
-    int rc = attach_locked(hub, sub, ch, topics, ntopics);
+    int rc = rt__hub_attach_locked(hub, sub, ch, topics, ntopics);
     ch->last_activity_ms = rt_clock_wall_ms();
     interest_locked(hub, ch, before);
     pthread_mutex_unlock(&ch->lock);
@@ -652,7 +614,7 @@ void rt_hub_unsubscribe_all(rt_hub_t *hub, rt_sub_t *sub)
 {
     for (size_t i = 0; i < sub->nlinks; i++) {
         rt__link_t *l = &sub->links[i];
-        channel_t *ch = l->ch; /* alive: a channel with subscriptions is never freed */
+        rt__channel_t *ch = l->ch; /* alive: a channel with subscriptions is never freed */
         pthread_mutex_lock(&ch->lock);
         size_t before = ch->nsubs;
         index_del_locked(hub, sub, l);
@@ -667,120 +629,6 @@ void rt_hub_unsubscribe_all(rt_hub_t *hub, rt_sub_t *sub)
     rt_sub_close(sub);
 }
 
-/* ---- events positioned by a bus ---- */
-
-/* The bus says the channel's history is another one (new epoch): forget the
- * ring, so nothing of the old epoch is replayed under the new one. */
-static void channel_reset_locked(channel_t *ch, uint64_t epoch)
-{
-    rt__history_clear(&ch->hist);
-    ch->epoch = epoch;
-    ch->last_offset = 0;
-}
-
-/* Deliver e to ch if it is newer than the last delivered event; caller holds
- * ch->lock. Returns true if delivered. */
-static bool deliver_locked(rt_hub_t *hub, channel_t *ch, const rt_hub_entry_t *e, size_t *delivered,
-                           rt__kicks_t *kicks)
-{
-    if (e->offset <= ch->last_offset || !e->ws)
-        return false;
-    ch->last_offset = e->offset;
-    ch->last_activity_ms = rt_clock_wall_ms();
-    rt_frame_t *frames[2] = {e->ws, NULL};
-    rt_pos_t pos = {ch->epoch, e->offset};
-    emit_locked(ch, frames, &pos, e->topic, e->ext_only, delivered, kicks);
-    rt_frame_unref(frames[RT_FMT_SSE]); /* frames[WS] stays borrowed */
-    atomic_fetch_add(&hub->publishes, 1);
-    return true;
-}
-
-int rt_hub_deliver(rt_hub_t *hub, rt_slice_t channel, uint64_t epoch, const rt_hub_entry_t *e,
-                   size_t *delivered_out)
-{
-    channel_t *ch = channel_acquire(hub, channel, true);
-    if (!ch)
-        return RT_E_NOMEM;
-    if (epoch != ch->epoch)
-        channel_reset_locked(ch, epoch);
-    size_t delivered = 0;
-    rt__kicks_t kicks;
-    rt__kicks_init(&kicks);
-    bool done = deliver_locked(hub, ch, e, &delivered, &kicks);
-    pthread_mutex_unlock(&ch->lock);
-    atomic_fetch_add(&hub->deliveries, delivered);
-    rt__kicks_run(&kicks);
-    if (delivered_out)
-        *delivered_out = delivered;
-    return done ? 0 : 1;
-}
-
-/* Replay bf's events after bf->since into sub, then the ring's events after
- * bf's last one (received live since the read). Caller holds ch->lock. */
-static void backfill_replay_locked(channel_t *ch, rt_sub_t *sub, const rt_slice_t *topics,
-                                   size_t ntopics, const rt_backfill_t *bf, rt_resume_t *res,
-                                   rt__replay_t *rp)
-{
-    uint64_t upto = bf->since;
-    pthread_mutex_lock(&sub->q.lock);
-    for (size_t i = 0; i < bf->n && !rp->kicked; i++) {
-        const rt_hub_entry_t *e = &bf->v[i];
-        if (e->offset <= upto || (e->ext_only && !sub->ext) ||
-            !rt__topics_match(e->topic, topics, ntopics))
-            continue;
-        upto = e->offset;
-        rt_frame_t *f = sub->fmt == RT_FMT_WS ? rt_frame_ref(e->ws)
-                                              : rt__history_sse_frame(e->ws, ch->epoch, e->offset);
-        if (!f) {
-            res->recovered = false;
-            break;
-        }
-        rt__queue_replay_locked(&sub->q, f, rp);
-        rt_frame_unref(f);
-    }
-    if (bf->n && bf->v[bf->n - 1].offset > upto)
-        upto = bf->v[bf->n - 1].offset;
-    if (res->recovered &&
-        rt__history_replay_locked(&ch->hist, ch->epoch, upto, sub, topics, ntopics, rp))
-        res->recovered = false;
-    pthread_mutex_unlock(&sub->q.lock);
-}
-
-int rt_hub_subscribe_backfill(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
-                              const rt_slice_t *topics, size_t ntopics, bool had_since,
-                              const rt_backfill_t *bf, rt_resume_t *out)
-{
-    rt_resume_t res = {.recovered = true, .had_since = had_since};
-    rt__replay_t rp = {0};
-    channel_t *ch = channel_acquire(hub, channel, true);
-    if (!ch)
-        return RT_E_NOMEM;
-    size_t delivered = 0;
-    rt__kicks_t kicks;
-    rt__kicks_init(&kicks);
-    if (bf->epoch && bf->epoch != ch->epoch)
-        channel_reset_locked(ch, bf->epoch);
-    /* What the read found beyond the live stream so far goes to the channel
-     * first, so its current subscribers get it too (the live copy, still in
-     * flight, will then be dropped as a duplicate). */
-    for (size_t i = 0; i < bf->n; i++)
-        deliver_locked(hub, ch, &bf->v[i], &delivered, &kicks);
-    if (had_since && (!bf->matched || !bf->covered || bf->epoch != ch->epoch))
-        res.recovered = false;
-    else if (had_since)
-        backfill_replay_locked(ch, sub, topics, ntopics, bf, &res, &rp);
-    size_t before = ch->nsubs;
-    int rc = attach_locked(hub, sub, ch, topics, ntopics);
-    if (ch->epoch == bf->epoch)
-        res.current.offset = bf->last_offset;
-    subscribe_finish(hub, sub, ch, before, &res, &rp);
-    atomic_fetch_add(&hub->deliveries, delivered);
-    rt__kicks_run(&kicks);
-    if (out)
-        *out = res;
-    return rc;
-}
-
 /* ---- sweep ---- */
 
 void rt_hub_sweep(rt_hub_t *hub, int64_t now)
@@ -793,7 +641,7 @@ void rt_hub_sweep(rt_hub_t *hub, int64_t now)
             i++;
             continue;
         }
-        channel_t *ch = e->value;
+        rt__channel_t *ch = e->value;
         pthread_mutex_lock(&ch->lock);
         rt__history_expire(&ch->hist, now);
         if (rt__idem_count(&ch->idem))

@@ -18,8 +18,9 @@
  * Errors are err.h values (RT_E_NOMEM, RT_E_LIMIT, RT_E_ABSENT).
  *
  * Inside (gateway/core): hub.c channels, the channel ↔ subscriber index and
- * the fan-out; sub.c the subscriber; queue.c its bounded queue; history.c a
- * channel's ring; idempotency.c a channel's keys.
+ * the fan-out; hub_bus.c events positioned by a bus; sub.c the subscriber;
+ * queue.c its bounded queue; history.c a channel's ring; idempotency.c a
+ * channel's keys.
  */
 #ifndef RT_HUB_H
 #define RT_HUB_H
