@@ -2,6 +2,7 @@
  * test_hub.c — unit tests for gateway/hub.h, driven through an in-memory sink
  * (no sockets): wake counts wakes, kick records the reason.
  */
+#include "err.h"
 #include "hub.h"
 #include "rt_test.h"
 
@@ -1161,5 +1162,231 @@ RT_TEST(concurrent_publishers_and_subscribers)
     RT_ASSERT_INT_EQ(s.deliveries, (uint64_t)TOTAL * NSUBS);
     for (int i = 0; i < NSUBS; i++)
         client_done(hub, &subs[i].c);
+    rt_hub_free(hub);
+}
+
+/* ---- idempotency keys ---- */
+
+static int publish_key(rt_hub_t *hub, const char *channel, const char *topic, const char *key,
+                       int64_t now, rt_pos_t *pos, bool *dup)
+{
+    rt_event_t ev = {.kind = "data",
+                     .channel = rt_slice_cstr(channel),
+                     .topic = rt_slice_cstr(topic),
+                     .data = rt_slice_cstr("1"),
+                     .created_at_ms = INT64_C(1700000000000)};
+    size_t delivered = 999;
+    int rc = rt_hub_publish_idem(hub, &ev, rt_slice_cstr(key), now, pos, &delivered, dup);
+    if (rc == 0 && *dup)
+        RT_ASSERT_INT_EQ(delivered, 0);
+    return rc;
+}
+
+RT_TEST(idem_duplicate_within_window_only)
+{
+    rt_hub_opts_t o;
+    rt_hub_opts_default(&o);
+    o.idem_window_ms = 1000;
+    rt_hub_t *hub = rt_hub_new(&o, 0x1234);
+    rt_pos_t p1, p2, p3, p4;
+    bool dup = true;
+    RT_ASSERT_INT_EQ(publish_key(hub, "c", "t", "k1", 5000, &p1, &dup), 0);
+    RT_ASSERT(!dup);
+    RT_ASSERT_INT_EQ(publish_key(hub, "c", "t", "k1", 5999, &p2, &dup), 0);
+    RT_ASSERT(dup);
+    RT_ASSERT_INT_EQ(p2.epoch, p1.epoch);
+    RT_ASSERT_INT_EQ(p2.offset, p1.offset);
+    /* The key is scoped to (channel, topic). */
+    RT_ASSERT_INT_EQ(publish_key(hub, "c", "u", "k1", 5999, &p3, &dup), 0);
+    RT_ASSERT(!dup);
+    RT_ASSERT_INT_EQ(p3.offset, p1.offset + 1);
+    /* An empty key never deduplicates. */
+    RT_ASSERT_INT_EQ(publish_key(hub, "c", "t", "", 5999, &p3, &dup), 0);
+    RT_ASSERT(!dup);
+    /* Past the window the key publishes again. */
+    RT_ASSERT_INT_EQ(publish_key(hub, "c", "t", "k1", 6000, &p4, &dup), 0);
+    RT_ASSERT(!dup);
+    RT_ASSERT_INT_EQ(p4.offset, p3.offset + 1);
+    rt_hub_stats_t s;
+    rt_hub_stats(hub, &s);
+    RT_ASSERT_INT_EQ(s.publishes, 4);
+    rt_hub_free(hub);
+}
+
+RT_TEST(idem_long_key_outside_stack_buffer)
+{
+    rt_hub_t *hub = hub_default();
+    char key[1500];
+    memset(key, 'x', sizeof(key) - 1);
+    key[sizeof(key) - 1] = 0;
+    rt_pos_t p1, p2;
+    bool dup = true;
+    RT_ASSERT_INT_EQ(publish_key(hub, "c", "t", key, 1, &p1, &dup), 0);
+    RT_ASSERT(!dup);
+    RT_ASSERT_INT_EQ(publish_key(hub, "c", "t", key, 2, &p2, &dup), 0);
+    RT_ASSERT(dup);
+    RT_ASSERT_INT_EQ(p2.offset, p1.offset);
+    rt_hub_free(hub);
+}
+
+RT_TEST(idem_key_bound_is_limit_until_keys_expire)
+{
+    rt_hub_opts_t o;
+    rt_hub_opts_default(&o);
+    o.idem_window_ms = 1000;
+    o.idem_max_keys = 2;
+    rt_hub_t *hub = rt_hub_new(&o, 0x1234);
+    rt_pos_t p;
+    bool dup;
+    RT_ASSERT_INT_EQ(publish_key(hub, "c", "t", "a", 0, &p, &dup), 0);
+    RT_ASSERT_INT_EQ(publish_key(hub, "c", "t", "b", 10, &p, &dup), 0);
+    RT_ASSERT_INT_EQ(publish_key(hub, "c", "t", "c", 20, &p, &dup), RT_E_LIMIT);
+    RT_ASSERT_INT_EQ(RT_E_LIMIT, -2); /* rt_bus and rt_api map this value */
+    /* A key already held still deduplicates at the bound. */
+    RT_ASSERT_INT_EQ(publish_key(hub, "c", "t", "a", 20, &p, &dup), 0);
+    RT_ASSERT(dup);
+    /* The bound is per channel. */
+    RT_ASSERT_INT_EQ(publish_key(hub, "d", "t", "c", 20, &p, &dup), 0);
+    RT_ASSERT(!dup);
+    /* Once "a" expires, the bound purges it and admits a new key. */
+    RT_ASSERT_INT_EQ(publish_key(hub, "c", "t", "c", 1000, &p, &dup), 0);
+    RT_ASSERT(!dup);
+    RT_ASSERT_INT_EQ(publish_key(hub, "c", "t", "d", 1000, &p, &dup), RT_E_LIMIT);
+    rt_hub_stats_t s;
+    rt_hub_stats(hub, &s);
+    RT_ASSERT_INT_EQ(s.publishes, 4);
+    rt_hub_free(hub);
+}
+
+/* ---- events positioned by a bus ---- */
+
+static rt_frame_t *bus_frame(const char *channel, const char *topic, uint64_t epoch, uint64_t off)
+{
+    rt_event_t ev = {.kind = "data",
+                     .channel = rt_slice_cstr(channel),
+                     .topic = rt_slice_cstr(topic),
+                     .data = rt_slice_cstr("1"),
+                     .created_at_ms = INT64_C(1700000000000)};
+    rt_pos_t pos = {epoch, off};
+    size_t len;
+    char *json = rt_event_json(&ev, &pos, &len);
+    RT_ASSERT(json != NULL);
+    rt_frame_t *f = rt_event_ws_frame(json, len);
+    free(json);
+    RT_ASSERT(f != NULL);
+    return f;
+}
+
+static int bus_deliver(rt_hub_t *hub, const char *channel, const char *topic, uint64_t epoch,
+                       uint64_t off, size_t *delivered)
+{
+    rt_frame_t *f = bus_frame(channel, topic, epoch, off);
+    rt_hub_entry_t e = {.offset = off, .topic = rt_slice_cstr(topic), .ws = f};
+    int rc = rt_hub_deliver(hub, rt_slice_cstr(channel), epoch, &e, delivered);
+    rt_frame_unref(f);
+    return rc;
+}
+
+RT_TEST(deliver_drops_duplicates_and_follows_epoch)
+{
+    rt_hub_t *hub = hub_default();
+    client_t a;
+    client_init(&a, hub, RT_FMT_WS);
+    sub_topics(hub, &a, "c", "t", NULL);
+    size_t d = 99;
+    RT_ASSERT_INT_EQ(bus_deliver(hub, "c", "t", 7, 1, &d), 0);
+    RT_ASSERT_INT_EQ(d, 1);
+    RT_ASSERT_INT_EQ(bus_deliver(hub, "c", "t", 7, 2, &d), 0);
+    RT_ASSERT_INT_EQ(bus_deliver(hub, "c", "t", 7, 2, &d), 1); /* duplicate */
+    RT_ASSERT_INT_EQ(d, 0);
+    RT_ASSERT_INT_EQ(bus_deliver(hub, "c", "t", 7, 1, &d), 1); /* older */
+    rt_pos_t last;
+    RT_ASSERT_INT_EQ(rt_hub_last(hub, rt_slice_cstr("c"), &last), 0);
+    RT_ASSERT_INT_EQ(last.epoch, 7);
+    RT_ASSERT_INT_EQ(last.offset, 2);
+    rt_hub_stats_t s;
+    rt_hub_stats(hub, &s);
+    RT_ASSERT_INT_EQ(s.history_events, 2);
+    /* A new epoch forgets the ring: offset 1 of it is delivered. */
+    RT_ASSERT_INT_EQ(bus_deliver(hub, "c", "t", 8, 1, &d), 0);
+    RT_ASSERT_INT_EQ(d, 1);
+    rt_hub_stats(hub, &s);
+    RT_ASSERT_INT_EQ(s.history_events, 1);
+    RT_ASSERT_INT_EQ(rt_hub_last(hub, rt_slice_cstr("nope"), &last), RT_E_ABSENT);
+    rt_frame_t *f[8];
+    size_t n = drain(a.sub, f, 8);
+    RT_ASSERT_INT_EQ(n, 3);
+    assert_frame(f[0], "t", (rt_pos_t){7, 1});
+    assert_frame(f[1], "t", (rt_pos_t){7, 2});
+    assert_frame(f[2], "t", (rt_pos_t){8, 1});
+    unref_all(f, n);
+    client_done(hub, &a);
+    rt_hub_free(hub);
+}
+
+RT_TEST(subscribe_backfill_joins_bus_replay_and_live)
+{
+    rt_hub_t *hub = hub_default();
+    client_t a, b;
+    client_init(&a, hub, RT_FMT_WS);
+    client_init(&b, hub, RT_FMT_WS);
+    sub_topics(hub, &a, "c", "*", NULL);
+    /* Live so far: 1, 2. The bus read found 1..4 (3 and 4 not yet live). */
+    RT_ASSERT_INT_EQ(bus_deliver(hub, "c", "t", 9, 1, NULL), 0);
+    RT_ASSERT_INT_EQ(bus_deliver(hub, "c", "u", 9, 2, NULL), 0);
+    rt_frame_t *bfv[4];
+    rt_hub_entry_t ev[4];
+    const char *topics[4] = {"t", "u", "t", "t"};
+    for (int i = 0; i < 4; i++) {
+        bfv[i] = bus_frame("c", topics[i], 9, (uint64_t)i + 1);
+        ev[i] = (rt_hub_entry_t){
+            .offset = (uint64_t)i + 1, .topic = rt_slice_cstr(topics[i]), .ws = bfv[i]};
+    }
+    rt_backfill_t bf = {.epoch = 9,
+                        .matched = true,
+                        .since = 1,
+                        .covered = true,
+                        .last_offset = 4,
+                        .v = ev,
+                        .n = 4};
+    rt_slice_t bt = rt_slice_cstr("t");
+    rt_resume_t res;
+    RT_ASSERT_INT_EQ(
+        rt_hub_subscribe_backfill(hub, b.sub, rt_slice_cstr("c"), &bt, 1, true, &bf, &res), 0);
+    RT_ASSERT(res.recovered);
+    RT_ASSERT(res.had_since);
+    RT_ASSERT_INT_EQ(res.replayed, 2); /* 3 and 4 of topic t; 2 is topic u */
+    RT_ASSERT_INT_EQ(res.current.epoch, 9);
+    RT_ASSERT_INT_EQ(res.current.offset, 4);
+    for (int i = 0; i < 4; i++)
+        rt_frame_unref(bfv[i]);
+    /* The live copies of 3 and 4 arrive late: dropped; 5 goes to both. */
+    RT_ASSERT_INT_EQ(bus_deliver(hub, "c", "t", 9, 3, NULL), 1);
+    RT_ASSERT_INT_EQ(bus_deliver(hub, "c", "t", 9, 4, NULL), 1);
+    RT_ASSERT_INT_EQ(bus_deliver(hub, "c", "t", 9, 5, NULL), 0);
+    rt_frame_t *f[8];
+    size_t n = drain(a.sub, f, 8);
+    RT_ASSERT_INT_EQ(n, 5);
+    for (size_t i = 0; i < n; i++)
+        assert_frame(f[i], topics[i < 4 ? i : 0], (rt_pos_t){9, i + 1});
+    unref_all(f, n);
+    n = drain(b.sub, f, 8);
+    RT_ASSERT_INT_EQ(n, 3);
+    assert_frame(f[0], "t", (rt_pos_t){9, 3});
+    assert_frame(f[1], "t", (rt_pos_t){9, 4});
+    assert_frame(f[2], "t", (rt_pos_t){9, 5});
+    unref_all(f, n);
+    /* A candidate of another epoch: not recovered, nothing replayed. */
+    client_t c;
+    client_init(&c, hub, RT_FMT_WS);
+    rt_backfill_t miss = {.epoch = 9, .matched = false, .last_offset = 5};
+    RT_ASSERT_INT_EQ(
+        rt_hub_subscribe_backfill(hub, c.sub, rt_slice_cstr("c"), &bt, 1, true, &miss, &res), 0);
+    RT_ASSERT(!res.recovered);
+    RT_ASSERT_INT_EQ(res.replayed, 0);
+    RT_ASSERT_INT_EQ(queued(c.sub), 0);
+    client_done(hub, &a);
+    client_done(hub, &b);
+    client_done(hub, &c);
     rt_hub_free(hub);
 }

@@ -14,10 +14,18 @@
  * to every subscriber in that order, under the channel lock; a subscribe with
  * `since` replays from history under the same lock, so there is no gap and no
  * duplicate between replay and live.
+ *
+ * Errors are err.h values (RT_E_NOMEM, RT_E_LIMIT, RT_E_ABSENT).
+ *
+ * Inside (gateway/core): hub.c channels, the channel ↔ subscriber index and
+ * the fan-out; hub_bus.c events positioned by a bus; sub.c the subscriber;
+ * queue.c its bounded queue; history.c a channel's ring; idempotency.c a
+ * channel's keys.
  */
 #ifndef RT_HUB_H
 #define RT_HUB_H
 
+#include "err.h"
 #include "event.h"
 #include "frame.h"
 #include "reason.h"
@@ -88,7 +96,7 @@ typedef struct {
 
 /* Subscribe sub to `topics` of `channel` ("*" means every topic). When since
  * is non-NULL, replays the events after it (of these topics) into the queue
- * first. Idempotent for a (channel, topic) already held. Returns 0, -1 OOM. */
+ * first. Idempotent for a (channel, topic) already held. 0 or RT_E_NOMEM. */
 int rt_hub_subscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
                      size_t ntopics, const rt_pos_t *since, rt_resume_t *out);
 
@@ -101,7 +109,7 @@ int rt_hub_subscribe_any(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const
 
 /* The channel's latest position (creating the channel, so its epoch is fixed
  * from now on). A session takes it before the WebSocket handshake and resumes
- * from it after, so nothing published in between is missed. 0 or -1 (OOM). */
+ * from it after, so nothing published in between is missed. 0 or RT_E_NOMEM. */
 int rt_hub_position(rt_hub_t *hub, rt_slice_t channel, rt_pos_t *out);
 
 /* ---- an external bus (several nodes) ----
@@ -140,7 +148,7 @@ typedef struct {
  * event's (a new epoch clears the ring), an offset at or below the channel's
  * last delivered one is dropped (a duplicate), anything else is kept in the
  * ring and enqueued to the subscribers of its topic. Creates the channel.
- * Returns 0 (delivered count in *delivered), 1 dropped, -1 OOM. */
+ * Returns 0 (delivered count in *delivered), 1 dropped, or RT_E_NOMEM. */
 int rt_hub_deliver(rt_hub_t *hub, rt_slice_t channel, uint64_t epoch, const rt_hub_entry_t *e,
                    size_t *delivered);
 
@@ -150,12 +158,13 @@ int rt_hub_deliver(rt_hub_t *hub, rt_slice_t channel, uint64_t epoch, const rt_h
  * too), then sub gets bf's events after bf->since, then the ring's events
  * after bf's last one (received live since the read), then is attached.
  * recovered is false when a candidate was given and none matched bf->epoch
- * or the bus no longer covered it. 0 or -1 (OOM). */
+ * or the bus no longer covered it. 0 or RT_E_NOMEM. */
 int rt_hub_subscribe_backfill(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel,
                               const rt_slice_t *topics, size_t ntopics, bool had_since,
                               const rt_backfill_t *bf, rt_resume_t *out);
 
-/* The channel's last delivered position; 0, or -1 if the hub has no such channel. */
+/* The channel's last delivered position; 0, or RT_E_ABSENT if the hub has no
+ * such channel. */
 int rt_hub_last(rt_hub_t *hub, rt_slice_t channel, rt_pos_t *out);
 
 /* Remove one (channel, topic) subscription of sub ("*" for the wildcard).
@@ -164,7 +173,7 @@ void rt_hub_unsubscribe(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, rt_sli
 
 /* Replace sub's topics on `channel` with `topics` (possibly none) atomically
  * with respect to publishes on that channel: no event is lost or doubled in
- * between. Used when a refreshed token narrows the grant. 0 or -1 (OOM). */
+ * between. Used when a refreshed token narrows the grant. 0 or RT_E_NOMEM. */
 int rt_hub_set_topics(rt_hub_t *hub, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
                       size_t ntopics);
 
@@ -175,13 +184,14 @@ void rt_hub_unsubscribe_all(rt_hub_t *hub, rt_sub_t *sub);
 /* Publish one event: assigns the next position of its channel, encodes it
  * once, keeps it in history and enqueues a reference to every subscriber of
  * (channel, topic) and (channel, "*"). Returns 0 (pos and delivered filled),
- * -1 on OOM. */
+ * or RT_E_NOMEM. */
 int rt_hub_publish(rt_hub_t *hub, const rt_event_t *ev, rt_pos_t *pos, size_t *delivered);
 
 /* Publish with an idempotency key (may be empty: then like rt_hub_publish).
  * A key already used for the same (channel, topic) within the window is not
  * published again: *duplicate is set and *pos is the original position.
- * Returns 0, -1 on OOM, -2 when the channel holds too many live keys. */
+ * Returns 0, RT_E_NOMEM, or RT_E_LIMIT when the channel holds idem_max_keys
+ * live keys (RT_E_LIMIT is -2, RT_E_NOMEM -1: the values callers map). */
 int rt_hub_publish_idem(rt_hub_t *hub, const rt_event_t *ev, rt_slice_t idem_key, int64_t now_ms,
                         rt_pos_t *pos, size_t *delivered, bool *duplicate);
 
