@@ -6,8 +6,9 @@
  * context after tls, the token after token, the open WebSocket after
  * upgrade).
  *
- * Every check reports exactly one result (a skip counts) under its name, and
- * returns 0 when the next check may run, or -1 when it failed. Blocking,
+ * Every check reports its result (a skip counts) under its name (upgrade also
+ * judges subscribe), and returns 0 when the next check may run, or -1 when it
+ * failed (a verdict, already reported, not an error code). Blocking,
  * single-threaded: the run's thread owns the context.
  */
 #ifndef RT_DOCTOR_CHECKS_H
@@ -28,6 +29,9 @@
 #define RT__PROBE_TOPIC "probe"
 /* How long a published probe may take to arrive (and the SSE head with it). */
 #define RT__DELIVERY_MS 2000
+/* How long to wait for the body of a refusal (an upgrade or a stream that
+ * was answered with an error page). */
+#define RT__ERROR_BODY_MS 1000
 
 typedef struct {
     const rt_doctor_opts_t *o; /* borrowed */

@@ -20,7 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SSE_ACK_MS 1000 /* phase 1: the head and rtgw.subscribed, at most this long */
+#define SSE_ACK_MS 1000    /* phase 1: the head and rtgw.subscribed, at most this long */
+#define SSE_PROMPT_MS 1000 /* a probe later than this over SSE: the stream is buffered */
 
 /* One event stream being read. Owns c, r and body. */
 typedef struct {
@@ -90,7 +91,7 @@ static int sse_head(rt__doctor_t *d, sse_t *s)
         sse_take(s, r->extra.p ? r->extra.p : "", r->extra.len);
         return 0;
     }
-    rt__http_read_body(&s->c, r, rt_clock_mono_ms() + 1000);
+    rt__http_read_body(&s->c, r, rt_clock_mono_ms() + RT__ERROR_BODY_MS);
     char *e = rt__json_error_text(&r->body, false);
     char desc[300], found[1200];
     rt__describe_body(r, desc, sizeof(desc));
@@ -142,7 +143,7 @@ static int sse_verdict(rt__doctor_t *d, const sse_t *s, const char *nonce, int64
     char found[1200];
     bool acked = s->body.p && strstr(s->body.p, "rtgw.subscribed");
     bool seen = s->body.p && strstr(s->body.p, nonce);
-    if (seen && acked && ms < 1000) {
+    if (seen && acked && ms < SSE_PROMPT_MS) {
         snprintf(found, sizeof(found),
                  "received the probe over SSE in %lld ms (WebSocket: %lld ms)%s", (long long)ms,
                  (long long)d->ws_delivery_ms, s->via);

@@ -244,29 +244,10 @@ int rt__check_dns(rt__doctor_t *d)
     return 0;
 }
 
-int rt__check_tcp(rt__doctor_t *d)
+/* No address answered: refused (nothing listens), timed out (a firewall
+ * drops packets), or another errno (last). Reports; returns -1. */
+static int tcp_unreachable(rt__doctor_t *d, bool refused, bool timedout, int last)
 {
-    int64_t t0 = rt_clock_mono_ms();
-    int last = 0;
-    bool refused = false, timedout = false;
-    for (struct addrinfo *a = d->ai; a; a = a->ai_next) {
-        int err = 0;
-        int fd = rt__tcp_connect(a->ai_addr, a->ai_addrlen, rt_clock_mono_ms() + d->net.timeout_ms,
-                                 &err);
-        if (fd >= 0) {
-            close(fd);
-            memcpy(&d->net.addr, a->ai_addr, a->ai_addrlen);
-            d->net.addrlen = a->ai_addrlen;
-            char found[400];
-            snprintf(found, sizeof(found), "connected to %s:%s in %lld ms", d->net.host,
-                     d->net.port, (long long)(rt_clock_mono_ms() - t0));
-            rt__report(&d->rep, RT_CHECK_OK, "tcp", found, NULL);
-            return 0;
-        }
-        last = err;
-        refused |= err == ECONNREFUSED;
-        timedout |= err == ETIMEDOUT;
-    }
     char found[600], fix[600];
     if (refused) {
         snprintf(found, sizeof(found),
@@ -296,6 +277,32 @@ int rt__check_tcp(rt__doctor_t *d)
     }
     rt__report(&d->rep, RT_CHECK_FAIL, "tcp", found, fix);
     return -1;
+}
+
+int rt__check_tcp(rt__doctor_t *d)
+{
+    int64_t t0 = rt_clock_mono_ms();
+    int last = 0;
+    bool refused = false, timedout = false;
+    for (struct addrinfo *a = d->ai; a; a = a->ai_next) {
+        int err = 0;
+        int fd = rt__tcp_connect(a->ai_addr, a->ai_addrlen, rt_clock_mono_ms() + d->net.timeout_ms,
+                                 &err);
+        if (fd >= 0) {
+            close(fd);
+            memcpy(&d->net.addr, a->ai_addr, a->ai_addrlen);
+            d->net.addrlen = a->ai_addrlen;
+            char found[400];
+            snprintf(found, sizeof(found), "connected to %s:%s in %lld ms", d->net.host,
+                     d->net.port, (long long)(rt_clock_mono_ms() - t0));
+            rt__report(&d->rep, RT_CHECK_OK, "tcp", found, NULL);
+            return 0;
+        }
+        last = err;
+        refused |= err == ECONNREFUSED;
+        timedout |= err == ETIMEDOUT;
+    }
+    return tcp_unreachable(d, refused, timedout, last);
 }
 
 static void cert_names(X509 *cert, char *out, size_t cap)

@@ -69,7 +69,7 @@ static const char *refusal_fix(const char *ename)
 static void upgrade_refused(rt__doctor_t *d, rt__http_resp_t *r, const char *via)
 {
     char found[1500], fix[1500], desc[300];
-    rt__http_read_body(&d->ws.c, r, rt_clock_mono_ms() + 1000);
+    rt__http_read_body(&d->ws.c, r, rt_clock_mono_ms() + RT__ERROR_BODY_MS);
     char *ename = rt__json_error_text(&r->body, false);
     const char *sp = ename ? " " : "", *en = ename ? ename : "";
     rt__describe_body(r, desc, sizeof(desc));
