@@ -30,3 +30,10 @@ const char *rt_reason_advice(rt_reason_t r)
 {
     return VALID(r) ? table[r].advice : "no";
 }
+rt_reason_t rt_reason_from_ws_code(int ws_code)
+{
+    for (int r = 0; r < RT_REASON__COUNT; r++)
+        if (table[r].ws == ws_code)
+            return (rt_reason_t)r;
+    return RT_REASON__COUNT;
+}

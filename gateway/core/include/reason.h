@@ -45,5 +45,8 @@ int rt_reason_http_status(rt_reason_t r);
 const char *rt_reason_name(rt_reason_t r);
 const char *rt_reason_text(rt_reason_t r);
 const char *rt_reason_advice(rt_reason_t r);
+/* The reason whose WebSocket close code is ws_code, or RT_REASON__COUNT when
+ * no reason has that code (e.g. 1005, 1006, or another server's own codes). */
+rt_reason_t rt_reason_from_ws_code(int ws_code);
 
 #endif

@@ -1,0 +1,79 @@
+/*
+ * checks.h — the doctor's checks and the context they share (private to
+ * rt_doctor). rt_doctor_run (doctor.c) runs them in order and stops at the
+ * first failure; each check reads what earlier ones found in rt__doctor_t
+ * and adds its own findings (the target's address after tcp, the TLS
+ * context after tls, the token after token, the open WebSocket after
+ * upgrade).
+ *
+ * Every check reports its result (a skip counts) under its name (upgrade also
+ * judges subscribe), and returns 0 when the next check may run, or -1 when it
+ * failed (a verdict, already reported, not an error code). Blocking,
+ * single-threaded: the run's thread owns the context.
+ */
+#ifndef RT_DOCTOR_CHECKS_H
+#define RT_DOCTOR_CHECKS_H
+
+#include "doctor.h"
+#include "net.h"
+#include "report.h"
+#include "ws_client.h"
+
+#include <netdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The probe topic: each probe carries a random nonce, so concurrent doctors
+ * against one gateway do not confuse each other. */
+#define RT__PROBE_CHANNEL "rtgw-doctor"
+#define RT__PROBE_TOPIC "probe"
+/* How long a published probe may take to arrive (and the SSE head with it). */
+#define RT__DELIVERY_MS 2000
+/* How long to wait for the body of a refusal (an upgrade or a stream that
+ * was answered with an error page). */
+#define RT__ERROR_BODY_MS 1000
+
+typedef struct {
+    const rt_doctor_opts_t *o; /* borrowed */
+    rt__report_t rep;
+    rt__target_t net;    /* url: host, port, tls; tcp: addr; tls: ctx (owned by the run) */
+    char shown[400];     /* scheme://host[:port] as the report shows it */
+    struct addrinfo *ai; /* owned: the dns answer, freed by the run */
+    /* http */
+    char date[80]; /* the Date header of /health, "" when absent */
+    int64_t date_local_s;
+    /* token: jwt is owned (wiped and freed by the run) and a report secret */
+    char *jwt;
+    bool minted, mint_tried;
+    int mint_status; /* HTTP status of the mint, -1 when no response */
+    char mint_err[512];
+    int64_t tok_iat, tok_exp;
+    /* websocket: open after a successful upgrade, until a check closes it */
+    rt__ws_t ws;
+    bool ws_open;
+    int64_t ws_delivery_ms;
+} rt__doctor_t;
+
+/* checks_url.c: the way to the server. */
+int rt__check_url(rt__doctor_t *d);
+int rt__check_dns(rt__doctor_t *d);
+int rt__check_tcp(rt__doctor_t *d);
+int rt__check_tls(rt__doctor_t *d);
+/* checks_http.c: rtgw answers, clocks agree, a token can be had. */
+int rt__check_http(rt__doctor_t *d);
+int rt__check_clock(rt__doctor_t *d);
+int rt__check_token(rt__doctor_t *d);
+/* checks_ws.c: the WebSocket upgrade (and subscribe), delivery, idle. */
+int rt__check_upgrade(rt__doctor_t *d);
+int rt__check_delivery(rt__doctor_t *d);
+int rt__check_idle(rt__doctor_t *d);
+/* checks_sse.c: the same probe over Server-Sent Events. */
+int rt__check_sse(rt__doctor_t *d);
+
+/* fixes.c: fix texts shared by several checks. */
+extern const char rt__fix_upgrade[];
+extern const char rt__fix_backend_down[];
+extern const char rt__fix_sse[];
+extern const char rt__fix_idle[];
+
+#endif
