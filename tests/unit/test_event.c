@@ -6,6 +6,7 @@
 #include "frame.h"
 #include "wsframe.h"
 #include "err.h"
+#include "reason.h"
 #include "rt_test.h"
 
 #include <jansson.h>
@@ -545,4 +546,15 @@ RT_TEST(err_values_are_named)
     }
     RT_ASSERT_STR_EQ(rt_err_name(0), "ok");
     RT_ASSERT_STR_EQ(rt_strerror(12345), "unknown error");
+}
+
+/* reason.h: every reason's close code maps back to it; codes with no reason
+ * (1005, 1006, 4000) map to RT_REASON__COUNT. */
+RT_TEST(reason_from_ws_code_roundtrip)
+{
+    for (int r = 0; r < RT_REASON__COUNT; r++)
+        RT_ASSERT_INT_EQ(rt_reason_from_ws_code(rt_reason_ws_code((rt_reason_t)r)), r);
+    RT_ASSERT_INT_EQ(rt_reason_from_ws_code(1005), RT_REASON__COUNT);
+    RT_ASSERT_INT_EQ(rt_reason_from_ws_code(1006), RT_REASON__COUNT);
+    RT_ASSERT_INT_EQ(rt_reason_from_ws_code(4000), RT_REASON__COUNT);
 }
