@@ -9,7 +9,8 @@ import path from "node:path";
 import { spawn } from "node:child_process";
 import { defcase, run } from "../lib/harness.mjs";
 import { RTGW_BIN, startGateway, freePort, publish } from "../lib/gateway.mjs";
-import { connect, wsUrl, sleep, waitFor, withTimeout } from "../integration/util.mjs";
+import { sleep, waitFor, withTimeout } from "../lib/wait.mjs";
+import { connect, wsUrl } from "../lib/ws.mjs";
 
 const topic = (channel, name) => ({ channel, name, kind: "run" });
 

@@ -6,9 +6,11 @@ import crypto from "node:crypto";
 import nodeHttp from "node:http";
 import { defcase, run } from "../lib/harness.mjs";
 import { startGateway, mint, publish } from "../lib/gateway.mjs";
-import {
-  connect, refusedUpgrade, refusedExt, wsUrl, http, mintBody, topic, rawUpgrade, clientFrame, sleep, waitFor, withTimeout, rssKb,
-} from "./util.mjs";
+import { http, mintBody, topic } from "../lib/http.mjs";
+import { rssKb } from "../lib/proc.mjs";
+import { rawUpgrade, clientFrame } from "../lib/rawws.mjs";
+import { sleep, waitFor, withTimeout } from "../lib/wait.mjs";
+import { connect, refusedUpgrade, refusedExt, wsUrl } from "../lib/ws.mjs";
 
 const MAX_BODY = 2048;
 

@@ -5,7 +5,8 @@ import http from "node:http";
 import { spawn } from "node:child_process";
 import assert from "node:assert/strict";
 import { mint } from "../lib/gateway.mjs";
-import { withTimeout, waitFor, connect } from "../integration/util.mjs";
+import { withTimeout, waitFor } from "../lib/wait.mjs";
+import { connect } from "../lib/ws.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

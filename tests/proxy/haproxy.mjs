@@ -16,7 +16,8 @@ import { startGateway, freePort, mint } from "../lib/gateway.mjs";
 import { sub, publishVia, sse, startProxyProcess, checkStreamNotBuffered, checkWsThroughProxy } from "./common.mjs";
 
 requireNodeModules("ws");
-const { connect, sleep, withTimeout, waitFor } = await import("../integration/util.mjs");
+const { sleep, withTimeout, waitFor } = await import("../lib/wait.mjs");
+const { connect } = await import("../lib/ws.mjs");
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const EXAMPLE = path.join(root, "examples", "haproxy", "haproxy.cfg");

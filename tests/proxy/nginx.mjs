@@ -19,7 +19,8 @@ import { startGateway, freePort, mint } from "../lib/gateway.mjs";
 import { sub, publishVia, sse, checkWsThroughProxy } from "./common.mjs";
 
 requireNodeModules("ws");
-const { connect, sleep, withTimeout, waitFor } = await import("../integration/util.mjs");
+const { sleep, withTimeout, waitFor } = await import("../lib/wait.mjs");
+const { connect } = await import("../lib/ws.mjs");
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const EXAMPLE = path.join(root, "examples", "nginx", "rtgw.conf");

@@ -8,7 +8,9 @@ import { startGateway, mint, keygen } from "../lib/gateway.mjs";
 import { startRedis } from "../lib/redis.mjs";
 
 requireNodeModules("ws");
-const { connect, wsUrl, waitFor, sleep, withTimeout, metrics, metric } = await import("../integration/util.mjs");
+const { metrics, metric } = await import("../lib/http.mjs");
+const { waitFor, sleep, withTimeout } = await import("../lib/wait.mjs");
+const { connect, wsUrl } = await import("../lib/ws.mjs");
 
 const T = (channel, name) => ({ channel, name, kind: "run" });
 
