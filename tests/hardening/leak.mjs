@@ -19,7 +19,8 @@ import { defcase, run, requireNodeModules, Skip } from "../lib/harness.mjs";
 import { startGateway, mint as mintAny, publish as publishAny } from "../lib/gateway.mjs";
 import { http as gwHttp, topic } from "../lib/http.mjs";
 import { sanitizedBuild } from "../lib/proc.mjs";
-import { sleep, withTimeout } from "../lib/wait.mjs";
+import { sse } from "../lib/sse.mjs";
+import { sleep, waitFor, withTimeout } from "../lib/wait.mjs";
 import { connect } from "../lib/ws.mjs";
 
 requireNodeModules("ws");
@@ -45,27 +46,6 @@ function streamPost(gw, parts) {
     r.on("error", reject);
     (async () => { for (const p of parts) { r.write(p); await sleep(30); } r.end(); })();
   }), 30000, "stream publish");
-}
-
-// Read an SSE response until `want` data records arrived, then drop it.
-function sseRead(gw, token, want) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const r = http.get(`${gw.url}/v1/realtime/sse?token=${encodeURIComponent(token)}`, (res) => {
-      let buf = "", records = [];
-      res.on("data", (d) => {
-        buf += d;
-        let i;
-        while ((i = buf.indexOf("\n\n")) >= 0) {
-          const rec = buf.slice(0, i); buf = buf.slice(i + 2);
-          const data = rec.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-          if (data) records.push(JSON.parse(data));
-          if (records.length >= want) { r.destroy(); resolve({ status: res.statusCode, records }); }
-        }
-      });
-      res.on("error", () => {});
-    });
-    r.on("error", (e) => { if (e.code !== "ECONNRESET") reject(e); });
-  }), 30000, "SSE records");
 }
 
 defcase("session_valgrind", async (t) => {
@@ -125,12 +105,13 @@ defcase("session_valgrind", async (t) => {
 
   // SSE: the ack and one event
   step("SSE");
-  const ssePromise = sseRead(gw, tok, 2);
+  const s = await sse(`${gw.url}/v1/realtime/sse?token=${encodeURIComponent(tok)}`, t, { ms: 30000 });
   await sleep(500);
   await publish(gw, "user:42", "b", { sse: true });
-  const sse = await ssePromise;
-  assert.equal(sse.status, 200);
-  assert.equal(sse.records[0].kind, "rtgw.subscribed");
+  await waitFor(() => s.frames.length >= 2, 30000, "SSE records");
+  s.req.destroy();
+  assert.equal(s.status, 200);
+  assert.equal(s.frames[0].msg.kind, "rtgw.subscribed");
 
   // batch (one event refused), stream publish
   step("batch (one event refused)");
