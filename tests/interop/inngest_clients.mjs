@@ -37,6 +37,7 @@ async function main() {
   const { defcase, run, requireNodeModules } = await import("../lib/harness.mjs");
   const gwlib = await import("../lib/gateway.mjs");
   const { startGateway, mint, publish, keygen } = gwlib;
+  const { sleep } = await import("../lib/wait.mjs");
 
   requireNodeModules("inngest", "@inngest/realtime");
   const here = path.dirname(fileURLToPath(import.meta.url));
@@ -48,7 +49,6 @@ async function main() {
   // inngest@3 nested under @inngest/realtime (its own dependency, not hoisted).
   const v3 = () => import(path.join(nm, "@inngest/realtime/node_modules/inngest/index.js"));
 
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   function assert(cond, msg) { if (!cond) throw new Error(`assertion failed: ${msg}`); }
   function eq(a, b, msg) {
     const ja = JSON.stringify(a), jb = JSON.stringify(b);
