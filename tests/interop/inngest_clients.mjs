@@ -32,12 +32,12 @@ if (typeof globalThis.WebSocket === "undefined") {
 
 async function main() {
   const fs = await import("node:fs");
-  const os = await import("node:os");
   const path = await import("node:path");
   const { defcase, run, requireNodeModules } = await import("../lib/harness.mjs");
   const gwlib = await import("../lib/gateway.mjs");
   const { startGateway, mint, publish, keygen } = gwlib;
   const { sleep } = await import("../lib/wait.mjs");
+  const { tmpDir } = await import("../lib/proc.mjs");
 
   requireNodeModules("inngest", "@inngest/realtime");
   const here = path.dirname(fileURLToPath(import.meta.url));
@@ -485,8 +485,7 @@ defcase("example_official_client", async (t) => {
     const gw = await startGateway(t);
     const src = path.resolve(here, "../../examples/official-inngest-client/index.mjs");
     // Run the example unmodified, but resolving packages from tests/node_modules.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rtgw-example-"));
-    t.cleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const dir = tmpDir(t, "rtgw-example-");
     fs.copyFileSync(src, path.join(dir, "index.mjs"));
     fs.symlinkSync(nm, path.join(dir, "node_modules"));
     const env = { PATH: process.env.PATH, RTGW_URL: gw.url, INNGEST_SIGNING_KEY: gw.key };
