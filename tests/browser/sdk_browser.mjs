@@ -7,7 +7,8 @@ import path from "node:path";
 import { spawn } from "node:child_process";
 import { defcase, run } from "../lib/harness.mjs";
 import { startGateway, freePort } from "../lib/gateway.mjs";
-import { launch, startWeb, selfSignedCert, waitFor, sleep, root } from "./web.mjs";
+import { launch, startWeb, selfSignedCert, root } from "./web.mjs";
+import { sleep, waitFor } from "../lib/wait.mjs";
 
 const { mintToken, publish } = await import("../../sdk/js/node.js");
 

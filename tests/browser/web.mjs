@@ -6,32 +6,14 @@ import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { requireNodeModules } from "../lib/harness.mjs";
+import { tmpDir } from "../lib/proc.mjs";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const CHROMIUM = process.env.RT_CHROMIUM || "/usr/bin/chromium";
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor(fn, ms, what, step = 25) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await sleep(step);
-  }
-}
-
-function tmpDir(t, prefix) {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.cleanup(() => fs.rmSync(d, { recursive: true, force: true }));
-  return d;
-}
 
 // A fresh headless Chromium with an empty profile. Fails (never skips) without Chromium.
 export async function launch(t, { https: ignoreHTTPSErrors = false } = {}) {

@@ -9,9 +9,11 @@ import path from "node:path";
 import { spawn } from "node:child_process";
 import { defcase, run } from "../lib/harness.mjs";
 import { RTGW_BIN, startGateway, freePort, publish } from "../lib/gateway.mjs";
-import { connect, wsUrl, sleep, waitFor, withTimeout } from "../integration/util.mjs";
+import { topic } from "../lib/http.mjs";
+import { tmpDir } from "../lib/proc.mjs";
+import { sleep, waitFor, withTimeout } from "../lib/wait.mjs";
+import { connect, wsUrl } from "../lib/ws.mjs";
 
-const topic = (channel, name) => ({ channel, name, kind: "run" });
 
 // Runs a command to completion (or kills it after ms); resolves { code, stdout, stderr, ms }.
 function exec(bin, args, { env = {}, input, ms = 15000, t } = {}) {
@@ -143,8 +145,7 @@ defcase("publish_data_file_stdin", async (t) => {
   assert.equal(ma.fn_id, "f1");
   assert.equal(ma.id, ra.ids[0]);
 
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rtgw-cli-file-"));
-  t.cleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpDir(t, "rtgw-cli-file-");
   const file = path.join(dir, "body.json");
   fs.writeFileSync(file, '{"from":"file","n":[1,2,3]}\n');
   const b = await rtgw([...base, "--file", file], { env });

@@ -12,8 +12,9 @@ import path from "node:path";
 import { defcase, run } from "../lib/harness.mjs";
 import { startGateway, freePort, keygen, mint, publish, RTGW_BIN } from "../lib/gateway.mjs";
 import { startNginx, CONNECTION_UPGRADE_MAP } from "../lib/nginx.mjs";
+import { tmpDir } from "../lib/proc.mjs";
+import { sleep } from "../lib/wait.mjs";
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Runs `rtgw doctor … --json`; resolves { code, out, err, json, byName, failed }.
 // nofile: run it under that RLIMIT_NOFILE (through sh's ulimit).
@@ -57,11 +58,7 @@ function assertFailedAt(r, name, re, fixRe) {
   if (fixRe) assert.match(r.failed.fix || "", fixRe, show(r));
 }
 
-function tmpdir(t) {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), "rtgw-doctor-test-"));
-  t.cleanup(() => fs.rmSync(d, { recursive: true, force: true }));
-  return d;
-}
+const tmpdir = (t) => tmpDir(t, "rtgw-doctor-test-");
 
 // A certificate made with the openssl CLI. `expiredCert` uses `openssl ca -selfsign`,
 // the portable way to choose the validity dates.

@@ -10,7 +10,11 @@
 import assert from "node:assert/strict";
 import nodeHttp from "node:http";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
-import { startGateway, sanitizedBuild, procStats, mint, http, WebSocket, sleep, withTimeout } from "./common.mjs";
+import { startGateway, mint } from "../lib/gateway.mjs";
+import { http, topic } from "../lib/http.mjs";
+import { sanitizedBuild, procStats } from "../lib/proc.mjs";
+import { sleep, withTimeout } from "../lib/wait.mjs";
+import { WebSocket } from "../lib/ws.mjs";
 
 requireNodeModules("ws");
 
@@ -75,11 +79,11 @@ async function settle(gw) {
 }
 
 defcase("connect_subscribe_disconnect", async (t) => {
-  const gw = await startGateway(t, { env: { RTGW_MAX_CONNECTIONS: "64", RTGW_RATE_LIMIT_CLIENT_FRAMES: "0" } });
+  const gw = await startGateway(t, { env: { RTGW_LOG_LEVEL: "warn", RTGW_MAX_CONNECTIONS: "64", RTGW_RATE_LIMIT_CLIENT_FRAMES: "0" } });
   const fresh = procStats(gw.pid);
   const urls = [];
   for (let c = 0; c < CHANNELS; c++) {
-    const tok = await mint(gw, [[`churn:${c}`, "ai"], [`churn:${c}`, "b"], ["shared", "*"]]);
+    const tok = await mint(gw, [topic(`churn:${c}`, "ai"), topic(`churn:${c}`, "b"), topic("shared", "*")], { ttl: 600, fresh: true });
     urls.push(`${gw.ws}/v1/realtime/connect?token=${encodeURIComponent(tok)}`);
   }
   await churn(urls, WARMUP);
@@ -88,7 +92,7 @@ defcase("connect_subscribe_disconnect", async (t) => {
   await churn(urls, CYCLES);
   const secs = (Date.now() - t0) / 1000;
   const after = await settle(gw);
-  const m = await http(gw, "GET", "/metrics"); // after the samples: its socket may stay open
+  const m = await http(gw, "GET", "/metrics", { fresh: true }); // after the samples: its socket may stay open
   const total = Number((m.text.match(/^rtgw_connections_total (\d+)/m) || [])[1]);
   const growKb = after.rssKb - base.rssKb;
   console.log(JSON.stringify({ cycles: CYCLES, clients: CLIENTS, seconds: secs, cycles_per_s: Math.round(CYCLES / secs),

@@ -16,9 +16,20 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { execFileSync } from "node:child_process";
 import { defcase, run, requireNodeModules, Skip } from "../lib/harness.mjs";
-import { startGateway, sanitizedBuild, wsClient, mint, publish, http as req, sleep, withTimeout } from "./common.mjs";
+import { startGateway, mint as mintAny, publish as publishAny } from "../lib/gateway.mjs";
+import { http as gwHttp, topic } from "../lib/http.mjs";
+import { sanitizedBuild } from "../lib/proc.mjs";
+import { sse } from "../lib/sse.mjs";
+import { sleep, waitFor, withTimeout } from "../lib/wait.mjs";
+import { connect } from "../lib/ws.mjs";
 
 requireNodeModules("ws");
+// Requests on connections of their own (no keep-alive socket outlives one), tokens
+// for [channel, name] pairs, clients bounded for valgrind's pace.
+const req = (gw, method, p, opts = {}) => gwHttp(gw, method, p, { ...opts, fresh: true });
+const mint = (gw, pairs, opts = {}) => mintAny(gw, pairs.map(([c, n]) => topic(c, n)), { ttl: 600, ...opts, fresh: true });
+const publish = (gw, channel, name, data, query = "") => publishAny(gw, channel, name, data, { query, fresh: true });
+const wsClient = (url, opts = {}) => connect(url, { protocols: ["rtgw.v1"], ms: 15000, nextMs: 10000, ...opts });
 const t0 = Date.now();
 const step = (what) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${what}`);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -37,27 +48,6 @@ function streamPost(gw, parts) {
   }), 30000, "stream publish");
 }
 
-// Read an SSE response until `want` data records arrived, then drop it.
-function sseRead(gw, token, want) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const r = http.get(`${gw.url}/v1/realtime/sse?token=${encodeURIComponent(token)}`, (res) => {
-      let buf = "", records = [];
-      res.on("data", (d) => {
-        buf += d;
-        let i;
-        while ((i = buf.indexOf("\n\n")) >= 0) {
-          const rec = buf.slice(0, i); buf = buf.slice(i + 2);
-          const data = rec.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-          if (data) records.push(JSON.parse(data));
-          if (records.length >= want) { r.destroy(); resolve({ status: res.statusCode, records }); }
-        }
-      });
-      res.on("error", () => {});
-    });
-    r.on("error", (e) => { if (e.code !== "ECONNRESET") reject(e); });
-  }), 30000, "SSE records");
-}
-
 defcase("session_valgrind", async (t) => {
   // RT_LEAK_NATIVE=1 runs the same session without valgrind (to tell a valgrind
   // artefact from a gateway bug).
@@ -73,7 +63,7 @@ defcase("session_valgrind", async (t) => {
     startMs: 45000,
     wrap: native ? [] : ["valgrind", "--leak-check=full", "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
       "--num-callers=30", `--suppressions=${path.join(here, "valgrind.supp")}`, `--log-file=${log}`],
-    env: { RTGW_SHUTDOWN_TIMEOUT_MS: "3000", RTGW_MAX_CONNECTIONS: "32", RTGW_PING_INTERVAL_MS: "500",
+    env: { RTGW_LOG_LEVEL: "warn", RTGW_SHUTDOWN_TIMEOUT_MS: "3000", RTGW_MAX_CONNECTIONS: "32", RTGW_PING_INTERVAL_MS: "500",
       RTGW_ALLOWED_ORIGINS: "https://app.example.com" },
   });
 
@@ -92,7 +82,7 @@ defcase("session_valgrind", async (t) => {
   // resume with since: the two events published while away are replayed
   step("resume with since");
   for (let i = 3; i < 5; i++) assert.equal((await publish(gw, "user:42", "ai", { i }, "&idempotency_key=k" + i)).status, 200);
-  assert.equal((await publish(gw, "user:42", "ai", { i: 4 }, "&idempotency_key=k4")).json.duplicate, true);
+  assert.equal((await publish(gw, "user:42", "ai", { i: 4 }, "&idempotency_key=k4")).body.duplicate, true);
   const b = await wsClient(`${gw.ws}/v1/realtime/connect?token=${encodeURIComponent(tok)}&since=${last.id}`);
   const ack = await b.next();
   assert.equal(ack.kind, "rtgw.subscribed");
@@ -115,12 +105,13 @@ defcase("session_valgrind", async (t) => {
 
   // SSE: the ack and one event
   step("SSE");
-  const ssePromise = sseRead(gw, tok, 2);
+  const s = await sse(`${gw.url}/v1/realtime/sse?token=${encodeURIComponent(tok)}`, t, { ms: 30000 });
   await sleep(500);
   await publish(gw, "user:42", "b", { sse: true });
-  const sse = await ssePromise;
-  assert.equal(sse.status, 200);
-  assert.equal(sse.records[0].kind, "rtgw.subscribed");
+  await waitFor(() => s.frames.length >= 2, 30000, "SSE records");
+  s.req.destroy();
+  assert.equal(s.status, 200);
+  assert.equal(s.frames[0].msg.kind, "rtgw.subscribed");
 
   // batch (one event refused), stream publish
   step("batch (one event refused)");

@@ -11,7 +11,19 @@
 // (probability a subscriber drops in a given second, 0.01), RT_SOAK_AWAY_MS
 // (longest time a dropped subscriber stays away, 3000).
 // Prints one JSON line of figures; exits 1 on any loss or duplicate.
-import { startGateway, procStats, mint, WebSocket, sleep, slope } from "./common.mjs";
+import { startGateway, mint } from "../lib/gateway.mjs";
+import { topic } from "../lib/http.mjs";
+import { procStats } from "../lib/proc.mjs";
+import { sleep } from "../lib/wait.mjs";
+import { WebSocket } from "../lib/ws.mjs";
+
+// Least-squares slope of y over x.
+function slope(xs, ys) {
+  const n = xs.length, mx = xs.reduce((a, b) => a + b, 0) / n, my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0, den = 0;
+  for (let i = 0; i < n; i++) { num += (xs[i] - mx) * (ys[i] - my); den += (xs[i] - mx) ** 2; }
+  return den ? num / den : 0;
+}
 
 const SECONDS = Number(process.env.RT_SOAK_SECONDS || 600);
 const SUBS = Number(process.env.RT_SOAK_SUBS || 2000);
@@ -31,7 +43,7 @@ const published = new Array(CHANNELS).fill(0); // last offset published per chan
 let stopping = false;
 
 const tokens = [];
-for (let c = 0; c < CHANNELS; c++) tokens.push(await mint(gw, [[`soak:${c}`, "t"]], { ttl: 3600 }));
+for (let c = 0; c < CHANNELS; c++) tokens.push(await mint(gw, [topic(`soak:${c}`, "t")], { ttl: 3600, fresh: true }));
 
 class Sub {
   constructor(i) { this.i = i; this.ch = i % CHANNELS; this.epoch = null; this.last = null; this.ws = null; this.up = false; }

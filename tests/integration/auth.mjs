@@ -4,7 +4,10 @@ import crypto from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { defcase, run } from "../lib/harness.mjs";
 import { startGateway, mint, publish, keygen } from "../lib/gateway.mjs";
-import { connect, refusedUpgrade, wsUrl, http, mintBody, topic, hashKey, b64url, jwtParts, withTimeout } from "./util.mjs";
+import { http, mintBody, topic } from "../lib/http.mjs";
+import { hashKey, b64url, jwtParts } from "../lib/tokens.mjs";
+import { withTimeout } from "../lib/wait.mjs";
+import { connect, refusedUpgrade, wsUrl } from "../lib/ws.mjs";
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 

@@ -4,12 +4,14 @@
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import nodeHttp from "node:http";
-import net from "node:net";
 import { defcase, run } from "../lib/harness.mjs";
 import { startGateway, mint, publish } from "../lib/gateway.mjs";
-import {
-  connect, refusedUpgrade, refusedExt, wsUrl, http, mintBody, topic, rawUpgrade, rawNextFrame, clientFrame, sleep, waitFor, withTimeout, rssKb,
-} from "./util.mjs";
+import { http, mintBody, topic } from "../lib/http.mjs";
+import { rssKb } from "../lib/proc.mjs";
+import { rawRequest } from "../lib/rawhttp.mjs";
+import { rawUpgrade, rawNextFrame, clientFrame } from "../lib/rawws.mjs";
+import { sleep, waitFor, withTimeout } from "../lib/wait.mjs";
+import { connect, refusedUpgrade, refusedExt, wsUrl } from "../lib/ws.mjs";
 
 const MAX_BODY = 2048;
 
@@ -254,30 +256,6 @@ defcase("oversized_frame_refused_before_buffering", async (t) => {
 
 const nest = (depth, inner = "1") => "[".repeat(depth) + inner + "]".repeat(depth);
 
-// One HTTP/1.1 request as raw bytes on a fresh socket; resolves with the parsed reply
-// once the server closes (Connection: close), or what arrived when `ms` ran out.
-function rawRequest(gw, head, body = "", ms = 5000) {
-  return new Promise((resolve) => {
-    const sock = net.connect(gw.port, "127.0.0.1");
-    let buf = Buffer.alloc(0);
-    const done = () => {
-      clearTimeout(timer);
-      sock.destroy();
-      const text = buf.toString();
-      const i = text.indexOf("\r\n\r\n");
-      const status = Number(text.split(" ")[1]) || 0;
-      const b = i >= 0 ? text.slice(i + 4) : "";
-      let json; try { json = JSON.parse(b); } catch {}
-      resolve({ status, json, text });
-    };
-    const timer = setTimeout(done, ms);
-    sock.on("data", (d) => (buf = Buffer.concat([buf, d])));
-    sock.on("close", done);
-    sock.on("error", () => {});
-    sock.write(`${head}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`);
-    sock.write(body);
-  });
-}
 const postHead = (gw, p, key) =>
   `POST ${p} HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\n` +
   (key ? `Authorization: Bearer ${key}\r\n` : "") + "Content-Type: application/json\r\n";

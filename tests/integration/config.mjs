@@ -6,7 +6,8 @@ import net from "node:net";
 import path from "node:path";
 import { defcase, run } from "../lib/harness.mjs";
 import { keygen, freePort, startGateway } from "../lib/gateway.mjs";
-import { runRtgw, tmpDir, withTimeout } from "./util.mjs";
+import { runRtgw, tmpDir } from "../lib/proc.mjs";
+import { withTimeout } from "../lib/wait.mjs";
 
 // Runs `rtgw serve` in an empty directory (no .env) and expects exit 2 with
 // exactly one problem line, which names `name` and matches `re`. Secrets in

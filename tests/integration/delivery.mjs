@@ -9,25 +9,17 @@ import http from "node:http";
 import net from "node:net";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, mint, publish, keygen } from "../lib/gateway.mjs";
+import { topic as T } from "../lib/http.mjs";
+import { sleep, withTimeout } from "../lib/wait.mjs";
 
 requireNodeModules("ws");
 const { default: WebSocket } = await import("ws");
 
 // ---- helpers -----------------------------------------------------------------------
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const T = (channel, name) => ({ channel, name, kind: "run" });
 const jwtPayload = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString());
 const idEpoch = (id) => id.split("-")[0];
 const idOffset = (id) => Number(id.split("-")[1]);
-
-function withTimeout(p, ms, what) {
-  let timer;
-  return Promise.race([
-    p,
-    new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms); }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 function sinceQuery(since) {
   if (since === undefined || since === null) return "";

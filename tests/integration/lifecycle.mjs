@@ -3,9 +3,10 @@
 import assert from "node:assert/strict";
 import { defcase, run } from "../lib/harness.mjs";
 import { startGateway, mint, publish } from "../lib/gateway.mjs";
-import {
-  connect, refusedUpgrade, wsUrl, http, topic, rawUpgrade, rawNextFrame, closePayload, metrics, metric, sleep, waitFor, withTimeout,
-} from "./util.mjs";
+import { http, topic, metrics, metric } from "../lib/http.mjs";
+import { rawUpgrade, rawNextFrame, closePayload } from "../lib/rawws.mjs";
+import { sleep, waitFor, withTimeout } from "../lib/wait.mjs";
+import { connect, refusedUpgrade, wsUrl } from "../lib/ws.mjs";
 
 const PING = 300, PONG = 300;
 

@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, mint, publish } from "../lib/gateway.mjs";
-import { connect, sleep } from "./util.mjs";
+import { sleep } from "../lib/wait.mjs";
+import { connect } from "../lib/ws.mjs";
 
 requireNodeModules("ws");
 const topics = [{ channel: "l", name: "t", kind: "run" }];

@@ -5,7 +5,11 @@ import { defcase, run } from "../lib/harness.mjs";
 import crypto from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { startGateway, mint, publish, keygen, RTGW_BIN } from "../lib/gateway.mjs";
-import { connect, refusedUpgrade, wsUrl, http, mintBody, topic, metrics, metric, hashKey, rawUpgrade, withTimeout, waitFor } from "./util.mjs";
+import { http, mintBody, topic, metrics, metric } from "../lib/http.mjs";
+import { rawUpgrade } from "../lib/rawws.mjs";
+import { hashKey } from "../lib/tokens.mjs";
+import { withTimeout, waitFor } from "../lib/wait.mjs";
+import { connect, refusedUpgrade, wsUrl } from "../lib/ws.mjs";
 
 defcase("health_fields", async (t) => {
   const gw = await startGateway(t);

@@ -5,7 +5,9 @@ import http from "node:http";
 import { execFileSync } from "node:child_process";
 import { defcase, run } from "../lib/harness.mjs";
 import { startGateway, mint, publish } from "../lib/gateway.mjs";
-import { connect, refusedExt, refusedUpgrade, wsUrl, topic, withTimeout } from "./util.mjs";
+import { topic } from "../lib/http.mjs";
+import { withTimeout } from "../lib/wait.mjs";
+import { connect, refusedExt, refusedUpgrade, wsUrl } from "../lib/ws.mjs";
 
 defcase("ext_first_frame_subscribed", async (t) => {
   const gw = await startGateway(t);

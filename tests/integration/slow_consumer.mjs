@@ -3,7 +3,11 @@
 import assert from "node:assert/strict";
 import { defcase, run } from "../lib/harness.mjs";
 import { startGateway, mint } from "../lib/gateway.mjs";
-import { WebSocket, wsUrl, http, topic, rawUpgrade, metrics, metric, rssKb, waitFor, withTimeout } from "./util.mjs";
+import { http, topic, metrics, metric } from "../lib/http.mjs";
+import { rssKb } from "../lib/proc.mjs";
+import { rawUpgrade } from "../lib/rawws.mjs";
+import { waitFor, withTimeout } from "../lib/wait.mjs";
+import { WebSocket, wsUrl } from "../lib/ws.mjs";
 
 const READERS = 195, STUCK = 5, MESSAGES = 3000, WINDOW = 100;
 const SEQ = Buffer.from('"seq":');

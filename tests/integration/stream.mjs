@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, mint } from "../lib/gateway.mjs";
-import { connect, sleep } from "./util.mjs";
+import { sleep } from "../lib/wait.mjs";
+import { connect } from "../lib/ws.mjs";
 
 requireNodeModules("ws");
 

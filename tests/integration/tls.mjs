@@ -8,15 +8,12 @@ import os from "node:os";
 import path from "node:path";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, keygen, RTGW_BIN, freePort } from "../lib/gateway.mjs";
+import { tmpDir } from "../lib/proc.mjs";
 
 requireNodeModules("ws");
 const { default: WebSocket } = await import("ws");
 
-function tmpdir(t) {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), "rtgw-tls-test-"));
-  t.cleanup(() => fs.rmSync(d, { recursive: true, force: true }));
-  return d;
-}
+const tmpdir = (t) => tmpDir(t, "rtgw-tls-test-");
 
 function selfSigned(dir, name, { cn = "localhost", san = "DNS:localhost,IP:127.0.0.1" } = {}) {
   const key = path.join(dir, `${name}.key`), cert = path.join(dir, `${name}.crt`);

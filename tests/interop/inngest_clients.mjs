@@ -32,11 +32,12 @@ if (typeof globalThis.WebSocket === "undefined") {
 
 async function main() {
   const fs = await import("node:fs");
-  const os = await import("node:os");
   const path = await import("node:path");
   const { defcase, run, requireNodeModules } = await import("../lib/harness.mjs");
   const gwlib = await import("../lib/gateway.mjs");
   const { startGateway, mint, publish, keygen } = gwlib;
+  const { sleep } = await import("../lib/wait.mjs");
+  const { tmpDir } = await import("../lib/proc.mjs");
 
   requireNodeModules("inngest", "@inngest/realtime");
   const here = path.dirname(fileURLToPath(import.meta.url));
@@ -48,7 +49,6 @@ async function main() {
   // inngest@3 nested under @inngest/realtime (its own dependency, not hoisted).
   const v3 = () => import(path.join(nm, "@inngest/realtime/node_modules/inngest/index.js"));
 
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   function assert(cond, msg) { if (!cond) throw new Error(`assertion failed: ${msg}`); }
   function eq(a, b, msg) {
     const ja = JSON.stringify(a), jb = JSON.stringify(b);
@@ -95,6 +95,23 @@ async function main() {
       if (ok.every(Boolean)) return;
       if (Date.now() > deadline) throw new Error("warm-up: subscribers never received a marker event");
     }
+  }
+
+  // An inngest v4 client made with `opts` (id, signing keys) against gw mints a token
+  // for `channel`/ai, subscribes, publishes `data` itself and receives exactly it.
+  async function v4OneEvent(t, gw, opts, channel, data) {
+    const { Inngest } = await v4();
+    const { realtime, subscribe: sub4 } = await v4rt();
+    const inngest = new Inngest({ ...opts, baseUrl: `${gw.url}/` });
+    const ch = realtime.channel({ name: channel, topics: { ai: {} } });
+    const tok = await inngest.realtime.token({ channel: ch, topics: ["ai"] });
+    const col4 = collector("v4");
+    const s4 = await sub4({ ...tok, onMessage: (m) => col4.push(m) });
+    t.cleanup(() => s4.close());
+    await warmUp((d) => inngest.realtime.publish(ch.ai, d), [col4]);
+    await inngest.realtime.publish(ch.ai, data);
+    await col4.waitFor((m) => real(m).length >= 1, 10000, "1 event");
+    eq(real(col4.msgs)[0].data, data, "v4 data");
   }
 
   // Env vars the clients read; each case sets exactly what it needs.
@@ -265,18 +282,7 @@ defcase("rt047_fallback_key_retry", async (t) => {
     eq(real(col.msgs)[0].data, { hello: "fallback" }, "data");
 
     // v4 (hashed keys) takes the same path, for token and publish.
-    const { Inngest } = await v4();
-    const { realtime, subscribe: sub4 } = await v4rt();
-    const inngest = new Inngest({ id: "fb", baseUrl: `${gw.url}/`, signingKey: wrong, signingKeyFallback: gw.key });
-    const ch = realtime.channel({ name: "user:42", topics: { ai: {} } });
-    const tok = await inngest.realtime.token({ channel: ch, topics: ["ai"] });
-    const col4 = collector("v4");
-    const s4 = await sub4({ ...tok, onMessage: (m) => col4.push(m) });
-    t.cleanup(() => s4.close());
-    await warmUp((d) => inngest.realtime.publish(ch.ai, d), [col4]);
-    await inngest.realtime.publish(ch.ai, { v4: "fallback" });
-    await col4.waitFor((m) => real(m).length >= 1, 10000, "1 event");
-    eq(real(col4.msgs)[0].data, { v4: "fallback" }, "v4 data");
+    await v4OneEvent(t, gw, { id: "fb", signingKey: wrong, signingKeyFallback: gw.key }, "user:42", { v4: "fallback" });
   });
 
 defcase("rt047_gateway_rotation_old_key", async (t) => {
@@ -297,18 +303,7 @@ defcase("rt047_gateway_rotation_old_key", async (t) => {
     eq(real(col.msgs).map((m) => m.data), [{ by: "new" }, { by: "old" }], "data");
 
     // v4 holding only the old key: hashed old key is accepted for token and publish.
-    const { Inngest } = await v4();
-    const { realtime, subscribe: sub4 } = await v4rt();
-    const inngest = new Inngest({ id: "rot", baseUrl: `${gw.url}/`, signingKey: oldKey });
-    const ch = realtime.channel({ name: "user:7", topics: { ai: {} } });
-    const tok = await inngest.realtime.token({ channel: ch, topics: ["ai"] });
-    const col4 = collector("v4");
-    const s4 = await sub4({ ...tok, onMessage: (m) => col4.push(m) });
-    t.cleanup(() => s4.close());
-    await warmUp((d) => inngest.realtime.publish(ch.ai, d), [col4]);
-    await inngest.realtime.publish(ch.ai, { v4: "old key" });
-    await col4.waitFor((m) => real(m).length >= 1, 10000, "1 event");
-    eq(real(col4.msgs)[0].data, { v4: "old key" }, "v4 data");
+    await v4OneEvent(t, gw, { id: "rot", signingKey: oldKey }, "user:7", { v4: "old key" });
     eq(await metric(gw, "rtgw_auth_failures_total"), 0, "no auth failures during rotation");
 
     // A key that is neither current nor fallback is refused with 401 (so SDKs retry).
@@ -490,8 +485,7 @@ defcase("example_official_client", async (t) => {
     const gw = await startGateway(t);
     const src = path.resolve(here, "../../examples/official-inngest-client/index.mjs");
     // Run the example unmodified, but resolving packages from tests/node_modules.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rtgw-example-"));
-    t.cleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const dir = tmpDir(t, "rtgw-example-");
     fs.copyFileSync(src, path.join(dir, "index.mjs"));
     fs.symlinkSync(nm, path.join(dir, "node_modules"));
     const env = { PATH: process.env.PATH, RTGW_URL: gw.url, INNGEST_SIGNING_KEY: gw.key };

@@ -2,13 +2,19 @@
 //
 //   const gw = await startGateway(t, { env: { RTGW_MAX_CONNECTIONS: "10" }, dev: false });
 //   gw.url ("http://127.0.0.1:PORT"), gw.ws ("ws://…"), gw.key (signing key), gw.logs()
+//   gw.pid                   rtgw's pid (a wrapper such as valgrind execs it in place)
 //   await gw.stop()          SIGTERM, waits for exit, returns { code, signal }
 //   gw.kill9()               SIGKILL
+//   const jwt = await mint(gw, [{ channel, name, kind: "run" }], { ttl, publish })
+//   const r = await publish(gw, channel, topic, data)   { status, body, headers }
 // The process is always stopped by t.cleanup. Binary: $RTGW_BIN or build/rtgw.
+// One Node thread; the caller owns gw until t.cleanup.
 import { spawn, execFileSync } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { request } from "./http.mjs";
+import { sleep } from "./wait.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const RTGW_BIN = process.env.RTGW_BIN || path.join(root, "build", "rtgw");
@@ -29,9 +35,13 @@ export function keygen(env = "test") {
   return execFileSync(RTGW_BIN, ["keygen", "--env", env], { encoding: "utf8" }).trim();
 }
 
+// opts: port, key (null: none), env, dev, args, cwd; expectFail (do not wait for
+// "listening on"); wrap (argv run in front of rtgw, e.g. ["valgrind", …]);
+// startMs (how long it may take to listen, 10 s).
 export async function startGateway(t, opts = {}) {
   const port = opts.port || (await freePort());
   const key = opts.key === undefined ? keygen() : opts.key;
+  const startMs = opts.startMs || 10000;
   const env = {
     PATH: process.env.PATH,
     RTGW_LISTEN: `127.0.0.1:${port}`,
@@ -39,14 +49,14 @@ export async function startGateway(t, opts = {}) {
     ...(key ? { RTGW_SIGNING_KEY: key } : {}),
     ...(opts.env || {}),
   };
-  const args = ["serve", ...(opts.dev ? ["--dev"] : []), ...(opts.args || [])];
-  const child = spawn(RTGW_BIN, args, { env, cwd: opts.cwd || "/tmp", stdio: ["ignore", "pipe", "pipe"] });
+  const argv = [...(opts.wrap || []), RTGW_BIN, "serve", ...(opts.dev ? ["--dev"] : []), ...(opts.args || [])];
+  const child = spawn(argv[0], argv.slice(1), { env, cwd: opts.cwd || "/tmp", stdio: ["ignore", "pipe", "pipe"] });
   let out = "", err = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (err += d));
   const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
   const gw = {
-    port, key, child,
+    port, key, child, pid: child.pid,
     url: `http://127.0.0.1:${port}`,
     ws: `ws://127.0.0.1:${port}`,
     logs: () => err,
@@ -60,11 +70,11 @@ export async function startGateway(t, opts = {}) {
   };
   if (t) t.cleanup(() => gw.kill9());
   if (opts.expectFail) return gw;
-  const deadline = Date.now() + 10000;
+  const deadline = Date.now() + startMs;
   while (!/listening on/.test(out)) {
     if (child.exitCode !== null) throw new Error(`rtgw exited ${child.exitCode} before listening:\n${err}`);
-    if (Date.now() > deadline) throw new Error(`rtgw did not start within 10 s:\n${err}`);
-    await new Promise((r) => setTimeout(r, 20));
+    if (Date.now() > deadline) throw new Error(`rtgw did not start within ${startMs} ms:\n${err}`);
+    await sleep(20);
   }
   if (opts.dev) {
     const m = out.match(/signing key\s+(\S+)/);
@@ -73,25 +83,30 @@ export async function startGateway(t, opts = {}) {
   return gw;
 }
 
-export async function mint(gw, topics, { key = gw.key, ttl, publish } = {}) {
-  const body = ttl || publish ? { topics, ttl, publish } : topics;
-  const res = await fetch(`${gw.url}/v1/realtime/token`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", Authorization: `Bearer ${key}` },
-    body: JSON.stringify(body),
-  });
-  const json = await res.json();
-  if (res.status !== 201) throw new Error(`mint failed ${res.status}: ${JSON.stringify(json)}`);
-  return json.jwt;
-}
-
-export async function publish(gw, channel, topic, data, { key = gw.key, query = "", headers = {} } = {}) {
-  const res = await fetch(`${gw.url}/v1/realtime/publish?channel=${encodeURIComponent(channel)}&topic=${encodeURIComponent(topic)}${query}`, {
+// POST a JSON body to the gateway (or to `base`, a proxy in front of it), with
+// `key` as the Bearer token; `fresh`: on a connection of its own (lib/http.mjs).
+// No time bound without `fresh`, as before; { status, json, text, headers }.
+function post(gw, p, body, { key = gw.key, headers = {}, base = gw.url, fresh = false } = {}) {
+  return request(`${base}${p}`, {
     method: "POST",
     headers: { "Content-Type": "application/json", Authorization: `Bearer ${key}`, ...headers },
-    body: typeof data === "string" ? data : JSON.stringify(data),
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    fresh, ms: fresh ? 15000 : 0,
   });
-  const text = await res.text();
-  let json; try { json = JSON.parse(text); } catch { json = text; }
-  return { status: res.status, body: json, headers: res.headers };
+}
+
+// A token for `topics`; throws unless the gateway answers 201.
+export async function mint(gw, topics, { key = gw.key, ttl, publish, fresh } = {}) {
+  const body = ttl || publish ? { topics, ttl, publish } : topics;
+  const r = await post(gw, "/v1/realtime/token", body, { key, fresh });
+  if (r.status !== 201) throw new Error(`mint failed ${r.status}: ${JSON.stringify(r.json ?? r.text)}`);
+  return r.json.jwt;
+}
+
+// Publish `data` (a string is sent as is); `query` is appended to the URL, `base`
+// sends it through a proxy. body is the parsed JSON reply, or its text.
+export async function publish(gw, channel, topic, data, { key = gw.key, query = "", headers = {}, base, fresh } = {}) {
+  const r = await post(gw, `/v1/realtime/publish?channel=${encodeURIComponent(channel)}&topic=${encodeURIComponent(topic)}${query}`,
+    data, { key, headers, base, fresh });
+  return { status: r.status, body: r.json === undefined ? r.text : r.json, headers: r.headers };
 }

@@ -1,26 +1,20 @@
 // Start and stop a real nginx (Debian's /usr/sbin/nginx) for tests, as the current
-// user, on a free loopback port, with a generated configuration and every path it
-// writes under a private tmpdir.
+// user, on a free loopback port, with a generated nginx.conf and every path it
+// writes under a private tmpdir (lib/proxy.mjs does the process and the tmpdir).
 //
 //   const ng = await startNginx(t, `location / { proxy_pass http://127.0.0.1:${gw.port}; }`);
 //   const tls = await startNginx(t, body, { tls: { cert, key } });   // listen … ssl
 //   ng.port, ng.url ("http(s)://127.0.0.1:PORT"), ng.host ("127.0.0.1:PORT"), ng.logs()
-//
 // `server` is the body of one server {} block (locations and directives); `http` is
-// extra text for the http {} block (maps, upstreams). The master is stopped by its
-// PID in t.cleanup (SIGTERM, then SIGKILL if it hangs); its workers exit with it.
+// extra text for the http {} block (maps, upstreams). Skips when nginx is missing.
+//
+//   const ng = await runNginx(t, { http: (dir, port) => text, files: (dir, port) => ({ "rtgw.conf": … }), … })
+// the general form: `http` is the rest of the http {} block, `files` more files in
+// the tmpdir; the other options are lib/proxy.mjs startProxy's.
 // NGINX_BIN overrides the binary.
-import fs from "node:fs";
-import net from "node:net";
-import os from "node:os";
-import path from "node:path";
-import { spawn } from "node:child_process";
-import { Skip } from "./harness.mjs";
-import { freePort } from "./gateway.mjs";
+import { startProxy } from "./proxy.mjs";
 
 export const NGINX_BIN = process.env.NGINX_BIN || "/usr/sbin/nginx";
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // The map every WebSocket-aware config needs: "upgrade" only when the client asked.
 export const CONNECTION_UPGRADE_MAP = `map $http_upgrade $connection_upgrade {
@@ -28,23 +22,14 @@ export const CONNECTION_UPGRADE_MAP = `map $http_upgrade $connection_upgrade {
     ''      close;
 }`;
 
-function tcpOpen(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: "127.0.0.1", port });
-    s.once("connect", () => { s.destroy(); resolve(true); });
-    s.once("error", () => resolve(false));
-  });
-}
-
-export async function startNginx(t, server, { http = "", tls = null } = {}) {
-  if (!fs.existsSync(NGINX_BIN)) throw new Skip(`${NGINX_BIN} is missing (Debian package nginx)`);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rtgw-nginx-"));
-  fs.chmodSync(dir, 0o755);
-  t.cleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const port = await freePort();
+export function runNginx(t, { http, files = () => ({}), ...opts }) {
   const asRoot = process.getuid && process.getuid() === 0;
-  const conf = `${asRoot ? "user root;\n" : ""}worker_processes 1;
-events { worker_connections 256; }
+  return startProxy(t, {
+    name: "nginx", bin: NGINX_BIN, cwd: false, config: "nginx.conf", ...opts,
+    files: (dir, port) => ({
+      ...files(dir, port),
+      "nginx.conf": `${asRoot ? "user root;\n" : ""}worker_processes 1;
+events { worker_connections 512; }
 http {
   access_log off;
   client_body_temp_path ${dir}/client_body;
@@ -52,33 +37,23 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-${http}
+${http(dir, port)}
+}
+`,
+    }),
+    args: (dir) => ["-e", "stderr", "-p", `${dir}/`, "-c", `${dir}/nginx.conf`,
+      "-g", `daemon off; pid ${dir}/nginx.pid; error_log stderr;`],
+  });
+}
+
+export function startNginx(t, server, { http = "", tls = null } = {}) {
+  return runNginx(t, {
+    missing: "skip", ready: "tcp", tls: !!tls,
+    http: (dir, port) => `${http}
   server {
     listen 127.0.0.1:${port}${tls ? " ssl" : ""};
     server_name localhost;
 ${tls ? `    ssl_certificate ${tls.cert};\n    ssl_certificate_key ${tls.key};\n` : ""}${server}
-  }
-}
-`;
-  fs.writeFileSync(path.join(dir, "nginx.conf"), conf);
-  const child = spawn(NGINX_BIN, ["-e", "stderr", "-p", `${dir}/`, "-c", `${dir}/nginx.conf`,
-    "-g", `daemon off; pid ${dir}/nginx.pid; error_log stderr;`], { stdio: ["ignore", "pipe", "pipe"] });
-  let logs = "";
-  child.stdout.on("data", (d) => (logs += d));
-  child.stderr.on("data", (d) => (logs += d));
-  const exited = new Promise((res) => child.on("exit", (code, signal) => res({ code, signal })));
-  t.cleanup(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill("SIGTERM");
-    const r = await Promise.race([exited, sleep(5000).then(() => null)]);
-    if (!r) { child.kill("SIGKILL"); await exited; }
+  }`,
   });
-  const deadline = Date.now() + 10000;
-  while (!(await tcpOpen(port))) {
-    if (child.exitCode !== null) throw new Error(`nginx exited ${child.exitCode}:\n${logs}\n--- nginx.conf ---\n${conf}`);
-    if (Date.now() > deadline) throw new Error(`nginx did not listen within 10 s:\n${logs}`);
-    await sleep(25);
-  }
-  const scheme = tls ? "https" : "http";
-  return { port, dir, conf, child, host: `127.0.0.1:${port}`, url: `${scheme}://127.0.0.1:${port}`, logs: () => logs };
 }

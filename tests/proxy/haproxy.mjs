@@ -7,41 +7,38 @@
 //   node tests/proxy/haproxy.mjs <case>     (RTGW_BIN, HAPROXY_BIN=/usr/sbin/haproxy)
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import http from "node:http";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
-import { startGateway, freePort, mint } from "../lib/gateway.mjs";
-import { sub, publishVia, sse, startProxyProcess, checkStreamNotBuffered, checkWsThroughProxy } from "./common.mjs";
+import { startGateway, mint, publish } from "../lib/gateway.mjs";
+import { startProxy, sub } from "../lib/proxy.mjs";
+import { sse } from "../lib/sse.mjs";
+import { waitFor } from "../lib/wait.mjs";
 
 requireNodeModules("ws");
-const { connect, sleep, withTimeout, waitFor } = await import("../integration/util.mjs");
+const checks = await import("../lib/proxy_checks.mjs");
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const EXAMPLE = path.join(root, "examples", "haproxy", "haproxy.cfg");
 const HAPROXY_BIN = process.env.HAPROXY_BIN || "/usr/sbin/haproxy";
 
-async function startHaproxy(t, gw, edit = (c) => c) {
-  if (!fs.existsSync(HAPROXY_BIN)) throw new Error(`${HAPROXY_BIN} is missing: run scripts/deps.sh test (Debian package haproxy)`);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rtgw-haproxy-"));
-  t.cleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const port = await freePort();
-  let conf = fs.readFileSync(EXAMPLE, "utf8");
-  conf = sub(conf, /^    maxconn 20000$/m, "    maxconn 1000"); // within a CI container's fd limit
-  conf = sub(conf, /^    bind :80$/m, `    bind 127.0.0.1:${port}`);
-  conf = sub(conf, /server rtgw1 127\.0\.0\.1:8288 /, `server rtgw1 127.0.0.1:${gw.port} `);
-  conf = edit(conf);
-  const file = path.join(dir, "haproxy.cfg");
-  fs.writeFileSync(file, conf);
-  const p = await startProxyProcess(t, "haproxy", HAPROXY_BIN, ["-db", "-f", file], { env: { PATH: process.env.PATH }, cwd: dir });
-  const hp = { port, url: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}`, dir, conf, logs: p.logs, child: p.child };
-  await waitFor(async () => {
-    if (p.child.exitCode !== null) throw new Error(`haproxy exited ${p.child.exitCode}:\n${p.logs()}\n--- haproxy.cfg ---\n${conf}`);
-    try { return (await fetch(`${hp.url}/health`)).status === 200; } catch { return false; }
-  }, 10000, "haproxy to proxy /health");
-  return hp;
+// The example, pointed at `gw` and a free port, edited by `edit`; ready once
+// /health answers through it. hp.conf is the edited haproxy.cfg.
+function startHaproxy(t, gw, edit = (c) => c) {
+  return startProxy(t, {
+    name: "haproxy", bin: HAPROXY_BIN, config: "haproxy.cfg",
+    files: (dir, port) => {
+      let conf = fs.readFileSync(EXAMPLE, "utf8");
+      conf = sub(conf, /^    maxconn 20000$/m, "    maxconn 1000"); // within a CI container's fd limit
+      conf = sub(conf, /^    bind :80$/m, `    bind 127.0.0.1:${port}`);
+      conf = sub(conf, /server rtgw1 127\.0\.0\.1:8288 /, `server rtgw1 127.0.0.1:${gw.port} `);
+      return { "haproxy.cfg": edit(conf) };
+    },
+    args: (dir) => ["-db", "-f", path.join(dir, "haproxy.cfg")],
+    env: () => ({ PATH: process.env.PATH }),
+  });
 }
+const haproxy = { name: "haproxy", start: startHaproxy };
 
 // `timeout client` and `timeout server` (and `timeout tunnel`, if asked) cut to `s` seconds.
 const shortTimeouts = (s, { tunnel = true } = {}) => (c) => {
@@ -49,170 +46,58 @@ const shortTimeouts = (s, { tunnel = true } = {}) => (c) => {
   return tunnel ? sub(c, "timeout tunnel 1h", `timeout tunnel ${s}s`) : c;
 };
 const withoutTunnelTimeout = (c) => sub(c, /\n    timeout tunnel 1h\n/, "\n");
+// The broken copy: client/server at 3 s and no `timeout tunnel` at all.
+const noTunnel3s = (c) => withoutTunnelTimeout(shortTimeouts(3, { tunnel: false })(c));
 
 // ---------------------------------------------------------------------------------
 
 defcase("ws_subscribe_and_publish", async (t) => {
-  const gw = await startGateway(t);
-  const hp = await startHaproxy(t, gw);
-  await checkWsThroughProxy(t, gw, hp, "haproxy");
+  const { px: hp } = await checks.wsSubscribeAndPublish(t, haproxy);
   assert.equal((await fetch(`${hp.url}/metrics`)).status, 200, "/metrics answers loopback");
   // Paths that are not rtgw's go to no backend here (your app's, in production).
   assert.equal((await fetch(`${hp.url}/realtime/v1/realtime/connect`)).status, 503);
 });
 
-defcase("sse_delivers_promptly", async (t) => {
-  const gw = await startGateway(t);
-  const hp = await startHaproxy(t, gw);
-  const jwt = await mint(gw, [{ channel: "user:7", name: "status", kind: "run" }]);
-  const s = await sse(`${hp.url}/v1/realtime/sse?token=${jwt}`, t);
-  assert.equal(s.status, 200);
-  assert.match(s.headers["content-type"], /^text\/event-stream/);
-  await waitFor(() => s.frames.length >= 1, 2000, "the rtgw.subscribed ack through haproxy");
-  assert.equal(s.frames[0].msg.kind, "rtgw.subscribed");
-  for (let i = 1; i <= 3; i++) {
-    const sent = Date.now();
-    const r = await publishVia(hp.url, gw, "user:7", "status", { i });
-    assert.equal(r.status, 200);
-    const f = await waitFor(() => s.frames.find((x) => x.msg.data?.i === i), 1000, `event ${i} within 1 s`);
-    assert.ok(f.at - sent < 1000, `event ${i} took ${f.at - sent} ms`);
-    await sleep(200);
-  }
-});
+defcase("sse_delivers_promptly", (t) => checks.sseDeliversPromptly(t, haproxy));
 
+// Over the limits: rtgw's own JSON 413 on publish, and haproxy's `http-request return
+// status 413` on the rest of the API, before rtgw.
 defcase("publish_batch_token_and_limits", async (t) => {
-  const gw = await startGateway(t);
-  const hp = await startHaproxy(t, gw);
-  const jwt = await mint(gw, [{ channel: "c", name: "*", kind: "run" }]);
-  const s = await sse(`${hp.url}/v1/realtime/sse?token=${jwt}`, t);
-  await waitFor(() => s.frames.length >= 1, 2000, "ack");
-  assert.equal((await publishVia(hp.url, gw, "c", "t", "plain text")).status, 200);
-  const batch = await fetch(`${hp.url}/v1/realtime/publish/batch`, {
-    method: "POST", headers: { Authorization: `Bearer ${gw.key}` },
-    body: JSON.stringify([{ channel: "c", topic: "t", data: 1 }, { channel: "c", topic: "*", data: 2 }]),
-  });
-  assert.equal(batch.status, 200);
-  const bj = await batch.json();
-  assert.equal(bj.published, 1);
-  assert.equal(bj.failed, 1);
-  const a = await publishVia(hp.url, gw, "c", "t", "x", { "Idempotency-Key": "k1" });
-  const b = await publishVia(hp.url, gw, "c", "t", "x", { "Idempotency-Key": "k1" });
-  assert.equal(b.body.duplicate, true, "Idempotency-Key passes through haproxy");
-  assert.deepEqual(b.body.ids, a.body.ids);
-  await waitFor(() => s.frames.length >= 4, 2000, "3 events");
-  assert.deepEqual(s.frames.slice(1).map((f) => f.msg.data), ["plain text", 1, "x"]);
-  // Over the limits: rtgw's own JSON 413 on publish…
-  const big = "x".repeat(600 * 1024);
-  const p = await publishVia(hp.url, gw, "c", "t", big);
-  assert.equal(p.status, 413);
-  assert.equal(p.body.error, "body_too_large");
-  assert.match(p.body.message, /RTGW_MAX_BODY_BYTES/);
-  // …and haproxy's `http-request return status 413` on the rest of the API, before rtgw.
-  const metric = async () => (await (await fetch(`${gw.url}/metrics`)).text()).match(/^rtgw_publish_requests_total (\d+)/m)?.[1];
-  const before = await metric();
-  const tb = await fetch(`${hp.url}/v1/realtime/publish/batch`, {
-    method: "POST", headers: { Authorization: `Bearer ${gw.key}` }, body: JSON.stringify([{ channel: "c", topic: "t", data: big }]),
-  });
-  assert.equal(tb.status, 413);
-  assert.match(tb.headers.get("content-type"), /^application\/json/);
-  assert.equal((await tb.json()).error, "body_too_large", "haproxy's 413 is JSON with rtgw's error name");
-  assert.equal(await metric(), before, "the oversized batch did not reach rtgw");
+  const { gw, px: hp } = await checks.publishBatchTokenAndLimits(t, haproxy, { proxyLimit: { jsonType: true, beforeRtgw: true } });
   // API calls in a row on one client connection (fetch keeps it alive): with
   // http-server-close each gets its own connection to rtgw.
-  for (let i = 0; i < 20; i++) assert.equal((await publishVia(hp.url, gw, "c", "t", i)).status, 200);
+  for (let i = 0; i < 20; i++) assert.equal((await publish(gw, "c", "t", i, { base: hp.url })).status, 200);
 });
 
-defcase("stream_publish_not_buffered", async (t) => {
-  const gw = await startGateway(t);
-  const hp = await startHaproxy(t, gw);
-  await checkStreamNotBuffered(t, gw, hp.url, "no http-buffer-request");
-});
+defcase("stream_publish_not_buffered", (t) => checks.streamPublishNotBuffered(t, haproxy, "no http-buffer-request"));
 
-defcase("idle_ws_kept_alive_by_pings", async (t) => {
-  // All timeouts (client, server, tunnel) cut to 3 s in a test copy, rtgw pinging every
-  // second: an idle WebSocket survives 6 s, because every ping resets the tunnel timer.
-  const gw = await startGateway(t, { env: { RTGW_PING_INTERVAL_MS: "1000" } });
-  const hp = await startHaproxy(t, gw, shortTimeouts(3));
-  assert.match(hp.conf, /timeout tunnel 3s/);
-  const jwt = await mint(gw, [{ channel: "idle", name: "t", kind: "run" }]);
-  const c = await connect(`${hp.ws}/v1/realtime/connect?token=${jwt}`, { protocols: ["rtgw.v1"], t });
-  assert.equal((await c.next()).kind, "rtgw.subscribed");
-  await sleep(6000);
-  assert.equal(c.closeInfo, null, `closed while idle: ${JSON.stringify(c.closeInfo)}`);
-  assert.ok(c.pings >= 4, `pings through haproxy: ${c.pings}`);
-  const r = await publishVia(hp.url, gw, "idle", "t", { after: "6s idle" });
-  assert.equal(r.body.delivered, 1);
-  assert.deepEqual((await c.next()).data, { after: "6s idle" });
-});
+// All timeouts (client, server, tunnel) cut to 3 s in a test copy, rtgw pinging every
+// second: an idle WebSocket survives 6 s, because every ping resets the tunnel timer.
+defcase("idle_ws_kept_alive_by_pings", (t) => checks.idleWsSurvives(t, haproxy, {
+  pings: true, edit: shortTimeouts(3), confHas: [/timeout tunnel 3s/] }));
 
-defcase("idle_ws_survives_client_timeout_with_tunnel", async (t) => {
-  // `timeout client`/`server` at 3 s, pings slower (20 s), `timeout tunnel 1h` as in the
-  // example: once upgraded, the WebSocket is a tunnel and only the tunnel timeout counts.
-  const gw = await startGateway(t, { env: { RTGW_PING_INTERVAL_MS: "20000" } });
-  const hp = await startHaproxy(t, gw, shortTimeouts(3, { tunnel: false }));
-  assert.match(hp.conf, /timeout client 3s/);
-  assert.match(hp.conf, /timeout tunnel 1h/);
-  const jwt = await mint(gw, [{ channel: "idle", name: "t", kind: "run" }]);
-  const c = await connect(`${hp.ws}/v1/realtime/connect?token=${jwt}`, { protocols: ["rtgw.v1"], t });
-  assert.equal((await c.next()).kind, "rtgw.subscribed");
-  await sleep(6000);
-  assert.equal(c.closeInfo, null, `closed while idle: ${JSON.stringify(c.closeInfo)}`);
-  assert.equal(c.pings, 0);
-  assert.equal((await publishVia(hp.url, gw, "idle", "t", { ok: 1 })).body.delivered, 1);
-  assert.deepEqual((await c.next()).data, { ok: 1 });
-});
+// `timeout client`/`server` at 3 s, pings slower (20 s), `timeout tunnel 1h` as in the
+// example: once upgraded, the WebSocket is a tunnel and only the tunnel timeout counts.
+defcase("idle_ws_survives_client_timeout_with_tunnel", (t) => checks.idleWsSurvives(t, haproxy, {
+  pings: false, edit: shortTimeouts(3, { tunnel: false }), confHas: [/timeout client 3s/, /timeout tunnel 1h/] }));
 
-defcase("idle_ws_dropped_without_timeout_tunnel", async (t) => {
-  // The broken copy: no `timeout tunnel`. The idle WebSocket falls back to `timeout
-  // client`/`server` (3 s here, 30–60 s in many configs) and is cut when no frame passes
-  // for that long: the field reports' "disconnects every minute". Signature: 1006, no
-  // close frame, about `timeout client` after the last frame.
-  const gw = await startGateway(t, { env: { RTGW_PING_INTERVAL_MS: "20000" } });
-  const hp = await startHaproxy(t, gw, (c) => withoutTunnelTimeout(shortTimeouts(3, { tunnel: false })(c)));
-  assert.doesNotMatch(hp.conf, /timeout tunnel/);
-  const jwt = await mint(gw, [{ channel: "idle", name: "t", kind: "run" }]);
-  const opened = Date.now();
-  const c = await connect(`${hp.ws}/v1/realtime/connect?token=${jwt}`, { protocols: ["rtgw.v1"], t });
-  assert.equal((await c.next()).kind, "rtgw.subscribed");
-  const info = await withTimeout(c.closed, 10000, "haproxy to drop the idle WebSocket");
-  const after = Date.now() - opened;
-  assert.equal(info.code, 1006, `close ${JSON.stringify(info)}`);
-  assert.ok(after >= 2500 && after < 6000, `dropped after ${after} ms (timeout client 3 s)`);
-  assert.equal(c.pings, 0);
-});
+// The broken copy: no `timeout tunnel`. The idle WebSocket falls back to `timeout
+// client`/`server` (3 s here, 30–60 s in many configs) and is cut when no frame passes
+// for that long: the field reports' "disconnects every minute". Signature: 1006, no
+// close frame, about `timeout client` after the last frame.
+defcase("idle_ws_dropped_without_timeout_tunnel", (t) => checks.idleWsDropped(t, haproxy, {
+  edit: noTunnel3s, timeout: "timeout client 3 s", confLacks: [/timeout tunnel/] }));
 
-defcase("idle_sse_kept_alive_by_comments", async (t) => {
-  // Every timeout (client, server, tunnel) at 3 s, rtgw's keep-alive comment every
-  // second: an idle SSE stream stays open past 6 s and still delivers.
-  const gw = await startGateway(t, { env: { RTGW_PING_INTERVAL_MS: "1000" } });
-  const hp = await startHaproxy(t, gw, shortTimeouts(3));
-  const jwt = await mint(gw, [{ channel: "idle", name: "t", kind: "run" }]);
-  const s = await sse(`${hp.url}/v1/realtime/sse?token=${jwt}`, t);
-  await waitFor(() => s.frames.length >= 1, 2000, "ack");
-  await sleep(6000);
-  assert.equal(s.ended, null, "the idle SSE stream was cut");
-  assert.ok(s.comments >= 4, `keep-alive comments through haproxy: ${s.comments}`);
-  await publishVia(hp.url, gw, "idle", "t", { after: "6s idle" });
-  await waitFor(() => s.frames.find((f) => f.msg.data?.after), 1000, "the event after 6 s idle");
-});
+// Every timeout (client, server, tunnel) at 3 s, rtgw's keep-alive comment every
+// second: an idle SSE stream stays open past 6 s and still delivers.
+defcase("idle_sse_kept_alive_by_comments", (t) => checks.idleSseSurvives(t, haproxy, { pings: true, edit: shortTimeouts(3) }));
 
-defcase("idle_sse_governed_by_timeout_tunnel", async (t) => {
-  // What actually bounds an idle SSE stream in HAProxy 2.6: rtgw's SSE reply is
-  // close-delimited (Connection: close, no Content-Length), so once the request is done
-  // HAProxy forwards it as a tunnel, and `timeout tunnel` (not client/server) applies.
-  // With client/server at 3 s, tunnel 1h and pings slower (20 s), the stream survives 6 s.
-  const gw = await startGateway(t, { env: { RTGW_PING_INTERVAL_MS: "20000" } });
-  const hp = await startHaproxy(t, gw, shortTimeouts(3, { tunnel: false }));
-  assert.match(hp.conf, /timeout server 3s/);
-  assert.match(hp.conf, /timeout tunnel 1h/);
-  const jwt = await mint(gw, [{ channel: "idle", name: "t", kind: "run" }]);
-  const s = await sse(`${hp.url}/v1/realtime/sse?token=${jwt}`, t);
-  await waitFor(() => s.frames.length >= 1, 2000, "ack");
-  await sleep(6000);
-  assert.equal(s.ended, null, "the idle SSE stream was cut");
-  await publishVia(hp.url, gw, "idle", "t", { ok: 1 });
-  await waitFor(() => s.frames.find((f) => f.msg.data?.ok), 1000, "the event after 6 s idle");
-});
+// What actually bounds an idle SSE stream in HAProxy 2.6: rtgw's SSE reply is
+// close-delimited (Connection: close, no Content-Length), so once the request is done
+// HAProxy forwards it as a tunnel, and `timeout tunnel` (not client/server) applies.
+// With client/server at 3 s, tunnel 1h and pings slower (20 s), the stream survives 6 s.
+defcase("idle_sse_governed_by_timeout_tunnel", (t) => checks.idleSseSurvives(t, haproxy, {
+  pings: false, edit: shortTimeouts(3, { tunnel: false }), confHas: [/timeout server 3s/, /timeout tunnel 1h/] }));
 
 defcase("idle_sse_dropped_without_timeout_tunnel", async (t) => {
   // The broken copy for SSE: no `timeout tunnel`, client/server at 3 s, pings slower.
@@ -220,7 +105,7 @@ defcase("idle_sse_dropped_without_timeout_tunnel", async (t) => {
   // reconnects (and resumes with Last-Event-ID), so it shows as a reconnect every
   // `timeout client` rather than an error.
   const gw = await startGateway(t, { env: { RTGW_PING_INTERVAL_MS: "20000" } });
-  const hp = await startHaproxy(t, gw, (c) => withoutTunnelTimeout(shortTimeouts(3, { tunnel: false })(c)));
+  const hp = await startHaproxy(t, gw, noTunnel3s);
   assert.doesNotMatch(hp.conf, /timeout tunnel/);
   const jwt = await mint(gw, [{ channel: "idle", name: "t", kind: "run" }]);
   const opened = Date.now();

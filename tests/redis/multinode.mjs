@@ -8,9 +8,10 @@ import { startGateway, mint, keygen } from "../lib/gateway.mjs";
 import { startRedis } from "../lib/redis.mjs";
 
 requireNodeModules("ws");
-const { connect, wsUrl, waitFor, sleep, withTimeout, metrics, metric } = await import("../integration/util.mjs");
+const { metrics, metric, topic: T } = await import("../lib/http.mjs");
+const { waitFor, sleep, withTimeout } = await import("../lib/wait.mjs");
+const { connect, wsUrl } = await import("../lib/ws.mjs");
 
-const T = (channel, name) => ({ channel, name, kind: "run" });
 
 // Two (or n) nodes sharing one key and one Redis.
 async function nodes(t, redis, n = 2, env = {}) {

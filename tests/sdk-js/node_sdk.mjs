@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, keygen } from "../lib/gateway.mjs";
+import { sleep, waitFor, withTimeout } from "../lib/wait.mjs";
 
 requireNodeModules("ws");
 const { default: WebSocket } = await import("ws");
@@ -12,23 +13,6 @@ const sdkNode = await import("../../sdk/js/node.js");
 const sdk = await import("../../sdk/js/index.js");
 const { mintToken, getToken, publish, publishBatch, publishStream, RtgwHttpError } = sdkNode;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function withTimeout(p, ms, what) {
-  let timer;
-  return Promise.race([p, new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms); })])
-    .finally(() => clearTimeout(timer));
-}
-
-async function waitFor(fn, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 // A raw rtgw.v1 WebSocket client: resolves after the acknowledgement.
 function rawSubscribe(t, gw, token) {
