@@ -25,7 +25,7 @@
 
 /* One event stream being read. Owns c, r and body. */
 typedef struct {
-    rt__conn_t c;
+    rt__net_conn_t c;
     rt__http_resp_t *r;
     rt__buf_t body; /* the stream so far, de-chunked */
     rt__chunked_t ch;
@@ -48,7 +48,7 @@ static void sse_take(sse_t *s, const char *p, size_t n)
 static int sse_request(rt__doctor_t *d, sse_t *s)
 {
     char why[512];
-    if (rt__conn_open(&d->net, &s->c, why, sizeof(why)) != 0) {
+    if (rt__net_open(&d->net, &s->c, why, sizeof(why)) != 0) {
         rt__report(&d->rep, RT_CHECK_FAIL, "sse", why, NULL);
         return -1;
     }
@@ -66,7 +66,7 @@ static int sse_request(rt__doctor_t *d, sse_t *s)
     s->r = calloc(1, sizeof(*s->r));
     s->t0 = rt_clock_mono_ms();
     int rc = n < 0 || !s->r ? RT_E_NOMEM
-                            : rt__conn_write(&s->c, req, (size_t)n, s->t0 + d->net.timeout_ms);
+                            : rt__net_write(&s->c, req, (size_t)n, s->t0 + d->net.timeout_ms);
     free(req);
     if (rc != 0) {
         rt__report(&d->rep, RT_CHECK_FAIL, "sse",
@@ -125,7 +125,7 @@ static int sse_read(rt__doctor_t *d, sse_t *s, const char *want, int64_t deadlin
                 return -1;
             continue;
         }
-        ssize_t k = rt__conn_read(&s->c, tmp, sizeof(tmp), deadline);
+        ssize_t k = rt__net_read(&s->c, tmp, sizeof(tmp), deadline);
         if (k == RT_E_TIMEOUT)
             break;
         if (k <= 0)
@@ -213,6 +213,6 @@ int rt__check_sse(rt__doctor_t *d)
     if (s.r)
         rt__http_resp_free(s.r);
     free(s.r);
-    rt__conn_close(&s.c);
+    rt__net_close(&s.c);
     return rc;
 }

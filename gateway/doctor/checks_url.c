@@ -378,9 +378,9 @@ static int tls_context(rt__doctor_t *d)
 static int tls_handshake_info(rt__doctor_t *d, cert_info_t *ci)
 {
     char found[1200];
-    rt__conn_t c;
+    rt__net_conn_t c;
     d->net.nverr = 0;
-    if (rt__conn_open(&d->net, &c, found, sizeof(found)) != 0) {
+    if (rt__net_open(&d->net, &c, found, sizeof(found)) != 0) {
         rt__report(&d->rep, RT_CHECK_FAIL, "tls", found,
                    strstr(found, "plain")
                        ? "use http:// or ws:// for a plain port, or terminate TLS there "
@@ -402,7 +402,7 @@ static int tls_handshake_info(rt__doctor_t *d, cert_info_t *ci)
         ASN1_TIME_diff(&ci->days, &secs, NULL, X509_get0_notAfter(cert));
     }
     X509_free(cert);
-    rt__conn_close(&c);
+    rt__net_close(&c);
     return 0;
 }
 

@@ -28,7 +28,7 @@
 static int upgrade_request(rt__doctor_t *d, const char *key, int64_t *deadline)
 {
     char why[512];
-    if (rt__conn_open(&d->net, &d->ws.c, why, sizeof(why)) != 0) {
+    if (rt__net_open(&d->net, &d->ws.c, why, sizeof(why)) != 0) {
         rt__report(&d->rep, RT_CHECK_FAIL, "upgrade", why, NULL);
         return -1;
     }
@@ -46,7 +46,7 @@ static int upgrade_request(rt__doctor_t *d, const char *key, int64_t *deadline)
                      d->jwt ? "token=" : "", d->jwt ? d->jwt : "", d->jwt ? "&" : "",
                      d->net.hosthdr, RT_VERSION, key, originhdr);
     *deadline = rt_clock_mono_ms() + d->net.timeout_ms;
-    int rc = rt__conn_write(&d->ws.c, req, (size_t)n, *deadline);
+    int rc = rt__net_write(&d->ws.c, req, (size_t)n, *deadline);
     free(req);
     if (rc != 0) {
         rt__report(&d->rep, RT_CHECK_FAIL, "upgrade",

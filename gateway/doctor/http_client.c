@@ -72,13 +72,13 @@ bool rt__http_header(const char *head, const char *name, char *out, size_t cap)
     return false;
 }
 
-int rt__http_read_head(rt__conn_t *c, rt__http_resp_t *r, int64_t deadline)
+int rt__http_read_head(rt__net_conn_t *c, rt__http_resp_t *r, int64_t deadline)
 {
     size_t len = strlen(r->head); /* resumable after a timeout: r starts zeroed */
     for (;;) {
         if (len + 1 >= sizeof(r->head))
             return RT_E_PROTOCOL;
-        ssize_t n = rt__conn_read(c, r->head + len, sizeof(r->head) - 1 - len, deadline);
+        ssize_t n = rt__net_read(c, r->head + len, sizeof(r->head) - 1 - len, deadline);
         if (n == RT_E_TIMEOUT)
             return RT_E_TIMEOUT;
         if (n <= 0)
@@ -151,7 +151,7 @@ static long long body_length(const rt__http_resp_t *r, bool *chunked)
     return want;
 }
 
-int rt__http_read_body(rt__conn_t *c, rt__http_resp_t *r, int64_t deadline)
+int rt__http_read_body(rt__net_conn_t *c, rt__http_resp_t *r, int64_t deadline)
 {
     bool chunked;
     long long want = body_length(r, &chunked);
@@ -178,7 +178,7 @@ int rt__http_read_body(rt__conn_t *c, rt__http_resp_t *r, int64_t deadline)
             break;
         if (r->body.len > BODY_MAX)
             break;
-        ssize_t k = rt__conn_read(c, tmp, sizeof(tmp), deadline);
+        ssize_t k = rt__net_read(c, tmp, sizeof(tmp), deadline);
         if (k == RT_E_TIMEOUT) {
             rc = RT_E_TIMEOUT;
             break;
@@ -212,8 +212,8 @@ int rt__http_do(rt__target_t *t, const char *method, const char *path, const cha
                 const char *body, rt__http_resp_t *r, char *why, size_t cap)
 {
     memset(r, 0, sizeof(*r));
-    rt__conn_t c;
-    int rc = rt__conn_open(t, &c, why, cap);
+    rt__net_conn_t c;
+    int rc = rt__net_open(t, &c, why, cap);
     if (rc != 0)
         return rc;
     char req[8192 + 2048];
@@ -227,8 +227,8 @@ int rt__http_do(rt__target_t *t, const char *method, const char *path, const cha
     if (n < 0 || (size_t)n >= sizeof(req)) {
         snprintf(why, cap, "request too large");
         rc = RT_E_TOOLONG;
-    } else if (rt__conn_write(&c, req, (size_t)n, deadline) != 0 ||
-               (body && rt__conn_write(&c, body, strlen(body), deadline) != 0)) {
+    } else if (rt__net_write(&c, req, (size_t)n, deadline) != 0 ||
+               (body && rt__net_write(&c, body, strlen(body), deadline) != 0)) {
         snprintf(why, cap, "the connection was closed while sending the request");
         rc = RT_E_IO;
     } else if ((rc = rt__http_read_head(&c, r, deadline)) != 0) {
@@ -237,6 +237,6 @@ int rt__http_do(rt__target_t *t, const char *method, const char *path, const cha
         snprintf(why, cap, "HTTP %d, but the body did not arrive within the timeout", r->status);
         rc = RT_E_TIMEOUT;
     }
-    rt__conn_close(&c);
+    rt__net_close(&c);
     return rc;
 }

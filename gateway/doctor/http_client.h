@@ -44,13 +44,13 @@ bool rt__http_header(const char *head, const char *name, char *out, size_t cap);
  * zeroed; after RT_E_TIMEOUT a later call goes on where this one stopped.
  * 0, RT_E_CLOSED before a full head, RT_E_TIMEOUT, or RT_E_PROTOCOL (not
  * HTTP, or a head too large). */
-int rt__http_read_head(rt__conn_t *c, rt__http_resp_t *r, int64_t deadline);
+int rt__http_read_head(rt__net_conn_t *c, rt__http_resp_t *r, int64_t deadline);
 
 /* Read the body the head announces (Content-Length, chunked or up to end of
  * stream; at most about 1 MiB) into r->body, starting with r->extra.
  * 0, RT_E_CLOSED before it was complete, RT_E_TIMEOUT, or RT_E_PROTOCOL (bad
  * chunking). r->body is non-NULL afterwards. */
-int rt__http_read_body(rt__conn_t *c, rt__http_resp_t *r, int64_t deadline);
+int rt__http_read_body(rt__net_conn_t *c, rt__http_resp_t *r, int64_t deadline);
 
 /* The sentence for a read_head/read_body error, for the report. */
 const char *rt__http_strerror(int rc);

@@ -97,7 +97,7 @@ static bool host_is_ip(const char *h)
     return inet_pton(AF_INET, h, b) == 1 || inet_pton(AF_INET6, h, b) == 1;
 }
 
-void rt__conn_close(rt__conn_t *c)
+void rt__net_close(rt__net_conn_t *c)
 {
     if (c->ssl) {
         SSL_free(c->ssl);
@@ -110,7 +110,7 @@ void rt__conn_close(rt__conn_t *c)
 
 /* The wait an OpenSSL call asks for after returning r: 0 ready again,
  * RT_E_TIMEOUT, or RT_E_IO when it asks for neither read nor write. */
-static int ssl_wait(rt__conn_t *c, int r, int64_t deadline)
+static int ssl_wait(rt__net_conn_t *c, int r, int64_t deadline)
 {
     int e = SSL_get_error(c->ssl, r);
     return e == SSL_ERROR_WANT_READ    ? rt__net_wait(c->fd, POLLIN, deadline)
@@ -137,7 +137,8 @@ static void handshake_why(char *why, size_t cap)
 }
 
 /* The TLS client handshake on c->fd, verifying t->host. */
-static int tls_handshake(rt__target_t *t, rt__conn_t *c, int64_t deadline, char *why, size_t cap)
+static int tls_handshake(rt__target_t *t, rt__net_conn_t *c, int64_t deadline, char *why,
+                         size_t cap)
 {
     c->ssl = SSL_new(t->ctx);
     if (!c->ssl) {
@@ -171,7 +172,7 @@ static int tls_handshake(rt__target_t *t, rt__conn_t *c, int64_t deadline, char 
     }
 }
 
-int rt__conn_open(rt__target_t *t, rt__conn_t *c, char *why, size_t cap)
+int rt__net_open(rt__target_t *t, rt__net_conn_t *c, char *why, size_t cap)
 {
     c->fd = -1;
     c->ssl = NULL;
@@ -186,11 +187,11 @@ int rt__conn_open(rt__target_t *t, rt__conn_t *c, char *why, size_t cap)
         return 0;
     int rc = tls_handshake(t, c, deadline, why, cap);
     if (rc != 0)
-        rt__conn_close(c);
+        rt__net_close(c);
     return rc;
 }
 
-int rt__conn_write(rt__conn_t *c, const void *p, size_t n, int64_t deadline)
+int rt__net_write(rt__net_conn_t *c, const void *p, size_t n, int64_t deadline)
 {
     const char *s = p;
     while (n > 0) {
@@ -224,7 +225,7 @@ int rt__conn_write(rt__conn_t *c, const void *p, size_t n, int64_t deadline)
     return 0;
 }
 
-static ssize_t ssl_read(rt__conn_t *c, void *p, size_t n, int64_t deadline)
+static ssize_t ssl_read(rt__net_conn_t *c, void *p, size_t n, int64_t deadline)
 {
     for (;;) {
         ERR_clear_error();
@@ -242,7 +243,7 @@ static ssize_t ssl_read(rt__conn_t *c, void *p, size_t n, int64_t deadline)
     }
 }
 
-static ssize_t plain_read(rt__conn_t *c, void *p, size_t n, int64_t deadline)
+static ssize_t plain_read(rt__net_conn_t *c, void *p, size_t n, int64_t deadline)
 {
     for (;;) {
         ssize_t r = recv(c->fd, p, n, 0);
@@ -260,7 +261,7 @@ static ssize_t plain_read(rt__conn_t *c, void *p, size_t n, int64_t deadline)
     }
 }
 
-ssize_t rt__conn_read(rt__conn_t *c, void *p, size_t n, int64_t deadline)
+ssize_t rt__net_read(rt__net_conn_t *c, void *p, size_t n, int64_t deadline)
 {
     return c->ssl ? ssl_read(c, p, n, deadline) : plain_read(c, p, n, deadline);
 }
@@ -275,11 +276,11 @@ bool rt__net_speaks_tls(rt__target_t *t)
     bool was_tls = t->tls;
     t->ctx = ctx;
     t->tls = true;
-    rt__conn_t c;
+    rt__net_conn_t c;
     char why[256];
-    bool ok = rt__conn_open(t, &c, why, sizeof(why)) == 0;
+    bool ok = rt__net_open(t, &c, why, sizeof(why)) == 0;
     if (ok)
-        rt__conn_close(&c);
+        rt__net_close(&c);
     t->ctx = saved;
     t->tls = was_tls;
     SSL_CTX_free(ctx);

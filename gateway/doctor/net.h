@@ -35,7 +35,7 @@ typedef struct {
 typedef struct {
     int fd;
     SSL *ssl;
-} rt__conn_t;
+} rt__net_conn_t;
 
 /* Wait for ev on fd until deadline (monotonic ms): 0 ready, RT_E_TIMEOUT, or
  * RT_E_IO (errno set). */
@@ -48,16 +48,16 @@ int rt__tcp_connect(const struct sockaddr *sa, socklen_t len, int64_t deadline, 
 /* Connect to t->addr, with a TLS handshake when t->tls (verifying t->host;
  * verification errors are recorded in t->verr, the handshake goes on).
  * 0, or RT_E_IO / RT_E_TIMEOUT / RT_E_PROTOCOL / RT_E_NOMEM with why filled
- * (a sentence for the report). Close with rt__conn_close. */
-int rt__conn_open(rt__target_t *t, rt__conn_t *c, char *why, size_t cap);
-void rt__conn_close(rt__conn_t *c);
+ * (a sentence for the report). Close with rt__net_close. */
+int rt__net_open(rt__target_t *t, rt__net_conn_t *c, char *why, size_t cap);
+void rt__net_close(rt__net_conn_t *c);
 
 /* Write all of p: 0, RT_E_TIMEOUT or RT_E_IO. */
-int rt__conn_write(rt__conn_t *c, const void *p, size_t n, int64_t deadline);
+int rt__net_write(rt__net_conn_t *c, const void *p, size_t n, int64_t deadline);
 
 /* Read what is there: > 0 bytes read, 0 end of stream (or reset, or a TLS
  * error mid-stream), RT_E_TIMEOUT, or RT_E_IO. */
-ssize_t rt__conn_read(rt__conn_t *c, void *p, size_t n, int64_t deadline);
+ssize_t rt__net_read(rt__net_conn_t *c, void *p, size_t n, int64_t deadline);
 
 /* A TLS client context (TLS 1.2 or later) that verifies the peer yet
  * completes the handshake, recording verification errors in the target of

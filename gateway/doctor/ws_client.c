@@ -57,7 +57,7 @@ int rt__ws_send(rt__ws_t *w, int opcode, const void *p, size_t n)
     size_t h = rt_ws_hdr_write(f, opcode, n, mask);
     memcpy(f + h, p, n);
     rt_ws_unmask(f + h, n, mask, 0);
-    int rc = rt__conn_write(&w->c, f, h + n, rt_clock_mono_ms() + WS_SEND_MS);
+    int rc = rt__net_write(&w->c, f, h + n, rt_clock_mono_ms() + WS_SEND_MS);
     free(f);
     return rc;
 }
@@ -91,7 +91,7 @@ static ssize_t fill(rt__ws_t *w, int64_t deadline)
         w->buf = nb;
         w->cap = cap;
     }
-    return rt__conn_read(&w->c, w->buf + w->len, w->cap - w->len, deadline);
+    return rt__net_read(&w->c, w->buf + w->len, w->cap - w->len, deadline);
 }
 
 int rt__ws_next(rt__ws_t *w, int64_t deadline, int *op, char **payload, size_t *plen)
@@ -134,7 +134,7 @@ int rt__ws_next(rt__ws_t *w, int64_t deadline, int *op, char **payload, size_t *
 
 void rt__ws_close(rt__ws_t *w)
 {
-    rt__conn_close(&w->c);
+    rt__net_close(&w->c);
     free(w->buf);
     memset(w, 0, sizeof(*w));
     w->c.fd = -1;

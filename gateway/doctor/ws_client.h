@@ -21,7 +21,7 @@
 #define RT__WS_CLOSE_NO_STATUS 1005
 
 typedef struct {
-    rt__conn_t c;
+    rt__net_conn_t c;
     unsigned char *buf; /* bytes read, not yet taken as frames */
     size_t len, cap;
     int pings; /* pings received (and answered) so far */
