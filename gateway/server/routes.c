@@ -31,6 +31,15 @@
 
 #include "demo_page.h"
 
+/* Send an api.h response, log the request; returns its status. */
+static int reply(struct mg_connection *conn, rt_resp_t *r)
+{
+    int st = r->status;
+    rt__send_resp(conn, r);
+    rt__log_request(conn, st);
+    return st;
+}
+
 static int h_token(struct mg_connection *conn, void *cb)
 {
     rt_server_t *srv = cb;
@@ -50,10 +59,7 @@ static int h_token(struct mg_connection *conn, void *cb)
     rt_api_token(&srv->api, mg_get_header(conn, "Authorization"), body, len,
                  rt_clock_wall_ms() / 1000, &r);
     free(body);
-    int st = r.status;
-    rt__send_resp(conn, &r);
-    rt__log_request(conn, st);
-    return st;
+    return reply(conn, &r);
 }
 
 /* The refusals shared by both publish routes: the method, and draining.
@@ -135,10 +141,7 @@ static int h_publish(struct mg_connection *conn, void *cb)
     rt_api_publish_body(&srv->api, t, body, len, rt_clock_wall_ms(), &r);
     free(body);
     free(t);
-    st = r.status;
-    rt__send_resp(conn, &r);
-    rt__log_request(conn, st);
-    return st;
+    return reply(conn, &r);
 }
 
 static int h_publish_batch(struct mg_connection *conn, void *cb)
@@ -158,10 +161,7 @@ static int h_publish_batch(struct mg_connection *conn, void *cb)
     rt_api_publish_batch(&srv->api, mg_get_header(conn, "Authorization"), body, len,
                          rt_clock_wall_ms(), &r);
     free(body);
-    st = r.status;
-    rt__send_resp(conn, &r);
-    rt__log_request(conn, st);
-    return st;
+    return reply(conn, &r);
 }
 
 static int h_health(struct mg_connection *conn, void *cb)

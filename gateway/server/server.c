@@ -24,6 +24,7 @@
 #include "srv.h"
 #include "clock.h"
 #include "conn.h"
+#include "err.h"
 #include "heartbeat.h"
 #include "log.h"
 #include "routes.h"
@@ -56,12 +57,14 @@ static int cw_log(const struct mg_connection *conn, const char *message)
 
 /* ---- assembly ---- */
 
+/* The signing keys of cfg, current and fallback. 0, RT_E_NOMEM, or the
+ * error of rt_keyring_set_signing_key (rt_tokens.h). */
 static int keyring_from_config(rt_server_t *srv)
 {
     rt_config_t *cfg = srv->cfg;
     srv->ring = rt_keyring_new();
     if (!srv->ring)
-        return -1;
+        return RT_E_NOMEM;
     rt_alg_t alg = (rt_alg_t)rt_alg_parse(rt_slice_cstr(cfg->token_alg));
     int rc =
         rt_keyring_set_signing_key(srv->ring, RT_KEY_CURRENT, rt_slice_cstr(cfg->signing_key), alg);
@@ -152,12 +155,62 @@ static bool server_setup(rt_server_t *srv, rt_config_t *cfg)
 
 /* ---- civetweb ---- */
 
+/* Start civetweb with the options of cfg, listening on listen, with the TLS
+ * certificate and key in the file pem (NULL: plain TCP). */
+static bool civetweb_launch(rt_server_t *srv, const char *listen, const char *pem)
+{
+    rt_config_t *cfg = srv->cfg;
+    bool tls = pem != NULL;
+    char threads[32], reqto[32], wsto[32];
+    /* Plain-TCP sessions leave civetweb's threads after the handshake
+     * (rt__session_detach), so threads are only needed for HTTP requests and
+     * handshakes in flight; TLS sessions keep theirs for their lifetime. */
+    long long nthreads = tls ? cfg->max_connections + cfg->http_threads : cfg->http_threads + 32;
+    snprintf(threads, sizeof(threads), "%lld", nthreads);
+    snprintf(reqto, sizeof(reqto), "%lld", (long long)cfg->request_timeout_ms);
+    snprintf(wsto, sizeof(wsto), "%lld", (long long)cfg->ping_interval_ms);
+    /* clang-format off */
+    const char *options[] = {
+        "listening_ports", listen,
+        "num_threads", threads,
+        "request_timeout_ms", reqto,
+        "websocket_timeout_ms", wsto,
+        "enable_websocket_ping_pong", "no",
+        "enable_keep_alive", "yes",
+        "keep_alive_timeout_ms", "5000",
+        "tcp_nodelay", "1",
+        "max_request_size", "32768",
+        "listen_backlog", "1024",
+        "connection_queue", "256",
+        "decode_url", "yes",
+        tls ? "ssl_certificate" : NULL, pem,
+        tls ? "ssl_protocol_version" : NULL, "4", /* TLS 1.2+ */
+        NULL};
+    /* clang-format on */
+    struct mg_callbacks cbs;
+    memset(&cbs, 0, sizeof(cbs));
+    cbs.log_message = cw_log;
+    mg_init_library(MG_FEATURES_WEBSOCKET | (tls ? MG_FEATURES_TLS : 0));
+    char errtext[256] = "";
+    unsigned errcode = 0;
+    struct mg_error_data err = {&errcode, errtext, sizeof(errtext)};
+    struct mg_init_data init = {&cbs, srv, options}; /* srv: the context's user data */
+    srv->ctx = mg_start2(&init, &err);
+    if (!srv->ctx) {
+        char q[300];
+        rt_log_quote(errtext, q, sizeof(q));
+        rt_log_error("cannot start the HTTP server",
+                     "listen=%s detail=%s hint=\"is the port in use? set RTGW_LISTEN\"", listen, q);
+        return false;
+    }
+    return true;
+}
+
 /* Start civetweb on cfg's address; listen receives it as civetweb writes it
  * ("host:port", "s" appended for TLS). Returns false after saying why. */
 static bool civetweb_start(rt_server_t *srv, char *listen, size_t cap)
 {
     rt_config_t *cfg = srv->cfg;
-    char threads[32], reqto[32], wsto[32];
     bool v6 = strchr(cfg->host, ':') != NULL;
     bool tls = cfg->tls_cert != NULL;
     snprintf(listen, cap, v6 ? "[%s]:%d%s" : "%s:%d%s", cfg->host, cfg->port, tls ? "s" : "");
@@ -168,60 +221,9 @@ static bool civetweb_start(rt_server_t *srv, char *listen, size_t cap)
         rt_log_error("cannot prepare TLS", "detail=\"%s\"", tlserr);
         return false;
     }
-    /* Plain-TCP sessions leave civetweb's threads after the handshake
-     * (rt__session_detach), so threads are only needed for HTTP requests and
-     * handshakes in flight; TLS sessions keep theirs for their lifetime. */
-    long long nthreads = tls ? cfg->max_connections + cfg->http_threads : cfg->http_threads + 32;
-    snprintf(threads, sizeof(threads), "%lld", nthreads);
-    snprintf(reqto, sizeof(reqto), "%lld", (long long)cfg->request_timeout_ms);
-    snprintf(wsto, sizeof(wsto), "%lld", (long long)cfg->ping_interval_ms);
-    const char *options[] = {"listening_ports",
-                             listen,
-                             "num_threads",
-                             threads,
-                             "request_timeout_ms",
-                             reqto,
-                             "websocket_timeout_ms",
-                             wsto,
-                             "enable_websocket_ping_pong",
-                             "no",
-                             "enable_keep_alive",
-                             "yes",
-                             "keep_alive_timeout_ms",
-                             "5000",
-                             "tcp_nodelay",
-                             "1",
-                             "max_request_size",
-                             "32768",
-                             "listen_backlog",
-                             "1024",
-                             "connection_queue",
-                             "256",
-                             "decode_url",
-                             "yes",
-                             tls ? "ssl_certificate" : NULL,
-                             pem,
-                             tls ? "ssl_protocol_version" : NULL,
-                             "4", /* TLS 1.2+ */
-                             NULL};
-    struct mg_callbacks cbs;
-    memset(&cbs, 0, sizeof(cbs));
-    cbs.log_message = cw_log;
-    mg_init_library(MG_FEATURES_WEBSOCKET | (tls ? MG_FEATURES_TLS : 0));
-    char errtext[256] = "";
-    unsigned errcode = 0;
-    struct mg_error_data err = {&errcode, errtext, sizeof(errtext)};
-    struct mg_init_data init = {&cbs, srv, options}; /* srv: the context's user data */
-    srv->ctx = mg_start2(&init, &err);
+    bool ok = civetweb_launch(srv, listen, pem);
     rt_tls_pem_remove(pem); /* civetweb has loaded it; do not leave the key on disk */
-    if (!srv->ctx) {
-        char q[300];
-        rt_log_quote(errtext, q, sizeof(q));
-        rt_log_error("cannot start the HTTP server",
-                     "listen=%s detail=%s hint=\"is the port in use? set RTGW_LISTEN\"", listen, q);
-        return false;
-    }
-    return true;
+    return ok;
 }
 
 static void install_signals(void)
