@@ -8,11 +8,12 @@
  * conn->srv. (The one exception, the fd tables of sockhook.c, is explained
  * there: a libc override cannot receive a context.)
  *
- * Fields set before civetweb starts are read-only afterwards: cfg, ctx, ring,
- * topts, hub, bus, metrics' address, api, writers, nwriters, started_ms, the
- * ping frames, the limiters and ip_conns (each locks itself). The rest:
- * conns under conns_lock; nconns, next_writer, draining, stop and the
- * counters in metrics are atomics.
+ * Fields set before civetweb starts are not reassigned afterwards: cfg, ctx,
+ * ring, topts, hub, bus, api, writers, nwriters, started_ms, the ping frames,
+ * the limiters and ip_conns (the objects they point to lock themselves). The
+ * rest: conns under conns_lock; nconns, next_writer, draining, stop and the
+ * counters in metrics are atomics. Freed by server.c after every thread has
+ * stopped.
  *
  * The files, one stage of a session's life each:
  *   sockhook.c        libc/OpenSSL hooks: peer → fd, the client frame guard
