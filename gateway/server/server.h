@@ -1,7 +1,7 @@
 /*
  * server.h — `rtgw serve`: the civetweb glue (HTTP routes, WebSocket and SSE
- * sessions, the socket writers and the heartbeat). server.c is the only file
- * that includes civetweb.h.
+ * sessions, the socket writers and the heartbeat). gateway/server/ is the only
+ * folder whose files include civetweb.h; srv.h lists its files.
  */
 #ifndef RT_SERVER_H
 #define RT_SERVER_H

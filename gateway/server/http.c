@@ -1,0 +1,243 @@
+/*
+ * http.c — HTTP helpers (see http.h). Civetweb request threads only; no
+ * locks of their own (the limiters lock themselves).
+ */
+#include "http.h"
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+
+#include <civetweb.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* The server a request belongs to: the user data of civetweb's context. */
+static rt_server_t *srv_of(struct mg_connection *conn)
+{
+    return mg_get_user_data(mg_get_context(conn));
+}
+
+const char *rt__cors_origin(rt_server_t *srv, struct mg_connection *conn)
+{
+    const char *o = mg_get_header(conn, "Origin");
+    if (!o || !rt_config_origin_allowed(srv->cfg, o))
+        return NULL;
+    return o;
+}
+
+void rt__send_json(struct mg_connection *conn, int status, const char *body, size_t len,
+                   const char *extra_headers)
+{
+    const char *origin = rt__cors_origin(srv_of(conn), conn);
+    /* Date lets clients (and rtgw doctor) measure clock skew against rtgw. */
+    char date[64];
+    time_t now = (time_t)(rt_clock_wall_ms() / 1000);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    mg_printf(conn,
+              "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+              "Cache-Control: no-store\r\nDate: %s\r\n%s%s%s%s\r\n",
+              status, mg_get_response_code_text(conn, status), len, date,
+              origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
+              origin ? "\r\nVary: Origin\r\n" : "", extra_headers ? extra_headers : "");
+    mg_write(conn, body, len);
+}
+
+void rt__send_resp(struct mg_connection *conn, rt_resp_t *r)
+{
+    rt__send_json(conn, r->status, r->body ? r->body : "{}", r->body ? r->len : 2, NULL);
+    rt_resp_clear(r);
+}
+
+void rt__send_error(struct mg_connection *conn, int status, const char *name, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *o = json_pack("{s:s,s:s}", "error", name, "message", msg);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    rt__send_json(conn, status, s ? s : "{}", s ? strlen(s) : 2, NULL);
+    free(s);
+}
+
+void rt__log_request(struct mg_connection *conn, int status)
+{
+    if (!rt_log_enabled(RT_LOG_DEBUG))
+        return;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    char url[512];
+    rt_log_redact_url(ri->local_uri_raw, ri->query_string, url, sizeof(url));
+    char q[600];
+    rt_log_quote(url, q, sizeof(q));
+    rt_log_debug("request", "method=%s url=%s status=%d peer=%s", ri->request_method, q, status,
+                 ri->remote_addr);
+}
+
+void rt__client_ip(rt_server_t *srv, struct mg_connection *conn, char *out, size_t cap)
+{
+    rt_client_ip(mg_get_request_info(conn)->remote_addr, mg_get_header(conn, "X-Forwarded-For"),
+                 srv->cfg->trusted_proxies, out, cap);
+}
+
+int rt__rate_limit(rt_server_t *srv, struct mg_connection *conn, rt_limiter_t *l, double cost,
+                   const char *what, const char *var)
+{
+    char ip[64];
+    rt__client_ip(srv, conn, ip, sizeof(ip));
+    int64_t wait = rt_limiter_take(l, ip, cost, rt_clock_mono_ms());
+    if (wait == 0)
+        return 0;
+    atomic_fetch_add(&srv->metrics.refusals[RT_REASON_RATE_LIMITED], 1);
+    long secs = (long)((wait + 999) / 1000);
+    char hdr[48], msg[200], body[320];
+    snprintf(hdr, sizeof(hdr), "Retry-After: %ld\r\n", secs);
+    snprintf(msg, sizeof(msg), "too many %s from %s; retry after %ld s (%s)", what, ip, secs, var);
+    json_t *o = json_pack("{s:s,s:s,s:I}", "error", "rate_limited", "message", msg, "retry_after",
+                          (json_int_t)secs);
+    char *js = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    snprintf(body, sizeof(body), "%s", js ? js : "{}");
+    free(js);
+    rt__send_json(conn, 429, body, strlen(body), hdr);
+    rt_log_info("rate limited", "what=%s ip=%s retry_after=%ld", what, ip, secs);
+    return RT_E_LIMIT;
+}
+
+int rt__expect_continue(struct mg_connection *conn)
+{
+    const char *e = mg_get_header(conn, "Expect");
+    if (!e)
+        return 0;
+    if (strcasecmp(e, "100-continue") != 0) {
+        rt__send_error(conn, 417, "expectation_failed", "only Expect: 100-continue is supported");
+        return RT_E_INVAL;
+    }
+    mg_printf(conn, "HTTP/1.1 100 Continue\r\n\r\n");
+    return 0;
+}
+
+/* Answer 413 and end the connection cleanly. The client may still be sending
+ * the body: closing with it unread would reset the connection, and a client or
+ * a proxy in front would then report the reset instead of the 413. So the rest
+ * is read and dropped (at most 8 MiB, for at most 2 s) before civetweb closes
+ * the connection. A client that sent Expect: 100-continue has sent no body.
+ * Returns RT_E_TOOLONG. */
+static int refuse_too_large(struct mg_connection *conn, size_t max, long long announced)
+{
+    char msg[200];
+    if (announced >= 0)
+        snprintf(msg, sizeof(msg),
+                 "request body is %lld bytes; the limit is %zu (RTGW_MAX_BODY_BYTES)", announced,
+                 max);
+    else
+        snprintf(msg, sizeof(msg),
+                 "request body exceeds the limit of %zu bytes (RTGW_MAX_BODY_BYTES)", max);
+    json_t *o = json_pack("{s:s,s:s}", "error", "body_too_large", "message", msg);
+    char *js = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    mg_disable_connection_keep_alive(conn);
+    rt__send_json(conn, 413, js ? js : "{}", js ? strlen(js) : 2, "Connection: close\r\n");
+    free(js);
+    if (mg_get_header(conn, "Expect"))
+        return RT_E_TOOLONG;
+    char scratch[16384];
+    size_t dropped = 0;
+    int64_t until = rt_clock_mono_ms() + 2000;
+    while (dropped < (8u << 20) && rt_clock_mono_ms() < until) {
+        int n = mg_read(conn, scratch, sizeof(scratch));
+        if (n <= 0)
+            break;
+        dropped += (size_t)n;
+    }
+    return RT_E_TOOLONG;
+}
+
+/* Answer 500 for an allocation that failed. Returns RT_E_NOMEM. */
+static int refuse_nomem(struct mg_connection *conn)
+{
+    rt__send_error(conn, 500, "internal_error", "out of memory");
+    return RT_E_NOMEM;
+}
+
+/* Read the body into buf (cap bytes, grown by doubling) until it ends.
+ * Returns 0 with *pbuf, *plen set, or an error after answering it (buf freed). */
+static int read_all(struct mg_connection *conn, size_t max, char *buf, size_t cap, char **pbuf,
+                    size_t *plen)
+{
+    size_t len = 0;
+    for (;;) {
+        if (len == cap - 1) {
+            if (cap - 1 > max) {
+                free(buf);
+                return refuse_too_large(conn, max, -1);
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                return refuse_nomem(conn);
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        int n = mg_read(conn, buf + len, cap - 1 - len);
+        if (n < 0) {
+            free(buf);
+            rt__send_error(conn, 400, "bad_request", "could not read the request body");
+            return RT_E_IO;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > max) {
+            free(buf);
+            return refuse_too_large(conn, max, -1);
+        }
+    }
+    buf[len] = 0;
+    *pbuf = buf;
+    *plen = len;
+    return 0;
+}
+
+int rt__read_body(struct mg_connection *conn, size_t max, char **out, size_t *out_len)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (ri->content_length > (long long)max)
+        return refuse_too_large(conn, max, ri->content_length);
+    int rc = rt__expect_continue(conn);
+    if (rc != 0)
+        return rc;
+    size_t cap = ri->content_length >= 0 ? (size_t)ri->content_length + 1 : 4096;
+    char *buf = malloc(cap);
+    if (!buf)
+        return refuse_nomem(conn);
+    return read_all(conn, max, buf, cap, out, out_len);
+}
+
+bool rt__method_is(struct mg_connection *conn, const char *m)
+{
+    return strcmp(mg_get_request_info(conn)->request_method, m) == 0;
+}
+
+int rt__handle_options(struct mg_connection *conn)
+{
+    const char *origin = rt__cors_origin(srv_of(conn), conn);
+    mg_printf(
+        conn,
+        "HTTP/1.1 204 No Content\r\n%s%s%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+        "Access-Control-Allow-Headers: Authorization, Content-Type, Idempotency-Key, "
+        "Last-Event-ID\r\n"
+        "Access-Control-Max-Age: 600\r\nContent-Length: 0\r\n\r\n",
+        origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
+        origin ? "\r\nVary: Origin\r\n" : "");
+    return 204;
+}

@@ -1,0 +1,50 @@
+/*
+ * http.h — HTTP helpers for the routes and the handshakes: JSON replies with
+ * CORS and a Date header, errors in the API's shape, request bodies, per-IP
+ * rate limits, the client's address.
+ *
+ * All run on the civetweb thread of the request and write to it with
+ * mg_printf/mg_write (civetweb's write timeout bounds them). They reach the
+ * server through the user data of civetweb's context (mg_init_data).
+ */
+#ifndef RT_HTTP_H
+#define RT_HTTP_H
+
+#include "srv.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The request's Origin when RTGW_ALLOWED_ORIGINS allows it, else NULL. */
+const char *rt__cors_origin(rt_server_t *srv, struct mg_connection *conn);
+/* A complete JSON response: status, body, CORS for an allowed origin, and
+ * extra_headers (each ending in \r\n) or NULL. */
+void rt__send_json(struct mg_connection *conn, int status, const char *body, size_t len,
+                   const char *extra_headers);
+/* Send an api.h response and clear it. */
+void rt__send_resp(struct mg_connection *conn, rt_resp_t *r);
+/* Send {"error":name,"message":<printf>} with the status. */
+void rt__send_error(struct mg_connection *conn, int status, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Log the request at debug level, its URL redacted. */
+void rt__log_request(struct mg_connection *conn, int status);
+/* The client's address: X-Forwarded-For from a trusted proxy, else the peer. */
+void rt__client_ip(rt_server_t *srv, struct mg_connection *conn, char *out, size_t cap);
+/* Per-IP rate limit: 0 if allowed, else sends 429 with Retry-After and
+ * returns RT_E_LIMIT. `what` and `var` name the limit in the message. */
+int rt__rate_limit(rt_server_t *srv, struct mg_connection *conn, rt_limiter_t *l, double cost,
+                   const char *what, const char *var);
+/* civetweb answers "Expect: 100-continue" only for its own file handlers; a
+ * client such as curl otherwise waits a second before sending the body.
+ * Returns 0, or RT_E_INVAL after a 417 for an expectation we cannot meet. */
+int rt__expect_continue(struct mg_connection *conn);
+/* Read the whole body into *out (malloc'd, NUL-terminated; the caller frees),
+ * bounded by max. Returns 0, or an error after answering it: RT_E_TOOLONG
+ * (413), RT_E_INVAL (417), RT_E_NOMEM (500), RT_E_IO (400). */
+int rt__read_body(struct mg_connection *conn, size_t max, char **out, size_t *out_len);
+/* Whether the request's method is m. */
+bool rt__method_is(struct mg_connection *conn, const char *m);
+/* Answer a CORS preflight (OPTIONS). Returns 204, the status sent. */
+int rt__handle_options(struct mg_connection *conn);
+
+#endif

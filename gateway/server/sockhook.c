@@ -1,0 +1,456 @@
+/*
+ * sockhook.c — every hook rtgw puts under civetweb 1.15, and its contract.
+ *
+ * civetweb owns the sockets and does the reads; rtgw needs things civetweb
+ * does not offer, so it intercepts three calls civetweb makes:
+ *
+ * accept()    civetweb never exposes a connection's socket, but the writers
+ *             need it (SIOCOUTQ for room, epoll to park, and to detach a
+ *             session from its thread). This accept records peer address →
+ *             fd, and a session finds its socket by its remote address and
+ *             server port (rt__sockhook_fd_of). It also resets the fd's
+ *             guard: a reused fd is a new connection, not guarded yet.
+ * recv()      Before a connection is a guarded WebSocket session (the HTTP
+ *             phase), recv never hands civetweb bytes past the end of a
+ *             request's headers: it peeks, and reads only up to the first
+ *             "\r\n\r\n". So when a WebSocket request is admitted, civetweb
+ *             holds exactly the request, and anything the client sent early
+ *             is still in the kernel, where ws_connect sees it (and the guard,
+ *             which starts there, is never fooled by a frame civetweb already
+ *             buffered). Bodies are read in more, smaller pieces; nothing else
+ *             changes.
+ *             Slowloris: civetweb's timeout applies to each read, so a client
+ *             dribbling a byte at a time could hold a thread forever. The
+ *             first request's headers must arrive within
+ *             RTGW_REQUEST_TIMEOUT_MS of accept(), or the read fails
+ *             (ETIMEDOUT).
+ *             On a guarded session, every byte read goes through the client
+ *             frame guard (below).
+ * SSL_read()  The same guard for TLS sessions, whose bytes civetweb reads with
+ *             SSL_read: see "The libssl shim" below.
+ * MSG_PEEK reads pass through untouched.
+ *
+ * The client frame guard. civetweb reads a whole client frame into memory (up
+ * to ~2 GiB) before the data handler can look at its size, so
+ * RTGW_MAX_CLIENT_FRAME_BYTES checked there would come too late. The guard
+ * follows the client's frame headers (wsframe.h) in the byte stream of each
+ * WebSocket session: a header announcing more than the limit, or an unmasked
+ * client frame, is refused from its header, before civetweb buffers anything
+ * for it. The read fails (EMSGSIZE), rt__conn_refuse_frame sends the close
+ * frame (1009 message_too_big, or 1002 protocol_error) and the socket lingers
+ * half-closed so the client receives it. The guard starts before the 101 is
+ * sent; a client that sends frames before the handshake completes is refused
+ * (ws_connect), so the guard always starts at a frame boundary. Detached
+ * sessions are read by their writer instead (detached.c), with the same rules.
+ *
+ * Why the state here is file-static: a libc override cannot receive a
+ * context. The fd tables (peers: peer → fd; guards: fd → guard) and the
+ * header deadline are this file's alone, sized and set once by
+ * rt__sockhook_init before civetweb starts, and indexed by fd.
+ *
+ * The libssl shim. Debian's libcivetweb 1.15 is built with the OpenSSL 1.1
+ * API and loads OpenSSL at run time: dlopen("libssl.so"), then dlsym for each
+ * function, in that library and its dependencies only. So an SSL_read hook
+ * must live in a library named libssl.so, while accept and recv must live in
+ * the executable to win over libc for civetweb's calls. This file is
+ * therefore compiled twice:
+ * - into the executable (the rt_server object library): accept, recv, the
+ *   fd tables and the guard;
+ * - with RT_SOCKHOOK_SHIM defined, into the shared library libssl.so (target
+ *   rt_sslshim, file name and SONAME "libssl.so"), which depends on the real
+ *   libssl.so.3. rtgw links it (RUNPATH), so it is already loaded when
+ *   civetweb asks for "libssl.so": the loader hands civetweb this object, and
+ *   dlsym finds every other function in its dependency, the real libssl. It
+ *   adds SSL_get_peer_certificate, an OpenSSL 1.1 symbol that OpenSSL 3
+ *   lacks (a macro for SSL_get1_peer_certificate there), without which
+ *   civetweb calls a NULL pointer on the first HTTPS request; and SSL_read,
+ *   which calls the real one and then the read hook the executable installed
+ *   (rt_sslshim_set_read_hook): the guard.
+ * The two halves share nothing but that hook pointer.
+ *
+ * Threads and locks: accept runs on civetweb's master thread; recv and
+ * SSL_read on the connection's worker thread, one at a time per fd. The peers
+ * table is under peers_lock. A guard is read and written by its connection's
+ * thread, except its conn pointer (atomic), which ws_connect sets and
+ * session_detach/session_end clear from other threads.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <sys/types.h>
+
+/* The shim's interface, the same in both halves. The hook returns non-zero to
+ * fail the read. */
+void rt_sslshim_set_read_hook(int (*hook)(int fd, const void *buf, ssize_t n));
+/* Referenced by the executable so the linker keeps the dependency. */
+int rt_sslshim_present(void);
+
+#ifdef RT_SOCKHOOK_SHIM
+/* ------------------------------------------------------------------------ */
+/* the libssl shim (libssl.so)                                                */
+
+#include <openssl/ssl.h>
+
+#undef SSL_get_peer_certificate
+X509 *SSL_get_peer_certificate(const SSL *s);
+X509 *SSL_get_peer_certificate(const SSL *s)
+{
+    return SSL_get1_peer_certificate(s);
+}
+
+static int (*read_hook)(int fd, const void *buf, ssize_t n);
+
+void rt_sslshim_set_read_hook(int (*hook)(int fd, const void *buf, ssize_t n))
+{
+    read_hook = hook;
+}
+
+int SSL_read(SSL *s, void *buf, int num)
+{
+    static int (*real_read)(SSL *, void *, int);
+    if (!real_read)
+        real_read = (int (*)(SSL *, void *, int))dlsym(RTLD_NEXT, "SSL_read");
+    int n = real_read(s, buf, num);
+    if (n > 0 && read_hook && read_hook(SSL_get_fd(s), buf, n) != 0) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    return n;
+}
+
+int rt_sslshim_present(void)
+{
+    return 1;
+}
+
+#else
+/* ------------------------------------------------------------------------ */
+/* the executable's hooks                                                     */
+
+#include "sockhook.h"
+#include "clock.h"
+#include "conn.h"
+#include "err.h"
+#include "map.h"
+#include "wsframe.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+typedef struct {
+    _Atomic(rt_conn_t *) conn; /* non-NULL while the session is guarded */
+    uint64_t limit;
+    uint64_t remaining; /* payload bytes left in the current frame */
+    uint8_t hdr[RT_WS_HDR_MAX];
+    uint8_t hlen;
+    uint8_t crlf;            /* HTTP phase: how much of "\r\n\r\n" the last bytes matched */
+    bool first_headers_done; /* the connection's first request headers arrived */
+    int64_t accepted_ms;     /* monotonic time of accept() */
+    bool tripped;
+} guard_t;
+
+static guard_t *guards; /* indexed by fd */
+static size_t nguards;
+static int64_t header_deadline_ms; /* RTGW_REQUEST_TIMEOUT_MS; 0 until the server starts */
+
+static pthread_mutex_t peers_lock = PTHREAD_MUTEX_INITIALIZER;
+static rt_map_t peers;   /* "addr|port|localport" → (void*)(fd + 1) */
+static char **peer_keys; /* fd → its key, to drop a stale entry on reuse */
+static size_t peer_keys_cap;
+
+static ssize_t libc_recv(int fd, void *buf, size_t len, int flags)
+{
+    static ssize_t (*real_recv)(int, void *, size_t, int);
+    if (!real_recv)
+        real_recv = (ssize_t(*)(int, void *, size_t, int))dlsym(RTLD_NEXT, "recv");
+    return real_recv(fd, buf, len, flags);
+}
+
+/* ---- accept: peer address → fd ---- */
+
+/* "addr|port|localport" for a peer. Its length, or RT_E_INVAL for a socket
+ * that is not IPv4 or IPv6. */
+static int peer_key(const struct sockaddr *sa, int local_port, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN] = "";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+        port = ntohs(s4->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+        port = ntohs(s6->sin6_port);
+    } else {
+        return RT_E_INVAL;
+    }
+    return snprintf(out, cap, "%s|%d|%d", ip, port, local_port);
+}
+
+/* Room in peer_keys for fd. peers_lock held. */
+static bool peer_keys_reserve(int fd)
+{
+    if ((size_t)fd < peer_keys_cap)
+        return true;
+    size_t nc = peer_keys_cap ? peer_keys_cap : 1024;
+    while (nc <= (size_t)fd)
+        nc *= 2;
+    char **nk = realloc(peer_keys, nc * sizeof(*nk));
+    if (!nk)
+        return false;
+    memset(nk + peer_keys_cap, 0, (nc - peer_keys_cap) * sizeof(*nk));
+    peer_keys = nk;
+    peer_keys_cap = nc;
+    return true;
+}
+
+static void peers_record(int fd)
+{
+    struct sockaddr_storage peer, local;
+    socklen_t pl = sizeof(peer), ll = sizeof(local);
+    if (getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 ||
+        getsockname(fd, (struct sockaddr *)&local, &ll) != 0)
+        return;
+    int lport = local.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&local)->sin_port)
+                                           : ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
+    char key[96];
+    if (peer_key((struct sockaddr *)&peer, lport, key, sizeof(key)) < 0)
+        return;
+    pthread_mutex_lock(&peers_lock);
+    if (peer_keys_reserve(fd)) {
+        if (peer_keys[fd]) { /* the fd's previous connection */
+            void *v = rt_map_get(&peers, peer_keys[fd], strlen(peer_keys[fd]));
+            if (v == (void *)(intptr_t)(fd + 1))
+                rt_map_del(&peers, peer_keys[fd], strlen(peer_keys[fd]));
+            free(peer_keys[fd]);
+            peer_keys[fd] = NULL;
+        }
+        if (rt_map_put(&peers, key, strlen(key), (void *)(intptr_t)(fd + 1)) == 0)
+            peer_keys[fd] = strdup(key);
+    }
+    pthread_mutex_unlock(&peers_lock);
+}
+
+int rt__sockhook_fd_of(const char *remote_addr, int remote_port, int server_port)
+{
+    char ip6[INET6_ADDRSTRLEN + 2];
+    char key[128];
+    /* civetweb prints IPv6 remote addresses without brackets, like inet_ntop. */
+    snprintf(ip6, sizeof(ip6), "%s", remote_addr);
+    snprintf(key, sizeof(key), "%s|%d|%d", ip6, remote_port, server_port);
+    pthread_mutex_lock(&peers_lock);
+    void *v = rt_map_get(&peers, key, strlen(key));
+    pthread_mutex_unlock(&peers_lock);
+    return v ? (int)(intptr_t)v - 1 : -1;
+}
+
+/* A new connection on fd (perhaps a reused one): not guarded, in its HTTP
+ * phase, its header deadline starting now. */
+static void guard_reset(int fd)
+{
+    if (fd >= 0 && (size_t)fd < nguards) {
+        atomic_store(&guards[fd].conn, NULL);
+        guards[fd].crlf = 0;
+        guards[fd].first_headers_done = false;
+        guards[fd].accepted_ms = rt_clock_mono_ms();
+    }
+}
+
+int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    static int (*real_accept)(int, struct sockaddr *, socklen_t *);
+    if (!real_accept)
+        real_accept = (int (*)(int, struct sockaddr *, socklen_t *))dlsym(RTLD_NEXT, "accept");
+    int c = real_accept(fd, addr, len);
+    if (c >= 0) {
+        peers_record(c);
+        guard_reset(c);
+    }
+    return c;
+}
+
+/* ---- the client frame guard ---- */
+
+/* Follow frame headers in bytes a guarded session received. Returns true
+ * while the frames are acceptable; false with *why (the close reason) for a
+ * frame to refuse. The session's thread only. */
+static bool guard_feed(guard_t *g, const uint8_t *p, size_t n, rt_reason_t *why)
+{
+    while (n > 0) {
+        if (g->remaining) {
+            uint64_t take = g->remaining < n ? g->remaining : n;
+            g->remaining -= take;
+            p += take;
+            n -= (size_t)take;
+            continue;
+        }
+        g->hdr[g->hlen++] = *p++;
+        n--;
+        if (g->hlen < 2 || g->hlen < rt_ws_hdr_need(g->hdr[1]))
+            continue;
+        rt_ws_hdr_t h;
+        int r = rt_ws_hdr_parse(g->hdr, g->hlen, &h);
+        if (!(g->hdr[1] & 0x80)) {
+            *why = RT_REASON_PROTOCOL_ERROR; /* RFC 6455 §5.1: client frames are masked */
+            return false;
+        }
+        if (r < 0 || h.len > g->limit) {
+            *why = RT_REASON_MESSAGE_TOO_BIG;
+            return false;
+        }
+        g->remaining = h.len;
+        g->hlen = 0;
+    }
+    return true;
+}
+
+/* After the close frame: half-close and discard what the client still sends
+ * for up to 2 s, so that closing the socket does not reset the connection
+ * (a reset makes the client's kernel drop the close frame it has not read
+ * yet, and the client would see 1006 instead of 1009). */
+static void guard_linger(int fd)
+{
+    shutdown(fd, SHUT_WR);
+    int64_t until = rt_clock_mono_ms() + 2000;
+    char scratch[16384];
+    for (;;) {
+        int64_t left = until - rt_clock_mono_ms();
+        if (left <= 0)
+            return;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)left) <= 0)
+            return;
+        ssize_t n = libc_recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return;
+    }
+}
+
+/* After a read of n bytes on fd (recv, or SSL_read through the shim): 0 to
+ * pass it on, RT_E_PROTOCOL to fail the read (the frame was refused). */
+static int guard_after_read(int fd, const void *buf, ssize_t n)
+{
+    if (n <= 0 || fd < 0 || (size_t)fd >= nguards)
+        return 0;
+    guard_t *g = &guards[fd];
+    rt_conn_t *c = atomic_load(&g->conn);
+    if (!c)
+        return 0;
+    if (g->tripped)
+        return RT_E_PROTOCOL;
+    rt_reason_t why;
+    if (guard_feed(g, buf, (size_t)n, &why))
+        return 0;
+    g->tripped = true;
+    rt__conn_refuse_frame(c, why);
+    guard_linger(fd);
+    return RT_E_PROTOCOL;
+}
+
+void rt__guard_start(rt_conn_t *c, int fd, uint64_t limit)
+{
+    if (fd < 0 || (size_t)fd >= nguards)
+        return;
+    guard_t *g = &guards[fd];
+    g->limit = limit;
+    g->remaining = 0;
+    g->hlen = 0;
+    g->tripped = false;
+    atomic_store(&g->conn, c);
+}
+
+void rt__guard_stop(rt_conn_t *c, int fd)
+{
+    if (fd < 0 || (size_t)fd >= nguards)
+        return;
+    rt_conn_t *expect = c;
+    atomic_compare_exchange_strong(&guards[fd].conn, &expect, NULL);
+}
+
+/* ---- recv ---- */
+
+static uint8_t crlf_step(uint8_t st, char ch)
+{
+    if (ch == '\r')
+        return st == 2 ? 3 : 1;
+    if (ch == '\n')
+        return st == 1 ? 2 : st == 3 ? 4 : 0;
+    return 0;
+}
+
+/* The HTTP phase of recv (see the top of this file): the header deadline,
+ * then a read that stops at the end of a request's headers. */
+static ssize_t recv_http_phase(guard_t *g, int fd, void *buf, size_t len, int flags)
+{
+    if (!g->first_headers_done && header_deadline_ms > 0 &&
+        rt_clock_mono_ms() - g->accepted_ms > header_deadline_ms) {
+        errno = ETIMEDOUT;
+        return -1;
+    }
+    ssize_t n = libc_recv(fd, buf, len, flags | MSG_PEEK);
+    if (n <= 0)
+        return n;
+    uint8_t st = g->crlf;
+    size_t cut = (size_t)n;
+    for (size_t i = 0; i < (size_t)n; i++) {
+        st = crlf_step(st, ((const char *)buf)[i]);
+        if (st == 4) {
+            cut = i + 1;
+            break;
+        }
+    }
+    n = libc_recv(fd, buf, cut, flags);
+    if (n > 0) {
+        st = g->crlf;
+        for (size_t i = 0; i < (size_t)n; i++) {
+            st = crlf_step(st, ((const char *)buf)[i]);
+            if (st == 4) {
+                st = 0;
+                g->first_headers_done = true;
+            }
+        }
+        g->crlf = st;
+    }
+    return n;
+}
+
+ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+    if ((flags & MSG_PEEK) || fd < 0 || (size_t)fd >= nguards || len == 0)
+        return libc_recv(fd, buf, len, flags);
+    guard_t *g = &guards[fd];
+    if (!atomic_load(&g->conn))
+        return recv_http_phase(g, fd, buf, len, flags);
+    ssize_t n = libc_recv(fd, buf, len, flags);
+    if (n > 0 && guard_after_read(fd, buf, n) != 0) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    return n;
+}
+
+void rt__sockhook_init(int64_t deadline_ms)
+{
+    (void)rt_sslshim_present();
+    rt_map_init(&peers);
+    struct rlimit nofile;
+    nguards = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < (1u << 20)
+                  ? (size_t)nofile.rlim_cur
+                  : (1u << 20);
+    guards = calloc(nguards, sizeof(*guards));
+    if (!guards)
+        nguards = 0; /* no guard: civetweb's own limits only */
+    rt_sslshim_set_read_hook(guard_after_read);
+    header_deadline_ms = deadline_ms;
+}
+
+#endif

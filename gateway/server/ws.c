@@ -1,0 +1,288 @@
+/*
+ * ws.c — WebSocket sessions (see ws.h).
+ *
+ * civetweb's callbacks, each on the connection's civetweb thread:
+ *   ws_connect  the handshake: admission (session.c), the early-data check
+ *               and the start of the client frame guard (sockhook.c)
+ *   ws_ready    the 101 went out: start the session, detach it from
+ *               civetweb's thread when it can (plain TCP), hand it to a writer
+ *   ws_data     a client frame civetweb read (TLS, or a session that could
+ *               not detach)
+ *   ws_close    civetweb is done with the connection
+ * The session record rides in civetweb's user connection data from
+ * ws_connect to ws_close, which drops that reference.
+ *
+ * An extended client (subprotocol rtgw.v1, or ?rtgw=1) gets its refusals as
+ * close codes after a completed upgrade (a browser cannot read the status of
+ * a failed one), an rtgw.subscribed ack, and may refresh its token in-band
+ * (ext_message).
+ */
+#include "ws.h"
+#include "clock.h"
+#include "extmsg.h"
+#include "http.h"
+#include "log.h"
+#include "session.h"
+#include "sockhook.h"
+#include "writer.h"
+
+#include <civetweb.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* A refused extended client: complete the upgrade, then close with the
+ * documented code (ws_ready). Others get the HTTP error. Returns what
+ * ws_connect returns: 0 to upgrade, 1 to refuse. */
+static int ws_refuse(rt_server_t *srv, struct mg_connection *conn, rt_conn_t *c,
+                     const rt__refusal_t *why)
+{
+    atomic_fetch_add(&srv->metrics.refusals[why->reason], 1);
+    rt_log_info("websocket refused", "peer=%s reason=%s detail=%s ext=%d", c->peer,
+                rt_reason_name(why->reason), why->detail[0] ? why->detail : "-", c->ext);
+    if (c->ext) {
+        c->refused = true;
+        c->refuse_reason = why->reason;
+        snprintf(c->refuse_detail, sizeof(c->refuse_detail), "%s", why->detail);
+        mg_set_user_connection_data(conn, c);
+        return 0;
+    }
+    rt__session_refuse_http(conn, why);
+    rt__conn_unref(c);
+    return 1;
+}
+
+/* Whether the client is extended: subprotocol rtgw.v1, or ?rtgw=1. */
+static bool ws_is_ext(const struct mg_request_info *ri)
+{
+    char flag[8];
+    return (ri->acceptedWebSocketSubprotocol &&
+            strcmp(ri->acceptedWebSocketSubprotocol, "rtgw.v1") == 0) ||
+           (rt_query_get(ri->query_string, "rtgw", 0, flag, sizeof(flag)) > 0 &&
+            strcmp(flag, "1") == 0);
+}
+
+static int ws_connect(const struct mg_connection *cconn, void *cb)
+{
+    rt_server_t *srv = cb;
+    struct mg_connection *conn = (struct mg_connection *)cconn;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    /* civetweb 1.15 sets acceptedWebSocketSubprotocol only when the request
+     * offers one, and never clears it: a worker's previous rtgw.v1 session would
+     * otherwise make this one "extended" and answer a subprotocol the client did
+     * not ask for (which clients reject). Clear it when none was offered. */
+    if (!mg_get_header(conn, "Sec-WebSocket-Protocol"))
+        ((struct mg_request_info *)ri)->acceptedWebSocketSubprotocol = NULL;
+    rt_conn_t *c = rt__conn_new(srv, conn, false);
+    if (!c) {
+        rt__send_error(conn, 503, "internal_error", "out of memory");
+        return 1;
+    }
+    c->ext = ws_is_ext(ri);
+    rt__refusal_t why;
+    if (!rt__session_admit(srv, conn, c, &why))
+        return ws_refuse(srv, conn, c, &why);
+    /* Guard the client's frames from the first byte after the handshake; a
+     * client that already sent frames would start the guard mid-stream
+     * (sockhook.c's recv kept them in the kernel, where this sees them). */
+    c->fd = rt__sockhook_fd_of(ri->remote_addr, ri->remote_port, ri->server_port);
+    char early;
+    if (c->fd >= 0 && !ri->is_ssl && recv(c->fd, &early, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+        atomic_fetch_add(&srv->metrics.refusals[RT_REASON_PROTOCOL_ERROR], 1);
+        rt__send_error(conn, 400, "protocol_error",
+                       "the client sent data before the WebSocket handshake completed");
+        rt__conn_unref(c);
+        return 1;
+    }
+    rt__guard_start(c, c->fd, (uint64_t)srv->cfg->max_client_frame_bytes);
+    rt__session_pin_positions(srv, c);
+    mg_set_user_connection_data(conn, c);
+    return 0;
+}
+
+/* Upgrade done for a refused extended client: close at once with the reason.
+ * The session is listed so the heartbeat ends it if the client never answers
+ * the close. */
+static void ws_close_refused(rt_server_t *srv, struct mg_connection *conn, rt_conn_t *c)
+{
+    rt__session_start(srv, c, mg_get_request_info(conn));
+    atomic_store(&c->close_reason, (int)c->refuse_reason);
+    atomic_store(&c->state, RT_CONN_CLOSING);
+    c->closing_since_ms = rt_clock_mono_ms();
+    c->close_sent = true;
+    char reason[123];
+    snprintf(reason, sizeof(reason), "%s%s%s", rt_reason_name(c->refuse_reason),
+             c->refuse_detail[0] ? ": " : "", c->refuse_detail);
+    rt_frame_t *f = rt_ws_close_frame_new(rt_reason_ws_code(c->refuse_reason), reason);
+    if (f) {
+        rt__conn_write(c, f->data, f->len);
+        rt_frame_unref(f);
+    }
+}
+
+static void ws_ready(struct mg_connection *conn, void *cb)
+{
+    rt_server_t *srv = cb;
+    rt_conn_t *c = mg_get_user_connection_data(conn);
+    if (!c)
+        return;
+    if (c->refused) {
+        ws_close_refused(srv, conn, c);
+        return;
+    }
+    rt__session_start(srv, c, mg_get_request_info(conn));
+    if (rt__session_detach(c, conn) != 0 && !mg_get_request_info(conn)->is_ssl)
+        rt_log_debug("session stays on its civetweb thread", "peer=%s", c->peer);
+    rt__session_go(srv, c);
+}
+
+static void ext_reply(rt_conn_t *c, json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!s)
+        return;
+    rt_frame_t *f = rt_ws_frame_new(RT_WS_TEXT, s, strlen(s));
+    free(s);
+    if (f) {
+        rt_sub_push(c->sub, f);
+        rt_frame_unref(f);
+    }
+}
+
+/* Extended-protocol client messages (JSON text frames), validated by
+ * rt_extmsg_refresh (extmsg.h). The new token must grant the same topics or
+ * fewer; dropped topics are unsubscribed at once. Anything else gets an
+ * rtgw.error frame and the old token stays. */
+static void ext_message(rt_server_t *srv, rt_conn_t *c, const char *data, size_t len)
+{
+    rt_claims_t next;
+    rt_extmsg_refusal_t why;
+    if (rt_extmsg_refresh(srv->ring, &srv->topts, &c->claims, data, len, rt_clock_wall_ms() / 1000,
+                          &next, &why) != 0) {
+        if (why.tok_err)
+            rt_metrics_token_refusal(&srv->metrics, why.tok_err);
+        ext_reply(c, json_pack("{s:s,s:s,s:s}", "kind", "rtgw.error", "error", why.error, "message",
+                               why.message));
+        return;
+    }
+    /* Narrowing: per channel of the old grant, switch atomically to the new
+     * topics (none when the new token drops the channel). */
+    for (size_t i = 0; i < c->claims.ntopics; i++) {
+        if (!rt__session_first_of_channel(&c->claims, i))
+            continue;
+        const char *ch = c->claims.topics[i].channel;
+        rt_slice_t names[256];
+        size_t n = rt_extmsg_channel_topics(&next, ch, names, 256);
+        rt_hub_set_topics(srv->hub, c->sub, rt_slice_cstr(ch), names, n);
+    }
+    rt_claims_t old = c->claims;
+    c->claims = next;
+    c->token_exp = next.exp;
+    rt_claims_clear(&old);
+    ext_reply(c,
+              json_pack("{s:s,s:I}", "kind", "rtgw.refreshed", "expires_at", (json_int_t)next.exp));
+}
+
+/* The session's client frame budget (RTGW_RATE_LIMIT_CLIENT_FRAMES, a token
+ * bucket with a burst of twice the rate). false when it is spent. */
+static bool frame_budget(rt_server_t *srv, rt_conn_t *c)
+{
+    if (srv->cfg->rate_limit_client_frames <= 0)
+        return true;
+    double rate = (double)srv->cfg->rate_limit_client_frames, burst = 2 * rate;
+    int64_t now = rt_clock_mono_ms();
+    if (c->frame_window_ms == 0)
+        c->frame_tokens = burst;
+    else
+        c->frame_tokens += (double)(now - c->frame_window_ms) / 1000.0 * rate;
+    if (c->frame_tokens > burst)
+        c->frame_tokens = burst;
+    c->frame_window_ms = now;
+    if (c->frame_tokens < 1)
+        return false;
+    c->frame_tokens -= 1;
+    return true;
+}
+
+bool rt__ws_session_frame(rt_server_t *srv, rt_conn_t *c, int opcode, char *data, size_t len)
+{
+    atomic_store(&c->last_rx_ms, rt_clock_mono_ms());
+    if (c->refused)
+        return opcode != RT_WS_CLOSE;
+    if (!frame_budget(srv, c)) {
+        rt_log_info("client frames rate limited", "peer=%s", c->peer);
+        rt__conn_close_async(c, RT_REASON_RATE_LIMITED);
+        return true;
+    }
+    if (len > (size_t)srv->cfg->max_client_frame_bytes) {
+        rt_log_info("client frame too large", "peer=%s bytes=%zu", c->peer, len);
+        rt__conn_close_async(c, RT_REASON_MESSAGE_TOO_BIG);
+        return true;
+    }
+    switch (opcode) {
+    case RT_WS_PING: {
+        rt_frame_t *f = rt_ws_frame_new(RT_WS_PONG, data, len > 125 ? 125 : len);
+        if (f) {
+            rt_sub_push(c->sub, f);
+            rt_frame_unref(f);
+        }
+        return true;
+    }
+    case RT_WS_PONG:
+        return true;
+    case RT_WS_CLOSE: {
+        /* Echo the close (RFC 6455 §5.5.1) unless we started the closing
+         * handshake ourselves, then let civetweb end the session. */
+        rt_frame_t *f = atomic_load(&c->state) == RT_CONN_OPEN
+                            ? rt_ws_close_frame_new(rt_reason_ws_code(RT_REASON_NORMAL), "")
+                            : NULL;
+        if (f) {
+            rt__conn_write(c, f->data, f->len);
+            rt_frame_unref(f);
+        }
+        return false;
+    }
+    case RT_WS_TEXT:
+    case RT_WS_BINARY:
+    case RT_WS_CONTINUATION:
+        /* Official clients send nothing. Extended-protocol messages land here. */
+        if (c->ext && opcode == RT_WS_TEXT)
+            ext_message(srv, c, data, len);
+        return true;
+    default:
+        rt__conn_close_async(c, RT_REASON_PROTOCOL_ERROR);
+        return true;
+    }
+}
+
+static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len, void *cb)
+{
+    rt_conn_t *c = mg_get_user_connection_data(conn);
+    return c ? rt__ws_session_frame(cb, c, bits & 0x0F, data, len) : 0;
+}
+
+static void ws_close(const struct mg_connection *cconn, void *cb)
+{
+    rt_server_t *srv = cb;
+    rt_conn_t *c = mg_get_user_connection_data(cconn);
+    if (!c)
+        return;
+    mg_set_user_connection_data((struct mg_connection *)cconn, NULL);
+    /* A detached session left civetweb: its writer thread ends it. A refused
+     * one never started a subscription. */
+    if (c->sub && !c->detached)
+        rt__session_end(srv, c);
+    rt__conn_unref(c);
+}
+
+static const char *ws_subprotocols[] = {"rtgw.v1"};
+static struct mg_websocket_subprotocols ws_protos = {1, ws_subprotocols};
+
+void rt__ws_register(rt_server_t *srv, const char *uri)
+{
+    mg_set_websocket_handler_with_subprotocols(srv->ctx, uri, &ws_protos, ws_connect, ws_ready,
+                                               ws_data, ws_close, srv);
+}
