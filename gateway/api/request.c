@@ -180,9 +180,3 @@ int rt_query_param(const char *query, const char *name, int idx, char *out, size
     }
     return RT_E_ABSENT;
 }
-
-int rt_query_get(const char *query, const char *name, int idx, char *out, size_t cap)
-{
-    int n = rt_query_param(query, name, idx, out, cap);
-    return n == RT_E_ABSENT ? RT_QUERY_ABSENT : n < 0 ? RT_QUERY_UNUSABLE : n;
-}

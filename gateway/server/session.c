@@ -100,11 +100,11 @@ static bool admit_token(rt_server_t *srv, struct mg_connection *conn, rt_conn_t 
         why->reason = RT_REASON_INTERNAL;
         return false;
     }
-    int tl = rt_query_get(mg_get_request_info(conn)->query_string, "token", 0, tok, tcap);
+    int tl = rt_query_param(mg_get_request_info(conn)->query_string, "token", 0, tok, tcap);
     rt_slice_t cred;
     if (tl >= 0) {
         cred = (rt_slice_t){tok, (size_t)tl};
-    } else if (tl == -2) {
+    } else if (tl != RT_E_ABSENT) { /* too long, or a bad %-escape */
         free(tok);
         why->reason = RT_REASON_TOKEN_INVALID;
         why->tok_err = RT_TOK_ETOO_LARGE;
@@ -139,8 +139,8 @@ static bool admit_since(struct mg_connection *conn, rt_conn_t *c, rt__refusal_t 
     c->nsince = 0;
     for (int i = 0; i < 16; i++) {
         char sv[16 * RT_POS_MAX];
-        int sl = rt_query_get(query, "since", i, sv, sizeof(sv));
-        if (sl == -1)
+        int sl = rt_query_param(query, "since", i, sv, sizeof(sv));
+        if (sl == RT_E_ABSENT)
             break;
         bool bad = sl < 0; /* too long or malformed */
         char *save = NULL;

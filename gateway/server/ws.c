@@ -60,7 +60,7 @@ static bool ws_is_ext(const struct mg_request_info *ri)
     char flag[8];
     return (ri->acceptedWebSocketSubprotocol &&
             strcmp(ri->acceptedWebSocketSubprotocol, "rtgw.v1") == 0) ||
-           (rt_query_get(ri->query_string, "rtgw", 0, flag, sizeof(flag)) > 0 &&
+           (rt_query_param(ri->query_string, "rtgw", 0, flag, sizeof(flag)) > 0 &&
             strcmp(flag, "1") == 0);
 }
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_publish.c — libFuzzer target for the publish path of the HTTP API:
- * rt_query_get, rt_api_publish_prepare and rt_api_publish_body (which runs
+ * rt_query_param, rt_api_publish_prepare and rt_api_publish_body (which runs
  * api/publish.c's static body normaliser and rt_event_json) into a hub with an
  * in-memory subscriber.
  *
@@ -8,9 +8,9 @@
  * publish, token without publish, garbage); then the query string up to the
  * first '\n'; the rest is the request body.
  * Invariants checked (abort on violation, not just "no crash"):
- *   - rt_query_get returns -1, -2 or a length below cap with a NUL there; a
- *     decoded value re-encoded as %XX decodes to the same bytes; once an index
- *     is absent, every later index is absent;
+ *   - rt_query_param returns RT_E_ABSENT, RT_E_INVAL, RT_E_TOOLONG or a length below cap with a NUL
+ * there; a decoded value re-encoded as %XX decodes to the same bytes; once an index is absent,
+ * every later index is absent;
  *   - prepare either refuses with a 4xx JSON {error,message} (RT_E_INVAL with
  *     400, RT_E_DENIED with 401/403), or yields a
  *     valid channel, 1..16 valid topics (never "*"), valid run_id/fn_id, and
@@ -33,9 +33,10 @@ static void check_query_get(const char *q, const char *name)
     int prev = 0;
 
     for (int idx = 0; idx < 3; idx++) {
-        int rc = rt_query_get(q, name, idx, out, sizeof(out));
-        CHECK(rc == -1 || rc == -2 || (rc >= 0 && (size_t)rc < sizeof(out)));
-        CHECK(!(prev == -1 && rc != -1));
+        int rc = rt_query_param(q, name, idx, out, sizeof(out));
+        CHECK(rc == RT_E_ABSENT || rc == RT_E_INVAL || rc == RT_E_TOOLONG ||
+              (rc >= 0 && (size_t)rc < sizeof(out)));
+        CHECK(!(prev == RT_E_ABSENT && rc != RT_E_ABSENT));
         prev = rc;
         if (rc < 0)
             continue;
@@ -45,11 +46,11 @@ static void check_query_get(const char *q, const char *name)
         size_t n = (size_t)snprintf(enc, sizeof(enc), "%s=", name);
         for (int i = 0; i < rc; i++)
             n += (size_t)snprintf(enc + n, sizeof(enc) - n, "%%%02X", (unsigned char)out[i]);
-        CHECK(rt_query_get(enc, name, 0, back, sizeof(back)) == rc);
+        CHECK(rt_query_param(enc, name, 0, back, sizeof(back)) == rc);
         CHECK(memcmp(back, out, (size_t)rc) == 0);
         /* a buffer one byte too small refuses instead of truncating */
         if (rc > 0)
-            CHECK(rt_query_get(q, name, idx, back, (size_t)rc) == -2);
+            CHECK(rt_query_param(q, name, idx, back, (size_t)rc) == RT_E_TOOLONG);
     }
 }
 

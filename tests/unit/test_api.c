@@ -123,16 +123,16 @@ RT_TEST(bearer_other_schemes_refused)
     bearer_is("abc", "");
 }
 
-/* ---- rt_query_get ---- */
+/* ---- rt_query_param ---- */
 
 static void query_is(const char *q, const char *name, int idx, int want_rc, const char *want)
 {
     char out[64];
     memset(out, 'Z', sizeof(out));
-    int rc = rt_query_get(q, name, idx, out, sizeof(out));
+    int rc = rt_query_param(q, name, idx, out, sizeof(out));
     if (rc != want_rc)
         rt_test_fail(__FILE__, __LINE__,
-                     "rt_query_get(\"%s\", \"%s\", %d)\n    left:  %d\n    right: %d",
+                     "rt_query_param(\"%s\", \"%s\", %d)\n    left:  %d\n    right: %d",
                      q ? q : "(null)", name, idx, rc, want_rc);
     if (want) {
         RT_ASSERT_INT_EQ(strlen(out), (size_t)rc);
@@ -167,24 +167,24 @@ RT_TEST(query_repeated_keys_by_index)
     query_is(q, "topic", 0, 1, "a");
     query_is(q, "topic", 1, 1, "b");
     query_is(q, "topic", 2, 1, "c");
-    query_is(q, "topic", 3, -1, NULL);
+    query_is(q, "topic", 3, RT_E_ABSENT, NULL);
 }
 
 RT_TEST(query_missing)
 {
-    query_is("a=1", "b", 0, -1, NULL);
-    query_is("ab=1&ba=2", "a", 0, -1, NULL); /* no prefix or suffix match */
-    query_is("", "a", 0, -1, NULL);
-    query_is(NULL, "a", 0, -1, NULL);
+    query_is("a=1", "b", 0, RT_E_ABSENT, NULL);
+    query_is("ab=1&ba=2", "a", 0, RT_E_ABSENT, NULL); /* no prefix or suffix match */
+    query_is("", "a", 0, RT_E_ABSENT, NULL);
+    query_is(NULL, "a", 0, RT_E_ABSENT, NULL);
 }
 
 RT_TEST(query_bad_escape)
 {
-    query_is("a=%zz", "a", 0, -2, NULL);
-    query_is("a=%4", "a", 0, -2, NULL);
-    query_is("a=%", "a", 0, -2, NULL);
-    query_is("a=%4&b=1", "a", 0, -2, NULL);
-    query_is("a=%g1", "a", 0, -2, NULL);
+    query_is("a=%zz", "a", 0, RT_E_INVAL, NULL);
+    query_is("a=%4", "a", 0, RT_E_INVAL, NULL);
+    query_is("a=%", "a", 0, RT_E_INVAL, NULL);
+    query_is("a=%4&b=1", "a", 0, RT_E_INVAL, NULL);
+    query_is("a=%g1", "a", 0, RT_E_INVAL, NULL);
 }
 
 RT_TEST(query_too_long)
@@ -192,13 +192,15 @@ RT_TEST(query_too_long)
     char q[200] = "a=";
     memset(q + 2, 'x', 64);
     q[66] = 0;
-    query_is(q, "a", 0, -2, NULL); /* 64 bytes + NUL do not fit in 64 */
+    query_is(q, "a", 0, RT_E_TOOLONG, NULL); /* 64 bytes + NUL do not fit in 64 */
     q[65] = 0;
     query_is(q, "a", 0, 63, NULL);
     char out[4];
-    RT_ASSERT_INT_EQ(rt_query_get("a=abc", "a", 0, out, sizeof(out)), 3);
-    RT_ASSERT_INT_EQ(rt_query_get("a=abcd", "a", 0, out, sizeof(out)), -2);
-    RT_ASSERT_INT_EQ(rt_query_get("a=%41%41%41%41", "a", 0, out, sizeof(out)), -2);
+    RT_ASSERT_INT_EQ(rt_query_param("a=abc", "a", 0, out, sizeof(out)), 3);
+    RT_ASSERT_INT_EQ(rt_query_param("a=abcd", "a", 0, out, sizeof(out)), RT_E_TOOLONG);
+    RT_ASSERT_INT_EQ(rt_query_param("a=%41%41%41%41", "a", 0, out, sizeof(out)), RT_E_TOOLONG);
+    /* a bad escape is named as such even when the value would not fit either */
+    RT_ASSERT_INT_EQ(rt_query_param("a=abc%zz", "a", 0, out, sizeof(out)), RT_E_INVAL);
 }
 
 /* ---- rt_api_token ---- */

@@ -66,13 +66,6 @@ void rt_api_token(rt_api_t *api, const char *authorization, const char *body, si
  * RT_E_TOOLONG (the value and its NUL do not fit cap). */
 int rt_query_param(const char *query, const char *name, int idx, char *out, size_t cap);
 
-/* rt_query_get's results: the values its callers in server/ test today. */
-enum { RT_QUERY_ABSENT = -1, RT_QUERY_UNUSABLE = -2 };
-/* rt_query_param with its failures folded as before: RT_QUERY_ABSENT, or
- * RT_QUERY_UNUSABLE (too long or malformed). Transitional: once server/ calls
- * rt_query_param, this goes. */
-int rt_query_get(const char *query, const char *name, int idx, char *out, size_t cap);
-
 typedef struct {
     char channel[1024];
     char topics[16][1024];
