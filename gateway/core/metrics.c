@@ -78,6 +78,121 @@ static void sb_printf(sb_t *sb, const char *fmt, ...)
 
 #define LOAD(x) ((unsigned long long)atomic_load_explicit(&(x), memory_order_relaxed))
 
+/* One sample with its HELP and TYPE lines: "# HELP name help", "# TYPE name
+ * type", "name value". */
+static void metric(sb_t *sb, const char *name, const char *type, const char *help,
+                   unsigned long long value)
+{
+    sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, value);
+}
+
+/* The same for a gauge that may be negative. */
+static void gauge_signed(sb_t *sb, const char *name, const char *help, long long value)
+{
+    sb_printf(sb, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name, name, value);
+}
+
+/* A latency histogram in seconds from buckets in microseconds (the last
+ * bucket counts what is above every bound) and their sum. */
+static void histogram(sb_t *sb, const char *name, const char *help, const atomic_ullong *us,
+                      const atomic_ullong *sum_us)
+{
+    sb_printf(sb, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    unsigned long long cum = 0;
+    for (int b = 0; b < RT_METRICS_LAT_BUCKETS; b++) {
+        cum += LOAD(us[b]);
+        sb_printf(sb, "%s_bucket{le=\"%g\"} %llu\n", name, lat_bounds_us[b] / 1e6, cum);
+    }
+    cum += LOAD(us[RT_METRICS_LAT_BUCKETS]);
+    sb_printf(sb, "%s_bucket{le=\"+Inf\"} %llu\n", name, cum);
+    sb_printf(sb, "%s_sum %g\n", name, LOAD(*sum_us) / 1e6);
+    sb_printf(sb, "%s_count %llu\n", name, cum);
+}
+
+/* Counters by reason: every reason when all is set, else the non-zero ones. */
+static void by_reason(sb_t *sb, const char *name, const char *help, const atomic_ullong *v,
+                      bool all)
+{
+    sb_printf(sb, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (int r = 0; r < RT_REASON__COUNT; r++)
+        if (all || LOAD(v[r]))
+            sb_printf(sb, "%s{reason=\"%s\"} %llu\n", name, rt_reason_name((rt_reason_t)r),
+                      LOAD(v[r]));
+}
+
+/* Connections, channels and what the hub counted. */
+static void render_hub(sb_t *sb, rt_metrics_t *m, const rt_hub_stats_t *hs, int64_t uptime_s)
+{
+    gauge_signed(sb, "rtgw_uptime_seconds", "Seconds since start.", (long long)uptime_s);
+    gauge_signed(sb, "rtgw_connections", "Open WebSocket and SSE connections.",
+                 (long long)atomic_load(&m->connections_open));
+    metric(sb, "rtgw_connections_total", "counter", "Connections accepted since start.",
+           LOAD(m->connections_total));
+    metric(sb, "rtgw_channels", "gauge", "Channels with subscribers or history.", hs->channels);
+    metric(sb, "rtgw_subscriptions", "gauge", "Subscriber (channel, topic) pairs.",
+           hs->subscriptions);
+    metric(sb, "rtgw_history_events", "gauge", "Events held in history.", hs->history_events);
+    metric(sb, "rtgw_publishes_total", "counter", "Events published.", hs->publishes);
+    metric(sb, "rtgw_deliveries_total", "counter", "Events enqueued to subscribers.",
+           hs->deliveries);
+    metric(sb, "rtgw_replayed_total", "counter", "Events replayed from history on resume.",
+           hs->replayed);
+}
+
+/* What the server and the api counted: writes, mints, publishes, refusals. */
+static void render_server(sb_t *sb, rt_metrics_t *m, const rt_hub_stats_t *hs)
+{
+    metric(sb, "rtgw_frames_written_total", "counter", "Frames written to sockets.",
+           LOAD(m->frames_written));
+    metric(sb, "rtgw_bytes_written_total", "counter", "Bytes written to subscriber sockets.",
+           LOAD(m->bytes_written));
+    metric(sb, "rtgw_tokens_minted_total", "counter", "Tokens minted by POST /v1/realtime/token.",
+           LOAD(m->tokens_minted));
+    metric(sb, "rtgw_publish_requests_total", "counter", "Publish requests.",
+           LOAD(m->publish_requests));
+    metric(sb, "rtgw_publish_errors_total", "counter", "Publish requests refused.",
+           LOAD(m->publish_errors));
+    metric(sb, "rtgw_auth_failures_total", "counter", "Signing-key checks that failed (401).",
+           LOAD(m->auth_failures));
+    metric(sb, "rtgw_origin_refused_total", "counter",
+           "WebSocket/SSE requests refused by the origin allowlist.", LOAD(m->origin_refused));
+    by_reason(sb, "rtgw_disconnects_total", "Connections ended, by reason.", m->disconnects, true);
+    by_reason(sb, "rtgw_refusals_total", "Connections refused before streaming, by reason.",
+              m->refusals, false);
+    metric(sb, "rtgw_slow_consumer_kicks_total", "counter",
+           "Subscribers disconnected for not reading.", hs->slow_kicks);
+    sb_printf(sb, "# HELP rtgw_token_refusals_total Tokens refused, by reason.\n# TYPE "
+                  "rtgw_token_refusals_total counter\n");
+    for (int i = 1; i < RT_METRICS_TOKERR_MAX; i++)
+        if (LOAD(m->token_refusals[i]))
+            sb_printf(sb, "rtgw_token_refusals_total{reason=\"%s\"} %llu\n", rt_tok_errname(-i),
+                      LOAD(m->token_refusals[i]));
+    histogram(sb, "rtgw_publish_enqueue_seconds",
+              "Time from a publish request's parsed body to every subscriber queue holding it.",
+              m->publish_lat_us, &m->publish_lat_sum_us);
+}
+
+/* The bus: up, channels, errors, reconnects, publish round trips. */
+static void render_bus(sb_t *sb, rt_metrics_t *m)
+{
+    const char *bus = m->bus_name ? m->bus_name : "memory";
+    sb_printf(sb,
+              "# HELP rtgw_bus_up Whether the bus can publish (1) or not (0).\n# TYPE rtgw_bus_up "
+              "gauge\nrtgw_bus_up{bus=\"%s\"} %d\n",
+              bus, atomic_load(&m->bus_up));
+    gauge_signed(sb, "rtgw_bus_channels",
+                 "Channels this node is subscribed to on the bus (Redis pub/sub).",
+                 (long long)atomic_load(&m->bus_channels));
+    metric(sb, "rtgw_bus_errors_total", "counter",
+           "Failed bus (Redis) round trips and dropped connections.", LOAD(m->bus_errors));
+    metric(sb, "rtgw_bus_reconnects_total", "counter",
+           "Reconnections of the bus subscriber connection after an outage.",
+           LOAD(m->bus_reconnects));
+    histogram(sb, "rtgw_bus_publish_seconds",
+              "Round trip of one publish to the bus (Redis script).", m->bus_lat_us,
+              &m->bus_lat_sum_us);
+}
+
 char *rt_metrics_render(rt_metrics_t *m, rt_hub_t *hub, int64_t uptime_s)
 {
     sb_t sb = {malloc(4096), 0, 4096, 0};
@@ -85,135 +200,9 @@ char *rt_metrics_render(rt_metrics_t *m, rt_hub_t *hub, int64_t uptime_s)
         return NULL;
     rt_hub_stats_t hs;
     rt_hub_stats(hub, &hs);
-    sb_printf(&sb,
-              "# HELP rtgw_uptime_seconds Seconds since start.\n# TYPE rtgw_uptime_seconds "
-              "gauge\nrtgw_uptime_seconds %lld\n",
-              (long long)uptime_s);
-    sb_printf(&sb,
-              "# HELP rtgw_connections Open WebSocket and SSE connections.\n# TYPE "
-              "rtgw_connections gauge\nrtgw_connections %lld\n",
-              (long long)atomic_load(&m->connections_open));
-    sb_printf(&sb,
-              "# HELP rtgw_connections_total Connections accepted since start.\n# TYPE "
-              "rtgw_connections_total counter\nrtgw_connections_total %llu\n",
-              LOAD(m->connections_total));
-    sb_printf(&sb,
-              "# HELP rtgw_channels Channels with subscribers or history.\n# TYPE rtgw_channels "
-              "gauge\nrtgw_channels %llu\n",
-              (unsigned long long)hs.channels);
-    sb_printf(&sb,
-              "# HELP rtgw_subscriptions Subscriber (channel, topic) pairs.\n# TYPE "
-              "rtgw_subscriptions gauge\nrtgw_subscriptions %llu\n",
-              (unsigned long long)hs.subscriptions);
-    sb_printf(&sb,
-              "# HELP rtgw_history_events Events held in history.\n# TYPE rtgw_history_events "
-              "gauge\nrtgw_history_events %llu\n",
-              (unsigned long long)hs.history_events);
-    sb_printf(&sb,
-              "# HELP rtgw_publishes_total Events published.\n# TYPE rtgw_publishes_total "
-              "counter\nrtgw_publishes_total %llu\n",
-              (unsigned long long)hs.publishes);
-    sb_printf(&sb,
-              "# HELP rtgw_deliveries_total Events enqueued to subscribers.\n# TYPE "
-              "rtgw_deliveries_total counter\nrtgw_deliveries_total %llu\n",
-              (unsigned long long)hs.deliveries);
-    sb_printf(&sb,
-              "# HELP rtgw_replayed_total Events replayed from history on resume.\n# TYPE "
-              "rtgw_replayed_total counter\nrtgw_replayed_total %llu\n",
-              (unsigned long long)hs.replayed);
-    sb_printf(&sb,
-              "# HELP rtgw_frames_written_total Frames written to sockets.\n# TYPE "
-              "rtgw_frames_written_total counter\nrtgw_frames_written_total %llu\n",
-              LOAD(m->frames_written));
-    sb_printf(&sb,
-              "# HELP rtgw_bytes_written_total Bytes written to subscriber sockets.\n# TYPE "
-              "rtgw_bytes_written_total counter\nrtgw_bytes_written_total %llu\n",
-              LOAD(m->bytes_written));
-    sb_printf(&sb,
-              "# HELP rtgw_tokens_minted_total Tokens minted by POST /v1/realtime/token.\n# TYPE "
-              "rtgw_tokens_minted_total counter\nrtgw_tokens_minted_total %llu\n",
-              LOAD(m->tokens_minted));
-    sb_printf(&sb,
-              "# HELP rtgw_publish_requests_total Publish requests.\n# TYPE "
-              "rtgw_publish_requests_total counter\nrtgw_publish_requests_total %llu\n",
-              LOAD(m->publish_requests));
-    sb_printf(&sb,
-              "# HELP rtgw_publish_errors_total Publish requests refused.\n# TYPE "
-              "rtgw_publish_errors_total counter\nrtgw_publish_errors_total %llu\n",
-              LOAD(m->publish_errors));
-    sb_printf(&sb,
-              "# HELP rtgw_auth_failures_total Signing-key checks that failed (401).\n# TYPE "
-              "rtgw_auth_failures_total counter\nrtgw_auth_failures_total %llu\n",
-              LOAD(m->auth_failures));
-    sb_printf(
-        &sb,
-        "# HELP rtgw_origin_refused_total WebSocket/SSE requests refused by the origin "
-        "allowlist.\n# TYPE rtgw_origin_refused_total counter\nrtgw_origin_refused_total %llu\n",
-        LOAD(m->origin_refused));
-    sb_printf(&sb, "# HELP rtgw_disconnects_total Connections ended, by reason.\n# TYPE "
-                   "rtgw_disconnects_total counter\n");
-    for (int r = 0; r < RT_REASON__COUNT; r++)
-        sb_printf(&sb, "rtgw_disconnects_total{reason=\"%s\"} %llu\n",
-                  rt_reason_name((rt_reason_t)r), LOAD(m->disconnects[r]));
-    sb_printf(&sb, "# HELP rtgw_refusals_total Connections refused before streaming, by reason.\n# "
-                   "TYPE rtgw_refusals_total counter\n");
-    for (int r = 0; r < RT_REASON__COUNT; r++)
-        if (LOAD(m->refusals[r]))
-            sb_printf(&sb, "rtgw_refusals_total{reason=\"%s\"} %llu\n",
-                      rt_reason_name((rt_reason_t)r), LOAD(m->refusals[r]));
-    sb_printf(&sb,
-              "# HELP rtgw_slow_consumer_kicks_total Subscribers disconnected for not reading.\n# "
-              "TYPE rtgw_slow_consumer_kicks_total counter\nrtgw_slow_consumer_kicks_total %llu\n",
-              (unsigned long long)hs.slow_kicks);
-    sb_printf(&sb, "# HELP rtgw_token_refusals_total Tokens refused, by reason.\n# TYPE "
-                   "rtgw_token_refusals_total counter\n");
-    for (int i = 1; i < RT_METRICS_TOKERR_MAX; i++)
-        if (LOAD(m->token_refusals[i]))
-            sb_printf(&sb, "rtgw_token_refusals_total{reason=\"%s\"} %llu\n", rt_tok_errname(-i),
-                      LOAD(m->token_refusals[i]));
-    sb_printf(
-        &sb, "# HELP rtgw_publish_enqueue_seconds Time from a publish request's parsed body to "
-             "every subscriber queue holding it.\n# TYPE rtgw_publish_enqueue_seconds histogram\n");
-    unsigned long long cum = 0;
-    for (int b = 0; b < RT_METRICS_LAT_BUCKETS; b++) {
-        cum += LOAD(m->publish_lat_us[b]);
-        sb_printf(&sb, "rtgw_publish_enqueue_seconds_bucket{le=\"%g\"} %llu\n",
-                  lat_bounds_us[b] / 1e6, cum);
-    }
-    cum += LOAD(m->publish_lat_us[RT_METRICS_LAT_BUCKETS]);
-    sb_printf(&sb, "rtgw_publish_enqueue_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
-    sb_printf(&sb, "rtgw_publish_enqueue_seconds_sum %g\n", LOAD(m->publish_lat_sum_us) / 1e6);
-    sb_printf(&sb, "rtgw_publish_enqueue_seconds_count %llu\n", cum);
-    const char *bus = m->bus_name ? m->bus_name : "memory";
-    sb_printf(&sb,
-              "# HELP rtgw_bus_up Whether the bus can publish (1) or not (0).\n# TYPE rtgw_bus_up "
-              "gauge\nrtgw_bus_up{bus=\"%s\"} %d\n",
-              bus, atomic_load(&m->bus_up));
-    sb_printf(&sb,
-              "# HELP rtgw_bus_channels Channels this node is subscribed to on the bus (Redis "
-              "pub/sub).\n# TYPE rtgw_bus_channels gauge\nrtgw_bus_channels %lld\n",
-              (long long)atomic_load(&m->bus_channels));
-    sb_printf(&sb,
-              "# HELP rtgw_bus_errors_total Failed bus (Redis) round trips and dropped "
-              "connections.\n# TYPE rtgw_bus_errors_total counter\nrtgw_bus_errors_total %llu\n",
-              LOAD(m->bus_errors));
-    sb_printf(
-        &sb,
-        "# HELP rtgw_bus_reconnects_total Reconnections of the bus subscriber connection after an "
-        "outage.\n# TYPE rtgw_bus_reconnects_total counter\nrtgw_bus_reconnects_total %llu\n",
-        LOAD(m->bus_reconnects));
-    sb_printf(&sb, "# HELP rtgw_bus_publish_seconds Round trip of one publish to the bus (Redis "
-                   "script).\n# TYPE rtgw_bus_publish_seconds histogram\n");
-    cum = 0;
-    for (int b = 0; b < RT_METRICS_LAT_BUCKETS; b++) {
-        cum += LOAD(m->bus_lat_us[b]);
-        sb_printf(&sb, "rtgw_bus_publish_seconds_bucket{le=\"%g\"} %llu\n", lat_bounds_us[b] / 1e6,
-                  cum);
-    }
-    cum += LOAD(m->bus_lat_us[RT_METRICS_LAT_BUCKETS]);
-    sb_printf(&sb, "rtgw_bus_publish_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
-    sb_printf(&sb, "rtgw_bus_publish_seconds_sum %g\n", LOAD(m->bus_lat_sum_us) / 1e6);
-    sb_printf(&sb, "rtgw_bus_publish_seconds_count %llu\n", cum);
+    render_hub(&sb, m, &hs, uptime_s);
+    render_server(&sb, m, &hs);
+    render_bus(&sb, m);
     if (sb.oom) {
         free(sb.buf);
         return NULL;
