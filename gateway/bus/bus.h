@@ -88,6 +88,10 @@ typedef struct {
 int rt_redis_url_parse(const char *url, rt_redis_url_t *out, char *err, size_t errcap);
 /* Whether this build can speak TLS to Redis (hiredis_ssl). */
 bool rt_redis_tls_supported(void);
+/* rt_redis_url_parse, then refuse what this build cannot do (rediss://
+ * without hiredis_ssl) with the one line that says so. 0 or RT_E_INVAL. The
+ * caller wipes *out (it may hold a password) when done. */
+int rt_redis_url_parse_usable(const char *url, rt_redis_url_t *out, char *err, size_t errcap);
 
 typedef struct {
     const char *url;

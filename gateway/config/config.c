@@ -4,6 +4,7 @@
  * echoed back.
  */
 #include "config.h"
+#include "clock.h"
 #include "bus.h"
 #include "log.h"
 #include "rt_tokens.h"
@@ -268,28 +269,22 @@ bool rt_config_origin_allowed(const rt_config_t *cfg, const char *origin)
     return false;
 }
 
-int rt_config_load(rt_config_t *cfg, const char *env_file, bool dev, char *errs, size_t cap)
+/* Every RT_CONFIG_INTS/STRS value: from the environment or the env file,
+ * else its default; a bad integer is an error line and keeps the default. */
+static void load_values(rt_config_t *cfg, const envfile_t *ef, char *errs, size_t cap, int *count)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->dev = dev;
-    if (cap)
-        errs[0] = 0;
-    int count = 0;
-    envfile_t ef = {0};
-    envfile_load(&ef, env_file ? env_file : ".env", errs, cap, &count, env_file != NULL);
-
 #define RT_CFG_INT_LOAD(f, env, def, mn, mx, help)                                                 \
     do {                                                                                           \
         cfg->f = def;                                                                              \
-        const char *v = lookup(&ef, env);                                                          \
+        const char *v = lookup(ef, env);                                                           \
         if (v) {                                                                                   \
             char *end;                                                                             \
             errno = 0;                                                                             \
             long long x = strtoll(v, &end, 10);                                                    \
             if (errno || *end || end == v)                                                         \
-                addf(errs, cap, &count, "%s: '%s' is not a whole number", env, v);                 \
+                addf(errs, cap, count, "%s: '%s' is not a whole number", env, v);                  \
             else if (x < (mn) || x > (mx))                                                         \
-                addf(errs, cap, &count, "%s: %lld is out of range [%lld, %lld]", env, x,           \
+                addf(errs, cap, count, "%s: %lld is out of range [%lld, %lld]", env, x,            \
                      (long long)(mn), (long long)(mx));                                            \
             else                                                                                   \
                 cfg->f = x;                                                                        \
@@ -300,47 +295,43 @@ int rt_config_load(rt_config_t *cfg, const char *env_file, bool dev, char *errs,
 
 #define RT_CFG_STR_LOAD(f, env, def, help)                                                         \
     do {                                                                                           \
-        const char *v = lookup(&ef, env);                                                          \
+        const char *v = lookup(ef, env);                                                           \
         const char *d = def;                                                                       \
         cfg->f = v ? strdup(v) : d ? strdup(d) : NULL;                                             \
     } while (0);
     RT_CONFIG_STRS(RT_CFG_STR_LOAD)
 #undef RT_CFG_STR_LOAD
-    envfile_free(&ef);
+}
 
-    if (rt_config_parse_listen(cfg->listen, cfg->host, sizeof(cfg->host), &cfg->port) != 0)
-        addf(errs, cap, &count, "RTGW_LISTEN: '%s' is not host:port (e.g. 127.0.0.1:8288)",
-             cfg->listen);
-    if (rt_log_level_parse(cfg->log_level) < 0)
-        addf(errs, cap, &count, "RTGW_LOG_LEVEL: '%s' is not one of error, warn, info, debug",
-             cfg->log_level);
-    if (rt_alg_parse(rt_slice_cstr(cfg->token_alg)) < 0)
-        addf(errs, cap, &count, "RTGW_TOKEN_ALG: '%s' is not HS256 or EdDSA", cfg->token_alg);
+/* The signing key (required outside dev mode) and its fallback. */
+static void check_keys(const rt_config_t *cfg, bool dev, char *errs, size_t cap, int *count)
+{
     if (!cfg->signing_key && !dev)
-        addf(errs, cap, &count,
+        addf(errs, cap, count,
              "RTGW_SIGNING_KEY: not set; set it to your signkey-<env>-<hex> (make one with "
              "'rtgw keygen'), or run 'rtgw serve --dev' for a throwaway key");
     if (cfg->signing_key) {
         int rc = rt_signing_key_validate(rt_slice_cstr(cfg->signing_key));
         if (rc)
-            addf(errs, cap, &count, "RTGW_SIGNING_KEY: %s", rt_tok_strerror(rc));
+            addf(errs, cap, count, "RTGW_SIGNING_KEY: %s", rt_tok_strerror(rc));
     }
     if (cfg->signing_key_fallback) {
         int rc = rt_signing_key_validate(rt_slice_cstr(cfg->signing_key_fallback));
         if (rc)
-            addf(errs, cap, &count, "RTGW_SIGNING_KEY_FALLBACK: %s", rt_tok_strerror(rc));
+            addf(errs, cap, count, "RTGW_SIGNING_KEY_FALLBACK: %s", rt_tok_strerror(rc));
         else if (cfg->signing_key && strcmp(cfg->signing_key, cfg->signing_key_fallback) == 0)
-            addf(errs, cap, &count,
+            addf(errs, cap, count,
                  "RTGW_SIGNING_KEY_FALLBACK: equals RTGW_SIGNING_KEY; set it to the previous key, "
                  "or unset it");
     }
-    if (cfg->token_ttl_s > cfg->token_max_ttl_s)
-        addf(errs, cap, &count, "RTGW_TOKEN_TTL: %lld exceeds RTGW_TOKEN_MAX_TTL (%lld)",
-             (long long)cfg->token_ttl_s, (long long)cfg->token_max_ttl_s);
-    if (cfg->public_url)
-        check_public_url(cfg->public_url, errs, cap, &count);
+}
+
+/* RTGW_TLS_CERT/KEY: both or neither, and a pair that loads and is valid now,
+ * for the host of RTGW_PUBLIC_URL when it is set. */
+static void check_tls(const rt_config_t *cfg, char *errs, size_t cap, int *count)
+{
     if (!!cfg->tls_cert != !!cfg->tls_key) {
-        addf(errs, cap, &count, "%s: set together with %s (both or neither)",
+        addf(errs, cap, count, "%s: set together with %s (both or neither)",
              cfg->tls_cert ? "RTGW_TLS_KEY" : "RTGW_TLS_CERT",
              cfg->tls_cert ? "RTGW_TLS_CERT" : "RTGW_TLS_KEY");
     } else if (cfg->tls_cert) {
@@ -354,27 +345,55 @@ int rt_config_load(rt_config_t *cfg, const char *env_file, bool dev, char *errs,
             }
         }
         char err[512], warn[256];
-        if (rt_tls_check(cfg->tls_cert, cfg->tls_key, host[0] ? host : NULL, (int64_t)time(NULL),
-                         err, sizeof(err), warn, sizeof(warn)) != 0)
-            addf(errs, cap, &count, "%s", err);
+        if (rt_tls_check(cfg->tls_cert, cfg->tls_key, host[0] ? host : NULL,
+                         rt_clock_wall_ms() / 1000, err, sizeof(err), warn, sizeof(warn)) != 0)
+            addf(errs, cap, count, "%s", err);
         else if (warn[0])
             rt_log_warn("TLS certificate", "detail=\"%s\"", warn);
     }
+}
+
+/* RTGW_REDIS_URL parses, and asks for nothing this build cannot do. */
+static void check_redis(const rt_config_t *cfg, char *errs, size_t cap, int *count)
+{
+    if (!cfg->redis_url)
+        return;
+    rt_redis_url_t u;
+    char e[400];
+    if (rt_redis_url_parse_usable(cfg->redis_url, &u, e, sizeof(e)) != 0)
+        addf(errs, cap, count, "%s", e);
+    sodium_memzero(&u, sizeof(u));
+}
+
+int rt_config_load(rt_config_t *cfg, const char *env_file, bool dev, char *errs, size_t cap)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->dev = dev;
+    if (cap)
+        errs[0] = 0;
+    int count = 0;
+    envfile_t ef = {0};
+    envfile_load(&ef, env_file ? env_file : ".env", errs, cap, &count, env_file != NULL);
+    load_values(cfg, &ef, errs, cap, &count);
+    envfile_free(&ef);
+
+    if (rt_config_parse_listen(cfg->listen, cfg->host, sizeof(cfg->host), &cfg->port) != 0)
+        addf(errs, cap, &count, "RTGW_LISTEN: '%s' is not host:port (e.g. 127.0.0.1:8288)",
+             cfg->listen);
+    if (rt_log_level_parse(cfg->log_level) < 0)
+        addf(errs, cap, &count, "RTGW_LOG_LEVEL: '%s' is not one of error, warn, info, debug",
+             cfg->log_level);
+    if (rt_alg_parse(rt_slice_cstr(cfg->token_alg)) < 0)
+        addf(errs, cap, &count, "RTGW_TOKEN_ALG: '%s' is not HS256 or EdDSA", cfg->token_alg);
+    check_keys(cfg, dev, errs, cap, &count);
+    if (cfg->token_ttl_s > cfg->token_max_ttl_s)
+        addf(errs, cap, &count, "RTGW_TOKEN_TTL: %lld exceeds RTGW_TOKEN_MAX_TTL (%lld)",
+             (long long)cfg->token_ttl_s, (long long)cfg->token_max_ttl_s);
+    if (cfg->public_url)
+        check_public_url(cfg->public_url, errs, cap, &count);
+    check_tls(cfg, errs, cap, &count);
     parse_origins(cfg, cfg->allowed_origins, errs, cap, &count);
-    if (cfg->redis_url) {
-        rt_redis_url_t u;
-        char e[400];
-        if (rt_redis_url_parse(cfg->redis_url, &u, e, sizeof(e)) != 0)
-            addf(errs, cap, &count, "%s", e);
-        else if (u.tls && !rt_redis_tls_supported())
-            addf(errs, cap, &count,
-                 "RTGW_REDIS_URL: rediss:// (TLS to Redis) is not supported by this build: its "
-                 "libhiredis "
-                 "has no hiredis_ssl (Debian 12 ships hiredis 0.14); use redis:// on a private "
-                 "network, or "
-                 "a TLS tunnel (stunnel, spiped) to Redis");
-        sodium_memzero(&u, sizeof(u));
-    }
+    check_redis(cfg, errs, cap, &count);
     return count;
 }
 

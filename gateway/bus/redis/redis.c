@@ -131,15 +131,8 @@ static rt__rbus_t *rbus_alloc(rt_hub_t *hub, const rt_bus_redis_opts_t *opts)
  * RT_E_INVAL / RT_E_NOMEM with err filled. */
 static int rbus_setup(rt__rbus_t *b, const char *url, char *err, size_t errcap)
 {
-    if (rt_redis_url_parse(url, &b->url, err, errcap) != 0)
+    if (rt_redis_url_parse_usable(url, &b->url, err, errcap) != 0)
         return RT_E_INVAL;
-    if (b->url.tls && !rt_redis_tls_supported()) {
-        snprintf(err, errcap,
-                 "RTGW_REDIS_URL: rediss:// (TLS to Redis) is not supported by this build: its "
-                 "libhiredis has no hiredis_ssl (Debian 12 ships hiredis 0.14); use redis:// on a "
-                 "private network, or a TLS tunnel (stunnel, spiped) to Redis");
-        return RT_E_INVAL;
-    }
     bool v6 = strchr(b->url.host, ':') != NULL;
     snprintf(b->where, sizeof(b->where), v6 ? "redis://[%s]:%d/%d" : "redis://%s:%d/%d",
              b->url.host, b->url.port, b->url.db);

@@ -146,3 +146,17 @@ int rt_redis_url_parse(const char *url, rt_redis_url_t *u, char *err, size_t err
     }
     return 0;
 }
+
+int rt_redis_url_parse_usable(const char *url, rt_redis_url_t *out, char *err, size_t errcap)
+{
+    if (rt_redis_url_parse(url, out, err, errcap) != 0)
+        return RT_E_INVAL;
+    if (out->tls && !rt_redis_tls_supported()) {
+        snprintf(err, errcap,
+                 "RTGW_REDIS_URL: rediss:// (TLS to Redis) is not supported by this build: its "
+                 "libhiredis has no hiredis_ssl (Debian 12 ships hiredis 0.14); use redis:// on a "
+                 "private network, or a TLS tunnel (stunnel, spiped) to Redis");
+        return RT_E_INVAL;
+    }
+    return 0;
+}
