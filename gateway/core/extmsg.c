@@ -1,6 +1,6 @@
 /*
  * extmsg.c — validation of the extended-protocol client messages (see
- * extmsg.h). Factored out of server.c unchanged in behaviour: the same
+ * extmsg.h). Factored out of the server unchanged in behaviour: the same
  * checks, in the same order, with the same error names and texts.
  */
 #include "extmsg.h"

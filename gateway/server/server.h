@@ -8,9 +8,9 @@
 
 #include "config.h"
 
-/* Run the gateway until SIGTERM/SIGINT. `dev_key` is the throwaway key in dev
- * mode (or NULL). Returns a process exit code: 0 after a clean drain, 1 when
- * it could not start (the reason is logged as one line). */
+/* Run the gateway with cfg (borrowed; in dev mode cfg holds the throwaway
+ * key) until SIGTERM/SIGINT. Blocks on the calling thread. Returns a process exit code: 0 after a
+ * clean drain, 1 when it could not start (the reason is logged as one line). */
 int rt_server_run(rt_config_t *cfg);
 
 #endif

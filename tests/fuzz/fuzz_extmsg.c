@@ -1,7 +1,7 @@
 /*
  * fuzz_extmsg.c — libFuzzer target for the extended-protocol client messages
  * (rtgw.v1 text frames): rt_extmsg_refresh and rt_extmsg_channel_topics,
- * which server.c's ext_message applies to a live connection.
+ * which gateway/server/ws.c applies to a live connection.
  *
  * The connection's current grant is user:42/"*", team:7/status, team:7/alerts.
  * The first input byte picks what the bytes mean:

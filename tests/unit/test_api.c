@@ -1,5 +1,5 @@
 /*
- * test_api.c — unit tests for gateway/api.h: bearer parsing, query decoding,
+ * test_api.c — unit tests for gateway/api/include/api.h: bearer parsing, query decoding,
  * token minting and publishing, without an HTTP server. Publishing is checked
  * end to end through the hub and an in-memory subscriber.
  */

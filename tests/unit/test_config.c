@@ -1,5 +1,5 @@
 /*
- * test_config.c — unit tests for gateway/config.h: defaults, environment over
+ * test_config.c — unit tests for gateway/config/config.h: defaults, environment over
  * .env, .env syntax, and one refusal line per bad variable.
  *
  * Each case runs in its own process (one CTest entry each), starts from an

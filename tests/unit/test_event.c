@@ -1,6 +1,6 @@
 /*
- * test_event.c — unit tests for gateway/event.h and frame.h: positions, the
- * event JSON, string escaping and WebSocket framing.
+ * test_event.c — unit tests for gateway/core/include/event.h, frame.h, wsframe.h, err.h and
+ * reason.h: positions, the event JSON, string escaping and WebSocket framing.
  */
 #include "event.h"
 #include "frame.h"

@@ -1,5 +1,5 @@
 /*
- * test_hub.c — unit tests for gateway/hub.h, driven through an in-memory sink
+ * test_hub.c — unit tests for gateway/core/include/hub.h, driven through an in-memory sink
  * (no sockets): wake counts wakes, kick records the reason.
  */
 #include "err.h"

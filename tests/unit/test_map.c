@@ -1,5 +1,5 @@
 /*
- * test_map.c — unit tests for gateway/map.h (open addressing, linear probing,
+ * test_map.c — unit tests for gateway/core/include/map.h (open addressing, linear probing,
  * backward-shift deletion).
  */
 #include "map.h"

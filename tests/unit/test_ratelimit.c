@@ -1,4 +1,4 @@
-/* Unit tests for gateway/ratelimit.c: token buckets, per-IP counters, and the
+/* Unit tests for gateway/core/ratelimit.c: token buckets, per-IP counters, and the
  * client address behind trusted proxies. */
 #include "ratelimit.h"
 #include "rt_test.h"

@@ -1,6 +1,6 @@
 /*
  * api.h — the HTTP API's logic without the HTTP server: authentication,
- * validation, token minting and publishing. server.c adapts civetweb requests
+ * validation, token minting and publishing. gateway/server/ adapts civetweb requests
  * to these calls, so every refusal here is unit-testable without sockets.
  *
  * Responses are JSON. Errors are {"error":"<stable name>","message":"<text>"};

@@ -1,7 +1,7 @@
 /*
  * extmsg.h — the extended-protocol client messages (rtgw.v1 WebSocket text
  * frames), parsed and validated without civetweb so that they can be unit
- * tested and fuzzed; server.c applies the result to the connection.
+ * tested and fuzzed; gateway/server/ws.c applies the result to the connection.
  *
  *   {"kind":"rtgw.refresh","token":"<jwt>"}
  *     → {"kind":"rtgw.refreshed","expires_at":s}, or
