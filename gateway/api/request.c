@@ -33,11 +33,16 @@ void rt__api_resp_json(rt_resp_t *r, int status, json_t *obj)
 
 void rt_resp_error(rt_resp_t *r, int status, const char *name, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    rt_resp_errorv(r, status, name, fmt, ap);
     va_end(ap);
+}
+
+void rt_resp_errorv(rt_resp_t *r, int status, const char *name, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     json_t *o = json_pack("{s:s,s:s}", "error", name, "message", msg);
     if (!o) {
         /* The message quotes input that is not UTF-8 (e.g. jansson's error

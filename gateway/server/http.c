@@ -57,16 +57,12 @@ void rt__send_resp(struct mg_connection *conn, rt_resp_t *r)
 
 void rt__send_error(struct mg_connection *conn, int status, const char *name, const char *fmt, ...)
 {
-    char msg[512];
+    rt_resp_t r = {0};
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    rt_resp_errorv(&r, status, name, fmt, ap); /* the api's refusal body, one way */
     va_end(ap);
-    json_t *o = json_pack("{s:s,s:s}", "error", name, "message", msg);
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    rt__send_json(conn, status, s ? s : "{}", s ? strlen(s) : 2, NULL);
-    free(s);
+    rt__send_resp(conn, &r);
 }
 
 void rt__log_request(struct mg_connection *conn, int status)

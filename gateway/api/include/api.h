@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "rt_tokens.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +47,10 @@ void rt_resp_clear(rt_resp_t *r);
 /* Fill r with an error {"error":name,"message":text}. */
 void rt_resp_error(rt_resp_t *r, int status, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The same with a va_list (for callers that are variadic themselves). A
+ * message that is not UTF-8 keeps its ASCII, so the body is always JSON. */
+void rt_resp_errorv(rt_resp_t *r, int status, const char *name, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* Authorization header → 0 if it carries a signing key of the ring (plain or
  * hashed, current or fallback), or is empty in dev mode; else RT_E_DENIED,
