@@ -23,22 +23,24 @@ void rt_metrics_token_refusal(rt_metrics_t *m, int tok_err)
         atomic_fetch_add_explicit(&m->token_refusals[i], 1, memory_order_relaxed);
 }
 
-void rt_metrics_publish_latency(rt_metrics_t *m, uint64_t us)
+/* Count one observation of us microseconds in a latency histogram. */
+static void observe(atomic_ullong *buckets, atomic_ullong *sum_us, uint64_t us)
 {
     int b = 0;
     while (b < RT_METRICS_LAT_BUCKETS && us > lat_bounds_us[b])
         b++;
-    atomic_fetch_add_explicit(&m->publish_lat_us[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->publish_lat_sum_us, us, memory_order_relaxed);
+    atomic_fetch_add_explicit(&buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(sum_us, us, memory_order_relaxed);
+}
+
+void rt_metrics_publish_latency(rt_metrics_t *m, uint64_t us)
+{
+    observe(m->publish_lat_us, &m->publish_lat_sum_us, us);
 }
 
 void rt_metrics_bus_latency(rt_metrics_t *m, uint64_t us)
 {
-    int b = 0;
-    while (b < RT_METRICS_LAT_BUCKETS && us > lat_bounds_us[b])
-        b++;
-    atomic_fetch_add_explicit(&m->bus_lat_us[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->bus_lat_sum_us, us, memory_order_relaxed);
+    observe(m->bus_lat_us, &m->bus_lat_sum_us, us);
 }
 
 typedef struct {
