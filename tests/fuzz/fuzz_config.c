@@ -29,8 +29,7 @@
 #include <unistd.h>
 
 #include "fuzz_check.h"
-
-extern char **environ;
+#include "rt_env.h"
 
 static char path[256];
 
@@ -45,22 +44,7 @@ static void setup(void)
     const char *tmp = getenv("TMPDIR");
     int fd;
 
-    /* unset every RTGW_ variable: collect names first (unsetenv edits environ) */
-    for (;;) {
-        char name[256] = "";
-        for (char **e = environ; *e; e++)
-            if (strncmp(*e, "RTGW_", 5) == 0) {
-                size_t n = strcspn(*e, "=");
-                if (n < sizeof(name)) {
-                    memcpy(name, *e, n);
-                    name[n] = 0;
-                    break;
-                }
-            }
-        if (!name[0])
-            break;
-        unsetenv(name);
-    }
+    rt_test_unsetenv_prefix("RTGW_");
     snprintf(path, sizeof(path), "%s/rtgw-fuzz-config-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     fd = mkstemp(path);
     CHECK(fd >= 0);

@@ -64,15 +64,21 @@ static int parse_alg(const char *name, rt_alg_t *alg)
     return 0;
 }
 
-static int ring_for(const char *key, rt_alg_t alg, rt_keyring_t **out)
+/* A key ring whose current key is key, pinned to the algorithm named algname.
+ * 0 with *out set, or the tool's exit code: 2 for an unknown algorithm, 1
+ * (after printing the error's name) when the key is refused. */
+static int open_ring(const char *key, const char *algname, rt_keyring_t **out)
 {
+    rt_alg_t alg;
+    if (parse_alg(algname, &alg) != 0)
+        return 2;
     rt_keyring_t *ring = rt_keyring_new();
     if (!ring)
-        return RT_TOK_ENOMEM;
+        return fail(RT_TOK_ENOMEM);
     int rc = rt_keyring_set_signing_key(ring, RT_KEY_CURRENT, rt_slice_cstr(key), alg);
     if (rc != 0) {
         rt_keyring_free(ring);
-        return rc;
+        return fail(rc);
     }
     *out = ring;
     return 0;
@@ -91,13 +97,10 @@ static int cmd_hash(const char *key)
 static int cmd_mint(const char *key, const char *algname, const char *channel, const char *topic,
                     const char *ttl)
 {
-    rt_alg_t alg;
-    if (parse_alg(algname, &alg) != 0)
-        return 2;
     rt_keyring_t *ring = NULL;
-    int rc = ring_for(key, alg, &ring);
+    int rc = open_ring(key, algname, &ring);
     if (rc != 0)
-        return fail(rc);
+        return rc;
     rt_token_opts_t opts;
     rt_token_opts_default(&opts);
     rt_topic_ref_t t = {.channel = channel, .name = topic, .kind = "run"};
@@ -123,13 +126,10 @@ static json_t *str_or_null(const char *s)
 
 static int cmd_verify(const char *key, const char *algname, const char *jwt)
 {
-    rt_alg_t alg;
-    if (parse_alg(algname, &alg) != 0)
-        return 2;
     rt_keyring_t *ring = NULL;
-    int rc = ring_for(key, alg, &ring);
+    int rc = open_ring(key, algname, &ring);
     if (rc != 0)
-        return fail(rc);
+        return rc;
     rt_token_opts_t opts;
     rt_token_opts_default(&opts);
     rt_claims_t c;
@@ -206,9 +206,9 @@ static int cmd_secret(const char *key)
 static int cmd_jwks(const char *key)
 {
     rt_keyring_t *ring = NULL;
-    int rc = ring_for(key, RT_ALG_EDDSA, &ring);
+    int rc = open_ring(key, "EdDSA", &ring);
     if (rc != 0)
-        return fail(rc);
+        return rc;
     char *s = rt_keyring_jwks_json(ring);
     rt_keyring_free(ring);
     if (!s)
@@ -220,13 +220,10 @@ static int cmd_jwks(const char *key)
 
 static int cmd_kid(const char *key, const char *algname)
 {
-    rt_alg_t alg;
-    if (parse_alg(algname, &alg) != 0)
-        return 2;
     rt_keyring_t *ring = NULL;
-    int rc = ring_for(key, alg, &ring);
+    int rc = open_ring(key, algname, &ring);
     if (rc != 0)
-        return fail(rc);
+        return rc;
     const char *kid = rt_keyring_kid(ring, RT_KEY_CURRENT);
     if (kid)
         printf("%s\n", kid);

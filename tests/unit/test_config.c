@@ -8,12 +8,11 @@
  */
 #include "config.h"
 #include "rt_test.h"
+#include "rt_env.h"
 #include "rt_tokens.h"
 
 #include <dirent.h>
 #include <unistd.h>
-
-extern char **environ;
 
 static char tmpdir[64];
 static char errs[4096];
@@ -39,22 +38,7 @@ static void remove_tmpdir(void)
 
 static void clean_env(void)
 {
-    for (;;) {
-        char name[256] = "";
-        for (char **e = environ; *e; e++) {
-            if (strncmp(*e, "RTGW_", 5) == 0) {
-                size_t n = strcspn(*e, "=");
-                if (n < sizeof(name)) {
-                    memcpy(name, *e, n);
-                    name[n] = 0;
-                    break;
-                }
-            }
-        }
-        if (!name[0])
-            break;
-        unsetenv(name);
-    }
+    rt_test_unsetenv_prefix("RTGW_");
     if (!tmpdir[0]) {
         snprintf(tmpdir, sizeof(tmpdir), "/tmp/rt_test_config.XXXXXX");
         RT_ASSERT(mkdtemp(tmpdir) != NULL);
