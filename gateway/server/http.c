@@ -121,6 +121,24 @@ int rt__expect_continue(struct mg_connection *conn)
     return 0;
 }
 
+/* Answer status {"error":name,...} with Connection: close, and make civetweb
+ * close the connection afterwards instead of reading another request from it. */
+static void refuse_and_close(struct mg_connection *conn, int status, const char *name,
+                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void refuse_and_close(struct mg_connection *conn, int status, const char *name,
+                             const char *fmt, ...)
+{
+    rt_resp_t r = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    rt_resp_errorv(&r, status, name, fmt, ap);
+    va_end(ap);
+    mg_disable_connection_keep_alive(conn);
+    rt__send_json(conn, r.status, r.body ? r.body : "{}", r.body ? r.len : 2,
+                  "Connection: close\r\n");
+    rt_resp_clear(&r);
+}
+
 /* Answer 413 and end the connection cleanly. The client may still be sending
  * the body: closing with it unread would reset the connection, and a client or
  * a proxy in front would then report the reset instead of the 413. So the rest
@@ -185,10 +203,13 @@ static int read_all(struct mg_connection *conn, size_t max, char *buf, size_t ca
             cap *= 2;
         }
         int n = mg_read(conn, buf + len, cap - 1 - len);
-        if (n < 0) {
+        if (n < 0) { /* the client closed, or the read failed, mid-body */
             free(buf);
-            rt__send_error(conn, 400, "bad_request", "could not read the request body");
-            return RT_E_IO;
+            refuse_and_close(conn, 400, "body_incomplete",
+                             "the body could not be read to its end (the client closed or the "
+                             "read failed after %zu bytes); nothing was done",
+                             len);
+            return RT_E_CLOSED;
         }
         if (n == 0)
             break;
@@ -216,7 +237,65 @@ int rt__read_body(struct mg_connection *conn, size_t max, char **out, size_t *ou
     char *buf = malloc(cap);
     if (!buf)
         return refuse_nomem(conn);
-    return read_all(conn, max, buf, cap, out, out_len);
+    rc = read_all(conn, max, buf, cap, out, out_len);
+    if (rc == 0 && ri->content_length >= 0 && *out_len < (size_t)ri->content_length) {
+        /* civetweb's mg_read ends a short body at its read timeout as if it
+         * were complete; a publish must be all or nothing. */
+        long long got = (long long)*out_len;
+        free(*out);
+        *out = NULL;
+        *out_len = 0;
+        refuse_and_close(conn, 400, "body_incomplete",
+                         "the body ended after %lld of the %lld bytes its Content-Length "
+                         "announced (the client stopped sending or closed); nothing was done",
+                         got, ri->content_length);
+        return RT_E_CLOSED;
+    }
+    return rc;
+}
+
+/* The problem with a request's framing headers, or NULL (see
+ * rt__http_framing_guard). */
+static const char *framing_problem(const struct mg_request_info *ri)
+{
+    const char *cl = NULL;
+    int nte = 0;
+    for (int i = 0; i < ri->num_headers; i++) {
+        const char *n = ri->http_headers[i].name, *v = ri->http_headers[i].value;
+        for (const char *p = n; *p; p++)
+            if ((unsigned char)*p <= ' ' || *p == 127)
+                return "a header name holds white space or a control character";
+        if (strcasecmp(n, "Content-Length") == 0) {
+            if (!*v || strspn(v, "0123456789") != strlen(v))
+                return "Content-Length is not a decimal number";
+            if (cl && strcmp(cl, v) != 0)
+                return "two different Content-Length values";
+            cl = v;
+        } else if (strcasecmp(n, "Transfer-Encoding") == 0) {
+            if (nte++)
+                return "Transfer-Encoding appears more than once";
+            if (strcasecmp(v, "chunked") != 0)
+                return "a Transfer-Encoding other than chunked";
+        }
+    }
+    if (cl && nte)
+        return "both Content-Length and Transfer-Encoding";
+    return NULL;
+}
+
+int rt__http_framing_guard(struct mg_connection *conn)
+{
+    const char *why = framing_problem(mg_get_request_info(conn));
+    if (!why)
+        return 0;
+    char ip[64];
+    rt__client_ip(srv_of(conn), conn, ip, sizeof(ip));
+    rt_log_info("request refused", "reason=ambiguous_framing ip=%s detail=\"%s\"", ip, why);
+    refuse_and_close(conn, 400, "ambiguous_framing",
+                     "%s: the body's length is ambiguous (RFC 9112 section 6.3), so the request is "
+                     "refused and the connection closed",
+                     why);
+    return 1;
 }
 
 bool rt__method_is(struct mg_connection *conn, const char *m)
@@ -236,4 +315,17 @@ int rt__handle_options(struct mg_connection *conn)
         origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
         origin ? "\r\nVary: Origin\r\n" : "");
     return 204;
+}
+
+int rt__http_error(struct mg_connection *conn, int status, const char *errmsg)
+{
+    const char *name = status == 413   ? "request_too_large"
+                       : status == 414 ? "uri_too_long"
+                       : status == 431 ? "headers_too_large"
+                       : status == 505 ? "http_version_not_supported"
+                       : status >= 500 ? "internal_error"
+                                       : "bad_request";
+    const char *text = errmsg && *errmsg ? errmsg : mg_get_response_code_text(conn, status);
+    refuse_and_close(conn, status, name, "%s (refused by the HTTP layer before any route)", text);
+    return 0;
 }

@@ -39,9 +39,26 @@ int rt__rate_limit(rt_server_t *srv, struct mg_connection *conn, rt_limiter_t *l
  * Returns 0, or RT_E_INVAL after a 417 for an expectation we cannot meet. */
 int rt__expect_continue(struct mg_connection *conn);
 /* Read the whole body into *out (malloc'd, NUL-terminated; the caller frees),
- * bounded by max. Returns 0, or an error after answering it: RT_E_TOOLONG
- * (413), RT_E_INVAL (417), RT_E_NOMEM (500), RT_E_IO (400). */
+ * bounded by max. All or nothing: a body that ends before its Content-Length
+ * (the client stalled past RTGW_REQUEST_TIMEOUT_MS, or closed) is refused.
+ * Returns 0, or an error after answering it: RT_E_TOOLONG (413), RT_E_INVAL
+ * (417), RT_E_NOMEM (500), RT_E_CLOSED (400 body_incomplete: the body ended
+ * early or could not be read; the connection is closed). */
 int rt__read_body(struct mg_connection *conn, size_t max, char **out, size_t *out_len);
+/* civetweb's begin_request callback: every request passes here first. A
+ * request whose body length is ambiguous (RFC 9112 §6.3: Content-Length and
+ * Transfer-Encoding together, either one twice with different values, a
+ * coding other than chunked, a malformed length, white space in a header
+ * name) is answered 400 ambiguous_framing and its connection closed, so
+ * bytes after it never run as a second request. Returns 1 when it answered
+ * (civetweb then stops), 0 to let the request through. */
+int rt__http_framing_guard(struct mg_connection *conn);
+/* civetweb's http_error callback: the errors civetweb finds itself (a
+ * malformed request line or header, an unsupported Transfer-Encoding, a
+ * request head over its size limit) are answered in the API's JSON shape
+ * with a name, like every other refusal, and the connection is closed.
+ * Returns 0 (answered). */
+int rt__http_error(struct mg_connection *conn, int status, const char *errmsg);
 /* Whether the request's method is m. */
 bool rt__method_is(struct mg_connection *conn, const char *m);
 /* Answer a CORS preflight (OPTIONS). Returns 204, the status sent. */

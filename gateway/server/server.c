@@ -26,6 +26,7 @@
 #include "conn.h"
 #include "err.h"
 #include "heartbeat.h"
+#include "http.h"
 #include "log.h"
 #include "routes.h"
 #include "sockhook.h"
@@ -190,6 +191,8 @@ static bool civetweb_launch(rt_server_t *srv, const char *listen, const char *pe
     struct mg_callbacks cbs;
     memset(&cbs, 0, sizeof(cbs));
     cbs.log_message = cw_log;
+    cbs.begin_request = rt__http_framing_guard; /* http.c */
+    cbs.http_error = rt__http_error;
     mg_init_library(MG_FEATURES_WEBSOCKET | (tls ? MG_FEATURES_TLS : 0));
     char errtext[256] = "";
     unsigned errcode = 0;

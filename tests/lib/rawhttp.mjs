@@ -1,29 +1,69 @@
 // Raw HTTP/1.1 over a plain socket, the way an attacker or a broken client talks:
 // no client library normalises the framing, so tests can send exactly the bytes
-// they mean (short bodies, odd headers, deep JSON).
+// they mean (short bodies, ambiguous framing, smuggled requests, deep JSON).
 import net from "node:net";
 
-// One HTTP/1.1 request as raw bytes on a fresh socket; resolves with the parsed reply
-// once the server closes (Connection: close), or what arrived when `ms` ran out.
-export function rawRequest(gw, head, body = "", ms = 5000) {
+// Send `parts` (strings or Buffers) on a fresh socket, `gapMs` apart, optionally
+// half-close (FIN) after the last one, then collect everything the server sends
+// until it closes the connection or `ms` runs out. Resolves with
+//   { text, responses: [{status, headers, body, json}], closedByServer, ms }
+// where responses are the HTTP responses found in the stream, in order.
+export function rawExchange(gw, parts, { ms = 5000, gapMs = 0, halfClose = false, port = gw.port } = {}) {
   return new Promise((resolve) => {
-    const sock = net.connect(gw.port, "127.0.0.1");
-    let buf = Buffer.alloc(0);
+    const t0 = Date.now();
+    const sock = net.connect(port, "127.0.0.1");
+    let buf = Buffer.alloc(0), closedByServer = false, finished = false;
     const done = () => {
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
       sock.destroy();
-      const text = buf.toString();
-      const i = text.indexOf("\r\n\r\n");
-      const status = Number(text.split(" ")[1]) || 0;
-      const b = i >= 0 ? text.slice(i + 4) : "";
-      let json; try { json = JSON.parse(b); } catch {}
-      resolve({ status, json, text });
+      const text = buf.toString("latin1");
+      resolve({ text, responses: parseResponses(text), closedByServer, ms: Date.now() - t0 });
     };
     const timer = setTimeout(done, ms);
     sock.on("data", (d) => (buf = Buffer.concat([buf, d])));
+    sock.on("end", () => { closedByServer = true; done(); });
     sock.on("close", done);
     sock.on("error", () => {});
-    sock.write(`${head}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`);
-    sock.write(body);
+    sock.on("connect", async () => {
+      for (let i = 0; i < parts.length; i++) {
+        if (i && gapMs) await new Promise((r) => setTimeout(r, gapMs));
+        if (!sock.destroyed) sock.write(parts[i]);
+      }
+      if (halfClose && !sock.destroyed) sock.end();
+    });
   });
+}
+
+// The HTTP/1.1 responses in a byte stream (Content-Length framed, as rtgw sends).
+export function parseResponses(text) {
+  const out = [];
+  let rest = text;
+  for (;;) {
+    const m = rest.match(/^HTTP\/1\.1 (\d{3})[^\r\n]*\r\n/);
+    if (!m) break;
+    const end = rest.indexOf("\r\n\r\n");
+    if (end < 0) break;
+    const headers = {};
+    for (const line of rest.slice(m[0].length, end).split("\r\n")) {
+      const i = line.indexOf(":");
+      if (i > 0) headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
+    }
+    const len = Number(headers["content-length"] || 0);
+    const body = rest.slice(end + 4, end + 4 + len);
+    let json; try { json = JSON.parse(body); } catch {}
+    out.push({ status: Number(m[1]), headers, body, json });
+    rest = rest.slice(end + 4 + len);
+  }
+  return out;
+}
+
+// One request as raw bytes (`head` ends with its last header line; Content-Length
+// and Connection: close are added); resolves with { status, json, text } of the
+// first response.
+export async function rawRequest(gw, head, body = "", ms = 5000) {
+  const r = await rawExchange(gw, [`${head}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`, body], { ms });
+  const first = r.responses[0] || {};
+  return { status: first.status || 0, json: first.json, text: r.text };
 }
