@@ -48,7 +48,8 @@ struct rt_conn_s {
     bool in_ready;      /* on the writer's ready list (writer lock) */
     atomic_bool parked; /* waiting in epoll for EPOLLOUT (set/cleared by the writer) */
     bool close_sent;
-    bool refused; /* an ext refusal: close right after the upgrade */
+    rt_ws_rx_t rx; /* RFC 6455 receive rules (wsframe.h): the reading thread's */
+    bool refused;  /* an ext refusal: close right after the upgrade */
     rt_reason_t refuse_reason;
     char refuse_detail[96];
     rt_claims_t claims;

@@ -6,8 +6,10 @@
  * (EPOLLIN | EPOLLRDHUP; EPOLLOUT added while parked), with one reference on
  * the session that detached_finish drops. The writer thread reads the client's
  * bytes into c->rbuf, parses WebSocket frames with wsframe.h, applying the
- * same limits as the client frame guard on civetweb's threads (size from the
- * header, masked frames only), and hands each one to rt__ws_session_frame.
+ * same rules as the client frame guard on civetweb's threads (size from the
+ * header, masked frames only, then RFC 6455's stream rules: RSV bits,
+ * opcodes, control frames, fragments), and hands each one to
+ * rt__ws_session_frame, which checks its payload.
  * For SSE, or once the session is closing, bytes are only discarded: the
  * client only has to go away.
  *
@@ -70,6 +72,16 @@ static int header_peek(const uint8_t *p, size_t avail, rt_ws_hdr_t *h)
     return rt_ws_hdr_parse(hdr, need, h) < 0 ? -1 : 1;
 }
 
+/* Refuse the client's stream: the close frame with the reason's code, then
+ * half-close; what the client still sends is discarded. */
+static read_t refuse(rt_conn_t *c, rt_reason_t why)
+{
+    rt__conn_refuse_frame(c, why);
+    rt__conn_shutdown_socket(c, SHUT_WR);
+    c->rlen = 0;
+    return READ_END;
+}
+
 /* Handle the complete frames in c->rbuf, keeping a partial one for later. */
 static read_t parse_frames(rt_conn_t *c)
 {
@@ -83,18 +95,19 @@ static read_t parse_frames(rt_conn_t *c)
         if (r == 0)
             break;
         bool masked = (p[1] & 0x80) != 0;
-        if (!masked || r < 0 || h.len > limit) {
+        if (!masked || r < 0 || h.len > limit)
             /* Refused from the header, before buffering the payload. */
-            rt__conn_refuse_frame(c, masked ? RT_REASON_MESSAGE_TOO_BIG : RT_REASON_PROTOCOL_ERROR);
-            rt__conn_shutdown_socket(c, SHUT_WR);
-            c->rlen = 0;
-            return READ_END;
-        }
+            return refuse(c, masked ? RT_REASON_MESSAGE_TOO_BIG : RT_REASON_PROTOCOL_ERROR);
         if (avail < h.hlen + h.len)
             break;
+        /* The stream rules (RSV, opcodes, control frames, fragments), once per
+         * frame: it is whole now, and bounded by the limit above. */
+        rt_reason_t why = rt_ws_rx_header(&c->rx, &h, limit);
+        if (why != RT_REASON_NORMAL)
+            return refuse(c, why);
         uint8_t *data = p + h.hlen;
         rt_ws_unmask(data, (size_t)h.len, h.mask, 0);
-        bool go_on = rt__ws_session_frame(c->srv, c, h.opcode, (char *)data, (size_t)h.len);
+        bool go_on = rt__ws_session_frame(c->srv, c, h.fin, h.opcode, (char *)data, (size_t)h.len);
         off += h.hlen + (size_t)h.len;
         if (!go_on) {
             detached_finish(c);

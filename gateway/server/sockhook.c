@@ -36,9 +36,11 @@
  * follows the client's frame headers (wsframe.h) in the byte stream of each
  * WebSocket session: a header announcing more than the limit, or an unmasked
  * client frame, is refused from its header, before civetweb buffers anything
- * for it. The read fails (EMSGSIZE), rt__conn_refuse_frame sends the close
- * frame (1009 message_too_big, or 1002 protocol_error) and the socket lingers
- * half-closed so the client receives it. The guard starts before the 101 is
+ * for it; so is a header that breaks RFC 6455's stream rules (RSV bits,
+ * reserved opcodes, fragmented or large control frames, continuation out of
+ * order, fragments summing past the limit: rt_ws_rx_header). The read fails (EMSGSIZE),
+ * rt__conn_refuse_frame sends the close frame (1009 message_too_big, or 1002 protocol_error) and
+ * the socket lingers half-closed so the client receives it. The guard starts before the 101 is
  * sent; a client that sends frames before the handshake completes is refused
  * (ws_connect), so the guard always starts at a frame boundary. Detached
  * sessions are read by their writer instead (detached.c), with the same rules.
@@ -155,6 +157,7 @@ typedef struct {
     bool first_headers_done; /* the connection's first request headers arrived */
     int64_t accepted_ms;     /* monotonic time of accept() */
     bool tripped;
+    rt_ws_rx_t rx; /* RFC 6455 stream rules over the headers (wsframe.h) */
 } guard_t;
 
 static guard_t *guards; /* indexed by fd */
@@ -307,6 +310,9 @@ static bool guard_feed(guard_t *g, const uint8_t *p, size_t n, rt_reason_t *why)
             *why = RT_REASON_MESSAGE_TOO_BIG;
             return false;
         }
+        *why = rt_ws_rx_header(&g->rx, &h, g->limit); /* RSV, opcodes, control, fragments */
+        if (*why != RT_REASON_NORMAL)
+            return false;
         g->remaining = h.len;
         g->hlen = 0;
     }
@@ -365,6 +371,7 @@ void rt__guard_start(rt_conn_t *c, int fd, uint64_t limit)
     g->remaining = 0;
     g->hlen = 0;
     g->tripped = false;
+    memset(&g->rx, 0, sizeof(g->rx));
     atomic_store(&g->conn, c);
 }
 

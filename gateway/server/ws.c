@@ -207,7 +207,8 @@ static bool frame_budget(rt_server_t *srv, rt_conn_t *c)
     return true;
 }
 
-bool rt__ws_session_frame(rt_server_t *srv, rt_conn_t *c, int opcode, char *data, size_t len)
+bool rt__ws_session_frame(rt_server_t *srv, rt_conn_t *c, bool fin, int opcode, char *data,
+                          size_t len)
 {
     atomic_store(&c->last_rx_ms, rt_clock_mono_ms());
     if (c->refused)
@@ -220,6 +221,12 @@ bool rt__ws_session_frame(rt_server_t *srv, rt_conn_t *c, int opcode, char *data
     if (len > (size_t)srv->cfg->max_client_frame_bytes) {
         rt_log_info("client frame too large", "peer=%s bytes=%zu", c->peer, len);
         rt__conn_close_async(c, RT_REASON_MESSAGE_TOO_BIG);
+        return true;
+    }
+    rt_reason_t why = rt_ws_rx_payload(&c->rx, fin, opcode, (const uint8_t *)data, len);
+    if (why != RT_REASON_NORMAL) {
+        rt_log_info("client frame refused", "peer=%s reason=%s", c->peer, rt_reason_name(why));
+        rt__conn_close_async(c, why);
         return true;
     }
     switch (opcode) {
@@ -261,7 +268,7 @@ bool rt__ws_session_frame(rt_server_t *srv, rt_conn_t *c, int opcode, char *data
 static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len, void *cb)
 {
     rt_conn_t *c = mg_get_user_connection_data(conn);
-    return c ? rt__ws_session_frame(cb, c, bits & 0x0F, data, len) : 0;
+    return c ? rt__ws_session_frame(cb, c, (bits & 0x80) != 0, bits & 0x0F, data, len) : 0;
 }
 
 static void ws_close(const struct mg_connection *cconn, void *cb)

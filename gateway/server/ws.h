@@ -14,11 +14,14 @@
  * rtgw.v1 offered). Main thread, once. */
 void rt__ws_register(rt_server_t *srv, const char *uri);
 
-/* One client frame of a WebSocket session (payload unmasked), from
- * civetweb's thread or, for a detached session, its writer thread: pings,
- * close, extended-protocol messages, the per-session frame rate and size
- * limits. Returns false when the session should end (the client closed it),
- * true to go on. */
-bool rt__ws_session_frame(rt_server_t *srv, rt_conn_t *c, int opcode, char *data, size_t len);
+/* One client frame of a WebSocket session (payload unmasked; fin and opcode
+ * from its header), from civetweb's thread or, for a detached session, its
+ * writer thread: pings, close, extended-protocol messages, the per-session
+ * frame rate and size limits, and the payload rules of RFC 6455 (UTF-8 text
+ * across fragments, valid close codes: a violation closes with 1007 or 1002).
+ * Returns false when the session should end (the client closed it), true to
+ * go on. */
+bool rt__ws_session_frame(rt_server_t *srv, rt_conn_t *c, bool fin, int opcode, char *data,
+                          size_t len);
 
 #endif

@@ -9,6 +9,7 @@ import path from "node:path";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, keygen, RTGW_BIN, freePort } from "../lib/gateway.mjs";
 import { tmpDir } from "../lib/proc.mjs";
+import { clientFrame } from "../lib/rawws.mjs";
 
 requireNodeModules("ws");
 const { default: WebSocket } = await import("ws");
@@ -125,6 +126,44 @@ defcase("tls_oversized_client_frame_refused_from_header", async (t) => {
   assert.ok(info, "the gateway closes the connection");
   assert.equal(info.code, 1009);
   assert.match(info.reason, /message_too_big/);
+});
+
+// Over TLS, civetweb reads the frames: the guard (through the libssl shim) judges
+// their headers, the data handler their payloads. Raw frames go through the
+// ws client's own TLS socket, so the bytes are exactly the ones written here.
+async function tlsSessionCloses(t, frame) {
+  const dir = tmpdir(t);
+  const { key, cert } = selfSigned(dir, "ok");
+  const gw = await startGateway(t, { env: { RTGW_TLS_CERT: cert, RTGW_TLS_KEY: key } });
+  const ca = fs.readFileSync(cert);
+  const tok = await new Promise((resolve, reject) => {
+    const req = https.request(`https://localhost:${gw.port}/v1/realtime/token`,
+      { method: "POST", ca, headers: { Authorization: `Bearer ${gw.key}` } }, (res) => {
+        let b = ""; res.on("data", (d) => (b += d)); res.on("end", () => resolve(JSON.parse(b).jwt));
+      });
+    req.on("error", reject); req.end(JSON.stringify([{ channel: "tls", name: "t", kind: "run" }]));
+  });
+  const ws = new WebSocket(`wss://localhost:${gw.port}/v1/realtime/connect?token=${tok}`, { ca });
+  t.cleanup(() => ws.terminate());
+  await new Promise((resolve, reject) => { ws.on("open", resolve); ws.on("error", reject); });
+  const closed = new Promise((resolve) => ws.on("close", (code, reason) => resolve({ code, reason: String(reason) })));
+  ws.on("error", () => {});
+  ws._socket.write(frame);
+  const info = await Promise.race([closed, new Promise((r) => setTimeout(() => r(null), 10000))]);
+  assert.ok(info, "the gateway closes the connection");
+  return info;
+}
+
+defcase("tls_rsv_bits_closed_1002", async (t) => {
+  const info = await tlsSessionCloses(t, clientFrame(1, "hi", { rsv: 4 }));
+  assert.equal(info.code, 1002, JSON.stringify(info));
+  assert.match(info.reason, /protocol_error/);
+});
+
+defcase("tls_invalid_utf8_text_closed_1007", async (t) => {
+  const info = await tlsSessionCloses(t, clientFrame(1, Buffer.from([0x6f, 0xc0, 0xaf])));
+  assert.equal(info.code, 1007, JSON.stringify(info));
+  assert.match(info.reason, /invalid_payload/);
 });
 
 defcase("tls_mismatched_key_refused", async (t) => {

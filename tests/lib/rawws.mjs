@@ -30,14 +30,14 @@ export function frameParser(onFrame) {
   };
 }
 
-// A masked client frame.
-export function clientFrame(opcode, payload = Buffer.alloc(0), { fin = true, declaredLen } = {}) {
+// A masked client frame (rsv: the three RSV bits, 0..7, for protocol violations).
+export function clientFrame(opcode, payload = Buffer.alloc(0), { fin = true, declaredLen, rsv = 0 } = {}) {
   const len = declaredLen ?? payload.length;
   let hdr;
   if (len < 126) { hdr = Buffer.alloc(2); hdr[1] = 0x80 | len; }
   else if (len < 65536) { hdr = Buffer.alloc(4); hdr[1] = 0x80 | 126; hdr.writeUInt16BE(len, 2); }
   else { hdr = Buffer.alloc(10); hdr[1] = 0x80 | 127; hdr.writeBigUInt64BE(BigInt(len), 2); }
-  hdr[0] = (fin ? 0x80 : 0) | opcode;
+  hdr[0] = (fin ? 0x80 : 0) | (rsv << 4) | opcode;
   const mask = crypto.randomBytes(4);
   const body = Buffer.from(payload);
   for (let i = 0; i < body.length; i++) body[i] ^= mask[i & 3];

@@ -558,3 +558,101 @@ RT_TEST(reason_from_ws_code_roundtrip)
     RT_ASSERT_INT_EQ(rt_reason_from_ws_code(1006), RT_REASON__COUNT);
     RT_ASSERT_INT_EQ(rt_reason_from_ws_code(4000), RT_REASON__COUNT);
 }
+
+/* ---- RFC 6455 receive rules (wsframe.h rt_ws_rx_*) ---- */
+
+static rt_ws_hdr_t hdr(bool fin, int rsv, int opcode, uint64_t len)
+{
+    rt_ws_hdr_t h = {.fin = fin, .rsv = (uint8_t)rsv, .opcode = (uint8_t)opcode, .masked = true};
+    h.len = len;
+    return h;
+}
+
+RT_TEST(ws_rx_header_rules)
+{
+    rt_ws_rx_t rx = {0};
+    rt_ws_hdr_t h;
+#define JUDGE(fin, rsv, op, len) (h = hdr(fin, rsv, op, len), rt_ws_rx_header(&rx, &h, 100))
+    RT_ASSERT_INT_EQ(JUDGE(true, 0, RT_WS_TEXT, 5), RT_REASON_NORMAL);
+    RT_ASSERT_INT_EQ(JUDGE(true, 4, RT_WS_TEXT, 5), RT_REASON_PROTOCOL_ERROR); /* RSV1 */
+    RT_ASSERT_INT_EQ(JUDGE(true, 1, RT_WS_PING, 0), RT_REASON_PROTOCOL_ERROR); /* RSV3 */
+    RT_ASSERT_INT_EQ(JUDGE(true, 0, 3, 0), RT_REASON_PROTOCOL_ERROR);          /* reserved */
+    RT_ASSERT_INT_EQ(JUDGE(true, 0, 0xB, 0), RT_REASON_PROTOCOL_ERROR);
+    RT_ASSERT_INT_EQ(JUDGE(false, 0, RT_WS_PING, 0), RT_REASON_PROTOCOL_ERROR); /* fragmented */
+    RT_ASSERT_INT_EQ(JUDGE(true, 0, RT_WS_PING, 126), RT_REASON_PROTOCOL_ERROR);
+    RT_ASSERT_INT_EQ(JUDGE(true, 0, RT_WS_CLOSE, 125), RT_REASON_NORMAL);
+    RT_ASSERT_INT_EQ(JUDGE(true, 0, RT_WS_CONTINUATION, 1), RT_REASON_PROTOCOL_ERROR); /* none */
+    /* a fragmented message: a control frame may come between; a new one may not */
+    RT_ASSERT_INT_EQ(JUDGE(false, 0, RT_WS_TEXT, 40), RT_REASON_NORMAL);
+    RT_ASSERT_INT_EQ(JUDGE(true, 0, RT_WS_PING, 3), RT_REASON_NORMAL);
+    RT_ASSERT_INT_EQ(JUDGE(false, 0, RT_WS_CONTINUATION, 40), RT_REASON_NORMAL);
+    RT_ASSERT_INT_EQ(JUDGE(true, 0, RT_WS_BINARY, 1), RT_REASON_PROTOCOL_ERROR);
+    rx = (rt_ws_rx_t){0};
+    RT_ASSERT_INT_EQ(JUDGE(false, 0, RT_WS_BINARY, 40), RT_REASON_NORMAL);
+    RT_ASSERT_INT_EQ(JUDGE(false, 0, RT_WS_CONTINUATION, 40), RT_REASON_NORMAL);
+    RT_ASSERT_INT_EQ(JUDGE(true, 0, RT_WS_CONTINUATION, 21), RT_REASON_MESSAGE_TOO_BIG); /* 101 */
+    rx = (rt_ws_rx_t){0};
+    RT_ASSERT_INT_EQ(JUDGE(false, 0, RT_WS_TEXT, 50), RT_REASON_NORMAL);
+    RT_ASSERT_INT_EQ(JUDGE(true, 0, RT_WS_CONTINUATION, 50), RT_REASON_NORMAL); /* exactly 100 */
+    RT_ASSERT_INT_EQ(JUDGE(true, 0, RT_WS_TEXT, 101), RT_REASON_MESSAGE_TOO_BIG);
+#undef JUDGE
+}
+
+RT_TEST(ws_rx_payload_utf8_across_fragments)
+{
+    rt_ws_rx_t rx = {0};
+    const uint8_t euro[] = {0xE2, 0x82, 0xAC};
+    /* a character split over fragments is fine */
+    RT_ASSERT_INT_EQ(rt_ws_rx_payload(&rx, false, RT_WS_TEXT, euro, 1), RT_REASON_NORMAL);
+    RT_ASSERT_INT_EQ(rt_ws_rx_payload(&rx, false, RT_WS_CONTINUATION, euro + 1, 1),
+                     RT_REASON_NORMAL);
+    RT_ASSERT_INT_EQ(rt_ws_rx_payload(&rx, true, RT_WS_CONTINUATION, euro + 2, 1),
+                     RT_REASON_NORMAL);
+    /* a message that ends inside a character is not */
+    RT_ASSERT_INT_EQ(rt_ws_rx_payload(&rx, true, RT_WS_TEXT, euro, 2), RT_REASON_INVALID_PAYLOAD);
+    /* fail fast: the first bad byte, before the message ends */
+    const uint8_t bad[] = {'o', 'k', 0xC0, 0xAF};
+    RT_ASSERT_INT_EQ(rt_ws_rx_payload(&rx, false, RT_WS_TEXT, bad, 4), RT_REASON_INVALID_PAYLOAD);
+    /* binary messages and their continuations are not text */
+    rx = (rt_ws_rx_t){0};
+    RT_ASSERT_INT_EQ(rt_ws_rx_payload(&rx, false, RT_WS_BINARY, bad, 4), RT_REASON_NORMAL);
+    RT_ASSERT_INT_EQ(rt_ws_rx_payload(&rx, true, RT_WS_CONTINUATION, bad, 4), RT_REASON_NORMAL);
+}
+
+RT_TEST(utf8_validation_edges)
+{
+#define V(...) rt_utf8_valid((const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__}))
+    RT_ASSERT(V('a', 0x7F));
+    RT_ASSERT(V(0xC2, 0x80) && V(0xDF, 0xBF));                           /* 2 bytes */
+    RT_ASSERT(V(0xE0, 0xA0, 0x80) && V(0xED, 0x9F, 0xBF));               /* 3 bytes, edges */
+    RT_ASSERT(V(0xF0, 0x90, 0x80, 0x80) && V(0xF4, 0x8F, 0xBF, 0xBF));   /* U+10000, U+10FFFF */
+    RT_ASSERT(!V(0xC0, 0x80) && !V(0xC1, 0xBF));                         /* overlong */
+    RT_ASSERT(!V(0xE0, 0x9F, 0xBF));                                     /* overlong */
+    RT_ASSERT(!V(0xED, 0xA0, 0x80));                                     /* surrogate */
+    RT_ASSERT(!V(0xF0, 0x8F, 0xBF, 0xBF));                               /* overlong */
+    RT_ASSERT(!V(0xF4, 0x90, 0x80, 0x80) && !V(0xF5, 0x80, 0x80, 0x80)); /* > U+10FFFF */
+    RT_ASSERT(!V(0x80) && !V(0xFF) && !V(0xE2, 0x82));                   /* stray, truncated */
+#undef V
+}
+
+RT_TEST(ws_close_codes)
+{
+    const int ok[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010,
+                      1011, 1012, 1013, 1014, 3000, 4000, 4999};
+    const int bad[] = {0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        RT_ASSERT(rt_ws_close_code_ok(ok[i]));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        RT_ASSERT(!rt_ws_close_code_ok(bad[i]));
+    rt_ws_rx_t rx = {0};
+    const uint8_t one[] = {0x03};
+    const uint8_t c999[] = {0x03, 0xE7};
+    const uint8_t c1000_bad_reason[] = {0x03, 0xE8, 0xFF};
+    const uint8_t c1000_ok[] = {0x03, 0xE8, 'b', 'y', 'e'};
+    RT_ASSERT_INT_EQ(rt_ws_rx_payload(&rx, true, RT_WS_CLOSE, NULL, 0), RT_REASON_NORMAL);
+    RT_ASSERT_INT_EQ(rt_ws_rx_payload(&rx, true, RT_WS_CLOSE, one, 1), RT_REASON_PROTOCOL_ERROR);
+    RT_ASSERT_INT_EQ(rt_ws_rx_payload(&rx, true, RT_WS_CLOSE, c999, 2), RT_REASON_PROTOCOL_ERROR);
+    RT_ASSERT_INT_EQ(rt_ws_rx_payload(&rx, true, RT_WS_CLOSE, c1000_bad_reason, 3),
+                     RT_REASON_INVALID_PAYLOAD);
+    RT_ASSERT_INT_EQ(rt_ws_rx_payload(&rx, true, RT_WS_CLOSE, c1000_ok, 5), RT_REASON_NORMAL);
+}

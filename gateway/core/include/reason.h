@@ -31,7 +31,9 @@
     XX(PROTOCOL_ERROR, 1002, 400, "protocol_error", "no", "websocket protocol error")              \
     XX(RATE_LIMITED, 4420, 429, "rate_limited", "yes, after a pause",                              \
        "too many requests or frames from this client")                                             \
-    XX(MESSAGE_TOO_BIG, 1009, 413, "message_too_big", "no", "client frame too large")
+    XX(MESSAGE_TOO_BIG, 1009, 413, "message_too_big", "no", "client frame too large")              \
+    XX(INVALID_PAYLOAD, 1007, 400, "invalid_payload", "no",                                        \
+       "a text message or close reason that is not valid UTF-8")
 
 typedef enum {
 #define RT_REASON_XX(e, ws, http, name, advice, text) RT_REASON_##e,

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "reason.h"
+
 /* Opcodes (RFC 6455 §5.2). */
 enum {
     RT_WS_CONTINUATION = 0x0,
@@ -62,5 +64,41 @@ size_t rt_ws_hdr_write(uint8_t *out, int opcode, uint64_t len, const uint8_t *ma
 /* XOR p[0..n) with mask, for payload bytes that start at offset off of the
  * frame's payload (so a payload can be unmasked in pieces). */
 void rt_ws_unmask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t off);
+
+/* ---- what a server must refuse in a client's frame stream (RFC 6455 §5) ----
+ *
+ * One rt_ws_rx_t per connection, zeroed at the start. The reader feeds it each
+ * frame's header as soon as the header is complete (before buffering the
+ * payload), and each frame's unmasked payload in order. Masking is the
+ * caller's rule (a server requires it); everything else is here. */
+typedef struct {
+    uint8_t frag_opcode; /* header side: TEXT/BINARY while a fragmented message is open */
+    uint64_t frag_len;   /* header side: that message's bytes so far */
+    bool text_open;      /* payload side: a fragmented text message is open */
+    uint32_t utf8;       /* payload side: the UTF-8 decoder's state across fragments */
+} rt_ws_rx_t;
+
+/* Judge a frame header. Returns RT_REASON_NORMAL when it is acceptable, else
+ * the reason to close with: RT_REASON_PROTOCOL_ERROR (1002: RSV bits with no
+ * extension, an unknown opcode, a fragmented control frame or one over 125
+ * bytes, a continuation with no message open, a new message inside a
+ * fragmented one) or RT_REASON_MESSAGE_TOO_BIG (1009: a message, all its
+ * fragments together, over limit bytes). */
+rt_reason_t rt_ws_rx_header(rt_ws_rx_t *rx, const rt_ws_hdr_t *h, uint64_t limit);
+
+/* Judge a frame's unmasked payload (fin and opcode from its header): a text
+ * message must be valid UTF-8 across its fragments, failing at the first bad
+ * byte; a close frame's payload is empty, or a valid code (rt_ws_close_code_ok)
+ * and a UTF-8 reason. Returns RT_REASON_NORMAL, RT_REASON_INVALID_PAYLOAD
+ * (1007) or RT_REASON_PROTOCOL_ERROR (1002). */
+rt_reason_t rt_ws_rx_payload(rt_ws_rx_t *rx, bool fin, int opcode, const uint8_t *p, size_t n);
+
+/* Whether a peer may send this close code (RFC 6455 §7.4, and the IANA
+ * registry): 1000-1003, 1007-1014 and 3000-4999. */
+bool rt_ws_close_code_ok(int code);
+
+/* Whether p[0..n) is complete, valid UTF-8 (no overlongs, no surrogates,
+ * nothing above U+10FFFF). */
+bool rt_utf8_valid(const uint8_t *p, size_t n);
 
 #endif
