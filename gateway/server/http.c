@@ -30,6 +30,44 @@ const char *rt__cors_origin(rt_server_t *srv, struct mg_connection *conn)
     return o;
 }
 
+/* Whether the comma-separated header value h lists token (any case). */
+static bool has_token(const char *h, const char *token)
+{
+    size_t tl = strlen(token);
+    while (h && *h) {
+        h += strspn(h, " \t,");
+        size_t n = strcspn(h, ",");
+        size_t m = n;
+        while (m > 0 && (h[m - 1] == ' ' || h[m - 1] == '\t'))
+            m--;
+        if (m == tl && strncasecmp(h, token, tl) == 0)
+            return true;
+        h += n;
+    }
+    return false;
+}
+
+/* Whether civetweb will close the connection after this response because the
+ * request asked for it: HTTP/1.0 without "Connection: keep-alive", or any
+ * "Connection: close". Such a response must say "Connection: close" itself
+ * (RFC 9112 section 9.6): a proxy that pools connections (nginx's upstream
+ * keepalive) otherwise keeps the connection, and its next request on it fails
+ * with "upstream prematurely closed connection" (a 502 to its client). */
+static bool request_closes(struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    const char *h = mg_get_header(conn, "Connection");
+    if (has_token(h, "close"))
+        return true;
+    bool http10 = ri->http_version && strcmp(ri->http_version, "1.0") == 0;
+    return http10 && !has_token(h, "keep-alive");
+}
+
+const char *rt__connection_close_header(struct mg_connection *conn)
+{
+    return request_closes(conn) ? "Connection: close\r\n" : "";
+}
+
 void rt__send_json(struct mg_connection *conn, int status, const char *body, size_t len,
                    const char *extra_headers)
 {
@@ -42,10 +80,13 @@ void rt__send_json(struct mg_connection *conn, int status, const char *body, siz
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
     mg_printf(conn,
               "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-              "Cache-Control: no-store\r\nDate: %s\r\n%s%s%s%s\r\n",
+              "Cache-Control: no-store\r\nDate: %s\r\n%s%s%s%s%s\r\n",
               status, mg_get_response_code_text(conn, status), len, date,
               origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
-              origin ? "\r\nVary: Origin\r\n" : "", extra_headers ? extra_headers : "");
+              origin ? "\r\nVary: Origin\r\n" : "", extra_headers ? extra_headers : "",
+              extra_headers && strstr(extra_headers, "Connection:")
+                  ? ""
+                  : rt__connection_close_header(conn));
     mg_write(conn, body, len);
 }
 
@@ -311,9 +352,9 @@ int rt__handle_options(struct mg_connection *conn)
         "HTTP/1.1 204 No Content\r\n%s%s%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
         "Access-Control-Allow-Headers: Authorization, Content-Type, Idempotency-Key, "
         "Last-Event-ID\r\n"
-        "Access-Control-Max-Age: 600\r\nContent-Length: 0\r\n\r\n",
+        "Access-Control-Max-Age: 600\r\nContent-Length: 0\r\n%s\r\n",
         origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
-        origin ? "\r\nVary: Origin\r\n" : "");
+        origin ? "\r\nVary: Origin\r\n" : "", rt__connection_close_header(conn));
     return 204;
 }
 

@@ -21,6 +21,11 @@ const char *rt__cors_origin(rt_server_t *srv, struct mg_connection *conn);
  * extra_headers (each ending in \r\n) or NULL. */
 void rt__send_json(struct mg_connection *conn, int status, const char *body, size_t len,
                    const char *extra_headers);
+/* "Connection: close\r\n" when the request asked civetweb to close after the
+ * response (HTTP/1.0 without keep-alive, or Connection: close), else "": every
+ * response rtgw writes by hand carries it, so a pooling proxy never reuses a
+ * connection that is about to close. */
+const char *rt__connection_close_header(struct mg_connection *conn);
 /* Send an api.h response and clear it. */
 void rt__send_resp(struct mg_connection *conn, rt_resp_t *r);
 /* Send {"error":name,"message":<printf>} with the status. */

@@ -209,10 +209,10 @@ static int h_metrics(struct mg_connection *conn, void *cb)
         return 500;
     }
     size_t len = strlen(text);
-    mg_printf(
-        conn,
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n",
-        len);
+    mg_printf(conn,
+              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: "
+              "%zu\r\n%s\r\n",
+              len, rt__connection_close_header(conn));
     mg_write(conn, text, len);
     free(text);
     return 200;
@@ -253,19 +253,19 @@ static int dev_key(rt_server_t *srv, struct mg_connection *conn)
     snprintf(self, sizeof(self), "http://%s", host ? host : "");
     if ((origin && strcmp(origin, self) != 0) ||
         (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)) {
-        mg_printf(
-            conn,
-            "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
-            "Content-Length: 71\r\n\r\n"
-            "{\"error\":\"forbidden\",\"message\":\"the dev key is for the demo page only\"}");
+        mg_printf(conn,
+                  "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
+                  "Content-Length: 71\r\n%s\r\n"
+                  "{\"error\":\"forbidden\",\"message\":\"the dev key is for the demo page only\"}",
+                  rt__connection_close_header(conn));
         return 403;
     }
     char body[300];
     int n = snprintf(body, sizeof(body), "{\"signing_key\":\"%s\"}", srv->cfg->signing_key);
     mg_printf(conn,
               "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-              "Cache-Control: no-store\r\n\r\n",
-              n);
+              "Cache-Control: no-store\r\n%s\r\n",
+              n, rt__connection_close_header(conn));
     mg_write(conn, body, (size_t)n);
     sodium_memzero(body, sizeof(body));
     return 200;
@@ -280,8 +280,8 @@ static int h_root(struct mg_connection *conn, void *cb)
         mg_printf(
             conn,
             "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %zu\r\n"
-            "Cache-Control: no-store\r\n\r\n",
-            len);
+            "Cache-Control: no-store\r\n%s\r\n",
+            len, rt__connection_close_header(conn));
         mg_write(conn, rt_demo_page_html, len);
         return 200;
     }

@@ -166,4 +166,28 @@ defcase("complete_body_in_slow_pieces_is_published", async (t) => {
   assert.deepEqual(m.data, JSON.parse(body));
 });
 
+defcase("closing_responses_say_connection_close", async (t) => {
+  // A response after which rtgw closes must say so (RFC 9112 section 9.6): nginx's
+  // upstream keepalive otherwise pools the connection and its next request on it
+  // fails with "upstream prematurely closed connection" (a 502). This was the cause
+  // of the proxy.nginx.missing_upgrade_headers_fail flake: nginx without
+  // proxy_http_version 1.1 speaks HTTP/1.0 to rtgw.
+  const { gw } = await setup(t);
+  const jwt = await mint(gw, [topic("c", "t")]);
+  for (const [req, what] of [
+    [`GET /v1/realtime/connect?token=${jwt} HTTP/1.0\r\nHost: x\r\n\r\n`, "HTTP/1.0 426"],
+    ["GET /health HTTP/1.0\r\nHost: x\r\n\r\n", "HTTP/1.0 health"],
+    ["GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "Connection: close metrics"],
+    ["OPTIONS /v1/realtime/publish HTTP/1.0\r\nHost: x\r\n\r\n", "HTTP/1.0 preflight"],
+  ]) {
+    const r = await rawExchange(gw, [req], { ms: 4000 });
+    assert.equal(r.responses.length, 1, `${what}: ${r.text}`);
+    assert.equal(r.responses[0].headers.connection, "close", `${what}: ${r.text.slice(0, 300)}`);
+    assert.ok(r.closedByServer, `${what}: the connection stayed open`);
+  }
+  // HTTP/1.1 keep-alive stays keep-alive: two requests, two answers, one connection.
+  const r = await rawExchange(gw, ["GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"], { gapMs: 100, ms: 1500 });
+  assert.deepEqual(r.responses.map((x) => [x.status, x.headers.connection]), [[200, undefined], [200, undefined]]);
+});
+
 await run();
