@@ -277,6 +277,21 @@ static void civetweb_stop(rt_server_t *srv)
     rt__sockhook_handover_end();
 }
 
+/* civetweb, its routes, then the front door's thread: no request reaches
+ * civetweb before its routes exist. Returns false after saying why. */
+static bool http_start(rt_server_t *srv, char *listen, size_t cap)
+{
+    if (!civetweb_start(srv, listen, cap))
+        return false;
+    rt__routes_register(srv);
+    if (rt__frontdoor_start(srv->frontdoor, civetweb_port(srv)) != 0) {
+        rt_log_error("cannot start the HTTP server", "listen=%s detail=\"no front door thread\"",
+                     listen);
+        return false;
+    }
+    return true;
+}
+
 static void install_signals(void)
 {
     struct sigaction sa;
@@ -350,16 +365,7 @@ int rt_server_run(rt_config_t *cfg)
     if (!server_setup(srv, cfg) || rt__writers_start(srv) != 0)
         return 1;
     char listen[300];
-    if (!civetweb_start(srv, listen, sizeof(listen))) {
-        atomic_store(&srv->stop, true);
-        civetweb_stop(srv);
-        rt__writers_stop(srv);
-        return 1;
-    }
-    rt__routes_register(srv);
-    if (rt__frontdoor_start(srv->frontdoor, civetweb_port(srv)) != 0) {
-        rt_log_error("cannot start the HTTP server", "listen=%s detail=\"no front door thread\"",
-                     listen);
+    if (!http_start(srv, listen, sizeof(listen))) {
         atomic_store(&srv->stop, true);
         civetweb_stop(srv);
         rt__writers_stop(srv);

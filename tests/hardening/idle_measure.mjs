@@ -7,7 +7,9 @@
 //
 // For each N: a fresh gateway (defaults, RTGW_LISTEN on 127.0.0.1), N idle sockets
 // from 127.0.0.2, then 5 GETs one after the other from 127.0.0.1; prints the
-// median and the worst, in ms.
+// first one's time (the one that meets the idle sockets), the median and the
+// worst, in ms, and how many got no answer at all (the time until the
+// connection was dropped counts as their latency).
 import os from "node:os";
 import { startGateway, RTGW_BIN } from "../lib/gateway.mjs";
 import { openIdle, timedGet, fdLimit } from "../lib/idle.mjs";
@@ -26,8 +28,19 @@ for (const n of counts) {
   await timedGet(`${gw.url}/health`); // warm
   const idle = await openIdle(gw.port, n, { t, localAddress: "127.0.0.2" });
   const ms = [];
-  for (let i = 0; i < 5; i++) ms.push((await timedGet(`${gw.url}/health`, { ms: 600000 })).ms);
+  let failed = 0;
+  for (let i = 0; i < 5; i++) {
+    const t0 = Date.now();
+    try {
+      ms.push((await timedGet(`${gw.url}/health`, { ms: 600000 })).ms);
+    } catch { /* the old gateway drops a request that waited past its deadline */
+      ms.push(Date.now() - t0);
+      failed++;
+    }
+  }
+  const first = ms[0];
   ms.sort((a, b) => a - b);
-  console.log(`idle=${n} open=${idle.open()} health_ms median=${ms[2].toFixed(1)} max=${ms[4].toFixed(1)}`);
+  console.log(`idle=${n} first_ms=${first.toFixed(1)} median_ms=${ms[2].toFixed(1)} max_ms=${ms[4].toFixed(1)} ` +
+    `unanswered=${failed}/5 idle_still_open=${idle.open()}`);
   for (const f of cleanups.reverse()) await f();
 }
