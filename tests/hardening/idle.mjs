@@ -107,6 +107,22 @@ defcase("per_ip_pending_cap_has_a_floor_of_16", async (t) => {
   assert.equal(idle.open(), 16);
 });
 
+defcase("global_pending_cap_closes_the_oldest", async (t) => {
+  // With RTGW_MAX_CONNECTIONS=1 the cap is its floor, 1024 connections waiting
+  // for their first head; past it the oldest is closed, so a flood cannot lock
+  // new clients out.
+  needFds(1300);
+  const gw = await startGateway(t, { env: { RTGW_MAX_CONNECTIONS: "1" } });
+  const old = await openIdle(gw.port, 1024, { t, localAddress: ATTACKER });
+  await sleep(300);
+  assert.equal(old.open(), 1024, "connections within the cap were closed");
+  const young = await openIdle(gw.port, 50, { t, localAddress: ATTACKER });
+  await waitFor(() => old.open() === 1024 - 50, 3000, "the 50 oldest to be closed");
+  assert.equal(young.open(), 50, "a young connection was closed instead of an old one");
+  const during = await slowestHealth(gw.url);
+  assert.ok(during < LATE_MS, `GET /health took ${during.toFixed(1)} ms at the cap`);
+});
+
 defcase("idle_sockets_closed_together_at_the_deadline", async (t) => {
   // Before the front door, 300 idle sockets were closed one civetweb worker at a
   // time, over seconds; now each is closed at its own deadline.
