@@ -74,10 +74,12 @@
  * sessions are read by their writer instead (detached.c), with the same rules.
  *
  * Why the state here is file-static: a libc override cannot receive a
- * context. The fd tables (peers: peer → fd; guards: fd → guard), the header
- * deadline and the hand-over queue are this file's alone, sized and set once
- * by rt__sockhook_init before civetweb starts, and indexed by fd; the private
- * port is set by rt__sockhook_handover_begin once civetweb listens.
+ * context. The fd tables (peers: peer → fd; guards: fd → guard) and the
+ * header deadline are this file's alone, sized and set once by
+ * rt__sockhook_init before civetweb starts, and indexed by fd. The hand-over
+ * queue is too: filled by the front door (rt__sockhook_handover), emptied by
+ * accept, its private port set by rt__sockhook_handover_begin once civetweb
+ * listens and cleared by rt__sockhook_handover_end after civetweb stops.
  *
  * The libssl shim. Debian's libcivetweb 1.15 is built with the OpenSSL 1.1
  * API and loads OpenSSL at run time: dlopen("libssl.so"), then dlsym for each
@@ -102,9 +104,10 @@
  * Threads and locks: accept runs on civetweb's master thread; recv and
  * SSL_read on the connection's worker thread, one at a time per fd;
  * rt__sockhook_handover on the front door's thread. The peers table is under
- * peers_lock, the hand-over queue under handover_lock (never both at once). A guard is read and
- * written by its connection's thread, except its conn pointer (atomic), which ws_connect sets and
- * session_detach/session_end clear from other threads.
+ * peers_lock, the hand-over queue under handover_lock (never both at once).
+ * A guard is read and written by its connection's thread, except its conn
+ * pointer (atomic), which ws_connect sets and session_detach/session_end
+ * clear from other threads.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
