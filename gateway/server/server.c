@@ -4,6 +4,10 @@
  * other files of gateway/server/ are listed in srv.h.
  *
  * Threads:
+ * - the front door (frontdoor.c): listens on RTGW_LISTEN and holds each new
+ *   connection, at no thread's cost, until its first request head has
+ *   arrived (or its deadline passed); then hands it to civetweb, which
+ *   listens on a private loopback port only (sockhook.c, the hand-over).
  * - civetweb workers: HTTP requests and WebSocket/SSE handshakes. After the
  *   handshake a plain-TCP session leaves its worker (rt__session_detach) and
  *   lives in a writer's epoll, so an open subscriber costs no thread; TLS
@@ -25,6 +29,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "err.h"
+#include "frontdoor.h"
 #include "heartbeat.h"
 #include "http.h"
 #include "log.h"
@@ -156,9 +161,13 @@ static bool server_setup(rt_server_t *srv, rt_config_t *cfg)
 
 /* ---- civetweb ---- */
 
-/* Start civetweb with the options of cfg, listening on listen, with the TLS
- * certificate and key in the file pem (NULL: plain TCP). */
-static bool civetweb_launch(rt_server_t *srv, const char *listen, const char *pem)
+#define RT__STR(x) #x
+#define RT__XSTR(x) RT__STR(x)
+
+/* Start civetweb with the options of cfg, listening on ports (civetweb's
+ * listening_ports), with the TLS certificate and key in the file pem (NULL:
+ * plain TCP). */
+static bool civetweb_launch(rt_server_t *srv, const char *ports, const char *pem)
 {
     rt_config_t *cfg = srv->cfg;
     bool tls = pem != NULL;
@@ -172,7 +181,7 @@ static bool civetweb_launch(rt_server_t *srv, const char *listen, const char *pe
     snprintf(wsto, sizeof(wsto), "%lld", (long long)cfg->ping_interval_ms);
     /* clang-format off */
     const char *options[] = {
-        "listening_ports", listen,
+        "listening_ports", ports,
         "num_threads", threads,
         "request_timeout_ms", reqto,
         "websocket_timeout_ms", wsto,
@@ -180,7 +189,7 @@ static bool civetweb_launch(rt_server_t *srv, const char *listen, const char *pe
         "enable_keep_alive", "yes",
         "keep_alive_timeout_ms", "5000",
         "tcp_nodelay", "1",
-        "max_request_size", "32768",
+        "max_request_size", RT__XSTR(RT__MAX_REQUEST_HEAD),
         "listen_backlog", "1024",
         "connection_queue", "256",
         "decode_url", "yes",
@@ -202,21 +211,39 @@ static bool civetweb_launch(rt_server_t *srv, const char *listen, const char *pe
     if (!srv->ctx) {
         char q[300];
         rt_log_quote(errtext, q, sizeof(q));
-        rt_log_error("cannot start the HTTP server",
-                     "listen=%s detail=%s hint=\"is the port in use? set RTGW_LISTEN\"", listen, q);
+        rt_log_error("cannot start the HTTP server", "listen=%s detail=%s", ports, q);
         return false;
     }
     return true;
 }
 
-/* Start civetweb on cfg's address; listen receives it as civetweb writes it
- * ("host:port", "s" appended for TLS). Returns false after saying why. */
+/* civetweb's private port (it listens on 127.0.0.1:0), or -1. */
+static int civetweb_port(rt_server_t *srv)
+{
+    struct mg_server_port port;
+    if (mg_get_server_ports(srv->ctx, 1, &port) != 1)
+        return -1;
+    return port.port;
+}
+
+/* Bind cfg's address (the front door), then start civetweb on a private
+ * loopback port; listen receives the public address as civetweb would have
+ * written it ("host:port", "s" appended for TLS). Returns false after saying
+ * why. */
 static bool civetweb_start(rt_server_t *srv, char *listen, size_t cap)
 {
     rt_config_t *cfg = srv->cfg;
     bool v6 = strchr(cfg->host, ':') != NULL;
     bool tls = cfg->tls_cert != NULL;
     snprintf(listen, cap, v6 ? "[%s]:%d%s" : "%s:%d%s", cfg->host, cfg->port, tls ? "s" : "");
+    char why[300] = "", q[320];
+    srv->frontdoor = rt__frontdoor_new(cfg, why, sizeof(why));
+    if (!srv->frontdoor) {
+        rt_log_quote(why, q, sizeof(q));
+        rt_log_error("cannot start the HTTP server",
+                     "listen=%s detail=%s hint=\"is the port in use? set RTGW_LISTEN\"", listen, q);
+        return false;
+    }
     char tlserr[300] = "";
     char *pem =
         tls ? rt_tls_pem_combine(cfg->tls_cert, cfg->tls_key, tlserr, sizeof(tlserr)) : NULL;
@@ -224,9 +251,45 @@ static bool civetweb_start(rt_server_t *srv, char *listen, size_t cap)
         rt_log_error("cannot prepare TLS", "detail=\"%s\"", tlserr);
         return false;
     }
-    bool ok = civetweb_launch(srv, listen, pem);
+    bool ok = civetweb_launch(srv, tls ? "127.0.0.1:0s" : "127.0.0.1:0", pem);
     rt_tls_pem_remove(pem); /* civetweb has loaded it; do not leave the key on disk */
-    return ok;
+    if (!ok)
+        return false;
+    int port = civetweb_port(srv);
+    if (port <= 0) {
+        rt_log_error("cannot start the HTTP server", "listen=%s detail=\"no private port\"",
+                     listen);
+        return false;
+    }
+    rt__sockhook_handover_begin(port);
+    return true;
+}
+
+/* Undo what civetweb_start did, in the order that loses nothing: the front
+ * door first (no more hand-overs), civetweb, then the sockets it never
+ * accepted. */
+static void civetweb_stop(rt_server_t *srv)
+{
+    rt__frontdoor_free(srv->frontdoor);
+    srv->frontdoor = NULL;
+    if (srv->ctx)
+        mg_stop(srv->ctx);
+    rt__sockhook_handover_end();
+}
+
+/* civetweb, its routes, then the front door's thread: no request reaches
+ * civetweb before its routes exist. Returns false after saying why. */
+static bool http_start(rt_server_t *srv, char *listen, size_t cap)
+{
+    if (!civetweb_start(srv, listen, cap))
+        return false;
+    rt__routes_register(srv);
+    if (rt__frontdoor_start(srv->frontdoor, civetweb_port(srv)) != 0) {
+        rt_log_error("cannot start the HTTP server", "listen=%s detail=\"no front door thread\"",
+                     listen);
+        return false;
+    }
+    return true;
 }
 
 static void install_signals(void)
@@ -278,7 +341,7 @@ static void drain(rt_server_t *srv)
 static void server_stop(rt_server_t *srv)
 {
     atomic_store(&srv->stop, true);
-    mg_stop(srv->ctx);
+    civetweb_stop(srv);
     pthread_join(srv->heartbeat, NULL);
     rt__writers_stop(srv);
     rt_log_info("stopped", "remaining_connections=%ld", atomic_load(&srv->nconns));
@@ -302,12 +365,12 @@ int rt_server_run(rt_config_t *cfg)
     if (!server_setup(srv, cfg) || rt__writers_start(srv) != 0)
         return 1;
     char listen[300];
-    if (!civetweb_start(srv, listen, sizeof(listen))) {
+    if (!http_start(srv, listen, sizeof(listen))) {
         atomic_store(&srv->stop, true);
+        civetweb_stop(srv);
         rt__writers_stop(srv);
         return 1;
     }
-    rt__routes_register(srv);
     pthread_create(&srv->heartbeat, NULL, rt__heartbeat_main, srv);
     install_signals();
     announce(cfg, listen);

@@ -4,12 +4,37 @@
  * civetweb owns the sockets and does the reads; rtgw needs things civetweb
  * does not offer, so it intercepts three calls civetweb makes:
  *
- * accept()    civetweb never exposes a connection's socket, but the writers
- *             need it (SIOCOUTQ for room, epoll to park, and to detach a
- *             session from its thread). This accept records peer address →
- *             fd, and a session finds its socket by its remote address and
- *             server port (rt__sockhook_fd_of). It also resets the fd's
- *             guard: a reused fd is a new connection, not guarded yet.
+ * accept()    Two jobs.
+ *             The hand-over. rtgw owns the front door (frontdoor.c): it
+ *             listens on the public address itself and keeps each new
+ *             connection, at no thread's cost, until its first request head
+ *             has arrived, because civetweb 1.15 gives a worker thread to a
+ *             connection the moment it is accepted and that worker waits up to
+ *             RTGW_REQUEST_TIMEOUT_MS for a byte: idle sockets would starve
+ *             everyone. civetweb listens on a private loopback port instead.
+ *             When a connection is ready, the front door queues it here
+ *             (rt__sockhook_handover) and connects a throwaway socket to the
+ *             private port, which makes civetweb's listener readable. accept()
+ *             on the private listener then accepts that throwaway, closes it,
+ *             and returns the queued client socket instead, with the client's
+ *             real address in addr/len: civetweb's remote_addr, the
+ *             X-Forwarded-For trust, per-IP limits and logs see the client.
+ *             Its local address (civetweb's server_port) is the public one,
+ *             since it is read from the client socket. Anything else that
+ *             connects to the private port is closed the same way, so nothing
+ *             reaches civetweb around the front door. An accept that finds the
+ *             queue empty (a stray connection, or one that took a queued
+ *             socket before its throwaway arrived) closes what it accepted and
+ *             fails with EAGAIN, which civetweb ignores.
+ *             Peer → fd. civetweb never exposes a connection's socket, but the
+ *             writers need it (SIOCOUTQ for room, epoll to park, and to detach
+ *             a session from its thread). accept records peer address → fd,
+ *             and a session finds its socket by its remote address and server
+ *             port (rt__sockhook_fd_of); both halves of the key come from the
+ *             client socket itself (getpeername, getsockname), as civetweb's
+ *             do. It also resets the fd's guard: a reused fd is a new
+ *             connection, not guarded yet, whose header deadline started when
+ *             the front door accepted it.
  * recv()      Before a connection is a guarded WebSocket session (the HTTP
  *             phase), recv never hands civetweb bytes past the end of a
  *             request's headers: it peeks, and reads only up to the first
@@ -23,7 +48,10 @@
  *             dribbling a byte at a time could hold a thread forever. The
  *             first request's headers must arrive within
  *             RTGW_REQUEST_TIMEOUT_MS of accept(), or the read fails
- *             (ETIMEDOUT).
+ *             (ETIMEDOUT). The front door already closes a connection whose
+ *             head is not complete by then; this deadline still covers the
+ *             ones it hands over early (a head too large or malformed, which
+ *             civetweb refuses).
  *             On a guarded session, every byte read goes through the client
  *             frame guard (below).
  * SSL_read()  The same guard for TLS sessions, whose bytes civetweb reads with
@@ -48,7 +76,10 @@
  * Why the state here is file-static: a libc override cannot receive a
  * context. The fd tables (peers: peer → fd; guards: fd → guard) and the
  * header deadline are this file's alone, sized and set once by
- * rt__sockhook_init before civetweb starts, and indexed by fd.
+ * rt__sockhook_init before civetweb starts, and indexed by fd. The hand-over
+ * queue is too: filled by the front door (rt__sockhook_handover), emptied by
+ * accept, its private port set by rt__sockhook_handover_begin once civetweb
+ * listens and cleared by rt__sockhook_handover_end after civetweb stops.
  *
  * The libssl shim. Debian's libcivetweb 1.15 is built with the OpenSSL 1.1
  * API and loads OpenSSL at run time: dlopen("libssl.so"), then dlsym for each
@@ -71,10 +102,12 @@
  * The two halves share nothing but that hook pointer.
  *
  * Threads and locks: accept runs on civetweb's master thread; recv and
- * SSL_read on the connection's worker thread, one at a time per fd. The peers
- * table is under peers_lock. A guard is read and written by its connection's
- * thread, except its conn pointer (atomic), which ws_connect sets and
- * session_detach/session_end clear from other threads.
+ * SSL_read on the connection's worker thread, one at a time per fd;
+ * rt__sockhook_handover on the front door's thread. The peers table is under
+ * peers_lock, the hand-over queue under handover_lock (never both at once).
+ * A guard is read and written by its connection's thread, except its conn
+ * pointer (atomic), which ws_connect sets and session_detach/session_end
+ * clear from other threads.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -146,6 +179,7 @@ int rt_sslshim_present(void)
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 typedef struct {
     _Atomic(rt_conn_t *) conn; /* non-NULL while the session is guarded */
@@ -257,26 +291,148 @@ int rt__sockhook_fd_of(const char *remote_addr, int remote_port, int server_port
 }
 
 /* A new connection on fd (perhaps a reused one): not guarded, in its HTTP
- * phase, its header deadline starting now. */
-static void guard_reset(int fd)
+ * phase, its header deadline counted from accepted_ms (monotonic), when the
+ * front door accepted it; head_complete: its first request head is already in
+ * the kernel, so the deadline is met. */
+static void guard_reset(int fd, int64_t accepted_ms, bool head_complete)
 {
     if (fd >= 0 && (size_t)fd < nguards) {
         atomic_store(&guards[fd].conn, NULL);
         guards[fd].crlf = 0;
-        guards[fd].first_headers_done = false;
-        guards[fd].accepted_ms = rt_clock_mono_ms();
+        guards[fd].first_headers_done = head_complete;
+        guards[fd].accepted_ms = accepted_ms;
     }
 }
 
-int accept(int fd, struct sockaddr *addr, socklen_t *len)
+/* ---- accept: the hand-over ---- */
+
+typedef struct handover_s {
+    int fd;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    int64_t accepted_ms;
+    bool head_complete;
+    struct handover_s *next;
+} handover_t;
+
+static pthread_mutex_t handover_lock = PTHREAD_MUTEX_INITIALIZER;
+static handover_t *handover_head, *handover_tail; /* FIFO, handover_lock */
+static atomic_size_t handover_len;
+static atomic_int handover_port;    /* civetweb's private port; 0: no hand-over */
+static atomic_int handover_fd = -1; /* civetweb's private listener, once seen */
+
+int rt__sockhook_handover(int fd, const struct sockaddr *peer, socklen_t peerlen,
+                          int64_t accepted_ms, bool head_complete)
+{
+    handover_t *h = calloc(1, sizeof(*h));
+    if (!h)
+        return RT_E_NOMEM;
+    h->fd = fd;
+    h->peerlen = peerlen < sizeof(h->peer) ? peerlen : sizeof(h->peer);
+    memcpy(&h->peer, peer, h->peerlen);
+    h->accepted_ms = accepted_ms;
+    h->head_complete = head_complete;
+    pthread_mutex_lock(&handover_lock);
+    if (handover_tail)
+        handover_tail->next = h;
+    else
+        handover_head = h;
+    handover_tail = h;
+    atomic_fetch_add(&handover_len, 1);
+    pthread_mutex_unlock(&handover_lock);
+    return 0;
+}
+
+size_t rt__sockhook_handover_queued(void)
+{
+    return atomic_load(&handover_len);
+}
+
+static handover_t *handover_pop(void)
+{
+    pthread_mutex_lock(&handover_lock);
+    handover_t *h = handover_head;
+    if (h) {
+        handover_head = h->next;
+        if (!handover_head)
+            handover_tail = NULL;
+        atomic_fetch_sub(&handover_len, 1);
+    }
+    pthread_mutex_unlock(&handover_lock);
+    return h;
+}
+
+void rt__sockhook_handover_begin(int private_port)
+{
+    atomic_store(&handover_port, private_port);
+}
+
+void rt__sockhook_handover_end(void)
+{
+    atomic_store(&handover_port, 0);
+    for (handover_t *h; (h = handover_pop()) != NULL; free(h))
+        close(h->fd);
+}
+
+/* Whether fd is civetweb's private listener (127.0.0.1, the private port).
+ * Looked up once, then remembered. */
+static bool is_private_listener(int fd)
+{
+    int port = atomic_load(&handover_port);
+    if (port == 0)
+        return false;
+    int known = atomic_load(&handover_fd);
+    if (known >= 0)
+        return fd == known;
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof(sa);
+    if (getsockname(fd, (struct sockaddr *)&sa, &sl) != 0 || sa.sin_family != AF_INET ||
+        ntohs(sa.sin_port) != port || sa.sin_addr.s_addr != htonl(INADDR_LOOPBACK))
+        return false;
+    atomic_store(&handover_fd, fd);
+    return true;
+}
+
+static int (*libc_accept(void))(int, struct sockaddr *, socklen_t *)
 {
     static int (*real_accept)(int, struct sockaddr *, socklen_t *);
     if (!real_accept)
         real_accept = (int (*)(int, struct sockaddr *, socklen_t *))dlsym(RTLD_NEXT, "accept");
-    int c = real_accept(fd, addr, len);
+    return real_accept;
+}
+
+/* accept on the private listener: the throwaway connection (or a stray one)
+ * is closed, and the oldest queued client socket returned in its place. */
+static int accept_handover(int lfd, struct sockaddr *addr, socklen_t *len)
+{
+    int t = libc_accept()(lfd, NULL, NULL);
+    if (t < 0)
+        return -1;
+    close(t);
+    handover_t *h = handover_pop();
+    if (!h) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (addr && len) {
+        memcpy(addr, &h->peer, *len < h->peerlen ? *len : h->peerlen);
+        *len = h->peerlen;
+    }
+    int c = h->fd;
+    peers_record(c);
+    guard_reset(c, h->accepted_ms, h->head_complete);
+    free(h);
+    return c;
+}
+
+int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    if (is_private_listener(fd))
+        return accept_handover(fd, addr, len);
+    int c = libc_accept()(fd, addr, len);
     if (c >= 0) {
         peers_record(c);
-        guard_reset(c);
+        guard_reset(c, rt_clock_mono_ms(), false);
     }
     return c;
 }

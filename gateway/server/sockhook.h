@@ -1,12 +1,16 @@
 /*
  * sockhook.h — what the server asks of the hooks in sockhook.c (accept, recv,
- * SSL_read): a session's socket, and the client frame guard. The contract of
+ * SSL_read): the hand-over of ready connections from the front door to
+ * civetweb, a session's socket, and the client frame guard. The contract of
  * each hook, and why it exists, is at the top of sockhook.c.
  */
 #ifndef RT_SOCKHOOK_H
 #define RT_SOCKHOOK_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 typedef struct rt_conn_s rt_conn_t;
 
@@ -14,6 +18,24 @@ typedef struct rt_conn_s rt_conn_t;
  * RLIMIT_NOFILE, set the first request's header deadline (ms; 0: none), and
  * install the guard as the libssl shim's read hook. */
 void rt__sockhook_init(int64_t header_deadline_ms);
+
+/* From now on, accept() on civetweb's listener at 127.0.0.1:private_port
+ * returns the sockets queued by rt__sockhook_handover instead of the
+ * connections made to that port. Main thread, once civetweb listens. */
+void rt__sockhook_handover_begin(int private_port);
+/* Queue client socket fd (accepted at accepted_ms, monotonic, from peer) for
+ * civetweb's next accept() on its private listener; head_complete: its first
+ * request head is in the kernel. The caller then connects a throwaway socket
+ * to the private port to wake civetweb. Ownership of fd passes to the queue
+ * (then to civetweb). 0, or RT_E_NOMEM (fd still the caller's). The front
+ * door's thread; takes the hand-over lock. */
+int rt__sockhook_handover(int fd, const struct sockaddr *peer, socklen_t peerlen,
+                          int64_t accepted_ms, bool head_complete);
+/* How many sockets wait in the queue. Any thread. */
+size_t rt__sockhook_handover_queued(void);
+/* After civetweb has stopped: close the sockets still queued, and stop
+ * handing over. Main thread. */
+void rt__sockhook_handover_end(void);
 
 /* The socket civetweb accepted for a peer (its address as civetweb prints it,
  * its port, and our port), or -1 when unknown. Any thread; takes the peers

@@ -9,14 +9,16 @@
  * there: a libc override cannot receive a context.)
  *
  * Fields set before civetweb starts are not reassigned afterwards: cfg, ctx,
- * ring, topts, hub, bus, api, writers, nwriters, started_ms, the ping frames,
+ * frontdoor, ring, topts, hub, bus, api, writers, nwriters, started_ms, the ping frames,
  * the limiters and ip_conns (the objects they point to lock themselves). The
  * rest: conns under conns_lock; nconns, next_writer, draining, stop and the
  * counters in metrics are atomics. Freed by server.c after every thread has
  * stopped.
  *
  * The files, one stage of a session's life each:
- *   sockhook.c        libc/OpenSSL hooks: peer → fd, the client frame guard
+ *   frontdoor.c       the public listener: connections until their first head
+ *   sockhook.c        libc/OpenSSL hooks: the hand-over to civetweb, peer → fd,
+ *                     the client frame guard
  *   conn.c            a session's record, its references and its closing
  *   writer.c          writer threads: queues to sockets, never blocking
  *   http.c            HTTP helpers: JSON replies, CORS, bodies, rate limits
@@ -47,12 +49,14 @@
 
 struct mg_context;
 struct mg_connection;
-typedef struct rt_conn_s rt_conn_t;     /* conn.h */
-typedef struct rt_writer_s rt_writer_t; /* writer.h */
+typedef struct rt_conn_s rt_conn_t;           /* conn.h */
+typedef struct rt_writer_s rt_writer_t;       /* writer.h */
+typedef struct rt_frontdoor_s rt_frontdoor_t; /* frontdoor.h */
 
 typedef struct rt_server_s {
     rt_config_t *cfg;
     struct mg_context *ctx;
+    rt_frontdoor_t *frontdoor; /* the public listener (frontdoor.c) */
     rt_keyring_t *ring;
     rt_token_opts_t topts;
     rt_hub_t *hub;

@@ -1,0 +1,582 @@
+/*
+ * frontdoor.c — the front door: rtgw listens on the public address itself,
+ * and holds each new connection until it is worth a civetweb thread.
+ *
+ * Why. civetweb 1.15 hands every accepted connection to a worker thread before
+ * a byte of the request has arrived, and the worker waits up to
+ * RTGW_REQUEST_TIMEOUT_MS for one. A few hundred connections that connect and
+ * send nothing took every worker, and civetweb drained them one worker at a
+ * time: any client could make GET /health wait for minutes.
+ *
+ * What. One thread runs an epoll over the public listening socket and the
+ * connections accepted but not ready yet (pending, non-blocking, watched
+ * edge-triggered). A pending connection costs a socket and ~250 bytes, no
+ * thread. It is ready when
+ * - plain HTTP: its first request head is in the kernel (a MSG_PEEK finds the
+ *   blank line that ends it, "\r\n\r\n" or "\n\n", as civetweb reads it), or
+ *   it holds a byte civetweb refuses in a head, or RT__MAX_REQUEST_HEAD bytes
+ *   without the end: civetweb then answers as it always did;
+ * - TLS: its first TLS record (the ClientHello) is complete, or its first byte
+ *   is not a handshake record; civetweb then does the handshake.
+ * A ready connection is queued for civetweb (rt__sockhook_handover), and a
+ * throwaway connection to civetweb's private loopback listener wakes
+ * civetweb's master thread, whose accept() returns the queued socket
+ * (sockhook.c). A throwaway is closed when civetweb's accept has closed the
+ * other end; if its connect failed, another one is made (every RETRY_MS).
+ *
+ * The deadline. A connection not ready RTGW_REQUEST_TIMEOUT_MS after its accept
+ * is closed here. Pending connections are kept in accept order, which is
+ * deadline order, so epoll_wait sleeps until the oldest one's deadline and a
+ * sweep closes every one that has expired: O(expired), all at their deadline,
+ * none ever holding a worker. A peer that closes or resets while pending is
+ * closed.
+ *
+ * The caps.
+ * - Global: max(RTGW_MAX_CONNECTIONS + RTGW_HTTP_THREADS, 1024) pending, and
+ *   at most half of RLIMIT_NOFILE. At the cap the oldest pending connection is
+ *   closed to make room: a flood of idle sockets cannot lock new clients out,
+ *   since a real client is pending for one round trip.
+ * - Per client address, with RTGW_MAX_CONNECTIONS_PER_IP set: max(that, 16)
+ *   pending per peer address; one more is closed at accept. The floor: that
+ *   variable bounds sessions and is often 1 or 2, while a browser opens up to
+ *   6 connections at once. Peers in RTGW_TRUSTED_PROXIES are not counted (the
+ *   clients behind a proxy share its address).
+ * - The hand-over queue: while QUEUE_MAX ready connections wait for civetweb,
+ *   or the process is out of descriptors, the listener is paused and new
+ *   connections wait in the kernel's backlog, as they did before.
+ *
+ * Threads and locks: rt__frontdoor_new, _start and _free run on the main
+ * thread; everything else on the front door's thread, which owns the pending
+ * and throwaway sockets and every field but stop while it runs. It takes the
+ * hand-over lock (rt__sockhook_handover) and the per-IP counter's own lock,
+ * never together.
+ */
+#define _GNU_SOURCE
+#include "frontdoor.h"
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "sockhook.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum {
+    PENDING_MIN = 1024, /* the global cap's floor */
+    PER_IP_MIN = 16,    /* the per-IP cap's floor */
+    QUEUE_MAX = 512,    /* ready connections civetweb has not accepted yet */
+    LISTEN_BACKLOG = 1024,
+    ACCEPT_BATCH = 256, /* accepts per wake-up, so pending sockets are not starved */
+    EVENTS = 256,
+    RETRY_MS = 20,  /* a throwaway that failed; a full hand-over queue */
+    PAUSE_MS = 100, /* out of descriptors */
+};
+
+typedef enum { ITEM_LISTENER, ITEM_WAKE, ITEM_PENDING, ITEM_KICK } item_kind_t;
+
+/* What an epoll event points at: the first member of everything watched. */
+typedef struct {
+    item_kind_t kind;
+} item_t;
+
+typedef struct pending_s {
+    item_t item; /* ITEM_PENDING */
+    int fd;
+    int64_t accepted_ms; /* monotonic */
+    uint32_t tail;       /* HTTP: the last four bytes scanned */
+    uint32_t scanned;    /* HTTP: bytes of the head scanned so far */
+    bool counted;        /* holds a place in per_ip under ip */
+    char ip[INET6_ADDRSTRLEN];
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    struct pending_s *prev, *next; /* accept order: oldest first */
+} pending_t;
+
+/* A throwaway connection to civetweb's private listener. */
+typedef struct kick_s {
+    item_t item; /* ITEM_KICK */
+    int fd;
+    struct kick_s *prev, *next;
+} kick_t;
+
+typedef enum { HEAD_WAIT, HEAD_COMPLETE, HEAD_EARLY, HEAD_GONE } head_state_t;
+
+struct rt_frontdoor_s {
+    const rt_config_t *cfg;
+    int listen_fd, epfd, wake_fd;
+    item_t listener, wake;
+    struct sockaddr_in private_addr;
+    bool tls;
+    int64_t deadline_ms;
+    size_t max_pending;
+    rt_conncount_t *per_ip; /* NULL: no per-IP cap */
+    pending_t *oldest, *newest;
+    size_t npending;
+    kick_t *kicks;
+    size_t kicks_owed;   /* hand-overs whose throwaway is still to be made */
+    int64_t retry_at_ms; /* after a failed throwaway; 0: none */
+    bool paused;         /* the listener is out of the epoll's interest */
+    int64_t resume_at_ms;
+    int64_t emfile_logged_ms;
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    uint8_t peek[RT__MAX_REQUEST_HEAD];
+};
+
+/* ---- the public listener ---- */
+
+/* host's address for a listener, as civetweb resolved it: IPv4 if the name
+ * has one, else IPv6. 0 or RT_E_INVAL. */
+static int listen_address(const char *host, int port, struct sockaddr_storage *ss, socklen_t *sl)
+{
+    static const int families[] = {AF_INET, AF_INET6};
+    for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+        struct addrinfo hints = {.ai_family = families[i], .ai_socktype = SOCK_STREAM};
+        struct addrinfo *res = NULL;
+        if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+            continue;
+        memcpy(ss, res->ai_addr, res->ai_addrlen);
+        *sl = res->ai_addrlen;
+        freeaddrinfo(res);
+        if (ss->ss_family == AF_INET)
+            ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+        else
+            ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+        return 0;
+    }
+    return RT_E_INVAL;
+}
+
+/* A listening socket on cfg's address, or -1 with why in err. */
+static int listen_public(const rt_config_t *cfg, char *err, size_t cap)
+{
+    char where[300];
+    bool v6 = strchr(cfg->host, ':') != NULL;
+    snprintf(where, sizeof(where), v6 ? "[%s]:%d" : "%s:%d", cfg->host, cfg->port);
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    if (listen_address(cfg->host, cfg->port, &ss, &sl) != 0) {
+        snprintf(err, cap, "cannot resolve %s", where);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int on = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        (ss.ss_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) ||
+        bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        int e = errno;
+        snprintf(err, cap, "cannot bind to %s%s: %d (%s)", ss.ss_family == AF_INET6 ? "IPv6 " : "",
+                 where, e, strerror(e));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The global cap (see the top of this file). */
+static size_t pending_cap(const rt_config_t *cfg)
+{
+    size_t cap = (size_t)(cfg->max_connections + cfg->http_threads);
+    if (cap < PENDING_MIN)
+        cap = PENDING_MIN;
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+        cap > nofile.rlim_cur / 2)
+        cap = nofile.rlim_cur / 2;
+    return cap > 0 ? cap : 1;
+}
+
+rt_frontdoor_t *rt__frontdoor_new(const rt_config_t *cfg, char *err, size_t cap)
+{
+    rt_frontdoor_t *d = calloc(1, sizeof(*d));
+    if (!d) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    d->cfg = cfg;
+    d->listener.kind = ITEM_LISTENER;
+    d->wake.kind = ITEM_WAKE;
+    d->tls = cfg->tls_cert != NULL;
+    d->deadline_ms = cfg->request_timeout_ms;
+    d->max_pending = pending_cap(cfg);
+    d->epfd = d->wake_fd = -1;
+    d->listen_fd = listen_public(cfg, err, cap);
+    if (d->listen_fd < 0) {
+        free(d);
+        return NULL;
+    }
+    if (cfg->max_connections_per_ip > 0)
+        d->per_ip = rt_conncount_new(cfg->max_connections_per_ip > PER_IP_MIN
+                                         ? (size_t)cfg->max_connections_per_ip
+                                         : PER_IP_MIN);
+    d->epfd = epoll_create1(EPOLL_CLOEXEC);
+    d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (d->epfd < 0 || d->wake_fd < 0 || (cfg->max_connections_per_ip > 0 && !d->per_ip)) {
+        snprintf(err, cap, "cannot set up the listener: %s", strerror(errno));
+        rt__frontdoor_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* ---- pending connections ---- */
+
+static void pending_unlink(rt_frontdoor_t *d, pending_t *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        d->oldest = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        d->newest = p->prev;
+    d->npending--;
+    if (p->counted)
+        rt_conncount_release(d->per_ip, p->ip);
+}
+
+/* Close a pending connection. What it sent is read first, so the close is a
+ * FIN, not a reset that could hide it from the client. */
+static void pending_close(rt_frontdoor_t *d, pending_t *p)
+{
+    pending_unlink(d, p);
+    if (p->scanned > 0 || d->tls)
+        (void)!read(p->fd, d->peek, sizeof(d->peek)); /* read(2): sockhook's recv is civetweb's */
+    close(p->fd);
+    free(p);
+}
+
+/* Whether ip is one of RTGW_TRUSTED_PROXIES: rt_client_ip replaces a peer's
+ * address by its forwarded one only when the peer is trusted. */
+static bool is_trusted_proxy(const rt_config_t *cfg, const char *ip)
+{
+    if (!cfg->trusted_proxies || !*cfg->trusted_proxies)
+        return false;
+    char out[64];
+    rt_client_ip(ip, "-", cfg->trusted_proxies, out, sizeof(out));
+    return strcmp(out, "-") == 0;
+}
+
+/* Take in a connection just accepted: counted per IP (or closed, over that
+ * cap), the oldest pending one closed if the global cap is reached, then
+ * watched until ready. */
+static void admit(rt_frontdoor_t *d, int fd, const struct sockaddr_storage *ss, socklen_t sl)
+{
+    pending_t *p = calloc(1, sizeof(*p));
+    if (!p) {
+        close(fd);
+        return;
+    }
+    p->item.kind = ITEM_PENDING;
+    p->fd = fd;
+    p->accepted_ms = rt_clock_mono_ms();
+    p->peerlen = sl < sizeof(p->peer) ? sl : sizeof(p->peer);
+    memcpy(&p->peer, ss, p->peerlen);
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, p->ip, sizeof(p->ip));
+    else if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, p->ip, sizeof(p->ip));
+    if (d->per_ip && !is_trusted_proxy(d->cfg, p->ip)) {
+        if (!rt_conncount_acquire(d->per_ip, p->ip)) {
+            close(fd);
+            free(p);
+            return;
+        }
+        p->counted = true;
+    }
+    if (d->npending >= d->max_pending && d->oldest)
+        pending_close(d, d->oldest);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = p};
+    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        if (p->counted)
+            rt_conncount_release(d->per_ip, p->ip);
+        close(fd);
+        free(p);
+        return;
+    }
+    p->prev = d->newest;
+    if (d->newest)
+        d->newest->next = p;
+    else
+        d->oldest = p;
+    d->newest = p;
+    d->npending++;
+}
+
+/* HTTP: scan the head's new bytes (see the top of this file). */
+static head_state_t http_head_state(pending_t *p, const uint8_t *buf, size_t n)
+{
+    for (size_t i = p->scanned; i < n; i++) {
+        uint8_t c = buf[i];
+        if (c < 128 && c != '\r' && c != '\n' && !isprint(c))
+            return HEAD_EARLY; /* civetweb refuses such a head at once */
+        p->tail = p->tail << 8 | c;
+        if ((p->tail & 0xffff) == 0x0a0a || p->tail == 0x0d0a0d0a)
+            return HEAD_COMPLETE;
+    }
+    p->scanned = (uint32_t)n;
+    return n >= RT__MAX_REQUEST_HEAD ? HEAD_EARLY : HEAD_WAIT;
+}
+
+/* TLS: the first record complete (5-byte header, then its length). */
+static head_state_t tls_record_state(const uint8_t *buf, size_t n)
+{
+    if (buf[0] != 0x16)
+        return HEAD_EARLY; /* not a handshake: civetweb's SSL_accept fails it */
+    if (n < 5)
+        return HEAD_WAIT;
+    size_t need = 5 + ((size_t)buf[3] << 8 | buf[4]);
+    return n >= need || need > RT__MAX_REQUEST_HEAD ? HEAD_COMPLETE : HEAD_WAIT;
+}
+
+/* Peek at what p has sent so far (MSG_PEEK: sockhook's recv lets it through). */
+static head_state_t head_state(rt_frontdoor_t *d, pending_t *p)
+{
+    ssize_t n = recv(p->fd, d->peek, sizeof(d->peek), MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? HEAD_WAIT : HEAD_GONE;
+    if (n == 0)
+        return HEAD_GONE;
+    return d->tls ? tls_record_state(d->peek, (size_t)n) : http_head_state(p, d->peek, (size_t)n);
+}
+
+/* Queue p for civetweb; its throwaway is made after this round of events. */
+static void hand_over(rt_frontdoor_t *d, pending_t *p, bool head_complete)
+{
+    epoll_ctl(d->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+    if (rt__sockhook_handover(p->fd, (struct sockaddr *)&p->peer, p->peerlen, p->accepted_ms,
+                              head_complete) != 0) {
+        pending_close(d, p);
+        return;
+    }
+    pending_unlink(d, p);
+    free(p);
+    d->kicks_owed++;
+}
+
+static void pending_event(rt_frontdoor_t *d, pending_t *p, uint32_t events)
+{
+    head_state_t st = head_state(d, p);
+    if (st == HEAD_COMPLETE || st == HEAD_EARLY)
+        hand_over(d, p, st == HEAD_COMPLETE && !d->tls);
+    else if (st == HEAD_GONE || (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        pending_close(d, p);
+}
+
+/* Close every pending connection whose deadline has passed, oldest first. */
+static void sweep(rt_frontdoor_t *d, int64_t now)
+{
+    while (d->oldest && now - d->oldest->accepted_ms >= d->deadline_ms)
+        pending_close(d, d->oldest);
+}
+
+/* ---- throwaways: waking civetweb ---- */
+
+static void kick_free(rt_frontdoor_t *d, kick_t *k)
+{
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        d->kicks = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    close(k->fd);
+    free(k);
+}
+
+/* Start one throwaway connection to civetweb's listener. 0, or RT_E_IO. */
+static int kick_connect(rt_frontdoor_t *d)
+{
+    kick_t *k = calloc(1, sizeof(*k));
+    if (!k)
+        return RT_E_NOMEM;
+    k->item.kind = ITEM_KICK;
+    k->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = k};
+    if (k->fd < 0 ||
+        (connect(k->fd, (struct sockaddr *)&d->private_addr, sizeof(d->private_addr)) != 0 &&
+         errno != EINPROGRESS) ||
+        epoll_ctl(d->epfd, EPOLL_CTL_ADD, k->fd, &ev) != 0) {
+        if (k->fd >= 0)
+            close(k->fd);
+        free(k);
+        return RT_E_IO;
+    }
+    k->next = d->kicks;
+    if (d->kicks)
+        d->kicks->prev = k;
+    d->kicks = k;
+    return 0;
+}
+
+/* A throwaway's end: civetweb closed it (done), or its connect failed (the
+ * hand-over it was for still needs one). */
+static void kick_event(rt_frontdoor_t *d, kick_t *k)
+{
+    int err = 0;
+    socklen_t el = sizeof(err);
+    if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0)
+        d->kicks_owed++;
+    kick_free(d, k);
+}
+
+static void kicks_pay(rt_frontdoor_t *d, int64_t now)
+{
+    if (d->retry_at_ms && now < d->retry_at_ms)
+        return;
+    d->retry_at_ms = 0;
+    for (; d->kicks_owed > 0; d->kicks_owed--) {
+        if (kick_connect(d) != 0) {
+            d->retry_at_ms = now + RETRY_MS;
+            return;
+        }
+    }
+}
+
+/* ---- the listener ---- */
+
+static void listener_watch(rt_frontdoor_t *d, bool on, int64_t resume_at_ms)
+{
+    struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = &d->listener};
+    epoll_ctl(d->epfd, EPOLL_CTL_MOD, d->listen_fd, &ev);
+    d->paused = !on;
+    d->resume_at_ms = resume_at_ms;
+}
+
+static void accept_batch(rt_frontdoor_t *d, int64_t now)
+{
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int c = accept4(d->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c >= 0) {
+            admit(d, c, &ss, sl);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            if (now - d->emfile_logged_ms >= 10000 || !d->emfile_logged_ms) {
+                rt_log_warn("cannot accept connections", "detail=\"%s\" pending=%zu",
+                            strerror(errno), d->npending);
+                d->emfile_logged_ms = now;
+            }
+            listener_watch(d, false, now + PAUSE_MS);
+        }
+        return;
+    }
+}
+
+/* Pause the listener while civetweb has QUEUE_MAX connections to accept;
+ * resume it when a pause is over. */
+static void listener_update(rt_frontdoor_t *d, int64_t now)
+{
+    bool full = rt__sockhook_handover_queued() >= QUEUE_MAX;
+    if (!d->paused && full)
+        listener_watch(d, false, now + RETRY_MS);
+    else if (d->paused && now >= d->resume_at_ms)
+        listener_watch(d, !full, now + RETRY_MS);
+}
+
+/* ---- the thread ---- */
+
+/* How long epoll_wait may sleep: until the oldest deadline, a throwaway to
+ * retry, or the end of a pause. */
+static int next_timeout(const rt_frontdoor_t *d, int64_t now)
+{
+    int64_t at = d->oldest ? d->oldest->accepted_ms + d->deadline_ms : INT64_MAX;
+    if (d->retry_at_ms && d->retry_at_ms < at)
+        at = d->retry_at_ms;
+    if (d->paused && d->resume_at_ms < at)
+        at = d->resume_at_ms;
+    if (at == INT64_MAX)
+        return -1;
+    return at <= now ? 0 : at - now > 60000 ? 60000 : (int)(at - now);
+}
+
+static void *frontdoor_main(void *arg)
+{
+    rt_frontdoor_t *d = arg;
+    struct epoll_event ev[EVENTS];
+    while (!atomic_load(&d->stop)) {
+        int n = epoll_wait(d->epfd, ev, EVENTS, next_timeout(d, rt_clock_mono_ms()));
+        bool listener_ready = false;
+        /* Accept last: admit may close the oldest pending connection, which
+         * a later event of this round could point at. */
+        for (int i = 0; i < n; i++) {
+            item_t *it = ev[i].data.ptr;
+            if (it->kind == ITEM_PENDING)
+                pending_event(d, (pending_t *)it, ev[i].events);
+            else if (it->kind == ITEM_KICK)
+                kick_event(d, (kick_t *)it);
+            else if (it->kind == ITEM_LISTENER)
+                listener_ready = true;
+        }
+        int64_t now = rt_clock_mono_ms();
+        if (listener_ready && !d->paused)
+            accept_batch(d, now);
+        sweep(d, now);
+        kicks_pay(d, now);
+        listener_update(d, now);
+    }
+    return NULL;
+}
+
+int rt__frontdoor_start(rt_frontdoor_t *d, int private_port)
+{
+    d->private_addr = (struct sockaddr_in){.sin_family = AF_INET,
+                                           .sin_port = htons((uint16_t)private_port),
+                                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &d->listener};
+    struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &d->wake};
+    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->listen_fd, &lev) != 0 ||
+        epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->wake_fd, &wev) != 0)
+        return RT_E_IO;
+    if (pthread_create(&d->thread, NULL, frontdoor_main, d) != 0)
+        return RT_E_NOMEM;
+    d->started = true;
+    return 0;
+}
+
+void rt__frontdoor_free(rt_frontdoor_t *d)
+{
+    if (!d)
+        return;
+    if (d->started) {
+        atomic_store(&d->stop, true);
+        uint64_t one = 1;
+        (void)!write(d->wake_fd, &one, sizeof(one));
+        pthread_join(d->thread, NULL);
+    }
+    while (d->oldest)
+        pending_close(d, d->oldest);
+    while (d->kicks)
+        kick_free(d, d->kicks);
+    if (d->listen_fd >= 0)
+        close(d->listen_fd);
+    if (d->epfd >= 0)
+        close(d->epfd);
+    if (d->wake_fd >= 0)
+        close(d->wake_fd);
+    rt_conncount_free(d->per_ip);
+    free(d);
+}
