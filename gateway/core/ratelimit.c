@@ -179,6 +179,11 @@ static bool ip_in_list(const char *ip, size_t len, const char *list)
     return false;
 }
 
+bool rt_ip_trusted(const char *ip, const char *trusted)
+{
+    return ip && ip_in_list(ip, strlen(ip), trusted);
+}
+
 void rt_client_ip(const char *peer, const char *xff, const char *trusted, char *out, size_t cap)
 {
     snprintf(out, cap, "%s", peer ? peer : "");

@@ -265,15 +265,10 @@ static void pending_close(rt_frontdoor_t *d, pending_t *p)
     free(p);
 }
 
-/* Whether ip is one of RTGW_TRUSTED_PROXIES: rt_client_ip replaces a peer's
- * address by its forwarded one only when the peer is trusted. */
+/* Whether ip is one of RTGW_TRUSTED_PROXIES (whose clients share its address). */
 static bool is_trusted_proxy(const rt_config_t *cfg, const char *ip)
 {
-    if (!cfg->trusted_proxies || !*cfg->trusted_proxies)
-        return false;
-    char out[64];
-    rt_client_ip(ip, "-", cfg->trusted_proxies, out, sizeof(out));
-    return strcmp(out, "-") == 0;
+    return rt_ip_trusted(ip, cfg->trusted_proxies);
 }
 
 /* Take in a connection just accepted: counted per IP (or closed, over that

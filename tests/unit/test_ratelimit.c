@@ -83,3 +83,14 @@ RT_TEST(client_ip_trusts_forwarded_only_from_trusted_peers)
     rt_client_ip("127.0.0.1", "", "127.0.0.1", ip, sizeof(ip));
     RT_ASSERT_STR_EQ(ip, "127.0.0.1");
 }
+
+RT_TEST(ip_trusted_list)
+{
+    RT_ASSERT(rt_ip_trusted("10.0.0.1", "10.0.0.1"));
+    RT_ASSERT(rt_ip_trusted("10.0.0.2", "10.0.0.1, 10.0.0.2"));
+    RT_ASSERT(!rt_ip_trusted("10.0.0.3", "10.0.0.1,10.0.0.2"));
+    RT_ASSERT(!rt_ip_trusted("10.0.0.1", "10.0.0.10")); /* whole entries only */
+    RT_ASSERT(!rt_ip_trusted("10.0.0.1", NULL));
+    RT_ASSERT(!rt_ip_trusted("10.0.0.1", ""));
+    RT_ASSERT(!rt_ip_trusted(NULL, "10.0.0.1"));
+}

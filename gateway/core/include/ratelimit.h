@@ -43,5 +43,7 @@ size_t rt_conncount_get(rt_conncount_t *c, const char *key);
  * X-Forwarded-For that is not trusted (or the leftmost, if all are). Writes
  * into out (cap >= 64). */
 void rt_client_ip(const char *peer, const char *xff, const char *trusted, char *out, size_t cap);
+/* Whether ip is one of `trusted` (comma-separated IPs; NULL or "" trusts none). */
+bool rt_ip_trusted(const char *ip, const char *trusted);
 
 #endif
