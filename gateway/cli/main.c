@@ -49,7 +49,7 @@ int main(int argc, char **argv)
     int sub_argc = argc > 1 ? argc - 2 : 0;
     char **sub_argv = argv + 2;
     if (argc > 1 && argv[1][0] == '-' && strcmp(argv[1], "--help") != 0 &&
-        strcmp(argv[1], "-h") != 0) {
+        strcmp(argv[1], "-h") != 0 && strcmp(argv[1], "--version") != 0) {
         cmd = "serve"; /* rtgw --dev == rtgw serve --dev */
         sub_argc = argc - 1;
         sub_argv = argv + 1;

@@ -59,6 +59,23 @@ const lines = (s) => s.split("\n").filter(Boolean).map((l) => JSON.parse(l));
 
 // ---- keygen / token ---------------------------------------------------------------
 
+defcase("version_and_help_flags", async () => {
+  // `rtgw --version` used to be taken for `rtgw serve --version` (exit 2).
+  for (const args of [["version"], ["--version"]]) {
+    const r = await rtgw(args);
+    assert.equal(r.code, 0, `${args}: ${r.stderr}`);
+    assert.match(r.stdout, /^rtgw \d+\.\d+\.\d+ /);
+  }
+  for (const args of [["--help"], ["-h"], ["help"]]) {
+    const r = await rtgw(args);
+    assert.equal(r.code, 0, `${args}: ${r.stderr}`);
+    assert.match(r.stdout, /Usage: rtgw \[command\]/);
+  }
+  const bad = await rtgw(["frobnicate"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown command 'frobnicate'/);
+});
+
 defcase("keygen_prints_valid_key", async () => {
   const a = await rtgw(["keygen"]);
   assert.equal(a.code, 0, a.stderr);
