@@ -326,10 +326,24 @@ static const char *framing_problem(const struct mg_request_info *ri)
 
 int rt__http_framing_guard(struct mg_connection *conn)
 {
-    const char *why = framing_problem(mg_get_request_info(conn));
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    char ip[64];
+    if (ri->num_headers >= MG_MAX_HEADERS) {
+        /* civetweb keeps MG_MAX_HEADERS header lines and drops the rest
+         * unread: a Content-Length or Transfer-Encoding among them would be
+         * lost, and the body read as the next request. */
+        rt__client_ip(srv_of(conn), conn, ip, sizeof(ip));
+        rt_log_info("request refused", "reason=headers_too_large ip=%s", ip);
+        refuse_and_close(conn, 431, "headers_too_large",
+                         "the request has %d or more header lines; at most %d are read, and one "
+                         "dropped unread could change how the body is framed, so the request is "
+                         "refused and the connection closed",
+                         MG_MAX_HEADERS, MG_MAX_HEADERS - 1);
+        return 1;
+    }
+    const char *why = framing_problem(ri);
     if (!why)
         return 0;
-    char ip[64];
     rt__client_ip(srv_of(conn), conn, ip, sizeof(ip));
     rt_log_info("request refused", "reason=ambiguous_framing ip=%s detail=\"%s\"", ip, why);
     refuse_and_close(conn, 400, "ambiguous_framing",
