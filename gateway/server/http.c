@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+#include "sockhook.h"
 
 #include <civetweb.h>
 #include <jansson.h>
@@ -223,16 +224,34 @@ static int refuse_nomem(struct mg_connection *conn)
     return RT_E_NOMEM;
 }
 
+/* Set (until_ms > 0) or clear (0) the read deadline of conn's socket. */
+static void body_deadline(struct mg_connection *conn, int64_t until_ms)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    rt__sockhook_read_deadline(
+        rt__sockhook_fd_of(ri->remote_addr, ri->remote_port, ri->server_port), until_ms);
+}
+
 /* Read the body into buf (cap bytes, grown by doubling) until it ends.
  * Returns 0 with *pbuf, *plen set, or an error after answering it (buf freed). */
 static int read_all(struct mg_connection *conn, size_t max, char *buf, size_t cap, char **pbuf,
                     size_t *plen)
 {
     size_t len = 0;
+    /* civetweb's read timeout bounds one wait for bytes, and mg_read goes on
+     * while each byte comes within it: a client dribbling a byte now and then
+     * would hold this thread for ever. The whole body gets
+     * RTGW_REQUEST_TIMEOUT_MS: the socket's reads fail after it (sockhook.c),
+     * and the loop stops there. The caller clears the deadline. */
+    int64_t timeout_ms = srv_of(conn)->cfg->request_timeout_ms;
+    int64_t until = rt_clock_mono_ms() + timeout_ms;
+    long long announced = mg_get_request_info(conn)->content_length;
+    body_deadline(conn, until);
     for (;;) {
         if (len == cap - 1) {
             if (cap - 1 > max) {
                 free(buf);
+                body_deadline(conn, 0); /* the drain after a 413 keeps its own bound */
                 return refuse_too_large(conn, max, -1);
             }
             char *nb = realloc(buf, cap * 2);
@@ -257,7 +276,22 @@ static int read_all(struct mg_connection *conn, size_t max, char *buf, size_t ca
         len += (size_t)n;
         if (len > max) {
             free(buf);
+            body_deadline(conn, 0); /* the drain after a 413 keeps its own bound */
             return refuse_too_large(conn, max, -1);
+        }
+        if ((announced < 0 || len < (size_t)announced) && rt_clock_mono_ms() >= until) {
+            free(buf);
+            char got[96];
+            if (announced >= 0)
+                snprintf(got, sizeof(got), "%zu of the %lld bytes its Content-Length announced",
+                         len, announced);
+            else
+                snprintf(got, sizeof(got), "%zu bytes of a chunked body", len);
+            refuse_and_close(conn, 400, "body_incomplete",
+                             "the body ended after %s: it must arrive whole within "
+                             "RTGW_REQUEST_TIMEOUT_MS (%lld ms); nothing was done",
+                             got, (long long)timeout_ms);
+            return RT_E_CLOSED;
         }
     }
     buf[len] = 0;
@@ -279,6 +313,7 @@ int rt__read_body(struct mg_connection *conn, size_t max, char **out, size_t *ou
     if (!buf)
         return refuse_nomem(conn);
     rc = read_all(conn, max, buf, cap, out, out_len);
+    body_deadline(conn, 0);
     if (rc == 0 && ri->content_length >= 0 && *out_len < (size_t)ri->content_length) {
         /* civetweb's mg_read ends a short body at its read timeout as if it
          * were complete; a publish must be all or nothing. */
