@@ -69,6 +69,38 @@ const char *rt__connection_close_header(struct mg_connection *conn)
     return request_closes(conn) ? "Connection: close\r\n" : "";
 }
 
+int rt__write(struct mg_connection *conn, const void *buf, size_t len)
+{
+    int n = mg_write(conn, buf, len);
+    if (n < 0 || (size_t)n != len)
+        mg_disable_connection_keep_alive(conn);
+    return n < 0 || (size_t)n != len ? RT_E_IO : 0;
+}
+
+int rt__printf(struct mg_connection *conn, const char *fmt, ...)
+{
+    char small[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return RT_E_INVAL;
+    if ((size_t)n < sizeof(small))
+        return rt__write(conn, small, (size_t)n);
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        mg_disable_connection_keep_alive(conn);
+        return RT_E_NOMEM;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = rt__write(conn, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
 void rt__send_json(struct mg_connection *conn, int status, const char *body, size_t len,
                    const char *extra_headers)
 {
@@ -79,16 +111,17 @@ void rt__send_json(struct mg_connection *conn, int status, const char *body, siz
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    mg_printf(conn,
-              "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-              "Cache-Control: no-store\r\nDate: %s\r\n%s%s%s%s%s\r\n",
-              status, mg_get_response_code_text(conn, status), len, date,
-              origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
-              origin ? "\r\nVary: Origin\r\n" : "", extra_headers ? extra_headers : "",
-              extra_headers && strstr(extra_headers, "Connection:")
-                  ? ""
-                  : rt__connection_close_header(conn));
-    mg_write(conn, body, len);
+    int rc = rt__printf(
+        conn,
+        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+        "Cache-Control: no-store\r\nDate: %s\r\n%s%s%s%s%s\r\n",
+        status, mg_get_response_code_text(conn, status), len, date,
+        origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
+        origin ? "\r\nVary: Origin\r\n" : "", extra_headers ? extra_headers : "",
+        extra_headers && strstr(extra_headers, "Connection:") ? ""
+                                                              : rt__connection_close_header(conn));
+    if (rc == 0)
+        rt__write(conn, body, len);
 }
 
 void rt__send_resp(struct mg_connection *conn, rt_resp_t *r)
@@ -159,7 +192,7 @@ int rt__expect_continue(struct mg_connection *conn)
         rt__send_error(conn, 417, "expectation_failed", "only Expect: 100-continue is supported");
         return RT_E_INVAL;
     }
-    mg_printf(conn, "HTTP/1.1 100 Continue\r\n\r\n");
+    rt__printf(conn, "HTTP/1.1 100 Continue\r\n\r\n");
     return 0;
 }
 
@@ -396,7 +429,7 @@ bool rt__method_is(struct mg_connection *conn, const char *m)
 int rt__handle_options(struct mg_connection *conn)
 {
     const char *origin = rt__cors_origin(srv_of(conn), conn);
-    mg_printf(
+    rt__printf(
         conn,
         "HTTP/1.1 204 No Content\r\n%s%s%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
         "Access-Control-Allow-Headers: Authorization, Content-Type, Idempotency-Key, "
