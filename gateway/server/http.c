@@ -5,6 +5,7 @@
 #include "http.h"
 #include "clock.h"
 #include "err.h"
+#include "frontdoor.h"
 #include "log.h"
 #include "sockhook.h"
 
@@ -449,6 +450,15 @@ int rt__http_error(struct mg_connection *conn, int status, const char *errmsg)
                        : status >= 500 ? "internal_error"
                                        : "bad_request";
     const char *text = errmsg && *errmsg ? errmsg : mg_get_response_code_text(conn, status);
-    refuse_and_close(conn, status, name, "%s (refused by the HTTP layer before any route)", text);
+    /* civetweb 1.15 says "Malformed message" for a head over its size limit
+     * too (read_message's -2 never reaches its 413): say which it may be. */
+    if (strcmp(text, "Malformed message") == 0)
+        refuse_and_close(conn, status, name,
+                         "%s: the request head is malformed, cut off, or longer than the limit of "
+                         "%d bytes (refused by the HTTP layer before any route)",
+                         text, RT__MAX_REQUEST_HEAD);
+    else
+        refuse_and_close(conn, status, name, "%s (refused by the HTTP layer before any route)",
+                         text);
     return 0;
 }
