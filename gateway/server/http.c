@@ -266,6 +266,24 @@ static void body_deadline(struct mg_connection *conn, int64_t until_ms)
         rt__sockhook_fd_of(ri->remote_addr, ri->remote_port, ri->server_port), until_ms);
 }
 
+/* Answer 400 body_incomplete for a body not whole by its deadline (len bytes
+ * of announced, -1: chunked). Returns RT_E_CLOSED. */
+static int refuse_late(struct mg_connection *conn, size_t len, long long announced,
+                       int64_t timeout_ms)
+{
+    char got[96];
+    if (announced >= 0)
+        snprintf(got, sizeof(got), "%zu of the %lld bytes its Content-Length announced", len,
+                 announced);
+    else
+        snprintf(got, sizeof(got), "%zu bytes of a chunked body", len);
+    refuse_and_close(conn, 400, "body_incomplete",
+                     "the body ended after %s: it must arrive whole within "
+                     "RTGW_REQUEST_TIMEOUT_MS (%lld ms); nothing was done",
+                     got, (long long)timeout_ms);
+    return RT_E_CLOSED;
+}
+
 /* Read the body into buf (cap bytes, grown by doubling) until it ends.
  * Returns 0 with *pbuf, *plen set, or an error after answering it (buf freed). */
 static int read_all(struct mg_connection *conn, size_t max, char *buf, size_t cap, char **pbuf,
@@ -299,6 +317,8 @@ static int read_all(struct mg_connection *conn, size_t max, char *buf, size_t ca
         int n = mg_read(conn, buf + len, cap - 1 - len);
         if (n < 0) { /* the client closed, or the read failed, mid-body */
             free(buf);
+            if (rt_clock_mono_ms() >= until)
+                return refuse_late(conn, len, announced, timeout_ms);
             refuse_and_close(conn, 400, "body_incomplete",
                              "the body could not be read to its end (the client closed or the "
                              "read failed after %zu bytes); nothing was done",
@@ -315,17 +335,7 @@ static int read_all(struct mg_connection *conn, size_t max, char *buf, size_t ca
         }
         if ((announced < 0 || len < (size_t)announced) && rt_clock_mono_ms() >= until) {
             free(buf);
-            char got[96];
-            if (announced >= 0)
-                snprintf(got, sizeof(got), "%zu of the %lld bytes its Content-Length announced",
-                         len, announced);
-            else
-                snprintf(got, sizeof(got), "%zu bytes of a chunked body", len);
-            refuse_and_close(conn, 400, "body_incomplete",
-                             "the body ended after %s: it must arrive whole within "
-                             "RTGW_REQUEST_TIMEOUT_MS (%lld ms); nothing was done",
-                             got, (long long)timeout_ms);
-            return RT_E_CLOSED;
+            return refuse_late(conn, len, announced, timeout_ms);
         }
     }
     buf[len] = 0;
