@@ -70,10 +70,11 @@ export async function rawRequest(gw, head, body = "", ms = 5000) {
 
 // A head that never ends: `first`, then `line(i)` every `gapMs` (0: as fast as
 // the socket takes them, yielding to the event loop between writes) until the
-// server closes the connection or `ms` runs out. Resolves with
+// server closes the connection or `ms` runs out; after `maxLines` lines it
+// stops sending but keeps the connection open. Resolves with
 //   { text, responses, closedByServer, ms, lines }
 // where ms is the time from connect to the server's close (or to `ms`).
-export function rawEndlessHead(gw, first, line, { ms = 6000, gapMs = 0, port = gw.port } = {}) {
+export function rawEndlessHead(gw, first, line, { ms = 6000, gapMs = 0, maxLines = Infinity, port = gw.port } = {}) {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const sock = net.connect(port, "127.0.0.1");
@@ -94,7 +95,7 @@ export function rawEndlessHead(gw, first, line, { ms = 6000, gapMs = 0, port = g
     sock.on("close", done);
     sock.on("connect", async () => {
       sock.write(first);
-      while (!finished && !sock.destroyed) {
+      while (!finished && !sock.destroyed && lines < maxLines) {
         const room = sock.write(line(lines++));
         if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
         else if (!room) await new Promise((r) => { sock.once("drain", r); setTimeout(r, 50); });
