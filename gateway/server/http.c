@@ -5,7 +5,9 @@
 #include "http.h"
 #include "clock.h"
 #include "err.h"
+#include "frontdoor.h"
 #include "log.h"
+#include "sockhook.h"
 
 #include <civetweb.h>
 #include <jansson.h>
@@ -68,6 +70,38 @@ const char *rt__connection_close_header(struct mg_connection *conn)
     return request_closes(conn) ? "Connection: close\r\n" : "";
 }
 
+int rt__write(struct mg_connection *conn, const void *buf, size_t len)
+{
+    int n = mg_write(conn, buf, len);
+    if (n < 0 || (size_t)n != len)
+        mg_disable_connection_keep_alive(conn);
+    return n < 0 || (size_t)n != len ? RT_E_IO : 0;
+}
+
+int rt__printf(struct mg_connection *conn, const char *fmt, ...)
+{
+    char small[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return RT_E_INVAL;
+    if ((size_t)n < sizeof(small))
+        return rt__write(conn, small, (size_t)n);
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        mg_disable_connection_keep_alive(conn);
+        return RT_E_NOMEM;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = rt__write(conn, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
 void rt__send_json(struct mg_connection *conn, int status, const char *body, size_t len,
                    const char *extra_headers)
 {
@@ -78,16 +112,17 @@ void rt__send_json(struct mg_connection *conn, int status, const char *body, siz
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    mg_printf(conn,
-              "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-              "Cache-Control: no-store\r\nDate: %s\r\n%s%s%s%s%s\r\n",
-              status, mg_get_response_code_text(conn, status), len, date,
-              origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
-              origin ? "\r\nVary: Origin\r\n" : "", extra_headers ? extra_headers : "",
-              extra_headers && strstr(extra_headers, "Connection:")
-                  ? ""
-                  : rt__connection_close_header(conn));
-    mg_write(conn, body, len);
+    int rc = rt__printf(
+        conn,
+        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+        "Cache-Control: no-store\r\nDate: %s\r\n%s%s%s%s%s\r\n",
+        status, mg_get_response_code_text(conn, status), len, date,
+        origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
+        origin ? "\r\nVary: Origin\r\n" : "", extra_headers ? extra_headers : "",
+        extra_headers && strstr(extra_headers, "Connection:") ? ""
+                                                              : rt__connection_close_header(conn));
+    if (rc == 0)
+        rt__write(conn, body, len);
 }
 
 void rt__send_resp(struct mg_connection *conn, rt_resp_t *r)
@@ -158,7 +193,7 @@ int rt__expect_continue(struct mg_connection *conn)
         rt__send_error(conn, 417, "expectation_failed", "only Expect: 100-continue is supported");
         return RT_E_INVAL;
     }
-    mg_printf(conn, "HTTP/1.1 100 Continue\r\n\r\n");
+    rt__printf(conn, "HTTP/1.1 100 Continue\r\n\r\n");
     return 0;
 }
 
@@ -223,16 +258,52 @@ static int refuse_nomem(struct mg_connection *conn)
     return RT_E_NOMEM;
 }
 
+/* Set (until_ms > 0) or clear (0) the read deadline of conn's socket. */
+static void body_deadline(struct mg_connection *conn, int64_t until_ms)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    rt__sockhook_read_deadline(
+        rt__sockhook_fd_of(ri->remote_addr, ri->remote_port, ri->server_port), until_ms);
+}
+
+/* Answer 400 body_incomplete for a body not whole by its deadline (len bytes
+ * of announced, -1: chunked). Returns RT_E_CLOSED. */
+static int refuse_late(struct mg_connection *conn, size_t len, long long announced,
+                       int64_t timeout_ms)
+{
+    char got[96];
+    if (announced >= 0)
+        snprintf(got, sizeof(got), "%zu of the %lld bytes its Content-Length announced", len,
+                 announced);
+    else
+        snprintf(got, sizeof(got), "%zu bytes of a chunked body", len);
+    refuse_and_close(conn, 400, "body_incomplete",
+                     "the body ended after %s: it must arrive whole within "
+                     "RTGW_REQUEST_TIMEOUT_MS (%lld ms); nothing was done",
+                     got, (long long)timeout_ms);
+    return RT_E_CLOSED;
+}
+
 /* Read the body into buf (cap bytes, grown by doubling) until it ends.
  * Returns 0 with *pbuf, *plen set, or an error after answering it (buf freed). */
 static int read_all(struct mg_connection *conn, size_t max, char *buf, size_t cap, char **pbuf,
                     size_t *plen)
 {
     size_t len = 0;
+    /* civetweb's read timeout bounds one wait for bytes, and mg_read goes on
+     * while each byte comes within it: a client dribbling a byte now and then
+     * would hold this thread for ever. The whole body gets
+     * RTGW_REQUEST_TIMEOUT_MS: the socket's reads fail after it (sockhook.c),
+     * and the loop stops there. The caller clears the deadline. */
+    int64_t timeout_ms = srv_of(conn)->cfg->request_timeout_ms;
+    int64_t until = rt_clock_mono_ms() + timeout_ms;
+    long long announced = mg_get_request_info(conn)->content_length;
+    body_deadline(conn, until);
     for (;;) {
         if (len == cap - 1) {
             if (cap - 1 > max) {
                 free(buf);
+                body_deadline(conn, 0); /* the drain after a 413 keeps its own bound */
                 return refuse_too_large(conn, max, -1);
             }
             char *nb = realloc(buf, cap * 2);
@@ -246,6 +317,8 @@ static int read_all(struct mg_connection *conn, size_t max, char *buf, size_t ca
         int n = mg_read(conn, buf + len, cap - 1 - len);
         if (n < 0) { /* the client closed, or the read failed, mid-body */
             free(buf);
+            if (rt_clock_mono_ms() >= until)
+                return refuse_late(conn, len, announced, timeout_ms);
             refuse_and_close(conn, 400, "body_incomplete",
                              "the body could not be read to its end (the client closed or the "
                              "read failed after %zu bytes); nothing was done",
@@ -257,7 +330,12 @@ static int read_all(struct mg_connection *conn, size_t max, char *buf, size_t ca
         len += (size_t)n;
         if (len > max) {
             free(buf);
+            body_deadline(conn, 0); /* the drain after a 413 keeps its own bound */
             return refuse_too_large(conn, max, -1);
+        }
+        if ((announced < 0 || len < (size_t)announced) && rt_clock_mono_ms() >= until) {
+            free(buf);
+            return refuse_late(conn, len, announced, timeout_ms);
         }
     }
     buf[len] = 0;
@@ -279,6 +357,7 @@ int rt__read_body(struct mg_connection *conn, size_t max, char **out, size_t *ou
     if (!buf)
         return refuse_nomem(conn);
     rc = read_all(conn, max, buf, cap, out, out_len);
+    body_deadline(conn, 0);
     if (rc == 0 && ri->content_length >= 0 && *out_len < (size_t)ri->content_length) {
         /* civetweb's mg_read ends a short body at its read timeout as if it
          * were complete; a publish must be all or nothing. */
@@ -326,10 +405,24 @@ static const char *framing_problem(const struct mg_request_info *ri)
 
 int rt__http_framing_guard(struct mg_connection *conn)
 {
-    const char *why = framing_problem(mg_get_request_info(conn));
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    char ip[64];
+    if (ri->num_headers >= MG_MAX_HEADERS) {
+        /* civetweb keeps MG_MAX_HEADERS header lines and drops the rest
+         * unread: a Content-Length or Transfer-Encoding among them would be
+         * lost, and the body read as the next request. */
+        rt__client_ip(srv_of(conn), conn, ip, sizeof(ip));
+        rt_log_info("request refused", "reason=headers_too_large ip=%s", ip);
+        refuse_and_close(conn, 431, "headers_too_large",
+                         "the request has %d or more header lines; at most %d are read, and one "
+                         "dropped unread could change how the body is framed, so the request is "
+                         "refused and the connection closed",
+                         MG_MAX_HEADERS, MG_MAX_HEADERS - 1);
+        return 1;
+    }
+    const char *why = framing_problem(ri);
     if (!why)
         return 0;
-    char ip[64];
     rt__client_ip(srv_of(conn), conn, ip, sizeof(ip));
     rt_log_info("request refused", "reason=ambiguous_framing ip=%s detail=\"%s\"", ip, why);
     refuse_and_close(conn, 400, "ambiguous_framing",
@@ -347,7 +440,7 @@ bool rt__method_is(struct mg_connection *conn, const char *m)
 int rt__handle_options(struct mg_connection *conn)
 {
     const char *origin = rt__cors_origin(srv_of(conn), conn);
-    mg_printf(
+    rt__printf(
         conn,
         "HTTP/1.1 204 No Content\r\n%s%s%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
         "Access-Control-Allow-Headers: Authorization, Content-Type, Idempotency-Key, "
@@ -367,6 +460,15 @@ int rt__http_error(struct mg_connection *conn, int status, const char *errmsg)
                        : status >= 500 ? "internal_error"
                                        : "bad_request";
     const char *text = errmsg && *errmsg ? errmsg : mg_get_response_code_text(conn, status);
-    refuse_and_close(conn, status, name, "%s (refused by the HTTP layer before any route)", text);
+    /* civetweb 1.15 says "Malformed message" for a head over its size limit
+     * too (read_message's -2 never reaches its 413): say which it may be. */
+    if (strcmp(text, "Malformed message") == 0)
+        refuse_and_close(conn, status, name,
+                         "%s: the request head is malformed, cut off, or longer than the limit of "
+                         "%d bytes (refused by the HTTP layer before any route)",
+                         text, RT__MAX_REQUEST_HEAD);
+    else
+        refuse_and_close(conn, status, name, "%s (refused by the HTTP layer before any route)",
+                         text);
     return 0;
 }

@@ -4,8 +4,9 @@
  * rate limits, the client's address.
  *
  * All run on the civetweb thread of the request and write to it with
- * mg_printf/mg_write (civetweb's write timeout bounds them). They reach the
- * server through the user data of civetweb's context (mg_init_data).
+ * rt__printf/rt__write (civetweb's write timeout, RTGW_REQUEST_TIMEOUT_MS,
+ * bounds each). They reach the server through the user data of civetweb's
+ * context (mg_init_data).
  */
 #ifndef RT_HTTP_H
 #define RT_HTTP_H
@@ -15,6 +16,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* mg_write, and when not all of buf went out (the client stopped reading
+ * for RTGW_REQUEST_TIMEOUT_MS, or went away) the connection is closed after
+ * this request: the response on it is cut, and civetweb would otherwise go on
+ * to the next pipelined request and wait out the write timeout once per
+ * request, holding its thread. 0, or RT_E_IO (RT_E_NOMEM for rt__printf). */
+int rt__write(struct mg_connection *conn, const void *buf, size_t len);
+int rt__printf(struct mg_connection *conn, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* The request's Origin when RTGW_ALLOWED_ORIGINS allows it, else NULL. */
 const char *rt__cors_origin(rt_server_t *srv, struct mg_connection *conn);
 /* A complete JSON response: status, body, CORS for an allowed origin, and

@@ -209,11 +209,11 @@ static int h_metrics(struct mg_connection *conn, void *cb)
         return 500;
     }
     size_t len = strlen(text);
-    mg_printf(conn,
-              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: "
-              "%zu\r\n%s\r\n",
-              len, rt__connection_close_header(conn));
-    mg_write(conn, text, len);
+    if (rt__printf(conn,
+                   "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: "
+                   "%zu\r\n%s\r\n",
+                   len, rt__connection_close_header(conn)) == 0)
+        rt__write(conn, text, len);
     free(text);
     return 200;
 }
@@ -253,20 +253,21 @@ static int dev_key(rt_server_t *srv, struct mg_connection *conn)
     snprintf(self, sizeof(self), "http://%s", host ? host : "");
     if ((origin && strcmp(origin, self) != 0) ||
         (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)) {
-        mg_printf(conn,
-                  "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
-                  "Content-Length: 71\r\n%s\r\n"
-                  "{\"error\":\"forbidden\",\"message\":\"the dev key is for the demo page only\"}",
-                  rt__connection_close_header(conn));
+        rt__printf(
+            conn,
+            "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
+            "Content-Length: 71\r\n%s\r\n"
+            "{\"error\":\"forbidden\",\"message\":\"the dev key is for the demo page only\"}",
+            rt__connection_close_header(conn));
         return 403;
     }
     char body[300];
     int n = snprintf(body, sizeof(body), "{\"signing_key\":\"%s\"}", srv->cfg->signing_key);
-    mg_printf(conn,
-              "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-              "Cache-Control: no-store\r\n%s\r\n",
-              n, rt__connection_close_header(conn));
-    mg_write(conn, body, (size_t)n);
+    if (rt__printf(conn,
+                   "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                   "Cache-Control: no-store\r\n%s\r\n",
+                   n, rt__connection_close_header(conn)) == 0)
+        rt__write(conn, body, (size_t)n);
     sodium_memzero(body, sizeof(body));
     return 200;
 }
@@ -277,12 +278,11 @@ static int h_root(struct mg_connection *conn, void *cb)
     const struct mg_request_info *ri = mg_get_request_info(conn);
     if (srv->cfg->dev && strcmp(ri->local_uri, "/") == 0 && rt__method_is(conn, "GET")) {
         size_t len = strlen(rt_demo_page_html);
-        mg_printf(
-            conn,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %zu\r\n"
-            "Cache-Control: no-store\r\n%s\r\n",
-            len, rt__connection_close_header(conn));
-        mg_write(conn, rt_demo_page_html, len);
+        if (rt__printf(conn,
+                       "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+                       "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
+                       len, rt__connection_close_header(conn)) == 0)
+            rt__write(conn, rt_demo_page_html, len);
         return 200;
     }
     if (srv->cfg->dev && strcmp(ri->local_uri, "/dev/key") == 0 && rt__method_is(conn, "GET"))

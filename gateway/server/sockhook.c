@@ -52,6 +52,11 @@
  *             head is not complete by then; this deadline still covers the
  *             ones it hands over early (a head too large or malformed, which
  *             civetweb refuses).
+ *             A body has the same problem (civetweb's mg_read keeps reading
+ *             while each byte comes within the timeout): rt__read_body sets a
+ *             read deadline on the fd (rt__sockhook_read_deadline), after
+ *             which recv fails (ETIMEDOUT), and so does SSL_read through the
+ *             read hook.
  *             On a guarded session, every byte read goes through the client
  *             frame guard (below).
  * SSL_read()  The same guard for TLS sessions, whose bytes civetweb reads with
@@ -190,6 +195,7 @@ typedef struct {
     uint8_t crlf;            /* HTTP phase: how much of "\r\n\r\n" the last bytes matched */
     bool first_headers_done; /* the connection's first request headers arrived */
     int64_t accepted_ms;     /* monotonic time of accept() */
+    int64_t read_until;      /* HTTP phase: reads after it fail (a body's deadline); 0: none */
     bool tripped;
     rt_ws_rx_t rx; /* RFC 6455 stream rules over the headers (wsframe.h) */
 } guard_t;
@@ -301,6 +307,7 @@ static void guard_reset(int fd, int64_t accepted_ms, bool head_complete)
         guards[fd].crlf = 0;
         guards[fd].first_headers_done = head_complete;
         guards[fd].accepted_ms = accepted_ms;
+        guards[fd].read_until = 0;
     }
 }
 
@@ -506,7 +513,7 @@ static int guard_after_read(int fd, const void *buf, ssize_t n)
     guard_t *g = &guards[fd];
     rt_conn_t *c = atomic_load(&g->conn);
     if (!c)
-        return 0;
+        return g->read_until && rt_clock_mono_ms() >= g->read_until ? RT_E_TIMEOUT : 0;
     if (g->tripped)
         return RT_E_PROTOCOL;
     rt_reason_t why;
@@ -516,6 +523,12 @@ static int guard_after_read(int fd, const void *buf, ssize_t n)
     rt__conn_refuse_frame(c, why);
     guard_linger(fd);
     return RT_E_PROTOCOL;
+}
+
+void rt__sockhook_read_deadline(int fd, int64_t until_ms)
+{
+    if (fd >= 0 && (size_t)fd < nguards)
+        guards[fd].read_until = until_ms;
 }
 
 void rt__guard_start(rt_conn_t *c, int fd, uint64_t limit)
@@ -554,8 +567,9 @@ static uint8_t crlf_step(uint8_t st, char ch)
  * then a read that stops at the end of a request's headers. */
 static ssize_t recv_http_phase(guard_t *g, int fd, void *buf, size_t len, int flags)
 {
-    if (!g->first_headers_done && header_deadline_ms > 0 &&
-        rt_clock_mono_ms() - g->accepted_ms > header_deadline_ms) {
+    if ((!g->first_headers_done && header_deadline_ms > 0 &&
+         rt_clock_mono_ms() - g->accepted_ms > header_deadline_ms) ||
+        (g->read_until && rt_clock_mono_ms() >= g->read_until)) {
         errno = ETIMEDOUT;
         return -1;
     }

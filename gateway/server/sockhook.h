@@ -42,6 +42,11 @@ void rt__sockhook_handover_end(void);
  * lock. */
 int rt__sockhook_fd_of(const char *remote_addr, int remote_port, int server_port);
 
+/* From until_ms (monotonic) on, reads of fd in its HTTP phase fail
+ * (ETIMEDOUT; through SSL_read too), so a body dribbled a byte at a time
+ * cannot hold civetweb's thread past it; 0 clears it (so does a new
+ * connection on fd). The request's civetweb thread. No-op for fd < 0. */
+void rt__sockhook_read_deadline(int fd, int64_t until_ms);
 /* Guard c's WebSocket frames on fd from the next byte read: a header
  * announcing more than limit bytes, or an unmasked frame, fails the read and
  * calls rt__conn_refuse_frame(c, …). Call before the 101 goes out, on the

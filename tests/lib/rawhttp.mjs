@@ -67,3 +67,77 @@ export async function rawRequest(gw, head, body = "", ms = 5000) {
   const first = r.responses[0] || {};
   return { status: first.status || 0, json: first.json, text: r.text };
 }
+
+// A head that never ends: `first`, then `line(i)` every `gapMs` (0: as fast as
+// the socket takes them, yielding to the event loop between writes) until the
+// server closes the connection or `ms` runs out; after `maxLines` lines it
+// stops sending but keeps the connection open. Resolves with
+//   { text, responses, closedByServer, ms, lines }
+// where ms is the time from connect to the server's close (or to `ms`).
+export function rawEndlessHead(gw, first, line, { ms = 6000, gapMs = 0, maxLines = Infinity, port = gw.port } = {}) {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const sock = net.connect(port, "127.0.0.1");
+    let buf = Buffer.alloc(0), closedByServer = false, finished = false, lines = 0;
+    const done = () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      sock.destroy();
+      const text = buf.toString("latin1");
+      resolve({ text, responses: parseResponses(text), closedByServer, ms: Date.now() - t0, lines });
+    };
+    const timer = setTimeout(done, ms);
+    sock.on("data", (d) => (buf = Buffer.concat([buf, d])));
+    sock.on("end", () => { closedByServer = true; done(); });
+    // A reset while we are still writing is the server closing too.
+    sock.on("error", () => { closedByServer = true; done(); });
+    sock.on("close", done);
+    sock.on("connect", async () => {
+      sock.write(first);
+      while (!finished && !sock.destroyed && lines < maxLines) {
+        const room = sock.write(line(lines++));
+        if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
+        else if (!room) await new Promise((r) => { sock.once("drain", r); setTimeout(r, 50); });
+        else await new Promise((r) => setImmediate(r));
+      }
+    });
+  });
+}
+
+// A client that sends `data` and does not read what comes back. Resolves once
+// connected with { sock, collect(ms) }: collect starts reading and resolves
+// with { text, responses, ended, ms } when the server's end of the stream
+// arrives (ended: true; a reset counts) or `ms` runs out (ended: false).
+export function rawNoRead(gw, data, { port = gw.port } = {}) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, "127.0.0.1");
+    sock.pause();
+    let ended = false, onEnd = () => {};
+    const end = () => { ended = true; onEnd(); };
+    sock.on("end", end);
+    sock.on("close", end);
+    sock.on("error", end);
+    sock.on("connect", () => {
+      sock.write(data);
+      resolve({
+        sock,
+        collect: (ms) => new Promise((res) => {
+          const t0 = Date.now();
+          const chunks = [];
+          const finish = () => {
+            clearTimeout(timer);
+            sock.destroy();
+            const text = Buffer.concat(chunks).toString("latin1");
+            res({ text, responses: parseResponses(text), ended, ms: Date.now() - t0 });
+          };
+          const timer = setTimeout(finish, ms);
+          onEnd = finish;
+          sock.on("data", (d) => chunks.push(d));
+          if (ended) finish();
+          else sock.resume();
+        }),
+      });
+    });
+  });
+}
