@@ -103,8 +103,10 @@ defcase("tls_serves_https_and_wss", async (t) => {
   assert.deepEqual(left, [], "no key file left on disk");
 });
 
-defcase("tls_oversized_client_frame_refused_from_header", async (t) => {
-  // Over TLS the frame guard reads decrypted bytes through the libssl shim.
+// A gateway serving TLS with a self-signed certificate, a token minted over
+// https, and an open wss session (ws client options wsOpts). Resolves with
+// { gw, ws, closed }, closed resolving with the close's { code, reason }.
+async function tlsSession(t, wsOpts = {}) {
   const dir = tmpdir(t);
   const { key, cert } = selfSigned(dir, "ok");
   const gw = await startGateway(t, { env: { RTGW_TLS_CERT: cert, RTGW_TLS_KEY: key } });
@@ -116,13 +118,22 @@ defcase("tls_oversized_client_frame_refused_from_header", async (t) => {
       });
     req.on("error", reject); req.end(JSON.stringify([{ channel: "tls", name: "t", kind: "run" }]));
   });
-  const ws = new WebSocket(`wss://localhost:${gw.port}/v1/realtime/connect?token=${tok}`, { ca, maxPayload: 0 });
+  const ws = new WebSocket(`wss://localhost:${gw.port}/v1/realtime/connect?token=${tok}`, { ca, ...wsOpts });
   t.cleanup(() => ws.terminate());
   await new Promise((resolve, reject) => { ws.on("open", resolve); ws.on("error", reject); });
   const closed = new Promise((resolve) => ws.on("close", (code, reason) => resolve({ code, reason: String(reason) })));
   ws.on("error", () => {});
+  return { gw, ws, closed };
+}
+
+// The close the gateway sends within 10 s (null if none).
+const closeWithin10s = (closed) => Promise.race([closed, new Promise((r) => setTimeout(() => r(null), 10000))]);
+
+defcase("tls_oversized_client_frame_refused_from_header", async (t) => {
+  // Over TLS the frame guard reads decrypted bytes through the libssl shim.
+  const { ws, closed } = await tlsSession(t, { maxPayload: 0 });
   ws.send(Buffer.alloc(4 << 20, 0x61)); // 4 MiB against the 64 KiB default
-  const info = await Promise.race([closed, new Promise((r) => setTimeout(() => r(null), 10000))]);
+  const info = await closeWithin10s(closed);
   assert.ok(info, "the gateway closes the connection");
   assert.equal(info.code, 1009);
   assert.match(info.reason, /message_too_big/);
@@ -132,24 +143,9 @@ defcase("tls_oversized_client_frame_refused_from_header", async (t) => {
 // their headers, the data handler their payloads. Raw frames go through the
 // ws client's own TLS socket, so the bytes are exactly the ones written here.
 async function tlsSessionCloses(t, frame) {
-  const dir = tmpdir(t);
-  const { key, cert } = selfSigned(dir, "ok");
-  const gw = await startGateway(t, { env: { RTGW_TLS_CERT: cert, RTGW_TLS_KEY: key } });
-  const ca = fs.readFileSync(cert);
-  const tok = await new Promise((resolve, reject) => {
-    const req = https.request(`https://localhost:${gw.port}/v1/realtime/token`,
-      { method: "POST", ca, headers: { Authorization: `Bearer ${gw.key}` } }, (res) => {
-        let b = ""; res.on("data", (d) => (b += d)); res.on("end", () => resolve(JSON.parse(b).jwt));
-      });
-    req.on("error", reject); req.end(JSON.stringify([{ channel: "tls", name: "t", kind: "run" }]));
-  });
-  const ws = new WebSocket(`wss://localhost:${gw.port}/v1/realtime/connect?token=${tok}`, { ca });
-  t.cleanup(() => ws.terminate());
-  await new Promise((resolve, reject) => { ws.on("open", resolve); ws.on("error", reject); });
-  const closed = new Promise((resolve) => ws.on("close", (code, reason) => resolve({ code, reason: String(reason) })));
-  ws.on("error", () => {});
+  const { ws, closed } = await tlsSession(t);
   ws._socket.write(frame);
-  const info = await Promise.race([closed, new Promise((r) => setTimeout(() => r(null), 10000))]);
+  const info = await closeWithin10s(closed);
   assert.ok(info, "the gateway closes the connection");
   return info;
 }

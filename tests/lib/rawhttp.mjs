@@ -3,36 +3,46 @@
 // they mean (short bodies, ambiguous framing, smuggled requests, deep JSON).
 import net from "node:net";
 
-// Send `parts` (strings or Buffers) on a fresh socket, `gapMs` apart, optionally
-// half-close (FIN) after the last one, then collect everything the server sends
-// until it closes the connection or `ms` runs out. Resolves with
-//   { text, responses: [{status, headers, body, json}], closedByServer, ms }
-// where responses are the HTTP responses found in the stream, in order.
-export function rawExchange(gw, parts, { ms = 5000, gapMs = 0, halfClose = false, port = gw.port } = {}) {
+// Open a socket to port, run `send(sock, st)` once connected, and collect
+// everything the server sends until it closes the connection (or resets it,
+// when resetIsClose) or `ms` runs out. st.finished turns true then; send may
+// count what it wrote in st.lines. Resolves with
+//   { text, responses: [{status, headers, body, json}], closedByServer, ms, lines }
+// where responses are the HTTP responses found in the stream, in order, and ms
+// the time from connect to the end.
+function rawSession(port, ms, send, { resetIsClose = false } = {}) {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const sock = net.connect(port, "127.0.0.1");
-    let buf = Buffer.alloc(0), closedByServer = false, finished = false;
+    const st = { finished: false, lines: 0 };
+    let buf = Buffer.alloc(0), closedByServer = false;
     const done = () => {
-      if (finished) return;
-      finished = true;
+      if (st.finished) return;
+      st.finished = true;
       clearTimeout(timer);
       sock.destroy();
       const text = buf.toString("latin1");
-      resolve({ text, responses: parseResponses(text), closedByServer, ms: Date.now() - t0 });
+      resolve({ text, responses: parseResponses(text), closedByServer, ms: Date.now() - t0, lines: st.lines });
     };
     const timer = setTimeout(done, ms);
     sock.on("data", (d) => (buf = Buffer.concat([buf, d])));
     sock.on("end", () => { closedByServer = true; done(); });
+    sock.on("error", () => { if (resetIsClose) { closedByServer = true; done(); } });
     sock.on("close", done);
-    sock.on("error", () => {});
-    sock.on("connect", async () => {
-      for (let i = 0; i < parts.length; i++) {
-        if (i && gapMs) await new Promise((r) => setTimeout(r, gapMs));
-        if (!sock.destroyed) sock.write(parts[i]);
-      }
-      if (halfClose && !sock.destroyed) sock.end();
-    });
+    sock.on("connect", () => send(sock, st));
+  });
+}
+
+// Send `parts` (strings or Buffers) on a fresh socket, `gapMs` apart, optionally
+// half-close (FIN) after the last one, then collect what the server sends (see
+// rawSession) until it closes the connection or `ms` runs out.
+export function rawExchange(gw, parts, { ms = 5000, gapMs = 0, halfClose = false, port = gw.port } = {}) {
+  return rawSession(port, ms, async (sock) => {
+    for (let i = 0; i < parts.length; i++) {
+      if (i && gapMs) await new Promise((r) => setTimeout(r, gapMs));
+      if (!sock.destroyed) sock.write(parts[i]);
+    }
+    if (halfClose && !sock.destroyed) sock.end();
   });
 }
 
@@ -70,39 +80,19 @@ export async function rawRequest(gw, head, body = "", ms = 5000) {
 
 // A head that never ends: `first`, then `line(i)` every `gapMs` (0: as fast as
 // the socket takes them, yielding to the event loop between writes) until the
-// server closes the connection or `ms` runs out; after `maxLines` lines it
-// stops sending but keeps the connection open. Resolves with
-//   { text, responses, closedByServer, ms, lines }
-// where ms is the time from connect to the server's close (or to `ms`).
+// server closes the connection (a reset while still writing counts) or `ms`
+// runs out; after `maxLines` lines it stops sending but keeps the connection
+// open. Resolves as rawSession, with `lines` the number of lines sent.
 export function rawEndlessHead(gw, first, line, { ms = 6000, gapMs = 0, maxLines = Infinity, port = gw.port } = {}) {
-  return new Promise((resolve) => {
-    const t0 = Date.now();
-    const sock = net.connect(port, "127.0.0.1");
-    let buf = Buffer.alloc(0), closedByServer = false, finished = false, lines = 0;
-    const done = () => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      sock.destroy();
-      const text = buf.toString("latin1");
-      resolve({ text, responses: parseResponses(text), closedByServer, ms: Date.now() - t0, lines });
-    };
-    const timer = setTimeout(done, ms);
-    sock.on("data", (d) => (buf = Buffer.concat([buf, d])));
-    sock.on("end", () => { closedByServer = true; done(); });
-    // A reset while we are still writing is the server closing too.
-    sock.on("error", () => { closedByServer = true; done(); });
-    sock.on("close", done);
-    sock.on("connect", async () => {
-      sock.write(first);
-      while (!finished && !sock.destroyed && lines < maxLines) {
-        const room = sock.write(line(lines++));
-        if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
-        else if (!room) await new Promise((r) => { sock.once("drain", r); setTimeout(r, 50); });
-        else await new Promise((r) => setImmediate(r));
-      }
-    });
-  });
+  return rawSession(port, ms, async (sock, st) => {
+    sock.write(first);
+    while (!st.finished && !sock.destroyed && st.lines < maxLines) {
+      const room = sock.write(line(st.lines++));
+      if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
+      else if (!room) await new Promise((r) => { sock.once("drain", r); setTimeout(r, 50); });
+      else await new Promise((r) => setImmediate(r));
+    }
+  }, { resetIsClose: true });
 }
 
 // A client that sends `data` and does not read what comes back. Resolves once
