@@ -258,12 +258,12 @@ static int refuse_nomem(struct mg_connection *conn)
     return RT_E_NOMEM;
 }
 
-/* Set (until_ms > 0) or clear (0) the read deadline of conn's socket. */
-static void body_deadline(struct mg_connection *conn, int64_t until_ms)
+/* conn's socket (-1 if unknown), looked up once per body: the peer table is
+ * under a lock every request thread shares. */
+static int conn_fd(struct mg_connection *conn)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    rt__sockhook_read_deadline(
-        rt__sockhook_fd_of(ri->remote_addr, ri->remote_port, ri->server_port), until_ms);
+    return rt__sockhook_fd_of(ri->remote_addr, ri->remote_port, ri->server_port);
 }
 
 /* Answer 400 body_incomplete for a body not whole by its deadline (len bytes
@@ -284,10 +284,12 @@ static int refuse_late(struct mg_connection *conn, size_t len, long long announc
     return RT_E_CLOSED;
 }
 
-/* Read the body into buf (cap bytes, grown by doubling) until it ends.
- * Returns 0 with *pbuf, *plen set, or an error after answering it (buf freed). */
-static int read_all(struct mg_connection *conn, size_t max, char *buf, size_t cap, char **pbuf,
-                    size_t *plen)
+/* Read the body into buf (cap bytes, grown by doubling) until it ends, all of
+ * it: a body shorter than its Content-Length is refused. fd is conn's socket,
+ * whose read deadline this sets; the caller clears it. Returns 0 with *pbuf,
+ * *plen set, or an error after answering it (buf freed). */
+static int read_all(struct mg_connection *conn, int fd, size_t max, char *buf, size_t cap,
+                    char **pbuf, size_t *plen)
 {
     size_t len = 0;
     /* civetweb's read timeout bounds one wait for bytes, and mg_read goes on
@@ -298,12 +300,12 @@ static int read_all(struct mg_connection *conn, size_t max, char *buf, size_t ca
     int64_t timeout_ms = srv_of(conn)->cfg->request_timeout_ms;
     int64_t until = rt_clock_mono_ms() + timeout_ms;
     long long announced = mg_get_request_info(conn)->content_length;
-    body_deadline(conn, until);
+    rt__sockhook_read_deadline(fd, until);
     for (;;) {
         if (len == cap - 1) {
             if (cap - 1 > max) {
                 free(buf);
-                body_deadline(conn, 0); /* the drain after a 413 keeps its own bound */
+                rt__sockhook_read_deadline(fd, 0); /* the drain after a 413 keeps its own bound */
                 return refuse_too_large(conn, max, -1);
             }
             char *nb = realloc(buf, cap * 2);
@@ -330,13 +332,23 @@ static int read_all(struct mg_connection *conn, size_t max, char *buf, size_t ca
         len += (size_t)n;
         if (len > max) {
             free(buf);
-            body_deadline(conn, 0); /* the drain after a 413 keeps its own bound */
+            rt__sockhook_read_deadline(fd, 0); /* the drain after a 413 keeps its own bound */
             return refuse_too_large(conn, max, -1);
         }
         if ((announced < 0 || len < (size_t)announced) && rt_clock_mono_ms() >= until) {
             free(buf);
             return refuse_late(conn, len, announced, timeout_ms);
         }
+    }
+    if (announced >= 0 && len < (size_t)announced) {
+        /* mg_read ends a short body at its read timeout as if it were
+         * complete; a publish must be all or nothing. */
+        free(buf);
+        refuse_and_close(conn, 400, "body_incomplete",
+                         "the body ended after %zu of the %lld bytes its Content-Length "
+                         "announced (the client stopped sending or closed); nothing was done",
+                         len, announced);
+        return RT_E_CLOSED;
     }
     buf[len] = 0;
     *pbuf = buf;
@@ -356,21 +368,9 @@ int rt__read_body(struct mg_connection *conn, size_t max, char **out, size_t *ou
     char *buf = malloc(cap);
     if (!buf)
         return refuse_nomem(conn);
-    rc = read_all(conn, max, buf, cap, out, out_len);
-    body_deadline(conn, 0);
-    if (rc == 0 && ri->content_length >= 0 && *out_len < (size_t)ri->content_length) {
-        /* civetweb's mg_read ends a short body at its read timeout as if it
-         * were complete; a publish must be all or nothing. */
-        long long got = (long long)*out_len;
-        free(*out);
-        *out = NULL;
-        *out_len = 0;
-        refuse_and_close(conn, 400, "body_incomplete",
-                         "the body ended after %lld of the %lld bytes its Content-Length "
-                         "announced (the client stopped sending or closed); nothing was done",
-                         got, ri->content_length);
-        return RT_E_CLOSED;
-    }
+    int fd = conn_fd(conn);
+    rc = read_all(conn, fd, max, buf, cap, out, out_len);
+    rt__sockhook_read_deadline(fd, 0);
     return rc;
 }
 

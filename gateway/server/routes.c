@@ -40,6 +40,19 @@ static int reply(struct mg_connection *conn, rt_resp_t *r)
     return st;
 }
 
+/* Read the request's body (bounded by RTGW_MAX_BODY_BYTES) into *body, which
+ * the caller frees. 0, or the status of the refusal rt__read_body already
+ * answered (logged here). */
+static int read_request_body(rt_server_t *srv, struct mg_connection *conn, char **body, size_t *len)
+{
+    int rc = rt__read_body(conn, (size_t)srv->cfg->max_body_bytes, body, len);
+    if (rc == 0)
+        return 0;
+    int st = rc == RT_E_TOOLONG ? 413 : rc == RT_E_INVAL ? 417 : rc == RT_E_NOMEM ? 500 : 400;
+    rt__log_request(conn, st);
+    return st;
+}
+
 static int h_token(struct mg_connection *conn, void *cb)
 {
     rt_server_t *srv = cb;
@@ -53,8 +66,9 @@ static int h_token(struct mg_connection *conn, void *cb)
         return 429;
     char *body;
     size_t len;
-    if (rt__read_body(conn, (size_t)srv->cfg->max_body_bytes, &body, &len) != 0)
-        return 400;
+    int st = read_request_body(srv, conn, &body, &len);
+    if (st)
+        return st;
     rt_resp_t r = {0};
     rt_api_token(&srv->api, mg_get_header(conn, "Authorization"), body, len,
                  rt_clock_wall_ms() / 1000, &r);
@@ -132,10 +146,10 @@ static int h_publish(struct mg_connection *conn, void *cb)
     }
     char *body;
     size_t len;
-    if (rt__read_body(conn, (size_t)srv->cfg->max_body_bytes, &body, &len) != 0) {
+    if ((st = read_request_body(srv, conn, &body, &len)) != 0) {
         free(t);
         atomic_fetch_add(&srv->metrics.publish_errors, 1);
-        return 413;
+        return st;
     }
     rt_resp_t r = {0};
     rt_api_publish_body(&srv->api, t, body, len, rt_clock_wall_ms(), &r);
@@ -155,8 +169,8 @@ static int h_publish_batch(struct mg_connection *conn, void *cb)
         return 429;
     char *body;
     size_t len;
-    if (rt__read_body(conn, (size_t)srv->cfg->max_body_bytes, &body, &len) != 0)
-        return 413;
+    if ((st = read_request_body(srv, conn, &body, &len)) != 0)
+        return st;
     rt_resp_t r = {0};
     rt_api_publish_batch(&srv->api, mg_get_header(conn, "Authorization"), body, len,
                          rt_clock_wall_ms(), &r);
