@@ -10,6 +10,7 @@
 // The process is always stopped by t.cleanup. Binary: $RTGW_BIN or build/rtgw.
 // One Node thread; the caller owns gw until t.cleanup.
 import { spawn, execFileSync } from "node:child_process";
+import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -47,6 +48,7 @@ export async function startGateway(t, opts = {}) {
     RTGW_LISTEN: `127.0.0.1:${port}`,
     RTGW_LOG_LEVEL: "debug",
     ...(key ? { RTGW_SIGNING_KEY: key } : {}),
+    ...(opts.tls ? { RTGW_TLS_CERT: opts.tls.cert, RTGW_TLS_KEY: opts.tls.key } : {}),
     ...(opts.env || {}),
   };
   const argv = [...(opts.wrap || []), RTGW_BIN, "serve", ...(opts.dev ? ["--dev"] : []), ...(opts.args || [])];
@@ -57,8 +59,11 @@ export async function startGateway(t, opts = {}) {
   const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
   const gw = {
     port, key, child, pid: child.pid,
-    url: `http://127.0.0.1:${port}`,
-    ws: `ws://127.0.0.1:${port}`,
+    // opts.tls ({ key, cert } files, lib/certs.mjs): rtgw terminates TLS, and
+    // gw.ca is the PEM that clients trust (mint and publish use it).
+    url: opts.tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`,
+    ws: opts.tls ? `wss://localhost:${port}` : `ws://127.0.0.1:${port}`,
+    ca: opts.tls ? fs.readFileSync(opts.tls.cert) : undefined,
     logs: () => err,
     stdout: () => out,
     exited,
@@ -91,7 +96,7 @@ function post(gw, p, body, { key = gw.key, headers = {}, base = gw.url, fresh = 
     method: "POST",
     headers: { "Content-Type": "application/json", Authorization: `Bearer ${key}`, ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
-    fresh, ms: fresh ? 15000 : 0,
+    fresh, ca: gw.ca, ms: fresh || gw.ca ? 15000 : 0,
   });
 }
 

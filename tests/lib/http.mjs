@@ -10,20 +10,24 @@
 // keep-alive socket left in fetch's pool would count as one of them.
 import assert from "node:assert/strict";
 import nodeHttp from "node:http";
+import nodeHttps from "node:https";
 import { withTimeout } from "./wait.mjs";
 
 // One request to a full URL. Without `fresh`: fetch (its keep-alive pool), the
 // response head bounded by `ms` (0: unbounded). With `fresh`: node:http with
-// Connection: close and no agent, the whole exchange bounded by `ms`.
+// Connection: close and no agent, the whole exchange bounded by `ms`; an
+// https:// URL is trusted with `ca` (a PEM), and always goes `fresh`.
 // headers is fetch's Headers, or node's plain object with `fresh`.
-export async function request(url, { method = "GET", headers = {}, body, fresh = false, ms = fresh ? 15000 : 10000 } = {}) {
+export async function request(url, { method = "GET", headers = {}, body, fresh = false, ca, ms = fresh ? 15000 : 10000 } = {}) {
+  fresh = fresh || url.startsWith("https:");
   const what = `${method} ${url}`;
   const bound = (p) => (ms ? withTimeout(p, ms, what) : p);
   if (fresh) {
     const h = { Connection: "close", ...headers };
     if (body !== undefined) h["Content-Length"] = Buffer.byteLength(body);
     return bound(new Promise((resolve, reject) => {
-      const req = nodeHttp.request(url, { method, headers: h, agent: false }, (res) => {
+      const mod = url.startsWith("https:") ? nodeHttps : nodeHttp;
+      const req = mod.request(url, { method, headers: h, agent: false, ca }, (res) => {
         let text = "";
         res.setEncoding("utf8");
         res.on("data", (d) => (text += d));
