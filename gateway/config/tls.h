@@ -17,10 +17,4 @@
 int rt_tls_check(const char *cert_path, const char *key_path, const char *host, int64_t now_s,
                  char *err, size_t errcap, char *warn, size_t warncap);
 
-/* Write key then certificate into a new file (mode 0600) in a private
- * temporary directory, the single-PEM form civetweb loads. Returns the path
- * (malloc'd) or NULL with err filled. Remove it with rt_tls_pem_remove. */
-char *rt_tls_pem_combine(const char *cert_path, const char *key_path, char *err, size_t errcap);
-void rt_tls_pem_remove(char *path);
-
 #endif

@@ -23,7 +23,9 @@
 static int http_no_answer(rt__doctor_t *d, const char *why)
 {
     char found[1200];
-    if (!d->net.tls && rt__net_speaks_tls(&d->net)) {
+    /* rtgw answers plain HTTP on its TLS port with plain_http_on_tls_port;
+     * other TLS servers with an alert or a closed connection. */
+    if (!d->net.tls && (strstr(why, "plain_http_on_tls_port") || rt__net_speaks_tls(&d->net))) {
         snprintf(found, sizeof(found),
                  "GET /health: %s; this port speaks TLS (a plain http:// URL for a TLS port)", why);
         char fix[700];
@@ -124,7 +126,11 @@ int rt__check_http(rt__doctor_t *d)
     json_t *j = r.body.p && !rt__looks_html(&r) ? json_loadb(r.body.p, r.body.len, 0, NULL) : NULL;
     const char *status = j ? json_string_value(json_object_get(j, "status")) : NULL;
     bool rtgw = status && (json_object_get(j, "version") || json_object_get(j, "uptime_s"));
-    int rc = r.status == 200 && rtgw ? http_rtgw(d, j, ms, via) : http_not_rtgw(d, &r, status, via);
+    const char *err = j ? json_string_value(json_object_get(j, "error")) : NULL;
+    int rc = r.status == 200 && rtgw ? http_rtgw(d, j, ms, via)
+             : err && strcmp(err, "plain_http_on_tls_port") == 0
+                 ? http_no_answer(d, "HTTP 400 plain_http_on_tls_port")
+                 : http_not_rtgw(d, &r, status, via);
     json_decref(j);
     rt__http_resp_free(&r);
     return rc;

@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "log.h"
 #include "clock.h"
+#include "tlsconn.h"
 #include "writer.h"
 
 #include <civetweb.h>
@@ -58,6 +59,7 @@ void rt__conn_unref(rt_conn_t *c)
         atomic_fetch_sub(&c->srv->nconns, 1);
     free(c->rbuf);
     free(c->wpend);
+    rt__tls_free(c->tls);
     rt_sub_unref(c->sub);
     rt_claims_clear(&c->claims);
     pthread_mutex_destroy(&c->wlock);
@@ -101,8 +103,11 @@ void rt__conn_refuse_frame(rt_conn_t *c, rt_reason_t r)
 void rt__conn_shutdown_socket(rt_conn_t *c, int how)
 {
     pthread_mutex_lock(&c->wlock);
-    if ((c->mg || c->detached) && c->fd >= 0)
+    if ((c->mg || c->detached) && c->fd >= 0) {
+        if (c->tls && how != SHUT_RD)
+            rt__tls_close_notify(c->tls);
         shutdown(c->fd, how);
+    }
     pthread_mutex_unlock(&c->wlock);
 }
 

@@ -72,7 +72,8 @@ struct rt_conn_s {
     bool detached_done;
     uint8_t *rbuf; /* client bytes not yet parsed into frames */
     size_t rlen, rcap;
-    char *wpend; /* bytes a short send() left over */
+    char *wpend;   /* bytes a short send() left over */
+    rt_tls_t *tls; /* a detached TLS session's TLS (tlsconn.h); wlock while writing */
     size_t wpend_len, wpend_off;
 };
 

@@ -13,11 +13,15 @@
  * For SSE, or once the session is closing, bytes are only discarded: the
  * client only has to go away.
  *
+ * A TLS session's bytes are decrypted here (tlsconn.h), under the session's
+ * wlock, which its writes hold too: one thread at a time in its SSL object.
+ *
  * Everything here runs on the session's writer thread; c->rbuf, rlen, rcap
  * and detached_done belong to it.
  */
 #include "detached.h"
 #include "session.h"
+#include "tlsconn.h"
 #include "writer.h"
 #include "ws.h"
 
@@ -49,7 +53,11 @@ static void detached_finish(rt_conn_t *c)
     pthread_mutex_lock(&c->wlock);
     int fd = c->fd;
     c->fd = -1;
+    rt_tls_t *tls = c->tls;
+    c->tls = NULL;
     pthread_mutex_unlock(&c->wlock);
+    rt__tls_close_notify(tls);
+    rt__tls_free(tls);
     if (fd >= 0)
         close(fd);
     rt__conn_unref(c); /* the epoll registration's reference */
@@ -143,7 +151,14 @@ static read_t read_once(rt_conn_t *c)
         detached_finish(c);
         return READ_END;
     }
-    ssize_t n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    ssize_t n;
+    if (c->tls) { /* one thread at a time in an SSL object: the writer's wlock */
+        pthread_mutex_lock(&c->wlock);
+        n = rt__tls_read(c->tls, c->rbuf + c->rlen, c->rcap - c->rlen);
+        pthread_mutex_unlock(&c->wlock);
+    } else {
+        n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    }
     if (n == 0) {
         detached_finish(c);
         return READ_END;

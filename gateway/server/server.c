@@ -5,14 +5,14 @@
  *
  * Threads:
  * - the front door (frontdoor.c): listens on RTGW_LISTEN and holds each new
- *   connection, at no thread's cost, until its first request head has
- *   arrived (or its deadline passed); then hands it to civetweb, which
- *   listens on a private loopback port only (sockhook.c, the hand-over).
+ *   connection, at no thread's cost, until its TLS handshake is done (with
+ *   RTGW_TLS_CERT: rtgw terminates TLS, tlsconn.c) and its first request head
+ *   has arrived (or its deadline passed); then hands it to civetweb, which
+ *   listens for plain HTTP on a private loopback port only (sockhook.c, the
+ *   hand-over; its hooks encrypt and decrypt for civetweb).
  * - civetweb workers: HTTP requests and WebSocket/SSE handshakes. After the
- *   handshake a plain-TCP session leaves its worker (rt__session_detach) and
- *   lives in a writer's epoll, so an open subscriber costs no thread; TLS
- *   sessions keep their worker (their TLS state lives in civetweb), and then
- *   num_threads = RTGW_MAX_CONNECTIONS + RTGW_HTTP_THREADS.
+ *   handshake a session, ws or wss, leaves its worker (rt__session_detach) and
+ *   lives in a writer's epoll, so an open subscriber costs no thread.
  * - writers (RTGW_WRITER_THREADS, writer.c): drain subscriber queues into
  *   sockets, and read detached sessions' client frames (detached.c).
  * - heartbeat (heartbeat.c): pings, idle (no pong) detection, token expiry,
@@ -35,7 +35,6 @@
 #include "log.h"
 #include "routes.h"
 #include "sockhook.h"
-#include "tls.h"
 #include "writer.h"
 
 #include <civetweb.h>
@@ -165,17 +164,16 @@ static bool server_setup(rt_server_t *srv, rt_config_t *cfg)
 #define RT__XSTR(x) RT__STR(x)
 
 /* Start civetweb with the options of cfg, listening on ports (civetweb's
- * listening_ports), with the TLS certificate and key in the file pem (NULL:
- * plain TCP). */
-static bool civetweb_launch(rt_server_t *srv, const char *ports, const char *pem)
+ * listening_ports). civetweb speaks plain HTTP only: rtgw terminates TLS in
+ * the front door (tlsconn.h). */
+static bool civetweb_launch(rt_server_t *srv, const char *ports)
 {
     rt_config_t *cfg = srv->cfg;
-    bool tls = pem != NULL;
     char threads[32], reqto[32], wsto[32];
-    /* Plain-TCP sessions leave civetweb's threads after the handshake
+    /* Sessions leave civetweb's threads after the handshake
      * (rt__session_detach), so threads are only needed for HTTP requests and
-     * handshakes in flight; TLS sessions keep theirs for their lifetime. */
-    long long nthreads = tls ? cfg->max_connections + cfg->http_threads : cfg->http_threads + 32;
+     * handshakes in flight. */
+    long long nthreads = cfg->http_threads + 32;
     snprintf(threads, sizeof(threads), "%lld", nthreads);
     snprintf(reqto, sizeof(reqto), "%lld", (long long)cfg->request_timeout_ms);
     snprintf(wsto, sizeof(wsto), "%lld", (long long)cfg->ping_interval_ms);
@@ -193,8 +191,6 @@ static bool civetweb_launch(rt_server_t *srv, const char *ports, const char *pem
         "listen_backlog", "1024",
         "connection_queue", "256",
         "decode_url", "yes",
-        tls ? "ssl_certificate" : NULL, pem,
-        tls ? "ssl_protocol_version" : NULL, "4", /* TLS 1.2+ */
         NULL};
     /* clang-format on */
     struct mg_callbacks cbs;
@@ -202,7 +198,7 @@ static bool civetweb_launch(rt_server_t *srv, const char *ports, const char *pem
     cbs.log_message = cw_log;
     cbs.begin_request = rt__http_framing_guard; /* http.c */
     cbs.http_error = rt__http_error;
-    mg_init_library(MG_FEATURES_WEBSOCKET | (tls ? MG_FEATURES_TLS : 0));
+    mg_init_library(MG_FEATURES_WEBSOCKET);
     char errtext[256] = "";
     unsigned errcode = 0;
     struct mg_error_data err = {&errcode, errtext, sizeof(errtext)};
@@ -244,16 +240,7 @@ static bool civetweb_start(rt_server_t *srv, char *listen, size_t cap)
                      "listen=%s detail=%s hint=\"is the port in use? set RTGW_LISTEN\"", listen, q);
         return false;
     }
-    char tlserr[300] = "";
-    char *pem =
-        tls ? rt_tls_pem_combine(cfg->tls_cert, cfg->tls_key, tlserr, sizeof(tlserr)) : NULL;
-    if (tls && !pem) {
-        rt_log_error("cannot prepare TLS", "detail=\"%s\"", tlserr);
-        return false;
-    }
-    bool ok = civetweb_launch(srv, tls ? "127.0.0.1:0s" : "127.0.0.1:0", pem);
-    rt_tls_pem_remove(pem); /* civetweb has loaded it; do not leave the key on disk */
-    if (!ok)
+    if (!civetweb_launch(srv, "127.0.0.1:0"))
         return false;
     int port = civetweb_port(srv);
     if (port <= 0) {

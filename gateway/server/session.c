@@ -15,8 +15,9 @@
  * socketpair, so civetweb's read loop sees end-of-stream at once, runs the
  * close handler and frees the thread (its graceful close shuts the
  * socketpair, not the client's socket). From then on the session's writer
- * thread reads the client's frames from its epoll too (detached.c). TLS
- * sessions stay on civetweb's thread: their TLS state lives inside civetweb.
+ * thread reads the client's frames from its epoll too (detached.c). A TLS
+ * session's TLS state (tlsconn.h: rtgw terminates TLS, not civetweb) goes
+ * with it: its writer encrypts and decrypts from then on.
  *
  * Locks: srv->conns_lock for the list of sessions; c->wlock while the socket
  * changes hands. The bus and hub lock themselves.
@@ -27,6 +28,7 @@
 #include "http.h"
 #include "log.h"
 #include "sockhook.h"
+#include "tlsconn.h"
 #include "writer.h"
 
 #include <civetweb.h>
@@ -405,7 +407,11 @@ void rt__session_go(rt_server_t *srv, rt_conn_t *c)
 
 int rt__session_detach(rt_conn_t *c, struct mg_connection *conn)
 {
-    if (c->fd < 0 || mg_get_request_info(conn)->is_ssl)
+    (void)conn;
+    /* Decrypted bytes already buffered would never wake the writer's epoll:
+     * such a session (it sent frames before the handshake ended, and was
+     * refused for it) stays on civetweb's thread. */
+    if (c->fd < 0 || rt__sockhook_tls_buffered(c->fd))
         return RT_E_ABSENT;
     int nfd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
     if (nfd < 0)
@@ -423,6 +429,11 @@ int rt__session_detach(rt_conn_t *c, struct mg_connection *conn)
         c->fd = nfd;
         c->mg = NULL;
         c->detached = true;
+        /* The writer does the TLS from now on; its state moves out of the
+         * front door's malloc arena (rt__tls_move). */
+        c->tls = rt__tls_move(rt__sockhook_tls_take(old));
+        if (c->tls)
+            rt__tls_set_fd(c->tls, nfd);
     }
     pthread_mutex_unlock(&c->wlock);
     close(sp[0]);

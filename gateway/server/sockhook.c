@@ -2,7 +2,7 @@
  * sockhook.c — every hook rtgw puts under civetweb 1.15, and its contract.
  *
  * civetweb owns the sockets and does the reads; rtgw needs things civetweb
- * does not offer, so it intercepts three calls civetweb makes:
+ * does not offer, so it intercepts the socket calls civetweb makes:
  *
  * accept()    Two jobs.
  *             The hand-over. rtgw owns the front door (frontdoor.c): it
@@ -55,13 +55,25 @@
  *             A body has the same problem (civetweb's mg_read keeps reading
  *             while each byte comes within the timeout): rt__read_body sets a
  *             read deadline on the fd (rt__sockhook_read_deadline), after
- *             which recv fails (ETIMEDOUT), and so does SSL_read through the
- *             read hook.
+ *             which recv fails (ETIMEDOUT).
  *             On a guarded session, every byte read goes through the client
  *             frame guard (below).
- * SSL_read()  The same guard for TLS sessions, whose bytes civetweb reads with
- *             SSL_read: see "The libssl shim" below.
+ *             On a TLS connection (one the front door handed over with an
+ *             rt_tls_t: rtgw terminates TLS, tlsconn.h) recv returns
+ *             decrypted bytes, under the same rules: the head's end is found
+ *             in the decrypted buffer instead of by a peek at the kernel.
  * MSG_PEEK reads pass through untouched.
+ * send()      On a TLS connection, encrypts (rt__tls_write: TLS's retry
+ *             rule, the same bytes again after "again", is civetweb's own:
+ *             it polls for room and sends the same buffer).
+ * poll()      On a TLS connection, "readable" means decrypted bytes are
+ *             ready: civetweb takes a recv that finds nothing after poll said
+ *             readable for the end of the connection, and a socket can be
+ *             readable with half a record in it. Other descriptors, and every
+ *             poll while no TLS connection exists, go straight to libc.
+ * shutdown()  On a TLS connection, a close_notify first (civetweb's graceful
+ *             close shuts the write side).
+ * close()     Frees a TLS connection's state with its socket.
  *
  * The client frame guard. civetweb reads a whole client frame into memory (up
  * to ~2 GiB) before the data handler can look at its size, so
@@ -86,28 +98,16 @@
  * accept, its private port set by rt__sockhook_handover_begin once civetweb
  * listens and cleared by rt__sockhook_handover_end after civetweb stops.
  *
- * The libssl shim. Debian's libcivetweb 1.15 is built with the OpenSSL 1.1
- * API and loads OpenSSL at run time: dlopen("libssl.so"), then dlsym for each
- * function, in that library and its dependencies only. So an SSL_read hook
- * must live in a library named libssl.so, while accept and recv must live in
- * the executable to win over libc for civetweb's calls. This file is
- * therefore compiled twice:
- * - into the executable (the rt_server object library): accept, recv, the
- *   fd tables and the guard;
- * - with RT_SOCKHOOK_SHIM defined, into the shared library libssl.so (target
- *   rt_sslshim, file name and SONAME "libssl.so"), which depends on the real
- *   libssl.so.3. rtgw links it (RUNPATH), so it is already loaded when
- *   civetweb asks for "libssl.so": the loader hands civetweb this object, and
- *   dlsym finds every other function in its dependency, the real libssl. It
- *   adds SSL_get_peer_certificate, an OpenSSL 1.1 symbol that OpenSSL 3
- *   lacks (a macro for SSL_get1_peer_certificate there), without which
- *   civetweb calls a NULL pointer on the first HTTPS request; and SSL_read,
- *   which calls the real one and then the read hook the executable installed
- *   (rt_sslshim_set_read_hook): the guard.
- * The two halves share nothing but that hook pointer.
+ * The hooks live in the executable (the rt_server object library), so they
+ * win over libc for civetweb's calls; each calls libc's own (dlsym
+ * RTLD_NEXT). A connection's TLS state is in its guard entry (fd → guard),
+ * set by accept from the hand-over, taken by a session that detaches
+ * (rt__sockhook_tls_take), freed by close. rtgw's own reads and writes of
+ * TLS sockets go through read() and write(), which are not hooked.
  *
- * Threads and locks: accept runs on civetweb's master thread; recv and
- * SSL_read on the connection's worker thread, one at a time per fd;
+ * Threads and locks: accept runs on civetweb's master thread; recv, send,
+ * poll, shutdown and close of a connection on its worker thread, one at a
+ * time per fd;
  * rt__sockhook_handover on the front door's thread. The peers table is under
  * peers_lock, the hand-over queue under handover_lock (never both at once).
  * A guard is read and written by its connection's thread, except its conn
@@ -119,56 +119,9 @@
 #include <errno.h>
 #include <sys/types.h>
 
-/* The shim's interface, the same in both halves. The hook returns non-zero to
- * fail the read. */
-void rt_sslshim_set_read_hook(int (*hook)(int fd, const void *buf, ssize_t n));
-/* Referenced by the executable so the linker keeps the dependency. */
-int rt_sslshim_present(void);
-
-#ifdef RT_SOCKHOOK_SHIM
-/* ------------------------------------------------------------------------ */
-/* the libssl shim (libssl.so)                                                */
-
-#include <openssl/ssl.h>
-
-#undef SSL_get_peer_certificate
-X509 *SSL_get_peer_certificate(const SSL *s);
-X509 *SSL_get_peer_certificate(const SSL *s)
-{
-    return SSL_get1_peer_certificate(s);
-}
-
-static int (*read_hook)(int fd, const void *buf, ssize_t n);
-
-void rt_sslshim_set_read_hook(int (*hook)(int fd, const void *buf, ssize_t n))
-{
-    read_hook = hook;
-}
-
-int SSL_read(SSL *s, void *buf, int num)
-{
-    static int (*real_read)(SSL *, void *, int);
-    if (!real_read)
-        real_read = (int (*)(SSL *, void *, int))dlsym(RTLD_NEXT, "SSL_read");
-    int n = real_read(s, buf, num);
-    if (n > 0 && read_hook && read_hook(SSL_get_fd(s), buf, n) != 0) {
-        errno = EMSGSIZE;
-        return -1;
-    }
-    return n;
-}
-
-int rt_sslshim_present(void)
-{
-    return 1;
-}
-
-#else
-/* ------------------------------------------------------------------------ */
-/* the executable's hooks                                                     */
-
 #include "sockhook.h"
 #include "clock.h"
+#include "tlsconn.h"
 #include "conn.h"
 #include "err.h"
 #include "map.h"
@@ -198,11 +151,15 @@ typedef struct {
     int64_t read_until;      /* HTTP phase: reads after it fail (a body's deadline); 0: none */
     bool tripped;
     rt_ws_rx_t rx; /* RFC 6455 stream rules over the headers (wsframe.h) */
+    rt_tls_t *tls; /* the connection's TLS, while civetweb reads it; NULL: plain */
 } guard_t;
 
 static guard_t *guards; /* indexed by fd */
 static size_t nguards;
 static int64_t header_deadline_ms; /* RTGW_REQUEST_TIMEOUT_MS; 0 until the server starts */
+static atomic_bool tls_in_use;     /* some connection may carry an rt_tls_t */
+
+enum { TLS_FILL = 16384 + 512 }; /* the plaintext of one full TLS record, and some */
 
 static pthread_mutex_t peers_lock = PTHREAD_MUTEX_INITIALIZER;
 static rt_map_t peers;   /* "addr|port|localport" → (void*)(fd + 1) */
@@ -215,6 +172,14 @@ static ssize_t libc_recv(int fd, void *buf, size_t len, int flags)
     if (!real_recv)
         real_recv = (ssize_t(*)(int, void *, size_t, int))dlsym(RTLD_NEXT, "recv");
     return real_recv(fd, buf, len, flags);
+}
+
+static int libc_poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    static int (*real_poll)(struct pollfd *, nfds_t, int);
+    if (!real_poll)
+        real_poll = (int (*)(struct pollfd *, nfds_t, int))dlsym(RTLD_NEXT, "poll");
+    return real_poll(fds, n, timeout);
 }
 
 /* ---- accept: peer address → fd ---- */
@@ -300,9 +265,11 @@ int rt__sockhook_fd_of(const char *remote_addr, int remote_port, int server_port
  * phase, its header deadline counted from accepted_ms (monotonic), when the
  * front door accepted it; head_complete: its first request head is already in
  * the kernel, so the deadline is met. */
-static void guard_reset(int fd, int64_t accepted_ms, bool head_complete)
+static void guard_reset(int fd, int64_t accepted_ms, bool head_complete, rt_tls_t *tls)
 {
     if (fd >= 0 && (size_t)fd < nguards) {
+        rt__tls_free(guards[fd].tls); /* a close that bypassed close() */
+        guards[fd].tls = tls;
         atomic_store(&guards[fd].conn, NULL);
         guards[fd].crlf = 0;
         guards[fd].first_headers_done = head_complete;
@@ -319,6 +286,7 @@ typedef struct handover_s {
     socklen_t peerlen;
     int64_t accepted_ms;
     bool head_complete;
+    rt_tls_t *tls;
     struct handover_s *next;
 } handover_t;
 
@@ -329,7 +297,7 @@ static atomic_int handover_port;    /* civetweb's private port; 0: no hand-over 
 static atomic_int handover_fd = -1; /* civetweb's private listener, once seen */
 
 int rt__sockhook_handover(int fd, const struct sockaddr *peer, socklen_t peerlen,
-                          int64_t accepted_ms, bool head_complete)
+                          int64_t accepted_ms, bool head_complete, rt_tls_t *tls)
 {
     handover_t *h = calloc(1, sizeof(*h));
     if (!h)
@@ -339,6 +307,7 @@ int rt__sockhook_handover(int fd, const struct sockaddr *peer, socklen_t peerlen
     memcpy(&h->peer, peer, h->peerlen);
     h->accepted_ms = accepted_ms;
     h->head_complete = head_complete;
+    h->tls = tls;
     pthread_mutex_lock(&handover_lock);
     if (handover_tail)
         handover_tail->next = h;
@@ -377,8 +346,10 @@ void rt__sockhook_handover_begin(int private_port)
 void rt__sockhook_handover_end(void)
 {
     atomic_store(&handover_port, 0);
-    for (handover_t *h; (h = handover_pop()) != NULL; free(h))
+    for (handover_t *h; (h = handover_pop()) != NULL; free(h)) {
+        rt__tls_free(h->tls);
         close(h->fd);
+    }
 }
 
 /* Whether fd is civetweb's private listener (127.0.0.1, the private port).
@@ -427,7 +398,7 @@ static int accept_handover(int lfd, struct sockaddr *addr, socklen_t *len)
     }
     int c = h->fd;
     peers_record(c);
-    guard_reset(c, h->accepted_ms, h->head_complete);
+    guard_reset(c, h->accepted_ms, h->head_complete, h->tls);
     free(h);
     return c;
 }
@@ -439,7 +410,7 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     int c = libc_accept()(fd, addr, len);
     if (c >= 0) {
         peers_record(c);
-        guard_reset(c, rt_clock_mono_ms(), false);
+        guard_reset(c, rt_clock_mono_ms(), false, NULL);
     }
     return c;
 }
@@ -496,7 +467,7 @@ static void guard_linger(int fd)
         if (left <= 0)
             return;
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, (int)left) <= 0)
+        if (libc_poll(&p, 1, (int)left) <= 0)
             return;
         ssize_t n = libc_recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
@@ -504,7 +475,7 @@ static void guard_linger(int fd)
     }
 }
 
-/* After a read of n bytes on fd (recv, or SSL_read through the shim): 0 to
+/* After a read of n bytes on fd (recv: decrypted bytes, for TLS): 0 to
  * pass it on, RT_E_PROTOCOL to fail the read (the frame was refused). */
 static int guard_after_read(int fd, const void *buf, ssize_t n)
 {
@@ -563,6 +534,47 @@ static uint8_t crlf_step(uint8_t st, char ch)
     return 0;
 }
 
+/* Where a read of the n bytes at buf must stop so that it ends no later than
+ * the end of a request's headers, starting in state st. */
+static size_t head_cut(uint8_t st, const uint8_t *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        st = crlf_step(st, (char)buf[i]);
+        if (st == 4)
+            return i + 1;
+    }
+    return n;
+}
+
+/* Follow the n bytes civetweb received: the end of a request's headers. */
+static void head_advance(guard_t *g, const uint8_t *buf, size_t n)
+{
+    uint8_t st = g->crlf;
+    for (size_t i = 0; i < n; i++) {
+        st = crlf_step(st, (char)buf[i]);
+        if (st == 4) {
+            st = 0;
+            g->first_headers_done = true;
+        }
+    }
+    g->crlf = st;
+}
+
+/* The decrypted bytes of a TLS connection, as far as its buffer holds them
+ * (at least one record's worth): n > 0, 0 at end of stream, -1 with errno. */
+static ssize_t tls_peek(rt_tls_t *t, const uint8_t **out)
+{
+    size_t have;
+    *out = rt__tls_peek(t, &have);
+    if (have == 0) {
+        ssize_t n = rt__tls_fill(t, TLS_FILL);
+        if (n < 0)
+            return errno == 0 ? 0 : -1;
+        *out = rt__tls_peek(t, &have);
+    }
+    return (ssize_t)have;
+}
+
 /* The HTTP phase of recv (see the top of this file): the header deadline,
  * then a read that stops at the end of a request's headers. */
 static ssize_t recv_http_phase(guard_t *g, int fd, void *buf, size_t len, int flags)
@@ -573,30 +585,23 @@ static ssize_t recv_http_phase(guard_t *g, int fd, void *buf, size_t len, int fl
         errno = ETIMEDOUT;
         return -1;
     }
-    ssize_t n = libc_recv(fd, buf, len, flags | MSG_PEEK);
-    if (n <= 0)
-        return n;
-    uint8_t st = g->crlf;
-    size_t cut = (size_t)n;
-    for (size_t i = 0; i < (size_t)n; i++) {
-        st = crlf_step(st, ((const char *)buf)[i]);
-        if (st == 4) {
-            cut = i + 1;
-            break;
-        }
+    ssize_t n;
+    if (g->tls) {
+        const uint8_t *plain;
+        n = tls_peek(g->tls, &plain);
+        if (n <= 0)
+            return n;
+        n = (ssize_t)head_cut(g->crlf, plain, (size_t)n < len ? (size_t)n : len);
+        memcpy(buf, plain, (size_t)n);
+        rt__tls_consume(g->tls, (size_t)n);
+    } else {
+        n = libc_recv(fd, buf, len, flags | MSG_PEEK);
+        if (n <= 0)
+            return n;
+        n = libc_recv(fd, buf, head_cut(g->crlf, buf, (size_t)n), flags);
     }
-    n = libc_recv(fd, buf, cut, flags);
-    if (n > 0) {
-        st = g->crlf;
-        for (size_t i = 0; i < (size_t)n; i++) {
-            st = crlf_step(st, ((const char *)buf)[i]);
-            if (st == 4) {
-                st = 0;
-                g->first_headers_done = true;
-            }
-        }
-        g->crlf = st;
-    }
+    if (n > 0)
+        head_advance(g, buf, (size_t)n);
     return n;
 }
 
@@ -607,7 +612,7 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
     guard_t *g = &guards[fd];
     if (!atomic_load(&g->conn))
         return recv_http_phase(g, fd, buf, len, flags);
-    ssize_t n = libc_recv(fd, buf, len, flags);
+    ssize_t n = g->tls ? rt__tls_read(g->tls, buf, len) : libc_recv(fd, buf, len, flags);
     if (n > 0 && guard_after_read(fd, buf, n) != 0) {
         errno = EMSGSIZE;
         return -1;
@@ -615,9 +620,126 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
     return n;
 }
 
+/* ---- send, poll, shutdown, close: TLS for civetweb ---- */
+
+static rt_tls_t *tls_of(int fd)
+{
+    return fd >= 0 && (size_t)fd < nguards ? guards[fd].tls : NULL;
+}
+
+ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+    static ssize_t (*real_send)(int, const void *, size_t, int);
+    rt_tls_t *t = tls_of(fd);
+    if (t)
+        return rt__tls_write(t, buf, len);
+    if (!real_send)
+        real_send = (ssize_t(*)(int, const void *, size_t, int))dlsym(RTLD_NEXT, "send");
+    return real_send(fd, buf, len, flags);
+}
+
+/* A TLS connection is readable when plaintext is: decrypted bytes already
+ * buffered count at once, and a socket that is readable only counts once a
+ * whole record has arrived (civetweb treats a read that finds nothing after
+ * poll said "readable" as the end of the connection). The end of stream and
+ * errors count as readable, so the read that follows sees them. */
+static int poll_tls(struct pollfd *fds, nfds_t n, int timeout)
+{
+    int64_t until = timeout < 0 ? INT64_MAX : rt_clock_mono_ms() + timeout;
+    for (;;) {
+        int ready = 0;
+        for (nfds_t i = 0; i < n; i++) {
+            rt_tls_t *t = (fds[i].events & POLLIN) ? tls_of(fds[i].fd) : NULL;
+            fds[i].revents = t && rt__tls_readable(t) ? POLLIN : 0;
+            ready += fds[i].revents != 0;
+        }
+        int r = libc_poll(fds, n, ready ? 0 : timeout < 0 ? -1 : (int)(until - rt_clock_mono_ms()));
+        if (r < 0 || ready)
+            return r < 0 ? r : r + ready;
+        for (nfds_t i = 0; i < n && r > 0; i++) {
+            rt_tls_t *t = (fds[i].revents & POLLIN) ? tls_of(fds[i].fd) : NULL;
+            if (t && !(fds[i].revents & (POLLERR | POLLHUP)) && rt__tls_fill(t, TLS_FILL) < 0 &&
+                errno == EAGAIN) {
+                fds[i].revents &= (short)~POLLIN;
+                r -= fds[i].revents == 0;
+            }
+        }
+        if (r > 0 || (timeout >= 0 && rt_clock_mono_ms() >= until))
+            return r;
+        if (timeout >= 0)
+            timeout = (int)(until - rt_clock_mono_ms());
+    }
+}
+
+int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    if (atomic_load_explicit(&tls_in_use, memory_order_relaxed))
+        for (nfds_t i = 0; i < n; i++)
+            if (tls_of(fds[i].fd))
+                return poll_tls(fds, n, timeout);
+    return libc_poll(fds, n, timeout);
+}
+
+int shutdown(int fd, int how)
+{
+    static int (*real_shutdown)(int, int);
+    rt_tls_t *t = tls_of(fd);
+    if (t && how != SHUT_RD)
+        rt__tls_close_notify(t);
+    if (!real_shutdown)
+        real_shutdown = (int (*)(int, int))dlsym(RTLD_NEXT, "shutdown");
+    return real_shutdown(fd, how);
+}
+
+int close(int fd)
+{
+    static int (*real_close)(int);
+    rt_tls_t *t = tls_of(fd);
+    if (t) {
+        guards[fd].tls = NULL;
+        rt__tls_free(t);
+    }
+    if (!real_close)
+        real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
+    return real_close(fd);
+}
+
+bool rt__sockhook_has_early_bytes(int fd)
+{
+    rt_tls_t *t = tls_of(fd);
+    char b;
+    bool in_kernel = libc_recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+    if (!t || rt__tls_readable(t))
+        return !t ? in_kernel : true;
+    /* Decrypt only when the kernel holds something: a fill allocates a
+     * record's room for a moment, which fragments the heap when thousands of
+     * connections do it between their long-lived allocations. */
+    if (in_kernel)
+        (void)rt__tls_fill(t, TLS_FILL);
+    return rt__tls_readable(t);
+}
+
+bool rt__sockhook_tls_buffered(int fd)
+{
+    rt_tls_t *t = tls_of(fd);
+    return t && rt__tls_readable(t);
+}
+
+rt_tls_t *rt__sockhook_tls_take(int fd)
+{
+    rt_tls_t *t = tls_of(fd);
+    if (t)
+        guards[fd].tls = NULL;
+    return t;
+}
+
+void rt__sockhook_tls_enable(void)
+{
+    atomic_store(&tls_in_use, true);
+}
+
 void rt__sockhook_init(int64_t deadline_ms)
 {
-    (void)rt_sslshim_present();
     rt_map_init(&peers);
     struct rlimit nofile;
     nguards = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < (1u << 20)
@@ -626,8 +748,5 @@ void rt__sockhook_init(int64_t deadline_ms)
     guards = calloc(nguards, sizeof(*guards));
     if (!guards)
         nguards = 0; /* no guard: civetweb's own limits only */
-    rt_sslshim_set_read_hook(guard_after_read);
     header_deadline_ms = deadline_ms;
 }
-
-#endif

@@ -1,6 +1,6 @@
 /*
  * sockhook.h — what the server asks of the hooks in sockhook.c (accept, recv,
- * SSL_read): the hand-over of ready connections from the front door to
+ * send, poll, shutdown, close): the hand-over of ready connections from the front door to
  * civetweb, a session's socket, and the client frame guard. The contract of
  * each hook, and why it exists, is at the top of sockhook.c.
  */
@@ -13,10 +13,10 @@
 #include <sys/socket.h>
 
 typedef struct rt_conn_s rt_conn_t;
+typedef struct rt_tls_s rt_tls_t;
 
 /* Before civetweb starts (main thread, once): size the fd tables to
- * RLIMIT_NOFILE, set the first request's header deadline (ms; 0: none), and
- * install the guard as the libssl shim's read hook. */
+ * RLIMIT_NOFILE and set the first request's header deadline (ms; 0: none). */
 void rt__sockhook_init(int64_t header_deadline_ms);
 
 /* From now on, accept() on civetweb's listener at 127.0.0.1:private_port
@@ -25,12 +25,27 @@ void rt__sockhook_init(int64_t header_deadline_ms);
 void rt__sockhook_handover_begin(int private_port);
 /* Queue client socket fd (accepted at accepted_ms, monotonic, from peer) for
  * civetweb's next accept() on its private listener; head_complete: its first
- * request head is in the kernel. The caller then connects a throwaway socket
- * to the private port to wake civetweb. Ownership of fd passes to the queue
- * (then to civetweb). 0, or RT_E_NOMEM (fd still the caller's). The front
+ * request head has arrived (in the kernel, or decrypted in tls). tls: the
+ * connection's TLS, handshaken (NULL: plain TCP); the hooks then encrypt and
+ * decrypt for civetweb. The caller then connects a throwaway socket to the
+ * private port to wake civetweb. Ownership of fd and tls passes to the queue
+ * (then to civetweb). 0, or RT_E_NOMEM (both still the caller's). The front
  * door's thread; takes the hand-over lock. */
 int rt__sockhook_handover(int fd, const struct sockaddr *peer, socklen_t peerlen,
-                          int64_t accepted_ms, bool head_complete);
+                          int64_t accepted_ms, bool head_complete, rt_tls_t *tls);
+/* Before the first TLS hand-over (main thread): poll() looks for TLS
+ * connections from now on. */
+void rt__sockhook_tls_enable(void);
+/* Whether the client of fd has already sent bytes civetweb has not read (in
+ * the kernel, or decrypted and buffered for a TLS connection). The thread
+ * that owns fd. */
+bool rt__sockhook_has_early_bytes(int fd);
+/* Whether fd is a TLS connection with decrypted bytes civetweb has not read. */
+bool rt__sockhook_tls_buffered(int fd);
+/* Take fd's TLS away from civetweb's hooks (a session detaching: its writer
+ * does the TLS from now on), or NULL for a plain connection. The thread that
+ * owns fd (civetweb's, in the session's callback). */
+rt_tls_t *rt__sockhook_tls_take(int fd);
 /* How many sockets wait in the queue. Any thread. */
 size_t rt__sockhook_handover_queued(void);
 /* After civetweb has stopped: close the sockets still queued, and stop
@@ -43,7 +58,7 @@ void rt__sockhook_handover_end(void);
 int rt__sockhook_fd_of(const char *remote_addr, int remote_port, int server_port);
 
 /* From until_ms (monotonic) on, reads of fd in its HTTP phase fail
- * (ETIMEDOUT; through SSL_read too), so a body dribbled a byte at a time
+ * (ETIMEDOUT; TLS connections too), so a body dribbled a byte at a time
  * cannot hold civetweb's thread past it; 0 clears it (so does a new
  * connection on fd). The request's civetweb thread. No-op for fd < 0. */
 void rt__sockhook_read_deadline(int fd, int64_t until_ms);

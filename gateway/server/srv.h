@@ -52,6 +52,7 @@ struct mg_connection;
 typedef struct rt_conn_s rt_conn_t;           /* conn.h */
 typedef struct rt_writer_s rt_writer_t;       /* writer.h */
 typedef struct rt_frontdoor_s rt_frontdoor_t; /* frontdoor.h */
+typedef struct rt_tls_s rt_tls_t;             /* tlsconn.h */
 
 typedef struct rt_server_s {
     rt_config_t *cfg;

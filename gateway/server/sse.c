@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* A session that stays on its civetweb thread (TLS): this thread only watches
+/* A session that could not detach: this thread only watches
  * for the client going away, then lets the writer flush a closing frame
  * (graceful shutdown) for a moment and ends the session. */
 static void watch_until_gone(rt_server_t *srv, rt_conn_t *c)

@@ -9,8 +9,9 @@
  *
  * Server-to-client WebSocket frames are unmasked, so the hub builds each frame
  * (header + JSON) once and a writer sends the same bytes to every subscriber
- * with one send() (detached) or one mg_write under mg_lock_connection (TLS),
- * which serialises with civetweb's own pong/close writes.
+ * with one send() (detached; one SSL_write for TLS) or one mg_write under
+ * mg_lock_connection (a session that could not detach), which serialises with
+ * civetweb's own pong/close writes.
  *
  * Threads: writer_main and rt__writer_drain/park run on the session's writer
  * thread; rt__writer_schedule and the sink on any thread (publishers, the
@@ -22,6 +23,7 @@
 #include "detached.h"
 #include "err.h"
 #include "log.h"
+#include "tlsconn.h"
 
 #include <civetweb.h>
 #include <errno.h>
@@ -112,9 +114,27 @@ void rt__writer_park(rt_conn_t *c)
 /* A detached session's write: non-blocking. rt__writer_drain checked the
  * room, so a short write is rare; keep the rest and send it before anything
  * else. wlock held. */
+/* One non-blocking send on a detached session's socket, through its TLS if
+ * it has one. wlock held. */
+static ssize_t sock_send(rt_conn_t *c, const char *buf, size_t len)
+{
+    if (!c->tls)
+        return send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    /* A TLS write takes one record (16 KiB) at a time: go on while the
+     * socket takes them, as send() would. */
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = rt__tls_write(c->tls, buf + done, len - done);
+        if (n <= 0)
+            return done > 0 ? (ssize_t)done : n;
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
 static int send_detached(rt_conn_t *c, const char *buf, size_t len)
 {
-    ssize_t n = c->wpend_len ? 0 : send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = c->wpend_len ? 0 : sock_send(c, buf, len);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         n = 0;
     if (n < 0)
@@ -164,8 +184,10 @@ static drain_t drain_leftover(rt_conn_t *c)
 {
     if (c->wpend_len <= c->wpend_off)
         return DRAIN_MORE;
-    ssize_t n = send(c->fd, c->wpend + c->wpend_off, c->wpend_len - c->wpend_off,
-                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    /* The same bytes again, and perhaps more: what TLS asks of a retried write. */
+    pthread_mutex_lock(&c->wlock);
+    ssize_t n = c->fd < 0 ? -1 : sock_send(c, c->wpend + c->wpend_off, c->wpend_len - c->wpend_off);
+    pthread_mutex_unlock(&c->wlock);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
         return DRAIN_GONE;
     if (n > 0)
@@ -242,6 +264,10 @@ void rt__writer_drain(rt_conn_t *c)
     drain_t d = drain_leftover(c);
     while (d == DRAIN_MORE)
         d = drain_batch(c);
+    /* Bytes a short write left over go out when the socket has room, not at
+     * the next publish. */
+    if (d == DRAIN_STOP && c->wpend_off < c->wpend_len && !c->parked)
+        rt__writer_park(c);
     if (d == DRAIN_GONE) {
         rt_sub_close(c->sub);
         atomic_store(&c->state, RT_CONN_CLOSING);

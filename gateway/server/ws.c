@@ -5,9 +5,9 @@
  *   ws_connect  the handshake: admission (session.c), the early-data check
  *               and the start of the client frame guard (sockhook.c)
  *   ws_ready    the 101 went out: start the session, detach it from
- *               civetweb's thread when it can (plain TCP), hand it to a writer
- *   ws_data     a client frame civetweb read (TLS, or a session that could
- *               not detach)
+ *               civetweb's thread, hand it to a writer
+ *   ws_data     a client frame civetweb read (a session that could not
+ *               detach)
  *   ws_close    civetweb is done with the connection
  * The session record rides in civetweb's user connection data from
  * ws_connect to ws_close, which drops that reference.
@@ -88,8 +88,7 @@ static int ws_connect(const struct mg_connection *cconn, void *cb)
      * client that already sent frames would start the guard mid-stream
      * (sockhook.c's recv kept them in the kernel, where this sees them). */
     c->fd = rt__sockhook_fd_of(ri->remote_addr, ri->remote_port, ri->server_port);
-    char early;
-    if (c->fd >= 0 && !ri->is_ssl && recv(c->fd, &early, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+    if (c->fd >= 0 && rt__sockhook_has_early_bytes(c->fd)) {
         atomic_fetch_add(&srv->metrics.refusals[RT_REASON_PROTOCOL_ERROR], 1);
         rt__send_error(conn, 400, "protocol_error",
                        "the client sent data before the WebSocket handshake completed");
@@ -133,7 +132,7 @@ static void ws_ready(struct mg_connection *conn, void *cb)
         return;
     }
     rt__session_start(srv, c, mg_get_request_info(conn));
-    if (rt__session_detach(c, conn) != 0 && !mg_get_request_info(conn)->is_ssl)
+    if (rt__session_detach(c, conn) != 0)
         rt_log_debug("session stays on its civetweb thread", "peer=%s", c->peer);
     rt__session_go(srv, c);
 }

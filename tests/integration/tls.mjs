@@ -9,20 +9,13 @@ import path from "node:path";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, keygen, RTGW_BIN, freePort } from "../lib/gateway.mjs";
 import { tmpDir } from "../lib/proc.mjs";
+import { selfSigned } from "../lib/certs.mjs";
 import { clientFrame } from "../lib/rawws.mjs";
 
 requireNodeModules("ws");
 const { default: WebSocket } = await import("ws");
 
 const tmpdir = (t) => tmpDir(t, "rtgw-tls-test-");
-
-function selfSigned(dir, name, { cn = "localhost", san = "DNS:localhost,IP:127.0.0.1" } = {}) {
-  const key = path.join(dir, `${name}.key`), cert = path.join(dir, `${name}.crt`);
-  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-    "-keyout", key, "-out", cert, "-days", "30", "-subj", `/CN=${cn}`, "-addext", `subjectAltName=${san}`],
-    { stdio: "ignore" });
-  return { key, cert };
-}
 
 function expired(dir) {
   // `openssl ca -selfsign` is the portable way to pick the validity dates.
@@ -68,8 +61,13 @@ defcase("tls_serves_https_and_wss", async (t) => {
   const health = await get(`${base}/health`, ca);
   assert.equal(health.status, 200);
   assert.equal(JSON.parse(health.body).status, "ok");
-  // Plain http to the TLS port is not served.
-  await assert.rejects(fetch(`http://127.0.0.1:${gw.port}/health`, { signal: AbortSignal.timeout(3000) }));
+  // Plain http to the TLS port is not served: it is answered, in plain HTTP,
+  // with the reason (a TLS alert would reach the user as an opaque failure).
+  const plain = await fetch(`http://127.0.0.1:${gw.port}/health`, { signal: AbortSignal.timeout(3000) });
+  assert.equal(plain.status, 400);
+  const why = await plain.json();
+  assert.equal(why.error, "plain_http_on_tls_port");
+  assert.match(why.message, /use https:\/\/ \(or wss:\/\/ for WebSockets\)/);
   // Mint and publish over https, receive over wss.
   const post = (p, body) => new Promise((resolve, reject) => {
     const req = https.request(`${base}${p}`, { method: "POST", ca, headers: { Authorization: `Bearer ${gw.key}` } }, (res) => {

@@ -1,0 +1,198 @@
+// wss sessions (issue 13): rtgw terminates TLS itself, in its front door, so a
+// wss session leaves civetweb's thread after its handshake like a ws one, and
+// its writer encrypts and decrypts. Real TLS clients (node's ws over
+// node:tls, raw TLS sockets) against a real gateway.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import net from "node:net";
+import tls from "node:tls";
+import { defcase, run, Skip } from "../lib/harness.mjs";
+import { startGateway, mint, publish } from "../lib/gateway.mjs";
+import { topic } from "../lib/http.mjs";
+import { fdLimit } from "../lib/idle.mjs";
+import { selfSigned } from "../lib/certs.mjs";
+import { tmpDir } from "../lib/proc.mjs";
+import { clientFrame } from "../lib/rawws.mjs";
+import { sleep, waitFor } from "../lib/wait.mjs";
+import { connect, wsUrl } from "../lib/ws.mjs";
+
+function tlsGateway(t, env = {}) {
+  const dir = tmpDir(t, "rtgw-wss-");
+  return startGateway(t, { tls: selfSigned(dir, "gw"), env });
+}
+
+function threadsOf(pid) {
+  return Number(fs.readFileSync(`/proc/${pid}/status`, "utf8").match(/^Threads:\s+(\d+)/m)[1]);
+}
+
+// Opens n wss subscribers of channel `ch`, topic "t", in batches.
+async function subscribers(t, gw, ch, n) {
+  const jwt = await mint(gw, [topic(ch, "t")]);
+  const subs = [];
+  for (let i = 0; i < n; i += 50) {
+    const batch = [];
+    for (let j = i; j < Math.min(n, i + 50); j++)
+      batch.push(connect(wsUrl(gw, jwt), { t, wsOpts: { ca: gw.ca }, nextMs: 10000 }));
+    subs.push(...(await Promise.all(batch)));
+  }
+  return subs;
+}
+
+defcase("wss_subscribers_hold_no_thread", async (t) => {
+  const n = 300;
+  if (fdLimit() < 2 * n + 200) throw new Skip(`needs ${2 * n + 200} open files (ulimit -n)`);
+  const gw = await tlsGateway(t, { RTGW_MAX_CONNECTIONS: String(n + 50) });
+  const before = threadsOf(gw.pid);
+  const subs = await subscribers(t, gw, "wssthreads", n);
+  await sleep(200);
+  const during = threadsOf(gw.pid);
+  // Before rtgw terminated TLS itself, each wss session kept a civetweb worker,
+  // started up front (RTGW_MAX_CONNECTIONS + RTGW_HTTP_THREADS of them). Now
+  // there are the HTTP workers, the writers and a few more, however many
+  // subscribers.
+  const msg = `${n} wss subscribers: ${before} threads before, ${during} with them`;
+  assert.ok(during <= before + 8, msg);
+  assert.ok(during < n / 2, msg);
+  assert.doesNotMatch(gw.logs(), /session stays on its civetweb thread/);
+  assert.equal((await publish(gw, "wssthreads", "t", { hello: "all" })).status, 200);
+  for (const s of subs) assert.deepEqual((await s.next(10000, "the event")).data, { hello: "all" });
+});
+
+defcase("wss_large_burst_to_a_paused_reader_arrives_whole_in_order", async (t) => {
+  // A reader that pauses makes the writer's TLS writes come back short or
+  // "again": TLS then wants the same bytes retried. 40 × 64 KiB must arrive
+  // whole and in order.
+  const gw = await tlsGateway(t, { RTGW_QUEUE_MAX_BYTES: String(16 << 20) });
+  const [s] = await subscribers(t, gw, "wssburst", 1);
+  s.ws._socket.pause();
+  const blob = "x".repeat(64 * 1024);
+  for (let i = 0; i < 40; i++)
+    assert.equal((await publish(gw, "wssburst", "t", { i, blob })).status, 200);
+  await sleep(300);
+  s.ws._socket.resume();
+  for (let i = 0; i < 40; i++) {
+    const m = await s.next(10000, `event ${i}`);
+    assert.equal(m.data.i, i);
+    assert.equal(m.data.blob.length, blob.length);
+  }
+});
+
+defcase("wss_client_ping_answered_by_the_detached_session", async (t) => {
+  // After the handshake the session's writer reads and writes its TLS: a
+  // client ping gets its pong, a text frame is read, the session lives on.
+  const gw = await tlsGateway(t);
+  const [s] = await subscribers(t, gw, "wssping", 1);
+  const pong = new Promise((resolve) => s.ws.once("pong", (d) => resolve(d.toString())));
+  s.ws.ping("are-you-there");
+  assert.equal(await pong, "are-you-there");
+  assert.equal((await publish(gw, "wssping", "t", { after: "ping" })).status, 200);
+  assert.deepEqual((await s.next(5000, "the event")).data, { after: "ping" });
+});
+
+defcase("wss_oversized_frame_after_detach_closed_1009", async (t) => {
+  const gw = await tlsGateway(t, { RTGW_MAX_CLIENT_FRAME_BYTES: "1024" });
+  const jwt = await mint(gw, [topic("wssbig", "t")]);
+  // Raw TLS: the upgrade, then one frame announcing 1 MiB (its header only).
+  const sock = tls.connect({ host: "127.0.0.1", port: gw.port, servername: "localhost", ca: gw.ca });
+  t.cleanup(() => sock.destroy());
+  await new Promise((resolve, reject) => { sock.once("secureConnect", resolve); sock.once("error", reject); });
+  let got = Buffer.alloc(0);
+  sock.on("data", (d) => (got = Buffer.concat([got, d])));
+  sock.write(`GET /v1/realtime/connect?token=${jwt} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n` +
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  await waitFor(() => got.includes("\r\n\r\n"), 5000, "the 101");
+  assert.match(got.toString("latin1"), /^HTTP\/1\.1 101/);
+  await sleep(100); // the session has detached: its writer reads from here on
+  sock.write(clientFrame(0x2, Buffer.alloc(0), { declaredLen: 1 << 20 })); // its header only
+  const start = got.indexOf("\r\n\r\n") + 4;
+  await waitFor(() => got.length >= start + 4, 5000, "the close frame");
+  assert.equal(got[start], 0x88);
+  assert.equal(got.readUInt16BE(start + 2), 1009);
+});
+
+defcase("wss_tls12_client_keeps_openssl_records", async (t) => {
+  // TLS 1.2 connections keep their SSL object (only TLS 1.3 ones move to
+  // rtgw's record layer): a TLS 1.2 subscriber gets its events, big ones too.
+  const gw = await tlsGateway(t, { RTGW_QUEUE_MAX_BYTES: String(16 << 20) });
+  const jwt = await mint(gw, [topic("wss12", "t")]);
+  const s = await connect(wsUrl(gw, jwt), { t, wsOpts: { ca: gw.ca, maxVersion: "TLSv1.2" } });
+  assert.equal(s.ws._socket.getProtocol(), "TLSv1.2");
+  s.ws._socket.pause();
+  const blob = "y".repeat(100 * 1024);
+  for (let i = 0; i < 10; i++) assert.equal((await publish(gw, "wss12", "t", { i, blob })).status, 200);
+  await sleep(200);
+  s.ws._socket.resume();
+  for (let i = 0; i < 10; i++) assert.equal((await s.next(10000, `event ${i}`)).data.i, i);
+});
+
+// openssl s_client, interactive: a line "K" sends a KeyUpdate that asks the
+// server to update too (RFC 8446 §4.6.3). Requests before and after it on one
+// keep-alive connection must both be answered: the server read the client's
+// new keys and moved its own.
+defcase("tls13_key_update_from_the_client_both_ways", async (t) => {
+  const gw = await tlsGateway(t);
+  const { spawn } = await import("node:child_process");
+  const dir = tmpDir(t, "rtgw-ku-");
+  const caFile = `${dir}/ca.pem`;
+  fs.writeFileSync(caFile, gw.ca);
+  const sc = spawn("openssl", ["s_client", "-connect", `127.0.0.1:${gw.port}`, "-servername", "localhost",
+    "-tls1_3", "-CAfile", caFile, "-verify_return_error", "-crlf", "-msg"], { stdio: ["pipe", "pipe", "pipe"] });
+  t.cleanup(() => sc.kill("SIGKILL"));
+  let out = "", err = "";
+  sc.stdout.on("data", (d) => (out += d));
+  sc.stderr.on("data", (d) => (err += d));
+  const answers = () => (out.match(/HTTP\/1\.1 200 OK/g) || []).length;
+  await waitFor(() => /Verify return code: 0/.test(out), 5000, "the handshake");
+  sc.stdin.write("GET /health HTTP/1.1\nHost: localhost\n\n");
+  await waitFor(() => answers() === 1, 5000, "the first answer");
+  sc.stdin.write("K\n");
+  await waitFor(() => /KEYUPDATE/.test(out + err), 5000, "s_client's KEYUPDATE");
+  await sleep(100);
+  sc.stdin.write("GET /health HTTP/1.1\nHost: localhost\n\n");
+  await waitFor(() => answers() === 2, 5000, `the answer after the key update\n${out}\n${err}`);
+  // -msg shows each handshake message: ours went out, and the server's came back.
+  assert.match(out, />>> TLS 1\.3, Handshake \[length 0005\], KeyUpdate/);
+  assert.match(out, /<<< TLS 1\.3, Handshake \[length 0005\], KeyUpdate/);
+  assert.equal((await publish(gw, "ku", "t", { still: "up" })).status, 200);
+});
+
+defcase("tls13_forged_record_after_handshake_closes_only_that_connection", async (t) => {
+  // A record that does not decrypt (bad_record_mac) ends its connection and
+  // nothing else: written on the raw TCP socket under a finished TLS 1.3
+  // session, the way an on-path attacker would inject it.
+  const gw = await tlsGateway(t);
+  const [s] = await subscribers(t, gw, "forged", 1);
+  const raw = net.connect(gw.port, "127.0.0.1");
+  t.cleanup(() => raw.destroy());
+  await new Promise((resolve) => raw.once("connect", resolve));
+  const sec = tls.connect({ socket: raw, servername: "localhost", ca: gw.ca });
+  await new Promise((resolve, reject) => { sec.once("secureConnect", resolve); sec.once("error", reject); });
+  assert.equal(sec.getProtocol(), "TLSv1.3");
+  const closed = new Promise((resolve) => sec.once("close", resolve));
+  sec.on("error", () => {});
+  const body = Buffer.alloc(64, 0x41);
+  raw.write(Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0, body.length]), body]));
+  await Promise.race([closed, sleep(5000).then(() => { throw new Error("the connection stayed open"); })]);
+  assert.equal((await publish(gw, "forged", "t", { other: "fine" })).status, 200);
+  assert.deepEqual((await s.next(5000, "the event")).data, { other: "fine" });
+});
+
+defcase("plain_http_and_ws_on_the_tls_port_named", async (t) => {
+  const gw = await tlsGateway(t);
+  for (const req of ["GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET /v1/realtime/connect?token=x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"]) {
+    const sock = net.connect(gw.port, "127.0.0.1");
+    t.cleanup(() => sock.destroy());
+    let got = "";
+    sock.on("data", (d) => (got += d.toString("latin1")));
+    const ended = new Promise((resolve) => sock.on("close", resolve));
+    sock.write(req);
+    await Promise.race([ended, sleep(5000)]);
+    assert.match(got, /^HTTP\/1\.1 400 /);
+    assert.match(got, /"error":"plain_http_on_tls_port"/);
+    assert.match(got, /use https:\/\/ \(or wss:\/\/ for WebSockets\)/);
+  }
+});
+
+await run();
