@@ -85,10 +85,6 @@ say "limits: nofile=$NOFILE (hard $HARD_NOFILE) pid_max=$PID_MAX threads-max=$TH
 # (the server and the load generator each need one fd per connection).
 CAP_SUBS=$((NOFILE - 300))
 [ "$CAP_SUBS" -gt 60000 ] && CAP_SUBS=60000
-if [ "$PID_MAX" -lt $((CAP_SUBS + 2000)) ]; then
-    say "pid_max $PID_MAX is low for rtgw over TLS (one thread per TLS connection)"
-    CAP_SUBS=$((PID_MAX - 4000))
-fi
 
 # ---- servers ------------------------------------------------------------------
 KEY=$("$RTGW" keygen --env bench)
@@ -206,8 +202,8 @@ run() {
 }
 
 # rtgw's RSS with the smallest settings (one connection slot): the baseline for
-# KiB per connection (with TLS civetweb starts one thread per connection slot up
-# front; without, plain-TCP sessions are served from the writers' epoll).
+# KiB per connection (sessions are served from the writers' epoll, so the
+# worker count does not depend on it).
 rtgw_baseline_rss() {
     SCEN=baseline
     start_server rtgw 1 || { echo 0; return; }
