@@ -56,7 +56,8 @@ export async function startGateway(t, opts = {}) {
   let out = "", err = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (err += d));
-  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  // "close", not "exit": the exit can come before the last of stderr has been read.
+  const exited = new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
   const gw = {
     port, key, child, pid: child.pid,
     // opts.tls ({ key, cert } files, lib/certs.mjs): rtgw terminates TLS, and
