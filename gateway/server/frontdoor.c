@@ -53,6 +53,7 @@
  */
 #define _GNU_SOURCE
 #include "frontdoor.h"
+#include "httphead.h"
 #include "clock.h"
 #include "err.h"
 #include "log.h"
@@ -61,7 +62,6 @@
 #include "tlsconn.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <malloc.h>
 #include <netdb.h>
@@ -104,8 +104,7 @@ typedef struct pending_s {
     item_t item; /* ITEM_PENDING */
     int fd;
     int64_t accepted_ms; /* monotonic */
-    uint32_t tail;       /* HTTP: the last four bytes scanned */
-    uint32_t scanned;    /* HTTP: bytes of the head scanned so far */
+    rt_head_scan_t head; /* how far its first head has been scanned */
     bool counted;        /* holds a place in per_ip under ip */
     bool handshaken;     /* TLS: the handshake is done */
     rt_tls_t *tls;       /* TLS: the connection's, until handed over */
@@ -115,6 +114,14 @@ typedef struct pending_s {
     struct pending_s *prev, *next; /* accept order: oldest first */
 } pending_t;
 
+/* A kept-alive connection civetweb gave back between two requests
+ * (rt__frontdoor_adopt), waiting for the front door's thread. */
+typedef struct adopted_s {
+    int fd;
+    rt_tls_t *tls;
+    struct adopted_s *next;
+} adopted_t;
+
 /* A throwaway connection to civetweb's private listener. */
 typedef struct kick_s {
     item_t item; /* ITEM_KICK */
@@ -122,7 +129,13 @@ typedef struct kick_s {
     struct kick_s *prev, *next;
 } kick_t;
 
-typedef enum { HEAD_WAIT, HEAD_COMPLETE, HEAD_EARLY, HEAD_GONE } head_state_t;
+/* rt_head_state_t (httphead.h), and one more: the peer went away. */
+typedef enum {
+    HEAD_WAIT = RT_HEAD_WAIT,
+    HEAD_COMPLETE = RT_HEAD_COMPLETE,
+    HEAD_EARLY = RT_HEAD_EARLY,
+    HEAD_GONE
+} head_state_t;
 
 struct rt_frontdoor_s {
     const rt_config_t *cfg;
@@ -144,6 +157,8 @@ struct rt_frontdoor_s {
     int64_t emfile_logged_ms;
     size_t handshakes_untrimmed; /* TLS handshakes since the last malloc_trim */
     int64_t trimmed_ms;
+    pthread_mutex_t adopt_lock; /* guards adopted */
+    adopted_t *adopted;         /* LIFO; admitted on the next wake-up */
     pthread_t thread;
     bool started;
     atomic_bool stop;
@@ -225,6 +240,7 @@ rt_frontdoor_t *rt__frontdoor_new(const rt_config_t *cfg, char *err, size_t cap)
     d->cfg = cfg;
     d->listener.kind = ITEM_LISTENER;
     d->wake.kind = ITEM_WAKE;
+    pthread_mutex_init(&d->adopt_lock, NULL);
     d->tls = cfg->tls_cert != NULL;
     if (d->tls && !(d->tls_ctx = rt__tls_ctx_new(cfg, err, cap))) {
         free(d);
@@ -277,7 +293,7 @@ static void pending_unlink(rt_frontdoor_t *d, pending_t *p)
 static void pending_close(rt_frontdoor_t *d, pending_t *p)
 {
     pending_unlink(d, p);
-    if (p->scanned > 0 || d->tls)
+    if (p->head.scanned > 0 || d->tls)
         (void)!read(p->fd, d->peek, sizeof(d->peek)); /* read(2): sockhook's recv is civetweb's */
     rt__tls_free(p->tls);
     close(p->fd);
@@ -293,13 +309,17 @@ static bool is_trusted_proxy(const rt_config_t *cfg, const char *ip)
 /* Take in a connection just accepted: counted per IP (or closed, over that
  * cap), the oldest pending one closed if the global cap is reached, then
  * watched until ready. */
-static void admit(rt_frontdoor_t *d, int fd, const struct sockaddr_storage *ss, socklen_t sl)
+static void admit(rt_frontdoor_t *d, int fd, const struct sockaddr_storage *ss, socklen_t sl,
+                  rt_tls_t *tls)
 {
     pending_t *p = calloc(1, sizeof(*p));
     if (!p) {
+        rt__tls_free(tls);
         close(fd);
         return;
     }
+    p->tls = tls; /* a kept-alive TLS connection: handshaken already */
+    p->handshaken = tls != NULL;
     p->item.kind = ITEM_PENDING;
     p->fd = fd;
     p->accepted_ms = rt_clock_mono_ms();
@@ -311,6 +331,7 @@ static void admit(rt_frontdoor_t *d, int fd, const struct sockaddr_storage *ss, 
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, p->ip, sizeof(p->ip));
     if (d->per_ip && !is_trusted_proxy(d->cfg, p->ip)) {
         if (!rt_conncount_acquire(d->per_ip, p->ip)) {
+            rt__tls_free(tls);
             close(fd);
             free(p);
             return;
@@ -325,6 +346,7 @@ static void admit(rt_frontdoor_t *d, int fd, const struct sockaddr_storage *ss, 
     if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         if (p->counted)
             rt_conncount_release(d->per_ip, p->ip);
+        rt__tls_free(tls);
         close(fd);
         free(p);
         return;
@@ -341,16 +363,7 @@ static void admit(rt_frontdoor_t *d, int fd, const struct sockaddr_storage *ss, 
 /* HTTP: scan the head's new bytes (see the top of this file). */
 static head_state_t http_head_state(pending_t *p, const uint8_t *buf, size_t n)
 {
-    for (size_t i = p->scanned; i < n; i++) {
-        uint8_t c = buf[i];
-        if (c < 128 && c != '\r' && c != '\n' && !isprint(c))
-            return HEAD_EARLY; /* civetweb refuses such a head at once */
-        p->tail = p->tail << 8 | c;
-        if ((p->tail & 0xffff) == 0x0a0a || p->tail == 0x0d0a0d0a)
-            return HEAD_COMPLETE;
-    }
-    p->scanned = (uint32_t)n;
-    return n >= RT__MAX_REQUEST_HEAD ? HEAD_EARLY : HEAD_WAIT;
+    return (head_state_t)rt_head_scan(&p->head, buf, n, RT__MAX_REQUEST_HEAD);
 }
 
 /* Plain HTTP sent to the TLS port (ws:// or http:// where wss:// or https://
@@ -526,6 +539,49 @@ static void kicks_pay(rt_frontdoor_t *d, int64_t now)
     }
 }
 
+/* ---- kept-alive connections ---- */
+
+int rt__frontdoor_adopt(rt_frontdoor_t *d, int fd, rt_tls_t *tls)
+{
+    adopted_t *a = malloc(sizeof(*a));
+    if (!a)
+        return RT_E_NOMEM;
+    a->fd = fd;
+    a->tls = tls;
+    pthread_mutex_lock(&d->adopt_lock);
+    a->next = d->adopted;
+    d->adopted = a;
+    pthread_mutex_unlock(&d->adopt_lock);
+    uint64_t one = 1;
+    (void)!write(d->wake_fd, &one, sizeof(one));
+    return 0;
+}
+
+/* Watch the connections civetweb gave back, like new ones: their deadline
+ * counts from now. */
+static void adopt_all(rt_frontdoor_t *d)
+{
+    uint64_t v;
+    (void)!read(d->wake_fd, &v, sizeof(v));
+    pthread_mutex_lock(&d->adopt_lock);
+    adopted_t *a = d->adopted;
+    d->adopted = NULL;
+    pthread_mutex_unlock(&d->adopt_lock);
+    while (a) {
+        adopted_t *next = a->next;
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        if (getpeername(a->fd, (struct sockaddr *)&ss, &sl) == 0) {
+            admit(d, a->fd, &ss, sl, a->tls);
+        } else {
+            rt__tls_free(a->tls);
+            close(a->fd);
+        }
+        free(a);
+        a = next;
+    }
+}
+
 /* ---- the listener ---- */
 
 static void listener_watch(rt_frontdoor_t *d, bool on, int64_t resume_at_ms)
@@ -543,7 +599,7 @@ static void accept_batch(rt_frontdoor_t *d, int64_t now)
         socklen_t sl = sizeof(ss);
         int c = accept4(d->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c >= 0) {
-            admit(d, c, &ss, sl);
+            admit(d, c, &ss, sl, NULL);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
@@ -622,6 +678,8 @@ static void *frontdoor_main(void *arg)
                 kick_event(d, (kick_t *)it);
             else if (it->kind == ITEM_LISTENER)
                 listener_ready = true;
+            else if (it->kind == ITEM_WAKE)
+                adopt_all(d);
         }
         int64_t now = rt_clock_mono_ms();
         if (listener_ready && !d->paused)
@@ -661,6 +719,7 @@ void rt__frontdoor_free(rt_frontdoor_t *d)
         (void)!write(d->wake_fd, &one, sizeof(one));
         pthread_join(d->thread, NULL);
     }
+    adopt_all(d); /* given back after the thread stopped: closed below */
     while (d->oldest)
         pending_close(d, d->oldest);
     while (d->kicks)
@@ -673,5 +732,6 @@ void rt__frontdoor_free(rt_frontdoor_t *d)
         close(d->wake_fd);
     rt_conncount_free(d->per_ip);
     SSL_CTX_free(d->tls_ctx);
+    pthread_mutex_destroy(&d->adopt_lock);
     free(d);
 }

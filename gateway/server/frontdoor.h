@@ -33,6 +33,15 @@ rt_frontdoor_t *rt__frontdoor_new(const rt_config_t *cfg, char *err, size_t cap)
  * 0, or a negative RT_E_* value. Main thread. */
 int rt__frontdoor_start(rt_frontdoor_t *d, int private_port);
 
+typedef struct rt_tls_s rt_tls_t;
+/* Take back socket fd (with its TLS, or NULL), a kept-alive connection
+ * civetweb has finished a request on and that has sent nothing since: the
+ * front door holds it, at no thread's cost, until its next request head has
+ * arrived, then hands it to civetweb again; or closes it
+ * RTGW_REQUEST_TIMEOUT_MS from now. Any thread (a civetweb worker's poll,
+ * sockhook.c). 0, or RT_E_NOMEM (fd and tls still the caller's). */
+int rt__frontdoor_adopt(rt_frontdoor_t *d, int fd, rt_tls_t *tls);
+
 /* Stop accepting, close every connection not yet handed over, join the
  * thread and free d. Before civetweb stops. Main thread; NULL is a no-op. */
 void rt__frontdoor_free(rt_frontdoor_t *d);

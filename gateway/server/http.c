@@ -7,9 +7,11 @@
 #include "err.h"
 #include "frontdoor.h"
 #include "log.h"
+#include "httphead.h"
 #include "sockhook.h"
 
 #include <civetweb.h>
+#include <stddef.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -374,34 +376,11 @@ int rt__read_body(struct mg_connection *conn, size_t max, char **out, size_t *ou
     return rc;
 }
 
-/* The problem with a request's framing headers, or NULL (see
- * rt__http_framing_guard). */
-static const char *framing_problem(const struct mg_request_info *ri)
-{
-    const char *cl = NULL;
-    int nte = 0;
-    for (int i = 0; i < ri->num_headers; i++) {
-        const char *n = ri->http_headers[i].name, *v = ri->http_headers[i].value;
-        for (const char *p = n; *p; p++)
-            if ((unsigned char)*p <= ' ' || *p == 127)
-                return "a header name holds white space or a control character";
-        if (strcasecmp(n, "Content-Length") == 0) {
-            if (!*v || strspn(v, "0123456789") != strlen(v))
-                return "Content-Length is not a decimal number";
-            if (cl && strcmp(cl, v) != 0)
-                return "two different Content-Length values";
-            cl = v;
-        } else if (strcasecmp(n, "Transfer-Encoding") == 0) {
-            if (nte++)
-                return "Transfer-Encoding appears more than once";
-            if (strcasecmp(v, "chunked") != 0)
-                return "a Transfer-Encoding other than chunked";
-        }
-    }
-    if (cl && nte)
-        return "both Content-Length and Transfer-Encoding";
-    return NULL;
-}
+/* civetweb's headers are read as rt_http_header_t (httphead.h). */
+_Static_assert(sizeof(struct mg_header) == sizeof(rt_http_header_t) &&
+                   offsetof(struct mg_header, name) == offsetof(rt_http_header_t, name) &&
+                   offsetof(struct mg_header, value) == offsetof(rt_http_header_t, value),
+               "struct mg_header is rt_http_header_t's layout");
 
 int rt__http_framing_guard(struct mg_connection *conn)
 {
@@ -420,7 +399,8 @@ int rt__http_framing_guard(struct mg_connection *conn)
                          MG_MAX_HEADERS, MG_MAX_HEADERS - 1);
         return 1;
     }
-    const char *why = framing_problem(ri);
+    const char *why =
+        rt_http_framing_problem((const rt_http_header_t *)ri->http_headers, ri->num_headers);
     if (!why)
         return 0;
     rt__client_ip(srv_of(conn), conn, ip, sizeof(ip));
@@ -449,6 +429,15 @@ int rt__handle_options(struct mg_connection *conn)
         origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
         origin ? "\r\nVary: Origin\r\n" : "", rt__connection_close_header(conn));
     return 204;
+}
+
+void rt__http_end_request(const struct mg_connection *conn, int status)
+{
+    if (status == 101)
+        return;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    rt__sockhook_request_done(
+        rt__sockhook_fd_of(ri->remote_addr, ri->remote_port, ri->server_port));
 }
 
 int rt__http_error(struct mg_connection *conn, int status, const char *errmsg)

@@ -73,6 +73,12 @@ int rt__http_framing_guard(struct mg_connection *conn);
  * with a name, like every other refusal, and the connection is closed.
  * Returns 0 (answered). */
 int rt__http_error(struct mg_connection *conn, int status, const char *errmsg);
+/* civetweb's end_request callback: a request is answered. Unless it became
+ * a WebSocket (101), its connection goes back to the front door if civetweb
+ * then waits for a next request that has not arrived (sockhook.c,
+ * rt__sockhook_request_done): an idle kept-alive connection holds no
+ * worker. */
+void rt__http_end_request(const struct mg_connection *conn, int status);
 /* Whether the request's method is m. */
 bool rt__method_is(struct mg_connection *conn, const char *m);
 /* Answer a CORS preflight (OPTIONS). Returns 204, the status sent. */

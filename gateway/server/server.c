@@ -198,6 +198,7 @@ static bool civetweb_launch(rt_server_t *srv, const char *ports)
     cbs.log_message = cw_log;
     cbs.begin_request = rt__http_framing_guard; /* http.c */
     cbs.http_error = rt__http_error;
+    cbs.end_request = rt__http_end_request; /* kept-alive connections go back to the front door */
     mg_init_library(MG_FEATURES_WEBSOCKET);
     char errtext[256] = "";
     unsigned errcode = 0;
@@ -257,11 +258,17 @@ static bool civetweb_start(rt_server_t *srv, char *listen, size_t cap)
  * accepted. */
 static void civetweb_stop(rt_server_t *srv)
 {
+    rt__sockhook_park_end();
     rt__frontdoor_free(srv->frontdoor);
     srv->frontdoor = NULL;
     if (srv->ctx)
         mg_stop(srv->ctx);
     rt__sockhook_handover_end();
+}
+
+static int park_in_frontdoor(void *frontdoor, int fd, rt_tls_t *tls)
+{
+    return rt__frontdoor_adopt(frontdoor, fd, tls);
 }
 
 /* civetweb, its routes, then the front door's thread: no request reaches
@@ -276,6 +283,7 @@ static bool http_start(rt_server_t *srv, char *listen, size_t cap)
                      listen);
         return false;
     }
+    rt__sockhook_park_begin(park_in_frontdoor, srv->frontdoor);
     return true;
 }
 

@@ -129,6 +129,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -152,6 +153,7 @@ typedef struct {
     bool tripped;
     rt_ws_rx_t rx; /* RFC 6455 stream rules over the headers (wsframe.h) */
     rt_tls_t *tls; /* the connection's TLS, while civetweb reads it; NULL: plain */
+    bool between;  /* a request is done (end_request); civetweb may wait for the next */
 } guard_t;
 
 static guard_t *guards; /* indexed by fd */
@@ -275,6 +277,7 @@ static void guard_reset(int fd, int64_t accepted_ms, bool head_complete, rt_tls_
         guards[fd].first_headers_done = head_complete;
         guards[fd].accepted_ms = accepted_ms;
         guards[fd].read_until = 0;
+        guards[fd].between = false;
     }
 }
 
@@ -671,14 +674,93 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout)
     }
 }
 
+/* ---- kept-alive connections go back to the front door ---- */
+
+static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
+static rt__sockhook_park_fn park_fn; /* park_lock */
+static void *park_ctx;
+
+void rt__sockhook_park_begin(rt__sockhook_park_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&park_lock);
+    park_fn = fn;
+    park_ctx = ctx;
+    pthread_mutex_unlock(&park_lock);
+}
+
+void rt__sockhook_park_end(void)
+{
+    pthread_mutex_lock(&park_lock);
+    park_fn = NULL;
+    pthread_mutex_unlock(&park_lock);
+}
+
+void rt__sockhook_request_done(int fd)
+{
+    if (fd >= 0 && (size_t)fd < nguards && !atomic_load(&guards[fd].conn))
+        guards[fd].between = true;
+}
+
+/* civetweb waits for a kept-alive connection's next request: if nothing of
+ * it has arrived, give the connection back to the front door (a duplicate of
+ * the socket, with its TLS), and point civetweb's descriptor at a closed
+ * socketpair, as a detaching session does, so its read ends at once and the
+ * worker is free. true when parked. The connection's worker thread. */
+static bool park_if_idle(int fd)
+{
+    guard_t *g = &guards[fd];
+    g->between = false;
+    if (atomic_load(&g->conn) || (g->tls && rt__tls_readable(g->tls)))
+        return false;
+    char b;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (libc_recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || errno != EAGAIN ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+        return false; /* bytes, an end or an error for civetweb; or a detached session's pair */
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
+        return false;
+    bool parked = false;
+    pthread_mutex_lock(&park_lock);
+    int nfd = park_fn ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (nfd >= 0) {
+        rt_tls_t *t = g->tls;
+        if (t)
+            rt__tls_set_fd(t, nfd);
+        if (park_fn(park_ctx, nfd, t) == 0) {
+            g->tls = NULL;
+            parked = dup2(sp[0], fd) >= 0;
+        } else {
+            if (t)
+                rt__tls_set_fd(t, fd);
+            close(nfd);
+        }
+    }
+    pthread_mutex_unlock(&park_lock);
+    close(sp[0]);
+    close(sp[1]);
+    return parked;
+}
+
+/* glibc declares poll's array write-only (__attr_access), which it is not
+ * for poll's callers: GCC then calls every read of it "uninitialized". */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
+    /* civetweb waits for one connection at a time */
+    if (n == 1 && fds[0].fd >= 0 && (size_t)fds[0].fd < nguards && guards[fds[0].fd].between &&
+        (fds[0].events & POLLIN))
+        park_if_idle(fds[0].fd);
     if (atomic_load_explicit(&tls_in_use, memory_order_relaxed))
         for (nfds_t i = 0; i < n; i++)
             if (tls_of(fds[i].fd))
                 return poll_tls(fds, n, timeout);
     return libc_poll(fds, n, timeout);
 }
+#pragma GCC diagnostic pop
 
 int shutdown(int fd, int how)
 {

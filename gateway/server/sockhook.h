@@ -52,6 +52,19 @@ size_t rt__sockhook_handover_queued(void);
  * handing over. Main thread. */
 void rt__sockhook_handover_end(void);
 
+/* Kept-alive connections between requests go back to the front door: after
+ * rt__sockhook_request_done(fd) (civetweb's end_request), civetweb's next
+ * poll for that connection's next request, if nothing of it has arrived,
+ * calls fn(ctx, dup of fd, its TLS or NULL) (0: taken; the front door's
+ * rt__frontdoor_adopt) and ends civetweb's side of it. begin once the front
+ * door exists; end before it is freed (in-flight calls finish first). Main
+ * thread. */
+typedef int (*rt__sockhook_park_fn)(void *ctx, int fd, rt_tls_t *tls);
+void rt__sockhook_park_begin(rt__sockhook_park_fn fn, void *ctx);
+void rt__sockhook_park_end(void);
+/* civetweb has finished a request on fd (any status but 101). Its worker. */
+void rt__sockhook_request_done(int fd);
+
 /* The socket civetweb accepted for a peer (its address as civetweb prints it,
  * its port, and our port), or -1 when unknown. Any thread; takes the peers
  * lock. */

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the gateway fuzz targets (publish, pos, config,
+"""Writes the seed corpora of the gateway fuzz targets (publish, pos, config, http_head,
 batch, extmsg) into tests/fuzz/corpus/<name>/. Run by hand; the seeds are
 committed and each is a CTest entry (fuzz.<name>.<file>). Deterministic.
 
@@ -193,3 +193,32 @@ ext = {
 }
 for k, v in ext.items():
     put("extmsg", k, v)
+
+# ---- http_head: cut byte, size byte (max = 16 + 16 * it), then a request head ----
+def head(*lines, end="\r\n"):
+    return end.join(lines) + end + end
+
+
+hh = {
+    "get_health": head("GET /health HTTP/1.1", "Host: x"),
+    "get_lf_only": head("GET /health HTTP/1.1", "Host: x", end="\n"),
+    "publish_content_length": head("POST /v1/realtime/publish?channel=c&topic=t HTTP/1.1", "Host: x",
+                                   "Content-Length: 2") + "{}",
+    "chunked": head("POST /v1/realtime/publish HTTP/1.1", "Transfer-Encoding: chunked") + "2\r\n{}\r\n0\r\n\r\n",
+    "smuggle_cl_te": head("POST / HTTP/1.1", "Content-Length: 4", "Transfer-Encoding: chunked"),
+    "smuggle_te_cl": head("POST / HTTP/1.1", "Transfer-Encoding: chunked", "Content-Length: 4"),
+    "smuggle_te_space_colon": head("POST / HTTP/1.1", "Transfer-Encoding : chunked"),
+    "smuggle_two_te": head("POST / HTTP/1.1", "Transfer-Encoding: chunked", "Transfer-Encoding: identity"),
+    "smuggle_two_cl": head("POST / HTTP/1.1", "Content-Length: 4", "Content-Length: 5"),
+    "same_cl_twice": head("POST / HTTP/1.1", "Content-Length: 4", "content-length: 4"),
+    "cl_not_decimal": head("POST / HTTP/1.1", "Content-Length: +4"),
+    "te_gzip": head("POST / HTTP/1.1", "Transfer-Encoding: gzip, chunked"),
+    "websocket_upgrade": head("GET /v1/realtime/connect?token=x HTTP/1.1", "Host: x", "Upgrade: websocket",
+                              "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                              "Sec-WebSocket-Version: 13"),
+    "control_byte": "GET / HTTP/1.1\r\nHost: x\x01y\r\n\r\n",
+    "no_end": "GET / HTTP/1.1\r\nHost: x\r\n" + "X-Pad: " + "a" * 600,
+    "high_bytes": head("GET /\xc3\xa9 HTTP/1.1", "X-Name: caf\xc3\xa9"),
+}
+for i, (k, v) in enumerate(hh.items()):
+    put("http_head", k, bytes([0x5a ^ i, 0x40]) + v.encode("latin1"))

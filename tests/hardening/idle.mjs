@@ -15,7 +15,7 @@ import nodeHttp from "node:http";
 import { defcase, run, Skip } from "../lib/harness.mjs";
 import { startGateway, mint, publish } from "../lib/gateway.mjs";
 import { topic } from "../lib/http.mjs";
-import { openIdle, timedGet, fdLimit } from "../lib/idle.mjs";
+import { openIdle, openKeptAlive, timedGet, fdLimit } from "../lib/idle.mjs";
 import { tmpDir } from "../lib/proc.mjs";
 import { selfSigned } from "../lib/certs.mjs";
 import { rawExchange } from "../lib/rawhttp.mjs";
@@ -203,6 +203,53 @@ defcase("tls_idle_sockets_do_not_delay_https", async (t) => {
   const during = await slowestHealth(base, { ca });
   assert.ok(during < before + LATE_MS, `GET https /health took ${during.toFixed(1)} ms with 300 idle sockets open (${before.toFixed(1)} ms without)`);
   assert.equal(idle.open(), 300);
+});
+
+// A connection that made one request and then idles (kept alive) used to
+// hold its civetweb worker until the keep-alive timeout (5 s): 100 of them
+// took every worker (RTGW_HTTP_THREADS 2: 34). Now civetweb gives it back to
+// the front door as soon as it waits for a next request that has not come.
+async function keptAliveCase(t, { tlsOn }) {
+  needFds(300);
+  const dir = tmpDir(t, "rtgw-ka-");
+  const tlsFiles = tlsOn ? selfSigned(dir, "gw") : undefined;
+  const gw = await startGateway(t, { tls: tlsFiles, env: { RTGW_HTTP_THREADS: "2" } });
+  const before = await slowestHealth(gw.url, { ca: gw.ca });
+  const ka = await openKeptAlive(gw.port, 100, { t, ca: gw.ca });
+  await sleep(100);
+  const during = await slowestHealth(gw.url, { ca: gw.ca });
+  assert.ok(during < before + LATE_MS,
+    `GET /health took ${during.toFixed(1)} ms with 100 idle kept-alive connections (${before.toFixed(1)} ms without)`);
+  // Each of them is still alive, and its next request is answered on it.
+  assert.equal(ka.open(), 100);
+  for (const i of [0, 50, 99]) assert.equal((await ka.again(i)).status, 200);
+  assert.doesNotMatch(gw.logs(), /level=error/);
+}
+
+defcase("idle_keepalive_connections_hold_no_worker", (t) => keptAliveCase(t, { tlsOn: false }));
+defcase("idle_keepalive_tls_connections_hold_no_worker", (t) => keptAliveCase(t, { tlsOn: true }));
+
+defcase("idle_keepalive_connection_closed_at_the_deadline", async (t) => {
+  // Back in the front door, a kept-alive connection waits for its next
+  // request up to RTGW_REQUEST_TIMEOUT_MS, then is closed (a FIN, no answer).
+  const gw = await startGateway(t, { env: { RTGW_REQUEST_TIMEOUT_MS: "1000" } });
+  const ka = await openKeptAlive(gw.port, 5, { t });
+  const t0 = Date.now();
+  await waitFor(() => ka.open() === 0, 5000, "the kept-alive connections closed");
+  const took = Math.max(...ka.conns.map((c) => c.closedAt)) - t0;
+  assert.ok(took >= 700 && took < 2500, `closed after ${took} ms, not about 1000`);
+});
+
+defcase("pipelined_requests_on_a_kept_alive_connection_all_answered", async (t) => {
+  // Two requests in one write, then a third after the answers: the second is
+  // already in the kernel when civetweb waits, so it stays with civetweb; the
+  // third comes after the connection went back to the front door.
+  const gw = await startGateway(t);
+  const req = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  const r = await rawExchange(gw, [req + req, req, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"],
+    { gapMs: 300, ms: 5000 });
+  assert.deepEqual(r.responses.map((x) => x.status), [200, 200, 200, 200]);
+  assert.ok(r.closedByServer);
 });
 
 await run();

@@ -10,11 +10,15 @@
 //   idle.destroy()
 //   const ms = await timedGet(`${gw.url}/health`)   one GET on a fresh connection: its ms
 //   fdLimit()                    this process's soft RLIMIT_NOFILE (Infinity if unknown)
+//   const ka = await openKeptAlive(gw.port, 100, { t, ca })   100 connections that each made one
+//                                keep-alive GET /health, then idle; ka.again(i) makes another on
+//                                connection i ({ status }); ka.open() as above
 import fs from "node:fs";
 import nodeHttp from "node:http";
 import nodeHttps from "node:https";
 import net from "node:net";
-import { sleep } from "./wait.mjs";
+import tls from "node:tls";
+import { sleep, withTimeout } from "./wait.mjs";
 
 // Opens n connections to host:port, `batch` at a time, each sending nothing.
 // Resolves once every one has connected (or failed: counted in `failed`).
@@ -52,6 +56,60 @@ export async function openIdle(port, n, { host = "127.0.0.1", localAddress, t, b
   };
   if (t) t.cleanup(() => idle.destroy());
   return idle;
+}
+
+// One keep-alive GET /health on sock; resolves with the response's status once
+// its whole body (Content-Length) has arrived.
+function keepAliveGet(sock, ms = 10000) {
+  return withTimeout(new Promise((resolve, reject) => {
+    let buf = "";
+    const onData = (d) => {
+      buf += d.toString("latin1");
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const len = Number((buf.slice(0, end).match(/\r\ncontent-length:\s*(\d+)/i) || [])[1] || 0);
+      if (buf.length < end + 4 + len) return;
+      sock.off("data", onData);
+      resolve({ status: Number(buf.slice(9, 12)), head: buf.slice(0, end) });
+    };
+    sock.on("data", onData);
+    sock.once("close", () => reject(new Error("the server closed the kept-alive connection")));
+    sock.write("GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n");
+  }), ms, "a keep-alive GET /health");
+}
+
+// n connections (TLS with `ca`), `batch` at a time, each making one keep-alive
+// GET /health and then sending nothing.
+export async function openKeptAlive(port, n, { ca, t, batch = 50 } = {}) {
+  const conns = [];
+  for (let i = 0; i < n; i += batch) {
+    const wave = [];
+    for (let j = i; j < Math.min(n, i + batch); j++) {
+      wave.push((async () => {
+        const sock = ca ? tls.connect({ port, host: "127.0.0.1", servername: "localhost", ca })
+          : net.connect({ port, host: "127.0.0.1" });
+        const c = { sock, closedAt: null };
+        sock.on("error", () => {});
+        sock.on("close", () => { c.closedAt = Date.now(); });
+        await new Promise((resolve, reject) => {
+          sock.once(ca ? "secureConnect" : "connect", resolve);
+          sock.once("close", () => reject(new Error("closed before connecting")));
+        });
+        const r = await keepAliveGet(sock);
+        if (r.status !== 200) throw new Error(`GET /health: ${r.status}`);
+        conns.push(c);
+      })());
+    }
+    await Promise.all(wave);
+  }
+  const ka = {
+    conns,
+    open: () => conns.filter((c) => c.closedAt === null).length,
+    again: (i) => keepAliveGet(conns[i].sock),
+    destroy() { for (const c of conns) c.sock.destroy(); },
+  };
+  if (t) t.cleanup(() => ka.destroy());
+  return ka;
 }
 
 // One GET on a connection of its own (no keep-alive pool); resolves with

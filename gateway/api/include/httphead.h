@@ -1,0 +1,47 @@
+/*
+ * httphead.h — the pure rules rtgw applies to an HTTP/1.1 request head before
+ * civetweb acts on it, with no HTTP library types, so they are unit-tested and
+ * fuzzed (tests/fuzz/fuzz_http_head.c):
+ * - where a head ends, found incrementally as its bytes arrive (the front
+ *   door holds a connection until then, gateway/server/frontdoor.c);
+ * - whether its framing headers make the body's length ambiguous (RFC 9112
+ *   §6.3; civetweb's begin_request guard refuses such a request,
+ *   gateway/server/http.c).
+ * Any thread; no state but the caller's.
+ */
+#ifndef RT_HTTPHEAD_H
+#define RT_HTTPHEAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    RT_HEAD_WAIT,     /* no end yet: more bytes are needed */
+    RT_HEAD_COMPLETE, /* the head ends ("\r\n\r\n" or "\n\n", as civetweb reads it) */
+    RT_HEAD_EARLY     /* a byte civetweb refuses in a head, or `max` bytes without an end */
+} rt_head_state_t;
+
+/* Where a scan stopped: zero it for a new head. */
+typedef struct {
+    uint32_t tail;    /* the last four bytes scanned */
+    uint32_t scanned; /* bytes of the head scanned so far */
+} rt_head_scan_t;
+
+/* Scan buf[0..n), the head's bytes from its first (n only grows between
+ * calls; the bytes already scanned are not looked at again). A head is
+ * complete only if it ends within its first max bytes, however the bytes
+ * arrive. */
+rt_head_state_t rt_head_scan(rt_head_scan_t *s, const uint8_t *buf, size_t n, size_t max);
+
+typedef struct {
+    const char *name, *value; /* the layout of civetweb's struct mg_header */
+} rt_http_header_t;
+
+/* Why the framing of a request with these headers is ambiguous, or NULL:
+ * a header name with white space or a control character, a Content-Length
+ * that is not a decimal number, two different Content-Length values,
+ * Transfer-Encoding twice or other than "chunked", or Content-Length and
+ * Transfer-Encoding together. */
+const char *rt_http_framing_problem(const rt_http_header_t *h, int n);
+
+#endif
