@@ -303,6 +303,30 @@ static void load_values(rt_config_t *cfg, const envfile_t *ef, char *errs, size_
 #undef RT_CFG_STR_LOAD
 }
 
+/* A key still holding the template's placeholder (.env.example, the
+ * package's /etc/rtgw/rtgw.env: "signkey-prod-REPLACE_WITH_..."). */
+static bool is_placeholder_key(const char *key)
+{
+    return strstr(key, "REPLACE_WITH") != NULL;
+}
+
+/* One key variable: a placeholder gets its own line (the service's journal
+ * shows it), anything else rt_signing_key_validate's reason. */
+static int check_key(const char *name, const char *key, char *errs, size_t cap, int *count)
+{
+    if (is_placeholder_key(key)) {
+        addf(errs, cap, count,
+             "%s: still the placeholder from the template; replace it with a key from "
+             "'rtgw keygen --env <env>'",
+             name);
+        return -1;
+    }
+    int rc = rt_signing_key_validate(rt_slice_cstr(key));
+    if (rc)
+        addf(errs, cap, count, "%s: %s", name, rt_tok_strerror(rc));
+    return rc;
+}
+
 /* The signing key (required outside dev mode) and its fallback. */
 static void check_keys(const rt_config_t *cfg, bool dev, char *errs, size_t cap, int *count)
 {
@@ -310,16 +334,11 @@ static void check_keys(const rt_config_t *cfg, bool dev, char *errs, size_t cap,
         addf(errs, cap, count,
              "RTGW_SIGNING_KEY: not set; set it to your signkey-<env>-<hex> (make one with "
              "'rtgw keygen'), or run 'rtgw serve --dev' for a throwaway key");
-    if (cfg->signing_key) {
-        int rc = rt_signing_key_validate(rt_slice_cstr(cfg->signing_key));
-        if (rc)
-            addf(errs, cap, count, "RTGW_SIGNING_KEY: %s", rt_tok_strerror(rc));
-    }
-    if (cfg->signing_key_fallback) {
-        int rc = rt_signing_key_validate(rt_slice_cstr(cfg->signing_key_fallback));
-        if (rc)
-            addf(errs, cap, count, "RTGW_SIGNING_KEY_FALLBACK: %s", rt_tok_strerror(rc));
-        else if (cfg->signing_key && strcmp(cfg->signing_key, cfg->signing_key_fallback) == 0)
+    if (cfg->signing_key)
+        check_key("RTGW_SIGNING_KEY", cfg->signing_key, errs, cap, count);
+    if (cfg->signing_key_fallback &&
+        check_key("RTGW_SIGNING_KEY_FALLBACK", cfg->signing_key_fallback, errs, cap, count) == 0) {
+        if (cfg->signing_key && strcmp(cfg->signing_key, cfg->signing_key_fallback) == 0)
             addf(errs, cap, count,
                  "RTGW_SIGNING_KEY_FALLBACK: equals RTGW_SIGNING_KEY; set it to the previous key, "
                  "or unset it");
