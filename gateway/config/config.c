@@ -257,16 +257,21 @@ static int parse_origins(rt_config_t *cfg, const char *list, char *errs, size_t 
     return 0;
 }
 
-bool rt_config_origin_allowed(const rt_config_t *cfg, const char *origin)
+bool rt_origins_allowed(char *const *origins, size_t norigins, const char *origin)
 {
-    if (!cfg->origins)
+    if (!origins)
         return true;
     if (!origin || !*origin)
         return true; /* not a browser (browsers always send Origin on WebSocket) */
-    for (size_t i = 0; i < cfg->norigins; i++)
-        if (strcasecmp(cfg->origins[i], origin) == 0)
+    for (size_t i = 0; i < norigins; i++)
+        if (strcasecmp(origins[i], origin) == 0)
             return true;
     return false;
+}
+
+bool rt_config_origin_allowed(const rt_config_t *cfg, const char *origin)
+{
+    return rt_origins_allowed(cfg->origins, cfg->norigins, origin);
 }
 
 /* Every RT_CONFIG_INTS/STRS value: from the environment or the env file,
@@ -388,6 +393,7 @@ int rt_config_load(rt_config_t *cfg, const char *env_file, bool dev, char *errs,
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->dev = dev;
+    cfg->env_file = env_file ? strdup(env_file) : NULL;
     if (cap)
         errs[0] = 0;
     int count = 0;
@@ -430,6 +436,8 @@ void rt_config_free(rt_config_t *cfg)
         free(cfg->origins[i]);
     free(cfg->origins);
     cfg->origins = NULL;
+    free(cfg->env_file);
+    cfg->env_file = NULL;
     cfg->norigins = 0;
 }
 
