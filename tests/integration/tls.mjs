@@ -10,19 +10,12 @@ import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, keygen, RTGW_BIN, freePort } from "../lib/gateway.mjs";
 import { tmpDir } from "../lib/proc.mjs";
 import { clientFrame } from "../lib/rawws.mjs";
+import { selfSigned } from "../lib/certs.mjs";
 
 requireNodeModules("ws");
 const { default: WebSocket } = await import("ws");
 
 const tmpdir = (t) => tmpDir(t, "rtgw-tls-test-");
-
-function selfSigned(dir, name, { cn = "localhost", san = "DNS:localhost,IP:127.0.0.1" } = {}) {
-  const key = path.join(dir, `${name}.key`), cert = path.join(dir, `${name}.crt`);
-  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-    "-keyout", key, "-out", cert, "-days", "30", "-subj", `/CN=${cn}`, "-addext", `subjectAltName=${san}`],
-    { stdio: "ignore" });
-  return { key, cert };
-}
 
 function expired(dir) {
   // `openssl ca -selfsign` is the portable way to pick the validity dates.

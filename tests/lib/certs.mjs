@@ -1,0 +1,14 @@
+// Test certificates made by the openssl CLI. One Node thread; files land in
+// the directory the caller gives (a tmpDir, removed at its cleanup).
+//
+//   const { key, cert } = selfSigned(dir, "ok")     EC P-256, 30 days, for localhost/127.0.0.1
+import { execFileSync } from "node:child_process";
+import path from "node:path";
+
+export function selfSigned(dir, name, { cn = "localhost", san = "DNS:localhost,IP:127.0.0.1" } = {}) {
+  const key = path.join(dir, `${name}.key`), cert = path.join(dir, `${name}.crt`);
+  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-keyout", key, "-out", cert, "-days", "30", "-subj", `/CN=${cn}`, "-addext", `subjectAltName=${san}`],
+    { stdio: "ignore" });
+  return { key, cert };
+}
