@@ -96,7 +96,8 @@
  *   fd tables and the guard;
  * - with RT_SOCKHOOK_SHIM defined, into the shared library libssl.so (target
  *   rt_sslshim, file name and SONAME "libssl.so"), which depends on the real
- *   libssl.so.3. rtgw links it (RUNPATH), so it is already loaded when
+ *   libssl.so.3. rtgw links it (RUNPATH: the build folder's lib/, or once
+ *   installed $ORIGIN/../lib/rtgw, packaging/CMakeLists.txt), so it is already loaded when
  *   civetweb asks for "libssl.so": the loader hands civetweb this object, and
  *   dlsym finds every other function in its dependency, the real libssl. It
  *   adds SSL_get_peer_certificate, an OpenSSL 1.1 symbol that OpenSSL 3
