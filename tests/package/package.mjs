@@ -14,7 +14,7 @@ import fs from "node:fs";
 import https from "node:https";
 import path from "node:path";
 import { defcase, run, Skip, requireNodeModules } from "../lib/harness.mjs";
-import { startGateway, keygen, freePort, publish } from "../lib/gateway.mjs";
+import { startGateway, keygen, freePort, mint, publish } from "../lib/gateway.mjs";
 import { selfSigned } from "../lib/certs.mjs";
 import { tmpDir } from "../lib/proc.mjs";
 import { connect, wsUrl } from "../lib/ws.mjs";
@@ -124,6 +124,7 @@ defcase("deb_builds", async (t) => {
   for (const f of ["./usr/bin/rtgw", "./usr/lib/rtgw/libssl.so", "./lib/systemd/system/rtgw.service",
     "./usr/share/doc/rtgw/copyright", "./usr/share/doc/rtgw/changelog.Debian.gz"])
     assert.ok(files.includes(` ${f}\n`), `the package holds ${f}`);
+  assert.doesNotMatch(files, /rtgw_client/, "the C SDK is not part of the rtgw package");
   // Placeholders only.
   const data = tmpDir(t, "rtgw-deb-");
   sh("dpkg-deb", ["-x", deb, data]);
@@ -138,6 +139,38 @@ defcase("deb_lintian", async (t) => {
   if (tags) console.log(`lintian says:\n${tags}`); // warnings stay visible in the log
   assert.equal(r.status, 0, `lintian errors:\n${tags}`);
   assert.doesNotMatch(tags, /^E: /m);
+});
+
+defcase("sdk_c_pkg_config", async (t) => {
+  const dir = tmpDir(t, "rtgw-sdk-c-");
+  sh("cmake", ["--install", build, "--component", "sdk", "--prefix", path.join(dir, "a")]);
+  fs.renameSync(path.join(dir, "a"), path.join(dir, "p")); // rtgw_client.pc finds its prefix itself
+  const p = path.join(dir, "p");
+  for (const f of ["include/rtgw_client.h", "lib/librtgw_client.so", "lib/librtgw_client.so.0", "lib/pkgconfig/rtgw_client.pc"])
+    assert.ok(fs.existsSync(path.join(p, f)), `installed ${f}`);
+  // Only the API is exported.
+  const syms = sh("nm", ["-D", "--defined-only", path.join(p, "lib/librtgw_client.so")]).trim().split("\n").map((l) => l.split(" ").pop());
+  assert.ok(syms.includes("rtc_publish") && syms.includes("rtc_mint_local"));
+  assert.deepEqual(syms.filter((s) => !s.startsWith("rtc_")), []);
+  // examples/worker-c builds against the installed copy with pkg-config alone.
+  const env = { ...process.env, PKG_CONFIG_PATH: path.join(p, "lib/pkgconfig") };
+  const flags = sh("pkg-config", ["--cflags", "--libs", "rtgw_client"], { env }).trim().split(/\s+/);
+  assert.equal(sh("pkg-config", ["--modversion", "rtgw_client"], { env }).trim(), sh(path.join(build, "rtgw"), ["version"]).split(/\s+/)[1]);
+  const src = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../examples/worker-c/worker.c");
+  const exe = path.join(dir, "worker");
+  sh("cc", ["-std=c11", "-Wall", "-Werror", "-D_POSIX_C_SOURCE=200809L", "-o", exe, src, ...flags]);
+  assert.match(sh("readelf", ["-d", exe]), /NEEDED.*\[librtgw_client\.so\.0\]/);
+  // It runs with the installed library and publishes a whole run to a real gateway.
+  const gw = await startGateway(t);
+  const tok = await mint(gw, [{ channel: "user:9", name: "ai", kind: "run" }]);
+  const sub = await connect(wsUrl(gw, tok), { t });
+  const r = spawnSync(exe, ["--url", gw.url, "--channel", "user:9", "--topic", "ai", "--run-id", "r9", "--delay-ms", "1"],
+    { env: { PATH: process.env.PATH, RTGW_SIGNING_KEY: gw.key, LD_LIBRARY_PATH: path.join(p, "lib") }, encoding: "utf8", timeout: 30000 });
+  assert.equal(r.status, 0, r.stderr);
+  for (;;) {
+    const m = await sub.next(3000, "the run's events");
+    if (m.kind === "data" && m.data.status === "finished") break;
+  }
 });
 
 // ---- the whole cycle on the real system (guarded, see the top) ----
