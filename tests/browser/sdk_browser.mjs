@@ -154,6 +154,38 @@ defcase("sse_fallback_when_upgrades_refused", async (t) => {
   noProblems(b);
 });
 
+defcase("sse_fallback_retries_websocket", async (t) => {
+  // Once on SSE, the SDK tries the WebSocket again every wsRetryMs: while upgrades
+  // still fail it goes straight back to SSE; once they work it stays on the
+  // WebSocket, resuming with since: nothing lost, nothing twice.
+  const gw = await startGateway(t);
+  const web = await startWeb(t, { gateway: gw.port, refuseUpgrades: true });
+  const b = await openPage(t, web);
+  await b.page.evaluate(({ token }) => window.start({ baseUrl: "/", token, backoffBaseMs: 100, wsRetryMs: 1500 }), { token: token(gw) });
+  await waitState(b.page, (s) => s.status === "open" && s.transport === "sse", 15000, "open over SSE");
+  await pub(gw, "a");
+  await waitState(b.page, (s) => s.msgs.length === 1, 5000, "event over SSE");
+  // The first retry meets the same refusing proxy: one attempt, back on SSE.
+  let s = await waitState(b.page, (s) => s.ws.length === 4 && s.status === "open" && s.transport === "sse", 10000, "a refused retry, back on SSE");
+  assert.ok(s.st.some((x) => x.reason === "websocket_retry"), JSON.stringify(s.st));
+  await pub(gw, "b");
+  await waitState(b.page, (s) => s.msgs.length === 2, 5000, "event over SSE after the refused retry");
+  // The proxy is fixed: the next retry opens and stays.
+  web.refuseUpgrades(false);
+  s = await waitState(b.page, (s) => s.status === "open" && s.transport === "websocket", 10000, "back on the WebSocket");
+  const wsOpen = s.st.filter((x) => x.status === "open").at(-1);
+  assert.equal(wsOpen.resumed, true, "the switch resumed with since");
+  await pub(gw, "c");
+  const fin = await waitState(b.page, (s) => s.msgs.length === 3, 5000, "event over the WebSocket");
+  assert.deepEqual(fin.msgs.map((m) => m.data), ["a", "b", "c"], "nothing lost, nothing twice");
+  await sleep(2000); // no more retries once on the WebSocket
+  const after = await state(b.page);
+  assert.equal(after.transport, "websocket");
+  assert.equal(after.ws.length, fin.ws.length, "no further attempts");
+  assert.ok(after.errs.every((e) => !e.fatal), JSON.stringify(after.errs));
+  noProblems(b);
+});
+
 defcase("sse_heartbeat_watchdog", async (t) => {
   // Over SSE the SDK sees the gateway's ": ping" comments (it reads the stream with
   // fetch; EventSource hides them), so heartbeatMs = 2-3x the ping interval keeps a
