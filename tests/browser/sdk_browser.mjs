@@ -270,6 +270,51 @@ defcase("demo_page_receives_run", async (t) => {
   noProblems(b);
 });
 
+defcase("demo_page_one_socket_each_event_once", async (t) => {
+  // The demo page subscribes through sdk/js (served at /sdk/ in --dev): one socket
+  // at a time, no reconnect loop, every event shown once, across a second press
+  // of "Mint token & subscribe" (which resumes); and no 404 (the favicon).
+  const gw = await startGateway(t, { dev: true, key: null });
+  const b = await launch(t);
+  await b.page.addInitScript(() => {
+    window.__sockets = [];
+    const Native = window.WebSocket;
+    window.WebSocket = class extends Native {
+      constructor(url, protocols) { super(url, protocols); window.__sockets.push(this); }
+    };
+  });
+  const bad = [];
+  b.page.on("response", (r) => { if (r.status() >= 400) bad.push(`${r.status()} ${r.url()}`); });
+  b.page.on("console", (m) => { if (m.type() === "error") bad.push(`console: ${m.text()}`); });
+  await b.page.goto(`${gw.url}/`);
+  await b.page.waitForFunction(() => document.getElementById("status").textContent === "open");
+  await sleep(1500); // the old page closed and reopened its socket every ~200 ms here
+  const sockets = () => b.page.evaluate(() => ({
+    made: window.__sockets.length, open: window.__sockets.filter((s) => s.readyState === 1).length }));
+  assert.deepEqual(await sockets(), { made: 1, open: 1 }, "one socket, no reconnect loop");
+  const dataRows = () => b.page.$$eval("#timeline li .topic", (e) => e.filter((x) => x.textContent === "ai").length);
+  const runOnce = async (total) => {
+    await b.page.click("#run");
+    await b.page.waitForFunction((n) => document.getElementById("count").textContent === `${n} events`, total, { timeout: 20000 });
+    await sleep(500); // nothing more, nothing twice
+    assert.equal(await b.page.$eval("#count", (e) => e.textContent), `${total} events`);
+    assert.equal(await dataRows(), total);
+    assert.equal(await b.page.$eval("#runstatus", (e) => e.textContent), "finished");
+  };
+  // started, 3 steps, 11 words, finished: 16 events.
+  await runOnce(16);
+  // Subscribing again replaces the socket (one open) and resumes: no event twice.
+  await b.page.click("#connect");
+  await b.page.waitForFunction(() => window.__sockets.length === 2 && window.__sockets[1].readyState === 1);
+  await sleep(1000);
+  assert.deepEqual(await sockets(), { made: 2, open: 1 }, "the old socket closed, one open");
+  assert.equal(await dataRows(), 16, "the resume replayed nothing twice");
+  assert.match(await b.page.$eval("#timeline li:first-child pre", (e) => e.textContent), /"resumed":true/);
+  await runOnce(32);
+  assert.deepEqual(bad, [], "no failed request (favicon) and no console error");
+  noProblems(b);
+});
+
 defcase("example_backend_renders_events", async (t) => {
   // examples/backend-node (fake cookie login, token minted for user:<id> only)
   // serving examples/browser, against a real gateway.
