@@ -1,8 +1,11 @@
-// Test certificates made by the openssl CLI. One Node thread; files land in
-// the directory the caller gives (a tmpDir, removed at its cleanup).
+// TLS for tests: certificates made by the openssl CLI, and an https request
+// that trusts a given CA (fetch cannot). One Node thread; files land in the
+// directory the caller gives (a tmpDir, removed at its cleanup).
 //
 //   const { key, cert } = selfSigned(dir, "ok")     EC P-256, 30 days, for localhost/127.0.0.1
+//   const r = await httpsRequest(url, { ca, method, headers, body })   { status, body }
 import { execFileSync } from "node:child_process";
+import https from "node:https";
 import path from "node:path";
 
 export function selfSigned(dir, name, { cn = "localhost", san = "DNS:localhost,IP:127.0.0.1" } = {}) {
@@ -11,4 +14,16 @@ export function selfSigned(dir, name, { cn = "localhost", san = "DNS:localhost,I
     "-keyout", key, "-out", cert, "-days", "30", "-subj", `/CN=${cn}`, "-addext", `subjectAltName=${san}`],
     { stdio: "ignore" });
   return { key, cert };
+}
+
+export function httpsRequest(url, { ca, method = "GET", headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method, ca, headers }, (res) => {
+      let b = "";
+      res.on("data", (d) => (b += d));
+      res.on("end", () => resolve({ status: res.statusCode, body: b }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
 }

@@ -11,11 +11,10 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
-import https from "node:https";
 import path from "node:path";
 import { defcase, run, Skip, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, keygen, freePort, mint, publish } from "../lib/gateway.mjs";
-import { selfSigned } from "../lib/certs.mjs";
+import { selfSigned, httpsRequest } from "../lib/certs.mjs";
 import { tmpDir } from "../lib/proc.mjs";
 import { connect, wsUrl } from "../lib/ws.mjs";
 
@@ -28,16 +27,6 @@ function theDeb() {
   const debs = fs.existsSync(debDir) ? fs.readdirSync(debDir).filter((f) => /^rtgw_.*\.deb$/.test(f)) : [];
   assert.equal(debs.length, 1, `one .deb in ${debDir} (package.deb_builds makes it): ${debs}`);
   return path.join(debDir, debs[0]);
-}
-
-function get(url, ca) {
-  return new Promise((resolve, reject) => {
-    https.get(url, { ca }, (res) => {
-      let b = "";
-      res.on("data", (d) => (b += d));
-      res.on("end", () => resolve({ status: res.statusCode, body: b }));
-    }).on("error", reject);
-  });
 }
 
 // The libssl.so objects a running process has mapped.
@@ -64,24 +53,20 @@ defcase("install_relocatable", async (t) => {
   const { key, cert } = selfSigned(dir, "ok");
   const gw = await startGateway(t, { bin, env: { RTGW_TLS_CERT: cert, RTGW_TLS_KEY: key } });
   const ca = fs.readFileSync(cert);
-  const h = await get(`https://localhost:${gw.port}/health`, ca);
+  const h = await httpsRequest(`https://localhost:${gw.port}/health`, { ca });
   assert.equal(h.status, 200);
   const shims = sslMaps(gw.pid).filter((f) => /\/libssl\.so$/.test(f));
   assert.deepEqual(shims, [fs.realpathSync(path.join(p, "lib/rtgw/libssl.so"))]);
   // A wss subscriber gets a published event: TLS reads go through the shim's SSL_read.
-  const tok = await new Promise((resolve, reject) => {
-    const req = https.request(`https://localhost:${gw.port}/v1/realtime/token`,
-      { method: "POST", ca, headers: { Authorization: `Bearer ${gw.key}` } }, (res) => {
-        let b = ""; res.on("data", (d) => (b += d)); res.on("end", () => resolve(JSON.parse(b).jwt));
-      });
-    req.on("error", reject); req.end(JSON.stringify([{ channel: "c", name: "t", kind: "run" }]));
-  });
+  const auth = { Authorization: `Bearer ${gw.key}` };
+  const m = await httpsRequest(`https://localhost:${gw.port}/v1/realtime/token`,
+    { ca, method: "POST", headers: auth, body: JSON.stringify([{ channel: "c", name: "t", kind: "run" }]) });
+  assert.equal(m.status, 201, m.body);
+  const tok = JSON.parse(m.body).jwt;
   const sub = await connect(wsUrl({ ws: `wss://localhost:${gw.port}` }, tok), { t, wsOpts: { ca } });
-  await new Promise((resolve, reject) => {
-    const req = https.request(`https://localhost:${gw.port}/v1/realtime/publish?channel=c&topic=t`,
-      { method: "POST", ca, headers: { Authorization: `Bearer ${gw.key}` } }, (res) => { res.resume(); res.on("end", resolve); });
-    req.on("error", reject); req.end('{"n":1}');
-  });
+  const p1 = await httpsRequest(`https://localhost:${gw.port}/v1/realtime/publish?channel=c&topic=t`,
+    { ca, method: "POST", headers: auth, body: '{"n":1}' });
+  assert.equal(p1.status, 200, p1.body);
   assert.equal((await sub.next()).data.n, 1);
   sub.close();
   // The unit names the installed binary (as installed, before the move), and systemd accepts it.
