@@ -23,7 +23,7 @@
  *
  * The server reaches civetweb's callbacks as their callback data and as the
  * user data of civetweb's context. The only process-wide state here is the
- * signal that was received (a signal handler cannot be handed a context).
+ * signals that were received (a signal handler cannot be handed a context).
  */
 #define _GNU_SOURCE
 #include "server.h"
