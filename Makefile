@@ -5,7 +5,7 @@ JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 
-.PHONY: all deps deps-test build run test test-asan bench fuzz soak format clean
+.PHONY: all deps deps-test build run test test-asan bench fuzz soak format clean package install
 
 all: build
 
@@ -23,6 +23,15 @@ build: deps $(BUILD)/CMakeCache.txt
 
 run: build
 	./$(BUILD)/rtgw serve --dev
+
+# The Debian package (packaging/): build/rtgw_<version>-1_<arch>.deb.
+package: build
+	cd $(BUILD) && cpack -G DEB
+
+# Installs into PREFIX (default /usr/local), or DESTDIR/PREFIX for staging.
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 test: deps-test build
 	@scripts/ctest-run.sh $(BUILD) --output-on-failure -j $(JOBS) $(CTEST_FLAGS)

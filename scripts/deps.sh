@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 build_pkgs=(gcc make cmake pkg-config civetweb libcivetweb-dev libsodium-dev libjansson-dev
             libhiredis-dev libssl-dev openssl)
-test_pkgs=(redis-server nginx caddy haproxy curl python3 chromium valgrind clang-format git)
+test_pkgs=(redis-server nginx caddy haproxy curl python3 chromium valgrind clang-format git
+           dpkg-dev fakeroot lintian systemd python3-pip python3-setuptools python3-wheel)
 [ "${RT_FUZZ_DEPS:-0}" = 1 ] && build_pkgs+=(clang libclang-rt-14-dev)
 
 pkgs=("${build_pkgs[@]}")

@@ -105,7 +105,9 @@ static void mint(rt_api_t *api, const mint_args_t *a, int64_t now, rt_resp_t *r)
         .sub = a->sub, .topics = refs, .ntopics = n, .ttl = a->ttl, .publish = a->publish};
     char *jwt = NULL;
     size_t jl = 0;
-    int rc = rt_token_mint(api->ring, &api->topts, &req, now, &jwt, &jl);
+    rt_live_t *keys = rt_livecell_get(api->keys);
+    int rc = rt_token_mint(rt_live_ring(keys), &api->topts, &req, now, &jwt, &jl);
+    rt_live_unref(keys);
     free(refs);
     if (rc) {
         int st = rc == RT_TOK_ENOMEM ? 500 : 400;

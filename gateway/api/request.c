@@ -103,7 +103,10 @@ int rt_api_check_key(rt_api_t *api, const char *authorization, rt_resp_t *r)
                       "missing Authorization: Bearer <signing key> (plain or hashed)");
         return RT_E_DENIED;
     }
-    if (rt_keyring_check_bearer(api->ring, cred, NULL) == 0)
+    rt_live_t *keys = rt_livecell_get(api->keys);
+    int rc = rt_keyring_check_bearer(rt_live_ring(keys), cred, NULL);
+    rt_live_unref(keys);
+    if (rc == 0)
         return 0;
     atomic_fetch_add(&api->metrics->auth_failures, 1);
     rt_resp_error(r, 401, "unauthorized",
@@ -119,7 +122,9 @@ int rt__api_auth_publisher(rt_api_t *api, const char *authorization, int64_t now
     rt_slice_t cred = rt_api_bearer(authorization);
     if (cred.len == 0 || strncmp(cred.base, "signkey-", 8) == 0)
         return rt_api_check_key(api, authorization, r);
-    int rc = rt_token_verify(api->ring, &api->topts, cred, now_s, claims);
+    rt_live_t *keys = rt_livecell_get(api->keys);
+    int rc = rt_token_verify(rt_live_ring(keys), &api->topts, cred, now_s, claims);
+    rt_live_unref(keys);
     if (rc) {
         rt_metrics_token_refusal(api->metrics, rc);
         atomic_fetch_add(&api->metrics->auth_failures, 1);

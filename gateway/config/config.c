@@ -257,16 +257,21 @@ static int parse_origins(rt_config_t *cfg, const char *list, char *errs, size_t 
     return 0;
 }
 
-bool rt_config_origin_allowed(const rt_config_t *cfg, const char *origin)
+bool rt_origins_allowed(char *const *origins, size_t norigins, const char *origin)
 {
-    if (!cfg->origins)
+    if (!origins)
         return true;
     if (!origin || !*origin)
         return true; /* not a browser (browsers always send Origin on WebSocket) */
-    for (size_t i = 0; i < cfg->norigins; i++)
-        if (strcasecmp(cfg->origins[i], origin) == 0)
+    for (size_t i = 0; i < norigins; i++)
+        if (strcasecmp(origins[i], origin) == 0)
             return true;
     return false;
+}
+
+bool rt_config_origin_allowed(const rt_config_t *cfg, const char *origin)
+{
+    return rt_origins_allowed(cfg->origins, cfg->norigins, origin);
 }
 
 /* Every RT_CONFIG_INTS/STRS value: from the environment or the env file,
@@ -303,6 +308,30 @@ static void load_values(rt_config_t *cfg, const envfile_t *ef, char *errs, size_
 #undef RT_CFG_STR_LOAD
 }
 
+/* A key still holding the template's placeholder (.env.example, the
+ * package's /etc/rtgw/rtgw.env: "signkey-prod-REPLACE_WITH_..."). */
+static bool is_placeholder_key(const char *key)
+{
+    return strstr(key, "REPLACE_WITH") != NULL;
+}
+
+/* One key variable: a placeholder gets its own line (the service's journal
+ * shows it), anything else rt_signing_key_validate's reason. */
+static int check_key(const char *name, const char *key, char *errs, size_t cap, int *count)
+{
+    if (is_placeholder_key(key)) {
+        addf(errs, cap, count,
+             "%s: still the placeholder from the template; replace it with a key from "
+             "'rtgw keygen --env <env>'",
+             name);
+        return -1;
+    }
+    int rc = rt_signing_key_validate(rt_slice_cstr(key));
+    if (rc)
+        addf(errs, cap, count, "%s: %s", name, rt_tok_strerror(rc));
+    return rc;
+}
+
 /* The signing key (required outside dev mode) and its fallback. */
 static void check_keys(const rt_config_t *cfg, bool dev, char *errs, size_t cap, int *count)
 {
@@ -310,16 +339,11 @@ static void check_keys(const rt_config_t *cfg, bool dev, char *errs, size_t cap,
         addf(errs, cap, count,
              "RTGW_SIGNING_KEY: not set; set it to your signkey-<env>-<hex> (make one with "
              "'rtgw keygen'), or run 'rtgw serve --dev' for a throwaway key");
-    if (cfg->signing_key) {
-        int rc = rt_signing_key_validate(rt_slice_cstr(cfg->signing_key));
-        if (rc)
-            addf(errs, cap, count, "RTGW_SIGNING_KEY: %s", rt_tok_strerror(rc));
-    }
-    if (cfg->signing_key_fallback) {
-        int rc = rt_signing_key_validate(rt_slice_cstr(cfg->signing_key_fallback));
-        if (rc)
-            addf(errs, cap, count, "RTGW_SIGNING_KEY_FALLBACK: %s", rt_tok_strerror(rc));
-        else if (cfg->signing_key && strcmp(cfg->signing_key, cfg->signing_key_fallback) == 0)
+    if (cfg->signing_key)
+        check_key("RTGW_SIGNING_KEY", cfg->signing_key, errs, cap, count);
+    if (cfg->signing_key_fallback &&
+        check_key("RTGW_SIGNING_KEY_FALLBACK", cfg->signing_key_fallback, errs, cap, count) == 0) {
+        if (cfg->signing_key && strcmp(cfg->signing_key, cfg->signing_key_fallback) == 0)
             addf(errs, cap, count,
                  "RTGW_SIGNING_KEY_FALLBACK: equals RTGW_SIGNING_KEY; set it to the previous key, "
                  "or unset it");
@@ -369,6 +393,7 @@ int rt_config_load(rt_config_t *cfg, const char *env_file, bool dev, char *errs,
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->dev = dev;
+    cfg->env_file = env_file ? strdup(env_file) : NULL;
     if (cap)
         errs[0] = 0;
     int count = 0;
@@ -411,6 +436,8 @@ void rt_config_free(rt_config_t *cfg)
         free(cfg->origins[i]);
     free(cfg->origins);
     cfg->origins = NULL;
+    free(cfg->env_file);
+    cfg->env_file = NULL;
     cfg->norigins = 0;
 }
 

@@ -87,6 +87,7 @@ typedef struct {
     RT_CONFIG_STRS(RT_CFG_STR_FIELD)
 #undef RT_CFG_STR_FIELD
     bool dev;
+    char *env_file; /* the --env-file given (NULL: ./.env); SIGHUP re-reads it */
     /* derived */
     char host[256];
     int port;
@@ -109,6 +110,9 @@ void rt_config_free(rt_config_t *cfg);
 int rt_config_parse_listen(const char *s, char *host, size_t hostcap, int *port);
 /* True if the origin is allowed by cfg (exact match, case-insensitive scheme/host). */
 bool rt_config_origin_allowed(const rt_config_t *cfg, const char *origin);
+/* The same over a NULL-terminated list (NULL: every origin allowed); an
+ * absent or empty origin (not a browser) is allowed. */
+bool rt_origins_allowed(char *const *origins, size_t norigins, const char *origin);
 /* Print every variable with its default and help (for --help and docs). */
 void rt_config_print_help(void);
 

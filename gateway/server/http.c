@@ -29,7 +29,7 @@ static rt_server_t *srv_of(struct mg_connection *conn)
 const char *rt__cors_origin(rt_server_t *srv, struct mg_connection *conn)
 {
     const char *o = mg_get_header(conn, "Origin");
-    if (!o || !rt_config_origin_allowed(srv->cfg, o))
+    if (!o || !rt_livecell_origin_allowed(srv->live, o))
         return NULL;
     return o;
 }

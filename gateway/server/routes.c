@@ -9,7 +9,7 @@
  *   GET  /v1/realtime/connect        a WebSocket session (ws.c); 426 without Upgrade
  *   GET  /health, /ready, /metrics   state for operators and load balancers
  *   GET  /dev                        {} for the Inngest dev-mode probe
- *   GET  /, /dev/key                 the demo page and its key (--dev only)
+ *   GET  /, /dev/key, /sdk/{index,codes}.js   the demo page, its key and sdk/js (--dev only)
  *
  * Each handler runs on a civetweb request thread, gets the server as its
  * callback data, and returns the HTTP status it sent. The logic of token and
@@ -30,6 +30,8 @@
 #include <strings.h>
 
 #include "demo_page.h"
+#include "demo_sdk_codes.h"
+#include "demo_sdk_index.h"
 
 /* Send an api.h response, log the request; returns its status. */
 static int reply(struct mg_connection *conn, rt_resp_t *r)
@@ -286,19 +288,39 @@ static int dev_key(rt_server_t *srv, struct mg_connection *conn)
     return 200;
 }
 
+/* The dev-mode files (--dev only): the demo page and the sdk/js modules it
+ * imports, embedded at build time. */
+static const struct {
+    const char *path, *type, *body;
+} dev_files[] = {
+    {"/", "text/html; charset=utf-8", rt_demo_page_html},
+    {"/sdk/index.js", "text/javascript; charset=utf-8", rt_demo_sdk_index_js},
+    {"/sdk/codes.js", "text/javascript; charset=utf-8", rt_demo_sdk_codes_js},
+};
+
+/* Answers a GET for a dev file; false when uri is none of them. */
+static bool dev_file(struct mg_connection *conn, const char *uri)
+{
+    for (size_t i = 0; i < sizeof(dev_files) / sizeof(dev_files[0]); i++) {
+        if (strcmp(uri, dev_files[i].path) != 0)
+            continue;
+        size_t len = strlen(dev_files[i].body);
+        if (rt__printf(conn,
+                       "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
+                       "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
+                       dev_files[i].type, len, rt__connection_close_header(conn)) == 0)
+            rt__write(conn, dev_files[i].body, len);
+        return true;
+    }
+    return false;
+}
+
 static int h_root(struct mg_connection *conn, void *cb)
 {
     rt_server_t *srv = cb;
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    if (srv->cfg->dev && strcmp(ri->local_uri, "/") == 0 && rt__method_is(conn, "GET")) {
-        size_t len = strlen(rt_demo_page_html);
-        if (rt__printf(conn,
-                       "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-                       "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
-                       len, rt__connection_close_header(conn)) == 0)
-            rt__write(conn, rt_demo_page_html, len);
+    if (srv->cfg->dev && rt__method_is(conn, "GET") && dev_file(conn, ri->local_uri))
         return 200;
-    }
     if (srv->cfg->dev && strcmp(ri->local_uri, "/dev/key") == 0 && rt__method_is(conn, "GET"))
         return dev_key(srv, conn);
     rt__send_error(conn, 404, "not_found",

@@ -17,11 +17,13 @@
  *   sockets, and read detached sessions' client frames (detached.c).
  * - heartbeat (heartbeat.c): pings, idle (no pong) detection, token expiry,
  *   sweeps.
- * - this thread: waits for a signal, then drains.
+ * - this thread: waits for a signal: SIGHUP reloads the keys and origins
+ *   (reload.c), SIGTERM/SIGINT drain. It tells systemd (notify.c) when the
+ *   gateway is ready, reloading and stopping.
  *
  * The server reaches civetweb's callbacks as their callback data and as the
  * user data of civetweb's context. The only process-wide state here is the
- * signal that was received (a signal handler cannot be handed a context).
+ * signals that were received (a signal handler cannot be handed a context).
  */
 #define _GNU_SOURCE
 #include "server.h"
@@ -33,6 +35,8 @@
 #include "heartbeat.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
+#include "reload.h"
 #include "routes.h"
 #include "sockhook.h"
 #include "writer.h"
@@ -45,10 +49,14 @@
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t got_signal;
+static volatile sig_atomic_t got_signal, got_hup;
 static void on_signal(int sig)
 {
     got_signal = sig;
+}
+static void on_hup(int sig)
+{
+    got_hup = sig;
 }
 
 static int cw_log(const struct mg_connection *conn, const char *message)
@@ -61,23 +69,6 @@ static int cw_log(const struct mg_connection *conn, const char *message)
 }
 
 /* ---- assembly ---- */
-
-/* The signing keys of cfg, current and fallback. 0, RT_E_NOMEM, or the
- * error of rt_keyring_set_signing_key (rt_tokens.h). */
-static int keyring_from_config(rt_server_t *srv)
-{
-    rt_config_t *cfg = srv->cfg;
-    srv->ring = rt_keyring_new();
-    if (!srv->ring)
-        return RT_E_NOMEM;
-    rt_alg_t alg = (rt_alg_t)rt_alg_parse(rt_slice_cstr(cfg->token_alg));
-    int rc =
-        rt_keyring_set_signing_key(srv->ring, RT_KEY_CURRENT, rt_slice_cstr(cfg->signing_key), alg);
-    if (rc == 0 && cfg->signing_key_fallback)
-        rc = rt_keyring_set_signing_key(srv->ring, RT_KEY_FALLBACK,
-                                        rt_slice_cstr(cfg->signing_key_fallback), alg);
-    return rc;
-}
 
 static void token_opts_from_config(rt_server_t *srv)
 {
@@ -136,7 +127,9 @@ static bool server_setup(rt_server_t *srv, rt_config_t *cfg)
     srv->started_ms = rt_clock_wall_ms();
     rt_metrics_init(&srv->metrics);
     pthread_mutex_init(&srv->conns_lock, NULL);
-    if (keyring_from_config(srv) != 0) {
+    int kerr = 0;
+    srv->live = rt_livecell_new(rt_live_from_config(cfg, &kerr));
+    if (!srv->live) {
         rt_log_error("cannot load the signing keys", "%s", "");
         return false;
     }
@@ -144,7 +137,7 @@ static bool server_setup(rt_server_t *srv, rt_config_t *cfg)
     token_opts_from_config(srv);
     if (!hub_and_bus(srv))
         return false;
-    srv->api = (rt_api_t){srv->ring, srv->topts, srv->hub, &srv->metrics, cfg, cfg->dev, srv->bus};
+    srv->api = (rt_api_t){srv->live, srv->topts, srv->hub, &srv->metrics, cfg, cfg->dev, srv->bus};
     srv->publish_limit = rt_limiter_new((double)cfg->rate_limit_publish,
                                         2.0 * (double)cfg->rate_limit_publish, 100000);
     srv->mint_limit =
@@ -294,6 +287,8 @@ static void install_signals(void)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -342,7 +337,11 @@ static void server_stop(rt_server_t *srv)
     rt_log_info("stopped", "remaining_connections=%ld", atomic_load(&srv->nconns));
     rt_bus_free(srv->bus);
     rt_hub_free(srv->hub);
-    rt_keyring_free(srv->ring);
+    rt_livecell_free(srv->live);
+    if (srv->reloaded) {
+        rt_config_free(srv->reloaded);
+        free(srv->reloaded);
+    }
     rt_limiter_free(srv->publish_limit);
     rt_limiter_free(srv->mint_limit);
     rt_conncount_free(srv->ip_conns);
@@ -372,8 +371,15 @@ int rt_server_run(rt_config_t *cfg)
     /* Not pause(): a process-directed SIGTERM may be handled by any thread
      * (civetweb's, the writers'), which leaves this one paused for ever, and
      * one that lands between the test and pause() is lost too. Poll instead. */
-    while (!got_signal)
+    rt__notify("READY=1");
+    while (!got_signal) {
+        if (got_hup) {
+            got_hup = 0;
+            rt__reload(srv);
+        }
         usleep(50 * 1000);
+    }
+    rt__notify("STOPPING=1");
     drain(srv);
     server_stop(srv);
     return 0;

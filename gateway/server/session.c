@@ -79,7 +79,7 @@ static bool admit_capacity(rt_server_t *srv, struct mg_connection *conn, rt_conn
 static bool admit_origin(rt_server_t *srv, struct mg_connection *conn, rt__refusal_t *why)
 {
     const char *origin = mg_get_header(conn, "Origin");
-    if (rt_config_origin_allowed(srv->cfg, origin))
+    if (rt_livecell_origin_allowed(srv->live, origin))
         return true;
     atomic_fetch_add(&srv->metrics.origin_refused, 1);
     char q[200];
@@ -120,7 +120,10 @@ static bool admit_token(rt_server_t *srv, struct mg_connection *conn, rt_conn_t 
         why->reason = RT_REASON_TOKEN_MISSING;
         return false;
     }
-    int rc = rt_token_verify(srv->ring, &srv->topts, cred, rt_clock_wall_ms() / 1000, &c->claims);
+    rt_live_t *keys = rt_livecell_get(srv->live);
+    int rc = rt_token_verify(rt_live_ring(keys), &srv->topts, cred, rt_clock_wall_ms() / 1000,
+                             &c->claims);
+    rt_live_unref(keys);
     sodium_memzero(tok, tl > 0 ? (size_t)tl : 0);
     free(tok);
     if (rc) {

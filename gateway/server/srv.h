@@ -9,7 +9,7 @@
  * there: a libc override cannot receive a context.)
  *
  * Fields set before civetweb starts are not reassigned afterwards: cfg, ctx,
- * frontdoor, ring, topts, hub, bus, api, writers, nwriters, started_ms, the ping frames,
+ * frontdoor, live, topts, hub, bus, api, writers, nwriters, started_ms, the ping frames,
  * the limiters and ip_conns (the objects they point to lock themselves). The
  * rest: conns under conns_lock; nconns, next_writer, draining, stop and the
  * counters in metrics are atomics. Freed by server.c after every thread has
@@ -19,6 +19,8 @@
  *   frontdoor.c       the public listener: connections until their first head
  *   sockhook.c        libc/OpenSSL hooks: the hand-over to civetweb, peer → fd,
  *                     the client frame guard
+ *   reload.c          SIGHUP: new keys and origins from the env file
+ *   notify.c          sd_notify (systemd readiness) over $NOTIFY_SOCKET
  *   conn.c            a session's record, its references and its closing
  *   writer.c          writer threads: queues to sockets, never blocking
  *   http.c            HTTP helpers: JSON replies, CORS, bodies, rate limits
@@ -38,6 +40,7 @@
 #include "bus.h"
 #include "config.h"
 #include "hub.h"
+#include "live.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "rt_tokens.h"
@@ -58,7 +61,7 @@ typedef struct rt_server_s {
     rt_config_t *cfg;
     struct mg_context *ctx;
     rt_frontdoor_t *frontdoor; /* the public listener (frontdoor.c) */
-    rt_keyring_t *ring;
+    rt_livecell_t *live;       /* keys and origins: SIGHUP swaps the snapshot (live.h) */
     rt_token_opts_t topts;
     rt_hub_t *hub;
     rt_bus_t *bus; /* memory, or redis with RTGW_REDIS_URL */
@@ -77,6 +80,7 @@ typedef struct rt_server_s {
     rt_limiter_t *publish_limit, *mint_limit; /* per client IP */
     rt_conncount_t *ip_conns;
     pthread_t heartbeat;
+    rt_config_t *reloaded; /* main thread only: what the last SIGHUP loaded (reload.c) */
 } rt_server_t;
 
 #endif

@@ -159,8 +159,11 @@ static void ext_message(rt_server_t *srv, rt_conn_t *c, const char *data, size_t
 {
     rt_claims_t next;
     rt_extmsg_refusal_t why;
-    if (rt_extmsg_refresh(srv->ring, &srv->topts, &c->claims, data, len, rt_clock_wall_ms() / 1000,
-                          &next, &why) != 0) {
+    rt_live_t *keys = rt_livecell_get(srv->live);
+    int rc = rt_extmsg_refresh(rt_live_ring(keys), &srv->topts, &c->claims, data, len,
+                               rt_clock_wall_ms() / 1000, &next, &why);
+    rt_live_unref(keys);
+    if (rc != 0) {
         if (why.tok_err)
             rt_metrics_token_refusal(&srv->metrics, why.tok_err);
         ext_reply(c, json_pack("{s:s,s:s,s:s}", "kind", "rtgw.error", "error", why.error, "message",

@@ -85,6 +85,8 @@ export interface SubscribeOptions<T = unknown> {
   refreshBeforeMs?: number;
   /** Failed upgrades (while the gateway answers HTTP) before switching to SSE (default 3). */
   sseAfterFailures?: number;
+  /** After a switch to SSE, try the WebSocket again this often (default 60 000 ms; 0: never). */
+  wsRetryMs?: number;
   /** Wait for the page to be visible before reconnecting (default true). */
   pauseWhenHidden?: boolean;
   /** Outside browsers: a WebSocket constructor (e.g. the `ws` package). */

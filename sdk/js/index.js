@@ -35,6 +35,7 @@ const DEFAULTS = {
   heartbeatMs: 0,
   refreshBeforeMs: 15000,
   sseAfterFailures: 3,
+  wsRetryMs: 60000,
   pauseWhenHidden: true,
 };
 
@@ -590,10 +591,32 @@ export class Subscription {
         this._attempt = 0;
         info = { ...info, name: "websocket_unavailable", detail: `${this._wsFailures} WebSocket upgrades failed while the gateway answered HTTP; switching to SSE`, hint: info.hint };
         this._emitError(this._errorFrom(info, false));
+        this._armWsRetry();
         return this._scheduleReconnect(info, 0);
       }
     }
     this._scheduleReconnect(info);
+  }
+
+  // After a fallback to SSE, try the WebSocket again every wsRetryMs: the proxy
+  // may have been fixed, or the failures were a passing network problem. One
+  // upgrade that fails (while HTTP works) goes straight back to SSE and re-arms
+  // this; one that opens stays. The switch reconnects with since, so nothing is
+  // lost or repeated. The timer outlives reconnects; close() clears it.
+  _armWsRetry() {
+    const ms = this._o.wsRetryMs;
+    if (!ms) return;
+    this._clear("wsRetry");
+    this._timers.wsRetry = setTimeout(() => {
+      delete this._timers.wsRetry;
+      if (this._closed || this._mode !== "sse") return;
+      this._mode = "websocket";
+      this._wsFailures = Math.max(0, this._o.sseAfterFailures - 1);
+      if (this._timers.reconnect !== undefined || this._waiting) return; // the next attempt tries it
+      this._teardown(1000, "websocket retry");
+      this._attempt = 0;
+      this._scheduleReconnect({ name: "websocket_retry", detail: `trying the WebSocket again after ${ms} ms over SSE`, hint: "" }, 0);
+    }, ms);
   }
 
   async _reachable() {

@@ -154,6 +154,38 @@ defcase("sse_fallback_when_upgrades_refused", async (t) => {
   noProblems(b);
 });
 
+defcase("sse_fallback_retries_websocket", async (t) => {
+  // Once on SSE, the SDK tries the WebSocket again every wsRetryMs: while upgrades
+  // still fail it goes straight back to SSE; once they work it stays on the
+  // WebSocket, resuming with since: nothing lost, nothing twice.
+  const gw = await startGateway(t);
+  const web = await startWeb(t, { gateway: gw.port, refuseUpgrades: true });
+  const b = await openPage(t, web);
+  await b.page.evaluate(({ token }) => window.start({ baseUrl: "/", token, backoffBaseMs: 100, wsRetryMs: 1500 }), { token: token(gw) });
+  await waitState(b.page, (s) => s.status === "open" && s.transport === "sse", 15000, "open over SSE");
+  await pub(gw, "a");
+  await waitState(b.page, (s) => s.msgs.length === 1, 5000, "event over SSE");
+  // The first retry meets the same refusing proxy: one attempt, back on SSE.
+  let s = await waitState(b.page, (s) => s.ws.length === 4 && s.status === "open" && s.transport === "sse", 10000, "a refused retry, back on SSE");
+  assert.ok(s.st.some((x) => x.reason === "websocket_retry"), JSON.stringify(s.st));
+  await pub(gw, "b");
+  await waitState(b.page, (s) => s.msgs.length === 2, 5000, "event over SSE after the refused retry");
+  // The proxy is fixed: the next retry opens and stays.
+  web.refuseUpgrades(false);
+  s = await waitState(b.page, (s) => s.status === "open" && s.transport === "websocket", 10000, "back on the WebSocket");
+  const wsOpen = s.st.filter((x) => x.status === "open").at(-1);
+  assert.equal(wsOpen.resumed, true, "the switch resumed with since");
+  await pub(gw, "c");
+  const fin = await waitState(b.page, (s) => s.msgs.length === 3, 5000, "event over the WebSocket");
+  assert.deepEqual(fin.msgs.map((m) => m.data), ["a", "b", "c"], "nothing lost, nothing twice");
+  await sleep(2000); // no more retries once on the WebSocket
+  const after = await state(b.page);
+  assert.equal(after.transport, "websocket");
+  assert.equal(after.ws.length, fin.ws.length, "no further attempts");
+  assert.ok(after.errs.every((e) => !e.fatal), JSON.stringify(after.errs));
+  noProblems(b);
+});
+
 defcase("sse_heartbeat_watchdog", async (t) => {
   // Over SSE the SDK sees the gateway's ": ping" comments (it reads the stream with
   // fetch; EventSource hides them), so heartbeatMs = 2-3x the ping interval keeps a
@@ -235,6 +267,51 @@ defcase("demo_page_receives_run", async (t) => {
   await b.page.screenshot({ path: file, fullPage: true });
   const size = fs.statSync(file).size;
   assert.ok(size > 10 * 1024, `screenshot is ${size} bytes`);
+  noProblems(b);
+});
+
+defcase("demo_page_one_socket_each_event_once", async (t) => {
+  // The demo page subscribes through sdk/js (served at /sdk/ in --dev): one socket
+  // at a time, no reconnect loop, every event shown once, across a second press
+  // of "Mint token & subscribe" (which resumes); and no 404 (the favicon).
+  const gw = await startGateway(t, { dev: true, key: null });
+  const b = await launch(t);
+  await b.page.addInitScript(() => {
+    window.__sockets = [];
+    const Native = window.WebSocket;
+    window.WebSocket = class extends Native {
+      constructor(url, protocols) { super(url, protocols); window.__sockets.push(this); }
+    };
+  });
+  const bad = [];
+  b.page.on("response", (r) => { if (r.status() >= 400) bad.push(`${r.status()} ${r.url()}`); });
+  b.page.on("console", (m) => { if (m.type() === "error") bad.push(`console: ${m.text()}`); });
+  await b.page.goto(`${gw.url}/`);
+  await b.page.waitForFunction(() => document.getElementById("status").textContent === "open");
+  await sleep(1500); // the old page closed and reopened its socket every ~200 ms here
+  const sockets = () => b.page.evaluate(() => ({
+    made: window.__sockets.length, open: window.__sockets.filter((s) => s.readyState === 1).length }));
+  assert.deepEqual(await sockets(), { made: 1, open: 1 }, "one socket, no reconnect loop");
+  const dataRows = () => b.page.$$eval("#timeline li .topic", (e) => e.filter((x) => x.textContent === "ai").length);
+  const runOnce = async (total) => {
+    await b.page.click("#run");
+    await b.page.waitForFunction((n) => document.getElementById("count").textContent === `${n} events`, total, { timeout: 20000 });
+    await sleep(500); // nothing more, nothing twice
+    assert.equal(await b.page.$eval("#count", (e) => e.textContent), `${total} events`);
+    assert.equal(await dataRows(), total);
+    assert.equal(await b.page.$eval("#runstatus", (e) => e.textContent), "finished");
+  };
+  // started, 3 steps, 11 words, finished: 16 events.
+  await runOnce(16);
+  // Subscribing again replaces the socket (one open) and resumes: no event twice.
+  await b.page.click("#connect");
+  await b.page.waitForFunction(() => window.__sockets.length === 2 && window.__sockets[1].readyState === 1);
+  await sleep(1000);
+  assert.deepEqual(await sockets(), { made: 2, open: 1 }, "the old socket closed, one open");
+  assert.equal(await dataRows(), 16, "the resume replayed nothing twice");
+  assert.match(await b.page.$eval("#timeline li:first-child pre", (e) => e.textContent), /"resumed":true/);
+  await runOnce(32);
+  assert.deepEqual(bad, [], "no failed request (favicon) and no console error");
   noProblems(b);
 });
 

@@ -75,7 +75,8 @@ const TYPES = { ".js": "text/javascript; charset=utf-8", ".html": "text/html; ch
 
 // A web server on loopback: GET /test.html, GET /sdk/<file> from sdk/js; with
 // `gateway` (a port) it proxies /v1/realtime/* and /health there, and tunnels
-// WebSocket upgrades unless refuseUpgrades. Returns { url, origin, port, dropStreams(), freezeStreams() }.
+// WebSocket upgrades unless refuseUpgrades. Returns { url, origin, port, dropStreams(),
+// freezeStreams(), refuseUpgrades(bool) }.
 export async function startWeb(t, { tls, gateway, refuseUpgrades = false } = {}) {
   const streams = new Set();
   const handler = (req, res) => {
@@ -140,5 +141,7 @@ export async function startWeb(t, { tls, gateway, refuseUpgrades = false } = {})
     // Stop forwarding the bytes of the streams open now (their connections stay up):
     // a silently dead path. Later streams flow normally.
     freezeStreams() { for (const s of streams) s.frozen = true; },
+    // Start or stop refusing WebSocket upgrades (a proxy fixed, or broken, later).
+    refuseUpgrades(on) { refuseUpgrades = on; },
   };
 }

@@ -66,7 +66,8 @@ static void fuzz_gw_init(fuzz_gw_t *g)
     rt_metrics_init(&g->metrics);
     g->cfg.max_batch = 16;
     g->cfg.max_json_depth = 8; /* small, so the fuzzers reach the limit */
-    g->api.ring = g->ring;
+    g->api.keys = rt_livecell_new(rt_live_new(g->ring, NULL, 0)); /* owns g->ring, for ever */
+    CHECK(g->api.keys != NULL);
     fuzz_opts(&g->api.topts);
     g->api.metrics = &g->metrics;
     g->api.cfg = &g->cfg;

@@ -56,6 +56,20 @@ defcase("non_hex_signing_key", async (t) => {
   await refused(t, { RTGW_SIGNING_KEY: good, RTGW_SIGNING_KEY_FALLBACK: bad }, "RTGW_SIGNING_KEY_FALLBACK", /hex/, { secrets: [bad, good] });
 });
 
+defcase("placeholder_signing_key", async (t) => {
+  // The templates' placeholder (.env.example, the package's /etc/rtgw/rtgw.env)
+  // is named as such, so a service that was never configured says why it stops.
+  const ph = fs.readFileSync(new URL("../../packaging/rtgw.env", import.meta.url), "utf8").match(/^RTGW_SIGNING_KEY=(.*)$/m)[1];
+  const ex = fs.readFileSync(new URL("../../.env.example", import.meta.url), "utf8").match(/^RTGW_SIGNING_KEY=(.*)$/m)[1];
+  for (const k of new Set([ph, ex])) {
+    const dir = tmpDir(t);
+    const f = path.join(dir, "rtgw.env");
+    fs.writeFileSync(f, `RTGW_SIGNING_KEY=${k}\n`);
+    await refused(t, {}, "RTGW_SIGNING_KEY", /placeholder.*rtgw keygen/, { args: ["--env-file", f] });
+    await refused(t, { RTGW_SIGNING_KEY: keygen(), RTGW_SIGNING_KEY_FALLBACK: k }, "RTGW_SIGNING_KEY_FALLBACK", /placeholder/);
+  }
+});
+
 defcase("listen_garbage", async (t) => {
   const key = keygen();
   for (const v of ["garbage", "127.0.0.1", "127.0.0.1:http", "127.0.0.1:70000", "127.0.0.1:-1", "[::1"]) {

@@ -193,7 +193,7 @@ defcase("dev_mode_banner_and_demo_page", async (t) => {
 defcase("no_demo_page_without_dev", async (t) => {
   const gw = await startGateway(t);
   assert.doesNotMatch(gw.stdout(), /signkey-/);
-  for (const p of ["/", "/dev/key"]) {
+  for (const p of ["/", "/dev/key", "/sdk/index.js", "/sdk/codes.js"]) {
     const r = await http(gw, "GET", p);
     assert.equal(r.status, 404, p);
     assert.match(r.headers.get("content-type"), /^application\/json/);

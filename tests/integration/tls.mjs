@@ -9,8 +9,8 @@ import path from "node:path";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, keygen, RTGW_BIN, freePort } from "../lib/gateway.mjs";
 import { tmpDir } from "../lib/proc.mjs";
-import { selfSigned } from "../lib/certs.mjs";
 import { clientFrame } from "../lib/rawws.mjs";
+import { selfSigned, httpsRequest } from "../lib/certs.mjs";
 
 requireNodeModules("ws");
 const { default: WebSocket } = await import("ws");
@@ -41,15 +41,7 @@ function serveRefused(env) {
   return { code: r.status, err: r.stderr };
 }
 
-function get(url, ca) {
-  return new Promise((resolve, reject) => {
-    https.get(url, { ca }, (res) => {
-      let b = "";
-      res.on("data", (d) => (b += d));
-      res.on("end", () => resolve({ status: res.statusCode, body: b }));
-    }).on("error", reject);
-  });
-}
+const get = (url, ca) => httpsRequest(url, { ca });
 
 defcase("tls_serves_https_and_wss", async (t) => {
   const dir = tmpdir(t);

@@ -36,7 +36,8 @@ export function keygen(env = "test") {
   return execFileSync(RTGW_BIN, ["keygen", "--env", env], { encoding: "utf8" }).trim();
 }
 
-// opts: port, key (null: none), env, dev, args, cwd; expectFail (do not wait for
+// opts: port, key (null: none), env, dev, args, cwd, bin (another rtgw binary,
+// e.g. an installed copy; RTGW_BIN by default); expectFail (do not wait for
 // "listening on"); wrap (argv run in front of rtgw, e.g. ["valgrind", …]);
 // startMs (how long it may take to listen, 10 s).
 export async function startGateway(t, opts = {}) {
@@ -51,7 +52,7 @@ export async function startGateway(t, opts = {}) {
     ...(opts.tls ? { RTGW_TLS_CERT: opts.tls.cert, RTGW_TLS_KEY: opts.tls.key } : {}),
     ...(opts.env || {}),
   };
-  const argv = [...(opts.wrap || []), RTGW_BIN, "serve", ...(opts.dev ? ["--dev"] : []), ...(opts.args || [])];
+  const argv = [...(opts.wrap || []), opts.bin || RTGW_BIN, "serve", ...(opts.dev ? ["--dev"] : []), ...(opts.args || [])];
   const child = spawn(argv[0], argv.slice(1), { env, cwd: opts.cwd || "/tmp", stdio: ["ignore", "pipe", "pipe"] });
   let out = "", err = "";
   child.stdout.on("data", (d) => (out += d));

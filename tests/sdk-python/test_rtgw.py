@@ -1,4 +1,4 @@
-"""sdk/python/rtgw.py against a real rtgw process.
+"""sdk/python (the rtgw package) against a real rtgw process.
 
 Run one case:  python3 tests/sdk-python/test_rtgw.py TestClient.test_publish_json_and_str
 Run all:       python3 tests/sdk-python/test_rtgw.py
@@ -299,6 +299,55 @@ class TestClient(GatewayCase):
         with self.assertRaises(rtgw.RtgwError) as cm:
             self.client.subscribe_sse("not-a-token")
         self.assertEqual(cm.exception.status, 401)
+
+
+# Debian's interpreter, the one scripts/deps.sh gives pip, setuptools and wheel.
+SYSTEM_PY = "/usr/bin/python3"
+SDK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sdk", "python")
+
+
+class TestInstall(unittest.TestCase):
+    """sdk/python installs with pip, offline (PyPI is not reachable), and is typed."""
+
+    def test_pip_install_offline_typed(self):
+        import shutil
+        import subprocess
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="rtgw-pip-") as d:
+            src, target = os.path.join(d, "src"), os.path.join(d, "site")
+            # A copy: a build writes build/ and *.egg-info next to pyproject.toml.
+            shutil.copytree(SDK, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+            r = subprocess.run([SYSTEM_PY, "-m", "pip", "install", "--no-build-isolation", "--no-index",
+                                "--no-cache-dir", "--disable-pip-version-check", "--target", target, src],
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertTrue(os.path.isfile(os.path.join(target, "rtgw", "py.typed")), os.listdir(target))
+            meta = [f for f in os.listdir(target) if f.endswith(".dist-info")]
+            self.assertEqual(meta, ["rtgw-0.1.0.dist-info"])
+            # The installed copy works on its own (not sdk/python from the tree), and every public
+            # function and method has annotated parameters and return.
+            probe = (
+                "import inspect, rtgw, typing\n"
+                "assert rtgw.__file__.startswith(%r), rtgw.__file__\n"
+                "k = 'signkey-test-' + '11' * 32\n"
+                "assert rtgw.mint_token(k, 'c', ['t']).count('.') == 2\n"
+                "bad = []\n"
+                "objs = [getattr(rtgw, n) for n in rtgw.__all__]\n"
+                "fns = [o for o in objs if inspect.isfunction(o)]\n"
+                "fns += [m for o in objs if inspect.isclass(o) for n, m in vars(o).items()\n"
+                "        if inspect.isfunction(m) and (not n.startswith('_') or n == '__init__')]\n"
+                "for f in fns:\n"
+                "    sig = inspect.signature(f)\n"
+                "    for p in list(sig.parameters.values())[1 if '.' in f.__qualname__ else 0:]:\n"
+                "        if p.annotation is p.empty: bad.append(f.__qualname__ + ':' + p.name)\n"
+                "    if sig.return_annotation is sig.empty: bad.append(f.__qualname__ + ' return')\n"
+                "    typing.get_type_hints(f)\n"
+                "assert not bad, bad\n"
+                "print(len(fns))\n") % os.path.join(target, "rtgw")
+            r = subprocess.run([SYSTEM_PY, "-c", probe], capture_output=True, text=True, timeout=60,
+                               cwd=d, env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": target})
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertGreaterEqual(int(r.stdout), 8)
 
 
 if __name__ == "__main__":

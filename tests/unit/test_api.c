@@ -39,7 +39,8 @@ static void fx_init(fx_t *fx, bool dev)
     rt_metrics_init(&fx->metrics);
     fx->cfg.max_batch = 1000;
     fx->cfg.max_json_depth = 64;
-    fx->api.ring = fx->ring;
+    fx->api.keys = rt_livecell_new(rt_live_new(fx->ring, NULL, 0)); /* owns fx->ring */
+    RT_ASSERT(fx->api.keys != NULL);
     rt_token_opts_default(&fx->api.topts);
     fx->api.topts.max_topics = 4;
     fx->api.hub = fx->hub;
@@ -52,7 +53,7 @@ static void fx_done(fx_t *fx)
 {
     rt_resp_clear(&fx->r);
     rt_hub_free(fx->hub);
-    rt_keyring_free(fx->ring);
+    rt_livecell_free(fx->api.keys);
 }
 
 static json_t *body_json(const rt_resp_t *r)

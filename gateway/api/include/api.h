@@ -19,6 +19,7 @@
 #include "bus.h"
 #include "config.h"
 #include "hub.h"
+#include "live.h"
 #include "metrics.h"
 #include "rt_tokens.h"
 
@@ -28,7 +29,7 @@
 #include <stdint.h>
 
 typedef struct {
-    rt_keyring_t *ring; /* borrowed */
+    rt_livecell_t *keys; /* borrowed: the signing keys, swapped on reload (live.h) */
     rt_token_opts_t topts;
     rt_hub_t *hub;         /* borrowed */
     rt_metrics_t *metrics; /* borrowed */

@@ -32,7 +32,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "RtgwError",
@@ -65,7 +65,7 @@ class RtgwError(Exception):
         body: the raw reply body (bytes), if any.
     """
 
-    def __init__(self, status: int, error: str, message: str, body: bytes = b""):
+    def __init__(self, status: int, error: str, message: str, body: bytes = b"") -> None:
         super().__init__(f"{status} {error}: {message}" if status else f"{error}: {message}")
         self.status = status
         self.error = error
@@ -84,7 +84,7 @@ def _b64url(b: bytes) -> str:
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode("ascii")
 
 
-def parse_signing_key(key: str) -> tuple:
+def parse_signing_key(key: str) -> Tuple[str, bytes]:
     """Split ``signkey-<env>-<hex>`` into ``(env, raw_key_bytes)``.
 
     Raises ValueError if the key is not in that form (the hex part must decode to
@@ -221,7 +221,7 @@ class Client:
     """
 
     def __init__(self, base_url: str, signing_key: Optional[str] = None, token: Optional[str] = None,
-                 timeout: float = 10):
+                 timeout: float = 10) -> None:
         u = urllib.parse.urlsplit(base_url)
         if u.scheme not in ("http", "https") or not u.netloc:
             raise ValueError(f"base_url must be http(s)://host[:port], got {base_url!r}")
@@ -235,13 +235,15 @@ class Client:
     def _credential(self) -> Optional[str]:
         return self.signing_key or self.token
 
-    def _url(self, path: str, query: Optional[Sequence[tuple]] = None) -> str:
+    def _url(self, path: str, query: Optional[Sequence[Tuple[str, Any]]] = None) -> str:
         url = self.base_url + path
         if query:
             url += "?" + urllib.parse.urlencode([(k, v) for k, v in query if v is not None])
         return url
 
-    def _request(self, method: str, path: str, query=None, body=None, headers=None,
+    def _request(self, method: str, path: str, query: Optional[Sequence[Tuple[str, Any]]] = None,
+                 body: Optional[Union[bytes, Iterable[bytes]]] = None,
+                 headers: Optional[Mapping[str, str]] = None,
                  credential: Optional[str] = None) -> Any:
         url = self._url(path, query)
         h = {"Accept": "application/json", "User-Agent": f"rtgw-python/{__version__}"}
@@ -398,7 +400,7 @@ class SSEStream:
     ``last_event`` (the SSE ``event:`` name, or ``"message"``).
     """
 
-    def __init__(self, url: str, timeout: float):
+    def __init__(self, url: str, timeout: float) -> None:
         self.url = url
         self.last_id: Optional[str] = None
         self.last_event: Optional[str] = None
@@ -418,7 +420,7 @@ class SSEStream:
     def __enter__(self) -> "SSEStream":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
     def close(self) -> None:
