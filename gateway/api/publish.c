@@ -2,8 +2,9 @@
  * publish.c — POST /v1/realtime/publish: the target (channel, up to 16
  * topics, run_id, fn_id, idempotency key) from the query string and its
  * authorisation, then the body published once per topic. A body that is
- * JSON is embedded as JSON, anything else as a JSON string (what the
- * official clients send as application/json need not be JSON). Also the
+ * JSON is embedded as the bytes it came as (jsonraw.h), anything else as a
+ * JSON string (what the official clients send as application/json need not
+ * be JSON). Also the
  * stream events of a streamed publish, and the one path to the bus that
  * batch.c shares.
  *
@@ -13,6 +14,7 @@
  */
 #include "api_internal.h"
 #include "clock.h"
+#include "jsonraw.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -138,19 +140,28 @@ int rt__api_publish_event(rt_api_t *api, const rt_event_t *ev, rt_slice_t idem_k
     return rc == RT_E_LIMIT ? RT_E_LIMIT : rc < 0 ? RT_E_NOMEM : 0;
 }
 
-/* Normalise a body to compact JSON text: JSON as itself, anything else as a
+/* Normalise a body to one line of JSON: JSON as the bytes it came as (only
+ * the whitespace between tokens dropped, see jsonraw.h), anything else as a
  * JSON string. Returns malloc'd text or NULL (invalid UTF-8 / OOM). */
-static char *body_to_json(const char *body, size_t len, size_t *out_len, bool *not_utf8)
+static char *body_to_json(rt_api_t *api, const char *body, size_t len, size_t *out_len,
+                          bool *not_utf8)
 {
-    json_error_t err;
-    json_t *v = len ? json_loadb(body, len, JSON_DECODE_ANY, &err) : NULL;
     *not_utf8 = false;
-    if (!v) {
-        v = json_stringn(body, len);
-        if (!v) {
-            *not_utf8 = true;
+    if (len) {
+        char *raw = malloc(len);
+        if (!raw)
             return NULL;
+        long n = rt_json_compact(body, len, (size_t)api->cfg->max_json_depth, raw, NULL);
+        if (n > 0) {
+            *out_len = (size_t)n;
+            return raw;
         }
+        free(raw);
+    }
+    json_t *v = json_stringn(body, len);
+    if (!v) {
+        *not_utf8 = true;
+        return NULL;
     }
     char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(v);
@@ -199,7 +210,7 @@ void rt_api_publish_body(rt_api_t *api, const rt_publish_target_t *t, const char
         atomic_fetch_add(&api->metrics->publish_errors, 1);
         return;
     }
-    char *json = body_to_json(body, len, &jlen, &not_utf8);
+    char *json = body_to_json(api, body, len, &jlen, &not_utf8);
     if (!json) {
         atomic_fetch_add(&api->metrics->publish_errors, 1);
         if (not_utf8)
