@@ -1,0 +1,124 @@
+// Inngest parity (issue 15, part two), against a real rtgw process with raw clients:
+// payloads forwarded as the bytes they came as, the frame fields Inngest sends
+// (env_id, metadata, fn_slug), dev mode with any key on loopback only, publish/tee,
+// and the named refusals of token claims and oversized tokens. The official client's
+// side of the same behaviours is in tests/interop/inngest_clients.mjs.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { defcase, run } from "../lib/harness.mjs";
+import { startGateway, mint, publish } from "../lib/gateway.mjs";
+import { http, mintBody, topic } from "../lib/http.mjs";
+import { TRICKY_JSON, rawField } from "../lib/jsondocs.mjs";
+import { sse } from "../lib/sse.mjs";
+import { resignHs256 } from "../lib/tokens.mjs";
+import { waitFor } from "../lib/wait.mjs";
+import { connect, refusedExt, refusedUpgrade, wsUrl } from "../lib/ws.mjs";
+
+// Publish every tricky document as a raw body; `frames()` returns the frame texts
+// received so far; each must carry the document's bytes as its data.
+async function roundTrip(gw, frames, what) {
+  for (const d of TRICKY_JSON) {
+    const r = await publish(gw, "bytes", "t", d.body);
+    assert.equal(r.status, 200, `${d.name}: publish ${JSON.stringify(r.body)}`);
+  }
+  await waitFor(() => frames().length >= TRICKY_JSON.length, 5000, `${TRICKY_JSON.length} frames over ${what}`);
+  TRICKY_JSON.forEach((d, i) => {
+    const text = frames()[i];
+    assert.ok(!/[\r\n]/.test(text), `${d.name}: the frame is one line: ${JSON.stringify(text)}`);
+    assert.equal(rawField(text, "data"), d.want, `${d.name} over ${what}: frame ${text}`);
+    JSON.parse(text); // still JSON
+  });
+}
+
+defcase("raw_json_bytes_over_ws", async (t) => {
+  const gw = await startGateway(t);
+  const jwt = await mint(gw, [topic("bytes", "t")]);
+  const c = await connect(wsUrl(gw, jwt), { t, raw: true });
+  await roundTrip(gw, () => c.msgs.map((b) => b.toString("utf8")), "a WebSocket");
+});
+
+defcase("raw_json_bytes_over_sse", async (t) => {
+  const gw = await startGateway(t);
+  const jwt = await mint(gw, [topic("bytes", "t")]);
+  const s = await sse(`${gw.url}/v1/realtime/sse?token=${encodeURIComponent(jwt)}`, t);
+  assert.equal(s.status, 200);
+  const lines = () => s.raw.split("\n").filter((l) => l.startsWith("data: {\"kind\":\"data\"")).map((l) => l.slice(6));
+  await roundTrip(gw, lines, "SSE");
+});
+
+defcase("raw_json_bytes_in_batch", async (t) => {
+  const gw = await startGateway(t);
+  const jwt = await mint(gw, [topic("bytes", "t")]);
+  const c = await connect(wsUrl(gw, jwt), { t, raw: true });
+  const body = "[" + TRICKY_JSON.map((d) => `{"channel":"bytes","topic":"t","data": ${d.body} }`).join(",\n") + "]";
+  const r = await http(gw, "POST", "/v1/realtime/publish/batch", { body, key: gw.key });
+  assert.equal(r.status, 200, JSON.stringify(r.json ?? r.text));
+  assert.equal(r.json.published, TRICKY_JSON.length, JSON.stringify(r.json));
+  await waitFor(() => c.msgs.length >= TRICKY_JSON.length, 5000, "the batch's frames");
+  TRICKY_JSON.forEach((d, i) => {
+    const text = c.msgs[i].toString("utf8");
+    assert.equal(rawField(text, "data"), d.want, `${d.name} in a batch: frame ${text}`);
+  });
+});
+
+defcase("invalid_json_body_is_a_string_bad_utf8_refused", async (t) => {
+  const gw = await startGateway(t);
+  const jwt = await mint(gw, [topic("bytes", "t")]);
+  const c = await connect(wsUrl(gw, jwt), { t, raw: true });
+  // Not JSON (as Go's json.Valid sees it): sent as a JSON string, like Inngest.
+  for (const body of ["01", "[1,]", "{\"a\":1", "\"tab\there\"", "nul", "1 2"]) {
+    const r = await publish(gw, "bytes", "t", body);
+    assert.equal(r.status, 200, `${body}: ${JSON.stringify(r.body)}`);
+  }
+  await waitFor(() => c.msgs.length >= 6, 5000, "6 frames");
+  assert.deepEqual(c.msgs.map((b) => JSON.parse(b.toString()).data), ["01", "[1,]", "{\"a\":1", "\"tab\there\"", "nul", "1 2"]);
+  const bad = await http(gw, "POST", "/v1/realtime/publish?channel=bytes&topic=t",
+    { body: Buffer.from([0x22, 0xff, 0x22]), key: gw.key });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.error, "bad_body");
+});
+
+// ---- gap 8: claims Inngest never issues, and oversized tokens ----------------------
+
+// A validly signed token for gw whose payload edit() changed.
+async function forged(gw, edit) {
+  const jwt = await mint(gw, [topic("c", "t")], { publish: true, ttl: 60 });
+  return resignHs256(jwt, execFileSync(process.env.TOKENTOOL, ["secret", gw.key], { encoding: "utf8" }).trim(), edit);
+}
+
+// Every way a token is used refuses `jwt` with the token error `name`.
+async function refusedEverywhere(gw, jwt, name) {
+  const up = await refusedUpgrade(wsUrl(gw, jwt));
+  assert.equal(up.status, 401, `upgrade: ${JSON.stringify(up.json)}`);
+  assert.equal(up.json.error, name, "upgrade");
+  const ext = await refusedExt(wsUrl(gw, jwt));
+  assert.equal(ext.code, 4402, `ext close (reason '${ext.reason}')`);
+  assert.equal(ext.reason, `token_invalid: ${name}`);
+  const s = await http(gw, "GET", `/v1/realtime/sse?token=${encodeURIComponent(jwt)}`);
+  assert.equal(s.status, 401, `sse: ${s.text}`);
+  assert.equal(s.json.error, name, "sse");
+  const p = await publish(gw, "c", "t", { x: 1 }, { key: jwt });
+  assert.equal(p.status, 401, `publish: ${JSON.stringify(p.body)}`);
+  assert.equal(p.body.error, name, "publish");
+}
+
+defcase("token_topic_kind_not_inngest_refused", async (t) => {
+  const gw = await startGateway(t);
+  const m = await mintBody(gw, [{ channel: "c", name: "t", kind: "admin" }]);
+  assert.equal(m.status, 400, JSON.stringify(m.json));
+  assert.equal(m.json.error, "token_bad_topic_kind");
+  // Inngest's two kinds are minted.
+  for (const kind of ["run", "event"]) assert.equal((await mintBody(gw, [{ channel: "c", name: "t", kind }])).status, 201, kind);
+  const jwt = await forged(gw, (p) => { p.topics = [{ channel: "c", name: "t", kind: "admin" }]; });
+  await refusedEverywhere(gw, jwt, "token_bad_topic_kind");
+});
+
+defcase("token_empty_topic_list_refused", async (t) => {
+  const gw = await startGateway(t);
+  const m = await mintBody(gw, []);
+  assert.equal(m.status, 400, JSON.stringify(m.json));
+  const jwt = await forged(gw, (p) => { p.topics = []; });
+  await refusedEverywhere(gw, jwt, "token_no_topics");
+});
+
+await run();
