@@ -194,6 +194,7 @@ typedef struct {
     uint8_t hlen;
     uint8_t crlf;            /* HTTP phase: how much of "\r\n\r\n" the last bytes matched */
     bool first_headers_done; /* the connection's first request headers arrived */
+    uint8_t head_big;        /* rt_head_big_t from the front door */
     int64_t accepted_ms;     /* monotonic time of accept() */
     int64_t read_until;      /* HTTP phase: reads after it fail (a body's deadline); 0: none */
     bool tripped;
@@ -300,15 +301,21 @@ int rt__sockhook_fd_of(const char *remote_addr, int remote_port, int server_port
  * phase, its header deadline counted from accepted_ms (monotonic), when the
  * front door accepted it; head_complete: its first request head is already in
  * the kernel, so the deadline is met. */
-static void guard_reset(int fd, int64_t accepted_ms, bool head_complete)
+static void guard_reset(int fd, int64_t accepted_ms, bool head_complete, rt_head_big_t big)
 {
     if (fd >= 0 && (size_t)fd < nguards) {
         atomic_store(&guards[fd].conn, NULL);
         guards[fd].crlf = 0;
         guards[fd].first_headers_done = head_complete;
+        guards[fd].head_big = (uint8_t)big;
         guards[fd].accepted_ms = accepted_ms;
         guards[fd].read_until = 0;
     }
+}
+
+rt_head_big_t rt__sockhook_head_big(int fd)
+{
+    return fd >= 0 && (size_t)fd < nguards ? (rt_head_big_t)guards[fd].head_big : RT_HEAD_FITS;
 }
 
 /* ---- accept: the hand-over ---- */
@@ -319,6 +326,7 @@ typedef struct handover_s {
     socklen_t peerlen;
     int64_t accepted_ms;
     bool head_complete;
+    rt_head_big_t big;
     struct handover_s *next;
 } handover_t;
 
@@ -329,7 +337,7 @@ static atomic_int handover_port;    /* civetweb's private port; 0: no hand-over 
 static atomic_int handover_fd = -1; /* civetweb's private listener, once seen */
 
 int rt__sockhook_handover(int fd, const struct sockaddr *peer, socklen_t peerlen,
-                          int64_t accepted_ms, bool head_complete)
+                          int64_t accepted_ms, bool head_complete, rt_head_big_t big)
 {
     handover_t *h = calloc(1, sizeof(*h));
     if (!h)
@@ -339,6 +347,7 @@ int rt__sockhook_handover(int fd, const struct sockaddr *peer, socklen_t peerlen
     memcpy(&h->peer, peer, h->peerlen);
     h->accepted_ms = accepted_ms;
     h->head_complete = head_complete;
+    h->big = big;
     pthread_mutex_lock(&handover_lock);
     if (handover_tail)
         handover_tail->next = h;
@@ -427,7 +436,7 @@ static int accept_handover(int lfd, struct sockaddr *addr, socklen_t *len)
     }
     int c = h->fd;
     peers_record(c);
-    guard_reset(c, h->accepted_ms, h->head_complete);
+    guard_reset(c, h->accepted_ms, h->head_complete, h->big);
     free(h);
     return c;
 }
@@ -439,7 +448,7 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     int c = libc_accept()(fd, addr, len);
     if (c >= 0) {
         peers_record(c);
-        guard_reset(c, rt_clock_mono_ms(), false);
+        guard_reset(c, rt_clock_mono_ms(), false, RT_HEAD_FITS);
     }
     return c;
 }

@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { defcase, run } from "../lib/harness.mjs";
 import { startGateway, mint, publish } from "../lib/gateway.mjs";
 import { http, mintBody, topic } from "../lib/http.mjs";
+import { rawExchange } from "../lib/rawhttp.mjs";
 import { TRICKY_JSON, rawField } from "../lib/jsondocs.mjs";
 import { sse } from "../lib/sse.mjs";
 import { resignHs256 } from "../lib/tokens.mjs";
@@ -119,6 +120,48 @@ defcase("token_empty_topic_list_refused", async (t) => {
   assert.equal(m.status, 400, JSON.stringify(m.json));
   const jwt = await forged(gw, (p) => { p.topics = []; });
   await refusedEverywhere(gw, jwt, "token_no_topics");
+});
+
+// A 1 MB token: the head passes the gateway's 32 KiB head limit inside the token's
+// line; the answer is 431 token_too_large (JSON), on every route that takes a token.
+const WS_HEAD = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+const MB = "a".repeat(1 << 20);
+
+async function headRefused(gw, head, name, what) {
+  const r = await rawExchange(gw, [head], { ms: 8000 });
+  const res = r.responses[0];
+  assert.ok(res, `${what}: no HTTP response, only ${JSON.stringify(r.text.slice(0, 200))}`);
+  assert.equal(res.status, 431, `${what}: ${res.body}`);
+  assert.equal(res.json?.error, name, `${what}: ${res.body}`);
+  assert.ok(r.closedByServer, `${what}: the connection is closed`);
+}
+
+defcase("oversized_token_in_query_named_refusal", async (t) => {
+  const gw = await startGateway(t);
+  await headRefused(gw, `GET /v1/realtime/connect?token=${MB} HTTP/1.1\r\nHost: x\r\n${WS_HEAD}\r\n`, "token_too_large", "upgrade");
+  await headRefused(gw, `GET /v1/realtime/sse?token=${MB} HTTP/1.1\r\nHost: x\r\n\r\n`, "token_too_large", "sse");
+  // Past RTGW_MAX_TOKEN_BYTES but inside the head limit: 401, and a close code for ext clients.
+  const mid = "a".repeat(20000);
+  const up = await refusedUpgrade(wsUrl(gw, mid));
+  assert.equal(up.status, 401);
+  assert.equal(up.json.error, "token_too_large");
+  const ext = await refusedExt(wsUrl(gw, mid));
+  assert.equal(ext.code, 4402, ext.reason);
+  assert.equal(ext.reason, "token_invalid: token_too_large");
+  assert.match(gw.logs(), /reason=token_too_large/);
+});
+
+defcase("oversized_token_in_authorization_named_refusal", async (t) => {
+  const gw = await startGateway(t);
+  await headRefused(gw, `GET /v1/realtime/connect HTTP/1.1\r\nHost: x\r\n${WS_HEAD}Authorization: Bearer ${MB}\r\n\r\n`, "token_too_large", "upgrade");
+  await headRefused(gw, `POST /v1/realtime/publish?channel=c&topic=t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${MB}\r\nContent-Length: 2\r\n\r\n{}`, "token_too_large", "publish");
+  await headRefused(gw, `POST /v1/realtime/token HTTP/1.1\r\nHost: x\r\nauthorization: Bearer ${MB}\r\nContent-Length: 2\r\n\r\n[]`, "token_too_large", "mint");
+  // Another header past the limit has the generic name.
+  await headRefused(gw, `GET /health HTTP/1.1\r\nHost: x\r\nCookie: ${MB}\r\n\r\n`, "headers_too_large", "a cookie");
+  const mid = "a".repeat(20000);
+  const ext = await refusedExt(`${gw.ws}/v1/realtime/connect`, { headers: { Authorization: `Bearer ${mid}` } });
+  assert.equal(ext.code, 4402, ext.reason);
+  assert.equal(ext.reason, "token_invalid: token_too_large");
 });
 
 await run();
