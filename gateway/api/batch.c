@@ -1,6 +1,6 @@
 /*
  * batch.c — POST /v1/realtime/publish/batch: body [{"channel","topic","data",
- * "run_id"?,"fn_id"?,"idempotency_key"?}, …]. The request is authorised once
+ * "run_id"?,"fn_id"?,"fn_slug"?,"idempotency_key"?}, …]. The request is authorised once
  * (a signing key may publish anywhere; a token only to its grants, checked
  * per event); each event is then validated and published on its own, and
  * gets its own result. Any request thread; no locks of its own; publishing
@@ -19,12 +19,13 @@
 typedef struct {
     rt_claims_t claims;
     bool by_token;
+    char env[65]; /* the publisher's environment, each event's env_id */
 } batch_auth_t;
 
 /* One event's fields (borrowed from the body), once they are valid. */
 typedef struct {
     json_t *channel, *topic;
-    const char *run_id, *fn_id, *ikey;
+    const char *run_id, *fn_id, *fn_slug, *ikey;
 } batch_event_t;
 
 static json_t *batch_error(const char *name, const char *fmt, ...)
@@ -75,6 +76,7 @@ static json_t *event_check(json_t *ev, size_t i, size_t maxn, const batch_auth_t
     int bad = 0;
     e->run_id = opt_string(ev, "run_id", 255, &bad);
     e->fn_id = opt_string(ev, "fn_id", 255, &bad);
+    e->fn_slug = opt_string(ev, "fn_slug", 255, &bad);
     e->ikey = opt_string(ev, "idempotency_key", 255, &bad);
     if (rc1 || rc2) {
         int rc = rc1 ? rc1 : rc2;
@@ -86,10 +88,11 @@ static json_t *event_check(json_t *ev, size_t i, size_t maxn, const batch_auth_t
     if (strcmp(json_string_value(e->topic), "*") == 0)
         return batch_error("bad_request", "event %zu: topic '*' is a subscription wildcard", i);
     if (bad)
-        return batch_error("bad_request",
-                           "event %zu: run_id, fn_id and idempotency_key must be 1-255 bytes of "
-                           "printable UTF-8",
-                           i);
+        return batch_error(
+            "bad_request",
+            "event %zu: run_id, fn_id, fn_slug and idempotency_key must be 1-255 bytes of "
+            "printable UTF-8",
+            i);
     if (a->by_token && !rt_claims_grants(&a->claims, json_slice(e->channel), json_slice(e->topic)))
         return batch_error("topic_not_allowed",
                            "event %zu: the token does not allow this channel and topic", i);
@@ -99,7 +102,7 @@ static json_t *event_check(json_t *ev, size_t i, size_t maxn, const batch_auth_t
 /* Publish event i (valid and allowed) with its data (the bytes it came as;
  * absent: null); its result. */
 static json_t *event_publish(rt_api_t *api, rt_slice_t data, size_t i, const batch_event_t *e,
-                             int64_t now_ms)
+                             const char *env, int64_t now_ms)
 {
     rt_event_t pe = {
         .kind = "data",
@@ -107,8 +110,10 @@ static json_t *event_publish(rt_api_t *api, rt_slice_t data, size_t i, const bat
         .topic = json_slice(e->topic),
         .data = data.len ? data : (rt_slice_t){"null", 4},
         .created_at_ms = now_ms,
+        .env_id = rt_slice_cstr(env),
         .run_id = rt_slice_cstr(e->run_id),
         .fn_id = rt_slice_cstr(e->fn_id),
+        .fn_slug = rt_slice_cstr(e->fn_slug),
     };
     rt_pos_t pos;
     size_t d = 0;
@@ -135,7 +140,8 @@ static int batch_authorise(rt_api_t *api, const char *authorization, int64_t now
                            batch_auth_t *a, rt_resp_t *r)
 {
     *a = (batch_auth_t){0};
-    int rc = rt__api_auth_publisher(api, authorization, now_ms / 1000, &a->claims, &a->by_token, r);
+    int rc = rt__api_auth_publisher(api, authorization, now_ms / 1000, &a->claims, &a->by_token,
+                                    a->env, r);
     if (rc)
         return rc;
     if (a->by_token && !a->claims.publish) {
@@ -281,7 +287,7 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
         batch_event_t e = {0};
         json_t *res = event_check(ev, i, api->topts.max_name_bytes, &a, &e);
         if (!res)
-            res = event_publish(api, raw.data[i], i, &e, now_ms);
+            res = event_publish(api, raw.data[i], i, &e, a.env, now_ms);
         if (json_is_true(json_object_get(res, "ok")))
             ok++;
         else {

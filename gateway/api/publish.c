@@ -1,7 +1,7 @@
 /*
  * publish.c — POST /v1/realtime/publish: the target (channel, up to 16
- * topics, run_id, fn_id, idempotency key) from the query string and its
- * authorisation, then the body published once per topic. A body that is
+ * topics, run_id, fn_id, fn_slug, metadata, idempotency key) from the query
+ * string and its authorisation, then the body published once per topic. A body that is
  * JSON is embedded as the bytes it came as (jsonraw.h), anything else as a
  * JSON string (what the official clients send as application/json need not
  * be JSON). Also the
@@ -88,9 +88,9 @@ static int target_options(const char *query, rt_publish_target_t *t, rt_resp_t *
     }
     if (il < 0)
         t->idem_key[0] = 0;
-    const char *opt[2] = {"run_id", "fn_id"};
-    char *dst[2] = {t->run_id, t->fn_id};
-    for (int i = 0; i < 2; i++) {
+    const char *opt[3] = {"run_id", "fn_id", "fn_slug"};
+    char *dst[3] = {t->run_id, t->fn_id, t->fn_slug};
+    for (int i = 0; i < 3; i++) {
         int n = rt_query_param(query, opt[i], 0, dst[i], 256);
         if ((n < 0 && n != RT_E_ABSENT) ||
             (n > 0 && rt_name_validate((rt_slice_t){dst[i], (size_t)n}, 255) != 0)) {
@@ -104,16 +104,43 @@ static int target_options(const char *query, rt_publish_target_t *t, rt_resp_t *
     return 0;
 }
 
+/* metadata (optional): JSON, kept as its bytes like a body (Inngest passes
+ * it through as a raw message), at most RT_API_MAX_METADATA bytes and
+ * RTGW_MAX_JSON_DEPTH deep. 0, or RT_E_INVAL with r filled. */
+static int target_metadata(rt_api_t *api, const char *query, rt_publish_target_t *t, rt_resp_t *r)
+{
+    char raw[RT_API_MAX_METADATA];
+    int n = rt_query_param(query, "metadata", 0, raw, sizeof(raw));
+    if (n == RT_E_ABSENT || n == 0)
+        return 0;
+    if (n < 0) {
+        rt_resp_error(r, 400, "bad_metadata",
+                      "metadata is badly %%-encoded or longer than %d bytes",
+                      RT_API_MAX_METADATA - 1);
+        return RT_E_INVAL;
+    }
+    long m = rt_json_compact(raw, (size_t)n, (size_t)api->cfg->max_json_depth, t->metadata, NULL);
+    if (m < 0) {
+        rt_resp_error(r, 400, "bad_metadata",
+                      m == RT_E_LIMIT ? "metadata nests deeper than RTGW_MAX_JSON_DEPTH"
+                                      : "metadata is not JSON (it is forwarded as JSON, as is)");
+        return RT_E_INVAL;
+    }
+    t->metadata_len = (size_t)m;
+    return 0;
+}
+
 int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char *query, int64_t now,
                            rt_publish_target_t *t, rt_resp_t *r)
 {
     memset(t, 0, sizeof(*t));
-    if (target_names(query, api->topts.max_name_bytes, t, r) || target_options(query, t, r))
+    if (target_names(query, api->topts.max_name_bytes, t, r) || target_options(query, t, r) ||
+        target_metadata(api, query, t, r))
         return RT_E_INVAL;
     /* Authorization: a signing key, or a token that may publish here. */
     rt_claims_t claims;
     bool by_token;
-    int rc = rt__api_auth_publisher(api, authorization, now, &claims, &by_token, r);
+    int rc = rt__api_auth_publisher(api, authorization, now, &claims, &by_token, t->env_id, r);
     if (rc || !by_token)
         return rc;
     bool ok = claims.publish;
@@ -184,18 +211,23 @@ static void publish_refusal(rt_resp_t *r, int rc)
         rt_resp_error(r, 500, "internal_error", "out of memory while publishing");
 }
 
-/* The event of t's i-th topic carrying data (all borrowed). */
+/* The event of t's i-th topic carrying data (all borrowed). Chunks carry no
+ * metadata (Inngest's chunk has none). */
 static rt_event_t target_event(const rt_publish_target_t *t, int i, const char *kind,
                                rt_slice_t data, int64_t now_ms)
 {
+    bool chunk = strcmp(kind, "chunk") == 0;
     return (rt_event_t){
         .kind = kind,
         .channel = rt_slice_cstr(t->channel),
         .topic = rt_slice_cstr(t->topics[i]),
         .data = data,
+        .metadata = {t->metadata, chunk ? 0 : t->metadata_len},
         .created_at_ms = now_ms,
+        .env_id = rt_slice_cstr(t->env_id),
         .run_id = rt_slice_cstr(t->run_id),
         .fn_id = rt_slice_cstr(t->fn_id),
+        .fn_slug = rt_slice_cstr(t->fn_slug),
     };
 }
 

@@ -6,6 +6,7 @@
  * request thread; no locks. No error text ever quotes a key or a token.
  */
 #include "api_internal.h"
+#include "log.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -92,9 +93,24 @@ bool rt__api_json_too_deep(rt_api_t *api, const char *body, size_t len, int extr
     return true;
 }
 
-int rt_api_check_key(rt_api_t *api, const char *authorization, rt_resp_t *r)
+/* The <env> of a "signkey-<env>-…" credential into out (64 bytes + NUL), or
+ * "?" when it has none: it names a foreign key in the log without its secret. */
+static void key_env(rt_slice_t cred, char out[65])
+{
+    size_t i = 8, n = 0;
+    while (i < cred.len && n < 64 && cred.base[i] != '-' &&
+           (isalnum((unsigned char)cred.base[i]) || cred.base[i] == '_'))
+        out[n++] = cred.base[i++];
+    if (n == 0 || i >= cred.len || cred.base[i] != '-')
+        n = (size_t)snprintf(out, 65, "?");
+    out[n] = 0;
+}
+
+int rt__api_check_key_env(rt_api_t *api, const char *authorization, const char **env, rt_resp_t *r)
 {
     rt_slice_t cred = rt_api_bearer(authorization);
+    rt_key_slot_t slot = RT_KEY_CURRENT;
+    *env = rt_keyring_env(api->ring, RT_KEY_CURRENT);
     if (cred.len == 0) {
         if (api->dev)
             return 0;
@@ -103,8 +119,20 @@ int rt_api_check_key(rt_api_t *api, const char *authorization, rt_resp_t *r)
                       "missing Authorization: Bearer <signing key> (plain or hashed)");
         return RT_E_DENIED;
     }
-    if (rt_keyring_check_bearer(api->ring, cred, NULL) == 0)
+    if (rt_keyring_check_bearer(api->ring, cred, &slot) == 0) {
+        *env = rt_keyring_env(api->ring, slot);
         return 0;
+    }
+    if (api->dev_any_key && cred.len > 8 && strncmp(cred.base, "signkey-", 8) == 0) {
+        if (!atomic_exchange(&api->dev_foreign_warned, true)) {
+            char fenv[65];
+            key_env(cred, fenv);
+            rt_log_warn("dev mode: accepting a signing key that is not this gateway's (the "
+                        "app's INNGEST_SIGNING_KEY?); only on a loopback address",
+                        "key_env=%s", fenv);
+        }
+        return 0;
+    }
     atomic_fetch_add(&api->metrics->auth_failures, 1);
     rt_resp_error(r, 401, "unauthorized",
                   "the Bearer credential is not this gateway's signing key (plain or hashed, "
@@ -112,13 +140,25 @@ int rt_api_check_key(rt_api_t *api, const char *authorization, rt_resp_t *r)
     return RT_E_DENIED;
 }
 
+int rt_api_check_key(rt_api_t *api, const char *authorization, rt_resp_t *r)
+{
+    const char *env;
+    return rt__api_check_key_env(api, authorization, &env, r);
+}
+
 int rt__api_auth_publisher(rt_api_t *api, const char *authorization, int64_t now_s,
-                           rt_claims_t *claims, bool *by_token, rt_resp_t *r)
+                           rt_claims_t *claims, bool *by_token, char env[65], rt_resp_t *r)
 {
     *by_token = false;
+    env[0] = 0;
     rt_slice_t cred = rt_api_bearer(authorization);
-    if (cred.len == 0 || strncmp(cred.base, "signkey-", 8) == 0)
-        return rt_api_check_key(api, authorization, r);
+    if (cred.len == 0 || strncmp(cred.base, "signkey-", 8) == 0) {
+        const char *kenv = NULL;
+        int rc = rt__api_check_key_env(api, authorization, &kenv, r);
+        if (rc == 0 && kenv)
+            snprintf(env, 65, "%s", kenv);
+        return rc;
+    }
     int rc = rt_token_verify(api->ring, &api->topts, cred, now_s, claims);
     if (rc) {
         rt_metrics_token_refusal(api->metrics, rc);
@@ -127,6 +167,7 @@ int rt__api_auth_publisher(rt_api_t *api, const char *authorization, int64_t now
         return RT_E_DENIED;
     }
     *by_token = true;
+    snprintf(env, 65, "%s", claims->env ? claims->env : "");
     return 0;
 }
 

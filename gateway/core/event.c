@@ -117,9 +117,9 @@ static int put_raw(char *buf, size_t cap, size_t *len, const char *s, size_t n)
 char *rt_event_json(const rt_event_t *ev, const rt_pos_t *pos, size_t *len)
 {
     /* Escaping can grow a string six-fold; data is already JSON. */
-    size_t cap = 160 + ev->data.len +
-                 6 * (ev->channel.len + ev->topic.len + ev->run_id.len + ev->fn_id.len +
-                      ev->stream_id.len + strlen(ev->kind));
+    size_t cap = 220 + ev->data.len + ev->metadata.len +
+                 6 * (ev->channel.len + ev->topic.len + ev->env_id.len + ev->run_id.len +
+                      ev->fn_id.len + ev->fn_slug.len + ev->stream_id.len + strlen(ev->kind));
     char *buf = malloc(cap);
     if (!buf)
         return NULL;
@@ -137,8 +137,16 @@ char *rt_event_json(const rt_event_t *ev, const rt_pos_t *pos, size_t *len)
         rc |= put_raw(buf, cap, &o, ev->data.base, ev->data.len);
     else
         rc |= PUT_LIT("\"\"");
+    if (ev->metadata.len) {
+        rc |= PUT_LIT(",\"metadata\":");
+        rc |= put_raw(buf, cap, &o, ev->metadata.base, ev->metadata.len);
+    }
     rc |= PUT_LIT(",\"created_at\":");
     rc |= rt_json_put_string(buf, cap, &o, ts, (size_t)tl);
+    if (ev->env_id.len) {
+        rc |= PUT_LIT(",\"env_id\":");
+        rc |= rt_json_put_string(buf, cap, &o, ev->env_id.base, ev->env_id.len);
+    }
     if (ev->run_id.len) {
         rc |= PUT_LIT(",\"run_id\":");
         rc |= rt_json_put_string(buf, cap, &o, ev->run_id.base, ev->run_id.len);
@@ -146,6 +154,10 @@ char *rt_event_json(const rt_event_t *ev, const rt_pos_t *pos, size_t *len)
     if (ev->fn_id.len) {
         rc |= PUT_LIT(",\"fn_id\":");
         rc |= rt_json_put_string(buf, cap, &o, ev->fn_id.base, ev->fn_id.len);
+    }
+    if (ev->fn_slug.len) {
+        rc |= PUT_LIT(",\"fn_slug\":");
+        rc |= rt_json_put_string(buf, cap, &o, ev->fn_slug.base, ev->fn_slug.len);
     }
     if (ev->stream_id.len) {
         rc |= PUT_LIT(",\"stream_id\":");

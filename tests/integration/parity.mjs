@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { defcase, run } from "../lib/harness.mjs";
-import { startGateway, mint, publish } from "../lib/gateway.mjs";
+import { freePort, keygen, startGateway, mint, publish } from "../lib/gateway.mjs";
 import { http, mintBody, topic } from "../lib/http.mjs";
 import { rawExchange } from "../lib/rawhttp.mjs";
 import { TRICKY_JSON, rawField } from "../lib/jsondocs.mjs";
@@ -77,6 +77,94 @@ defcase("invalid_json_body_is_a_string_bad_utf8_refused", async (t) => {
     { body: Buffer.from([0x22, 0xff, 0x22]), key: gw.key });
   assert.equal(bad.status, 400);
   assert.equal(bad.json.error, "bad_body");
+});
+
+// ---- gap 3: env_id, metadata, fn_slug ---------------------------------------------
+
+defcase("frame_fields_env_id_metadata_fn_slug", async (t) => {
+  const gw = await startGateway(t, { key: keygen("prod") });
+  const jwt = await mint(gw, [topic("f", "t")]);
+  const c = await connect(wsUrl(gw, jwt), { t, raw: true });
+  const s = await sse(`${gw.url}/v1/realtime/sse?token=${encodeURIComponent(jwt)}`, t);
+  const meta = '{"content-type":"text/plain","n":1e2,"big":123456789012345678901234567890}';
+  let r = await publish(gw, "f", "t", { a: 1 },
+    { query: `&metadata=${encodeURIComponent(" {\n" + meta.slice(1))}&fn_slug=my-app-my-fn&run_id=01HRUNID&fn_id=fn-1` });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  // A publish token: env_id is the token's env.
+  const pubTok = await mint(gw, [topic("f", "t")], { publish: true, ttl: 60 });
+  r = await publish(gw, "f", "t", 2, { key: pubTok });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  // Batch events carry fn_slug too.
+  r = await http(gw, "POST", "/v1/realtime/publish/batch",
+    { key: gw.key, body: JSON.stringify([{ channel: "f", topic: "t", data: 3, fn_slug: "batch-fn" }]) });
+  assert.equal(r.status, 200, r.text);
+  await waitFor(() => c.msgs.length >= 3, 5000, "3 frames");
+  const [m1, m2, m3] = c.msgs.map((b) => b.toString());
+  assert.equal(rawField(m1, "metadata"), meta, `metadata kept as its bytes: ${m1}`);
+  const f1 = JSON.parse(m1);
+  assert.equal(f1.env_id, "prod");
+  assert.equal(f1.fn_slug, "my-app-my-fn");
+  assert.equal(f1.run_id, "01HRUNID");
+  assert.equal(f1.fn_id, "fn-1");
+  const f2 = JSON.parse(m2);
+  assert.equal(f2.env_id, "prod");
+  assert.ok(!("metadata" in f2) && !("fn_slug" in f2), `absent, never null: ${m2}`);
+  assert.equal(JSON.parse(m3).fn_slug, "batch-fn");
+  await waitFor(() => s.frames.filter((f) => f.msg.kind === "data").length >= 3, 5000, "3 SSE frames");
+  const sf = s.frames.filter((f) => f.msg.kind === "data")[0].msg;
+  assert.equal(sf.env_id, "prod");
+  assert.equal(sf.fn_slug, "my-app-my-fn");
+  assert.deepEqual(sf.metadata, JSON.parse(meta));
+});
+
+defcase("metadata_refused_unless_json_within_limits", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_MAX_JSON_DEPTH: "4" } });
+  const jwt = await mint(gw, [topic("f", "t")]);
+  const c = await connect(wsUrl(gw, jwt), { t });
+  for (const [what, m] of [["not JSON", "{oops"], ["too deep", "[[[[[1]]]]]"], ["too long", JSON.stringify("x".repeat(4100))]]) {
+    const r = await publish(gw, "f", "t", 1, { query: `&metadata=${encodeURIComponent(m)}` });
+    assert.equal(r.status, 400, `${what}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body.error, "bad_metadata", what);
+  }
+  const ok = await publish(gw, "f", "t", 1, { query: `&metadata=${encodeURIComponent(JSON.stringify("x".repeat(4000)))}` });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.equal((await c.next()).metadata, "x".repeat(4000), "only the accepted publish arrives");
+});
+
+// ---- gap 2: dev mode accepts any signing key, on loopback only --------------------
+
+defcase("dev_mode_accepts_foreign_key_on_loopback", async (t) => {
+  const gw = await startGateway(t, { dev: true, key: null });
+  const foreign = keygen("prod");
+  assert.notEqual(foreign, gw.key);
+  assert.match(gw.stdout(), /any signing key accepted/);
+  const m = await mintBody(gw, [topic("d", "t")], foreign);
+  assert.equal(m.status, 201, JSON.stringify(m.json));
+  const c = await connect(wsUrl(gw, m.json.jwt), { t });
+  for (let i = 0; i < 2; i++) {
+    const r = await publish(gw, "d", "t", { i }, { key: foreign });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+  }
+  assert.deepEqual((await c.next()).data, { i: 0 });
+  // One warning line, naming the key's env and never its value.
+  const warns = gw.logs().split("\n").filter((l) => /not this gateway's/.test(l));
+  assert.equal(warns.length, 1, gw.logs());
+  assert.match(warns[0], /key_env=prod/);
+  assert.ok(!gw.logs().includes(foreign.slice(13)) && !gw.logs().includes(foreign.slice(-20)), "the key's value is never logged");
+  // Not a signing key at all is still refused.
+  assert.equal((await mintBody(gw, [topic("d", "t")], "not-a-key")).status, 401);
+});
+
+defcase("dev_mode_non_loopback_keeps_keys_strict", async (t) => {
+  const port = await freePort();
+  const gw = await startGateway(t, { dev: true, key: null, port, env: { RTGW_LISTEN: `0.0.0.0:${port}` } });
+  assert.doesNotMatch(gw.stdout(), /any signing key accepted/);
+  assert.match(gw.logs(), /only its own signing key is accepted here/);
+  const foreign = keygen("prod");
+  const m = await mintBody(gw, [topic("d", "t")], foreign);
+  assert.equal(m.status, 401, JSON.stringify(m.json));
+  assert.equal((await publish(gw, "d", "t", 1, { key: foreign })).status, 401);
+  assert.equal((await mintBody(gw, [topic("d", "t")], gw.key)).status, 201, "its own key still works");
 });
 
 // ---- gap 8: claims Inngest never issues, and oversized tokens ----------------------

@@ -23,6 +23,7 @@
 #include "rt_tokens.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,11 @@ typedef struct {
     const rt_config_t *cfg;
     bool dev;      /* dev mode: an empty Bearer is accepted (the official clients send one) */
     rt_bus_t *bus; /* borrowed; NULL: publish straight to the hub (unit tests) */
+    /* dev mode on a loopback address: any signing key is accepted, as by
+     * Inngest's dev server (a leftover INNGEST_SIGNING_KEY in an app); the
+     * first such key is logged once, by its env, never its value */
+    bool dev_any_key;
+    atomic_bool dev_foreign_warned;
 } rt_api_t;
 
 typedef struct {
@@ -53,8 +59,8 @@ void rt_resp_errorv(rt_resp_t *r, int status, const char *name, const char *fmt,
     __attribute__((format(printf, 4, 0)));
 
 /* Authorization header → 0 if it carries a signing key of the ring (plain or
- * hashed, current or fallback), or is empty in dev mode; else RT_E_DENIED,
- * with r filled (401). */
+ * hashed, current or fallback), or is empty in dev mode, or is any signing key
+ * with dev_any_key; else RT_E_DENIED, with r filled (401). */
 int rt_api_check_key(rt_api_t *api, const char *authorization, rt_resp_t *r);
 
 /* Extract the credential from "Bearer <x>" (case-insensitive scheme, trims
@@ -71,16 +77,24 @@ void rt_api_token(rt_api_t *api, const char *authorization, const char *body, si
  * RT_E_TOOLONG (the value and its NUL do not fit cap). */
 int rt_query_param(const char *query, const char *name, int idx, char *out, size_t cap);
 
+/* Largest `metadata` query parameter of a publish (decoded JSON text). */
+#define RT_API_MAX_METADATA 4096
+
 typedef struct {
     char channel[1024];
     char topics[16][1024];
     int ntopics;
     char run_id[256];
     char fn_id[256];
+    char fn_slug[256];
     char idem_key[256]; /* Idempotency-Key header or idempotency_key parameter; "" = none */
+    char env_id[65];    /* the publisher's environment: its key's <env>, or its token's env */
+    char metadata[RT_API_MAX_METADATA]; /* compact JSON (jsonraw.h); "" = none */
+    size_t metadata_len;
 } rt_publish_target_t;
 
-/* Authorise and parse the publish query. Authorization is a signing key or a
+/* Authorise and parse the publish query (channel, topic…, run_id, fn_id,
+ * fn_slug, metadata, idempotency_key). Authorization is a signing key or a
  * token whose claims have publish:true and grant every topic. 0, or r filled
  * and RT_E_INVAL (a bad query: 400) or RT_E_DENIED (401/403). */
 int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char *query, int64_t now,

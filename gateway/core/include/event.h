@@ -1,8 +1,9 @@
 /*
  * event.h — the event frame of the Inngest realtime protocol, and positions.
  *
- *   {"kind":"data","channel":C,"topic":T,"data":D,"created_at":"RFC 3339",
- *    "run_id"?,"fn_id"?,"stream_id"?,"id":"<epoch>-<offset>"}
+ *   {"kind":"data","channel":C,"topic":T,"data":D,"metadata"?:M,
+ *    "created_at":"RFC 3339","env_id"?,"run_id"?,"fn_id"?,"fn_slug"?,
+ *    "stream_id"?,"id":"<epoch>-<offset>"}
  *
  * Optional fields are left out, never null (the official client drops frames
  * holding a null). "id" is rtgw's position; the official client ignores it.
@@ -33,7 +34,8 @@ typedef struct {
     rt_slice_t topic;
     rt_slice_t data; /* compact JSON text (no raw newlines), validated by the caller */
     int64_t created_at_ms;
-    rt_slice_t run_id, fn_id, stream_id; /* empty → omitted */
+    rt_slice_t metadata; /* compact JSON text like data; empty → omitted */
+    rt_slice_t env_id, run_id, fn_id, fn_slug, stream_id; /* empty → omitted */
     bool ext_only; /* stream frames: only for subscribers that opted in (the official
                       clients crash on datastream-start, see docs/inngest-wire-notes.md) */
 } rt_event_t;
