@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "jsonraw.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,14 +131,12 @@ static int target_metadata(rt_api_t *api, const char *query, rt_publish_target_t
     return 0;
 }
 
-int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char *query, int64_t now,
-                           rt_publish_target_t *t, rt_resp_t *r)
+/* Authorise t's publisher (filling t->env_id): a signing key, or a token
+ * with publish:true that grants every topic of t. 0, or RT_E_DENIED with r
+ * filled. */
+static int target_authorise(rt_api_t *api, const char *authorization, int64_t now,
+                            rt_publish_target_t *t, rt_resp_t *r)
 {
-    memset(t, 0, sizeof(*t));
-    if (target_names(query, api->topts.max_name_bytes, t, r) || target_options(query, t, r) ||
-        target_metadata(api, query, t, r))
-        return RT_E_INVAL;
-    /* Authorization: a signing key, or a token that may publish here. */
     rt_claims_t claims;
     bool by_token;
     int rc = rt__api_auth_publisher(api, authorization, now, &claims, &by_token, t->env_id, r);
@@ -153,6 +152,28 @@ int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char 
         return RT_E_DENIED;
     }
     return 0;
+}
+
+int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char *query, int64_t now,
+                           rt_publish_target_t *t, rt_resp_t *r)
+{
+    memset(t, 0, sizeof(*t));
+    if (target_names(query, api->topts.max_name_bytes, t, r) || target_options(query, t, r) ||
+        target_metadata(api, query, t, r))
+        return RT_E_INVAL;
+    return target_authorise(api, authorization, now, t, r);
+}
+
+int rt_api_tee_prepare(rt_api_t *api, const char *authorization, const char *query, int64_t now,
+                       rt_publish_target_t *t, rt_resp_t *r)
+{
+    memset(t, 0, sizeof(*t));
+    if (name_param(query, "channel", 0, t->channel, sizeof(t->channel), api->topts.max_name_bytes,
+                   true, r))
+        return RT_E_INVAL;
+    snprintf(t->topics[0], sizeof(t->topics[0]), "%s", RT_TEE_TOPIC);
+    t->ntopics = 1;
+    return target_authorise(api, authorization, now, t, r);
 }
 
 /* ---- publishing ---- */
@@ -280,6 +301,22 @@ void rt_api_publish_body(rt_api_t *api, const rt_publish_target_t *t, const char
     if (duplicates)
         json_object_set_new(o, "duplicate", json_true());
     rt__api_resp_json(r, 200, o);
+}
+
+int rt_api_publish_tee_chunk(rt_api_t *api, const rt_publish_target_t *t, const char *text,
+                             size_t len, int64_t now_ms)
+{
+    json_t *v = json_stringn(text, len);
+    if (!v)
+        return RT_E_INVAL;
+    char *json = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(v);
+    if (!json)
+        return RT_E_NOMEM;
+    rt_event_t ev = target_event(t, 0, RT_EVENT_KIND_RAW, rt_slice_cstr(json), now_ms);
+    int rc = rt__api_publish_event(api, &ev, (rt_slice_t){"", 0}, now_ms, NULL, NULL, NULL);
+    free(json);
+    return rc;
 }
 
 int rt_api_publish_stream_event(rt_api_t *api, const rt_publish_target_t *t, const char *kind,

@@ -1,6 +1,7 @@
 #include "event.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,8 +183,27 @@ rt_frame_t *rt_event_ws_frame(const char *json, size_t len)
     return rt_ws_frame_new(RT_WS_TEXT, json, len);
 }
 
+/* The bytes of a raw event (its data string) as a frame; NULL on OOM or if
+ * json is not such an event. */
+static rt_frame_t *raw_sse_frame(const char *json, size_t len)
+{
+    json_error_t err;
+    json_t *o = json_loadb(json, len, JSON_ALLOW_NUL, &err);
+    json_t *d = json_object_get(o, "data");
+    rt_frame_t *f = json_is_string(d) ? rt_frame_new(json_string_length(d)) : NULL;
+    if (f) {
+        memcpy(f->data, json_string_value(d), json_string_length(d));
+        f->len = (uint32_t)json_string_length(d);
+    }
+    json_decref(o);
+    return f;
+}
+
 rt_frame_t *rt_event_sse_frame(const char *json, size_t len, const rt_pos_t *pos)
 {
+    static const char raw[] = "{\"kind\":\"" RT_EVENT_KIND_RAW "\",";
+    if (len > sizeof(raw) - 1 && memcmp(json, raw, sizeof(raw) - 1) == 0)
+        return raw_sse_frame(json, len);
     char ps[RT_POS_MAX] = "";
     int pl = pos ? rt_pos_format(*pos, ps, sizeof(ps)) : 0;
     rt_frame_t *f = rt_frame_new(len + (size_t)pl + 32);

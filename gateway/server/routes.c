@@ -5,6 +5,7 @@
  *   POST /v1/realtime/token          mint a token (rt_api_token)
  *   POST /v1/realtime/publish        publish a body, or a stream (publish_stream.c)
  *   POST /v1/realtime/publish/batch  publish many events (rt_api_publish_batch)
+ *   POST /v1/realtime/publish/tee    a body tee'd to a channel's $stream (publish_stream.c)
  *   GET  /v1/realtime/sse            an SSE session (sse.c)
  *   GET  /v1/realtime/connect        a WebSocket session (ws.c); 426 without Upgrade
  *   GET  /health, /ready, /metrics   state for operators and load balancers
@@ -156,6 +157,35 @@ static int h_publish(struct mg_connection *conn, void *cb)
     free(body);
     free(t);
     return reply(conn, &r);
+}
+
+static int h_publish_tee(struct mg_connection *conn, void *cb)
+{
+    rt_server_t *srv = cb;
+    int st = publish_refused(srv, conn, "use POST /v1/realtime/publish/tee?channel=…");
+    if (st)
+        return st;
+    rt_publish_target_t *t = malloc(sizeof(*t));
+    if (!t) {
+        rt__send_error(conn, 500, "internal_error", "out of memory");
+        return 500;
+    }
+    rt_resp_t r = {0};
+    if (rt_api_tee_prepare(&srv->api, mg_get_header(conn, "Authorization"),
+                           mg_get_request_info(conn)->query_string, rt_clock_wall_ms() / 1000, t,
+                           &r) != 0) {
+        free(t);
+        atomic_fetch_add(&srv->metrics.publish_errors, 1);
+        return reply(conn, &r);
+    }
+    if (rt__rate_limit(srv, conn, srv->publish_limit, 1, "publishes", "RTGW_RATE_LIMIT_PUBLISH") !=
+        0) {
+        free(t);
+        return 429;
+    }
+    rt__publish_tee(srv, conn, t);
+    free(t);
+    return 200;
 }
 
 static int h_publish_batch(struct mg_connection *conn, void *cb)
@@ -314,6 +344,7 @@ void rt__routes_register(rt_server_t *srv)
     mg_set_request_handler(srv->ctx, "/v1/realtime/token$", h_token, srv);
     mg_set_request_handler(srv->ctx, "/v1/realtime/publish$", h_publish, srv);
     mg_set_request_handler(srv->ctx, "/v1/realtime/publish/batch$", h_publish_batch, srv);
+    mg_set_request_handler(srv->ctx, "/v1/realtime/publish/tee$", h_publish_tee, srv);
     mg_set_request_handler(srv->ctx, "/v1/realtime/sse$", rt__sse_handler, srv);
     mg_set_request_handler(srv->ctx, "/health$", h_health, srv);
     mg_set_request_handler(srv->ctx, "/ready$", h_ready, srv);

@@ -5,6 +5,7 @@
 // side of the same behaviours is in tests/interop/inngest_clients.mjs.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import nodeHttp from "node:http";
 import { defcase, run } from "../lib/harness.mjs";
 import { freePort, keygen, startGateway, mint, publish } from "../lib/gateway.mjs";
 import { http, mintBody, topic } from "../lib/http.mjs";
@@ -165,6 +166,85 @@ defcase("dev_mode_non_loopback_keeps_keys_strict", async (t) => {
   assert.equal(m.status, 401, JSON.stringify(m.json));
   assert.equal((await publish(gw, "d", "t", 1, { key: foreign })).status, 401);
   assert.equal((await mintBody(gw, [topic("d", "t")], gw.key)).status, 201, "its own key still works");
+});
+
+// ---- gap 5: publish/tee ------------------------------------------------------------
+
+// POST a tee body in parts (chunked), `gapMs` apart; `between(i)` runs after part i.
+function tee(gw, channel, parts, { key = gw.key, gapMs = 0, between = async () => {} } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = nodeHttp.request(`${gw.url}/v1/realtime/publish/tee?channel=${encodeURIComponent(channel)}`, {
+      method: "POST", headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/octet-stream" },
+    }, (res) => {
+      let text = "";
+      res.on("data", (d) => (text += d));
+      res.on("end", () => { let json; try { json = JSON.parse(text); } catch {} resolve({ status: res.statusCode, text, json }); });
+    });
+    req.on("error", reject);
+    (async () => {
+      for (let i = 0; i < parts.length; i++) {
+        req.write(parts[i]);
+        await between(i);
+        if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
+      }
+      req.end();
+    })();
+  });
+}
+
+const TEE_PARTS = [
+  'event: inngest.metadata\ndata: {"runId":"01RUN"}\n\n',
+  'event: inngest.stream\ndata: {"data":"h\u00e9llo 😀","hashedStepId":"s1"}\n\n',
+  "event: inngest.commit\ndata: {\"hashedStepId\":\"s1\"}\n\n",
+  'event: inngest.response\ndata: {"status":"succeeded","response":{"body":"{\\"n\\":0.1}","headers":{},"statusCode":200}}\n\n',
+];
+
+defcase("tee_body_verbatim_over_sse", async (t) => {
+  const gw = await startGateway(t);
+  const jwt = await mint(gw, [topic("01RUN", "$stream")]);
+  const s = await sse(`${gw.url}/v1/realtime/sse?token=${encodeURIComponent(jwt)}`, t);
+  assert.equal(s.status, 200);
+  await waitFor(() => s.raw.includes("rtgw.subscribed"), 3000, "the SSE subscription");
+  const start = s.raw.length;
+  const other = await connect(wsUrl(gw, await mint(gw, [topic("01RUN", "ai")])), { t });
+  const ext = await connect(wsUrl(gw, jwt), { t, protocols: ["rtgw.v1"] });
+  assert.equal((await ext.next()).kind, "rtgw.subscribed");
+  // Each part reaches the subscriber while the body is still open (it streams).
+  const r = await tee(gw, "01RUN", TEE_PARTS, {
+    between: (i) => waitFor(() => s.raw.slice(start) === TEE_PARTS.slice(0, i + 1).join(""), 3000, `part ${i} live`),
+  });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.ok, true);
+  assert.equal(r.json.bytes, Buffer.byteLength(TEE_PARTS.join("")));
+  assert.equal(s.raw.slice(start), TEE_PARTS.join(""), "the SSE stream holds the tee'd bytes, nothing else");
+  // Extended WebSocket clients get it as an event of kind "raw"; other topics nothing.
+  const got = [];
+  while (got.join("") !== TEE_PARTS.join("")) {
+    const m = await ext.next(3000, "raw events");
+    assert.equal(m.kind, "raw");
+    assert.equal(m.topic, "$stream");
+    got.push(m.data);
+  }
+  assert.deepEqual(await other.quiet(200), []);
+});
+
+defcase("tee_refusals", async (t) => {
+  const gw = await startGateway(t);
+  let r = await http(gw, "POST", "/v1/realtime/publish/tee", { key: gw.key, body: "x" });
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.error, "bad_request");
+  r = await http(gw, "GET", "/v1/realtime/publish/tee?channel=c", { key: gw.key });
+  assert.equal(r.status, 405, r.text);
+  r = await tee(gw, "c", ["x"], { key: keygen() });
+  assert.equal(r.status, 401, r.text);
+  // A token publishes only where it may: publish:true and the channel's $stream granted.
+  const sub = await mint(gw, [topic("c", "$stream")]);
+  assert.equal((await tee(gw, "c", ["x"], { key: sub })).status, 403);
+  const other = await mint(gw, [topic("c", "ai")], { publish: true, ttl: 60 });
+  assert.equal((await tee(gw, "c", ["x"], { key: other })).status, 403);
+  const ok = await mint(gw, [topic("c", "$stream")], { publish: true, ttl: 60 });
+  r = await tee(gw, "c", ["data: 1\n\n"], { key: ok });
+  assert.equal(r.status, 200, r.text);
 });
 
 // ---- gap 8: claims Inngest never issues, and oversized tokens ----------------------

@@ -719,3 +719,23 @@ RT_TEST(jsonraw_value_end)
     RT_ASSERT_INT_EQ(rt_json_value_end(s, n, 15), 17); /* 12 */
     RT_ASSERT_INT_EQ(rt_json_value_end(s, n, 18), 21); /* "q" */
 }
+
+RT_TEST(raw_event_sse_is_its_bytes)
+{
+    const char *text = "event: inngest.stream\ndata: {\"data\":\"\xc3\xa9\"}\n\n";
+    rt_event_t ev = {
+        .kind = RT_EVENT_KIND_RAW,
+        .channel = rt_slice_cstr("run"),
+        .topic = rt_slice_cstr("$stream"),
+        .data = rt_slice_cstr("\"event: inngest.stream\\ndata: {\\\"data\\\":\\\"\xc3\xa9\\\"}"
+                              "\\n\\n\"")};
+    size_t len;
+    rt_pos_t pos = {1, 2};
+    char *json = rt_event_json(&ev, &pos, &len);
+    RT_ASSERT(json != NULL);
+    rt_frame_t *f = rt_event_sse_frame(json, len, &pos);
+    RT_ASSERT(f != NULL);
+    RT_ASSERT_MEM_EQ(f->data, f->len, text, strlen(text));
+    rt_frame_unref(f);
+    free(json);
+}

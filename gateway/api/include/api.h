@@ -113,6 +113,23 @@ void rt_api_publish_body(rt_api_t *api, const rt_publish_target_t *t, const char
 void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *body, size_t len,
                           int64_t now_ms, rt_resp_t *r);
 
+/* The topic publish/tee writes to, as Inngest's durable endpoints do. */
+#define RT_TEE_TOPIC "$stream"
+
+/* POST /v1/realtime/publish/tee?channel=C: t becomes (C, RT_TEE_TOPIC).
+ * Authorization is a signing key, or a token with publish:true that grants
+ * that topic. 0, or r filled and RT_E_INVAL (400) or RT_E_DENIED (401/403). */
+int rt_api_tee_prepare(rt_api_t *api, const char *authorization, const char *query, int64_t now,
+                       rt_publish_target_t *t, rt_resp_t *r);
+
+/* Publish bytes of a tee'd body (UTF-8 text; a caller never splits a
+ * sequence) as one event of kind "raw" whose data is that text: an SSE
+ * subscriber gets the bytes verbatim (rt_event_sse_frame), a WebSocket one
+ * the JSON event (official clients drop its kind). 0, or RT_E_INVAL (not
+ * UTF-8), RT_E_NOMEM, RT_E_LIMIT or RT_E_UNAVAILABLE. */
+int rt_api_publish_tee_chunk(rt_api_t *api, const rt_publish_target_t *t, const char *text,
+                             size_t len, int64_t now_ms);
+
 /* Publish a stream event (kind "datastream-start", "chunk", "datastream-end")
  * carrying a string; delivered only to subscribers that opted in. 0, or
  * RT_E_INVAL (text not UTF-8, or out of memory), RT_E_NOMEM, RT_E_LIMIT or

@@ -28,8 +28,12 @@ int rt_pos_format(rt_pos_t pos, char *out, size_t cap);
 /* Strict parse of the above; 0 or -1. */
 int rt_pos_parse(rt_slice_t s, rt_pos_t *out);
 
+/* The kind of a publish/tee event: its data is a string, the bytes a
+ * producer tee'd, which SSE delivers verbatim (see rt_event_sse_frame). */
+#define RT_EVENT_KIND_RAW "raw"
+
 typedef struct {
-    const char *kind; /* "data", "datastream-start", "chunk", "datastream-end" */
+    const char *kind; /* "data", "datastream-start", "chunk", "datastream-end", "raw" */
     rt_slice_t channel;
     rt_slice_t topic;
     rt_slice_t data; /* compact JSON text (no raw newlines), validated by the caller */
@@ -51,7 +55,9 @@ char *rt_event_json(const rt_event_t *ev, const rt_pos_t *pos, size_t *len);
 /* The same JSON as a WebSocket text frame. */
 rt_frame_t *rt_event_ws_frame(const char *json, size_t len);
 /* The same JSON as an SSE record: "id: <pos>\ndata: <json>\n\n" (no event: line, so the
- * browser's default "message" event fires; no id: line when pos is NULL). */
+ * browser's default "message" event fires; no id: line when pos is NULL).
+ * An event of kind RT_EVENT_KIND_RAW is its data string's bytes alone, as
+ * Inngest forwards a tee'd body (the producer writes SSE records itself). */
 rt_frame_t *rt_event_sse_frame(const char *json, size_t len, const rt_pos_t *pos);
 
 /* RFC 3339 UTC with milliseconds, e.g. 2026-11-23T14:00:00.123Z; returns length. */
