@@ -206,7 +206,10 @@ static void stream_body(rt_server_t *srv, struct mg_connection *conn, stream_t *
     stream_answer(st, conn, end, limit);
 }
 
-void rt__publish_stream(rt_server_t *srv, struct mg_connection *conn, const rt_publish_target_t *t)
+/* A streamed publish (tee false: between datastream-start and -end) or a
+ * publish/tee (raw chunks) of conn's body to t. */
+static void stream_run(rt_server_t *srv, struct mg_connection *conn, const rt_publish_target_t *t,
+                       bool tee)
 {
     if (rt__expect_continue(conn) != 0)
         return;
@@ -215,22 +218,20 @@ void rt__publish_stream(rt_server_t *srv, struct mg_connection *conn, const rt_p
         rt__send_error(conn, 500, "internal_error", "out of memory");
         return;
     }
-    rt_api_publish_stream_event(&srv->api, t, "datastream-start", st->sid, st->sid, strlen(st->sid),
-                                rt_clock_wall_ms());
+    st->tee = tee;
+    if (!tee)
+        rt_api_publish_stream_event(&srv->api, t, "datastream-start", st->sid, st->sid,
+                                    strlen(st->sid), rt_clock_wall_ms());
     stream_body(srv, conn, st);
     stream_free(st);
 }
 
+void rt__publish_stream(rt_server_t *srv, struct mg_connection *conn, const rt_publish_target_t *t)
+{
+    stream_run(srv, conn, t, false);
+}
+
 void rt__publish_tee(rt_server_t *srv, struct mg_connection *conn, const rt_publish_target_t *t)
 {
-    if (rt__expect_continue(conn) != 0)
-        return;
-    stream_t *st = stream_new(srv, t);
-    if (!st) {
-        rt__send_error(conn, 500, "internal_error", "out of memory");
-        return;
-    }
-    st->tee = true;
-    stream_body(srv, conn, st);
-    stream_free(st);
+    stream_run(srv, conn, t, true);
 }

@@ -95,14 +95,33 @@ static int publish_refused(rt_server_t *srv, struct mg_connection *conn, const c
     return 0;
 }
 
-/* Authorise the publish query into t, then the rate limit and the
- * Idempotency-Key header. Returns 0, or the status already answered. */
-static int publish_prepare(rt_server_t *srv, struct mg_connection *conn, rt_publish_target_t *t)
+/* The publish routes' start: their refusals (publish_refused), then a target
+ * to fill. NULL with the status already answered in *st. */
+static rt_publish_target_t *publish_target(rt_server_t *srv, struct mg_connection *conn,
+                                           const char *usage, int *st)
+{
+    if ((*st = publish_refused(srv, conn, usage)) != 0)
+        return NULL;
+    rt_publish_target_t *t = malloc(sizeof(*t));
+    if (!t) {
+        rt__send_error(conn, 500, "internal_error", "out of memory");
+        *st = 500;
+    }
+    return t;
+}
+
+/* Authorise the publish query into t (a publish/tee's when tee), then the
+ * rate limit and (not for a tee) the Idempotency-Key header. Returns 0, or
+ * the status already answered. */
+static int publish_prepare(rt_server_t *srv, struct mg_connection *conn, rt_publish_target_t *t,
+                           bool tee)
 {
     rt_resp_t r = {0};
-    if (rt_api_publish_prepare(&srv->api, mg_get_header(conn, "Authorization"),
-                               mg_get_request_info(conn)->query_string, rt_clock_wall_ms() / 1000,
-                               t, &r) != 0) {
+    const char *auth = mg_get_header(conn, "Authorization"),
+               *query = mg_get_request_info(conn)->query_string;
+    int64_t now = rt_clock_wall_ms() / 1000;
+    if ((tee ? rt_api_tee_prepare(&srv->api, auth, query, now, t, &r)
+             : rt_api_publish_prepare(&srv->api, auth, query, now, t, &r)) != 0) {
         atomic_fetch_add(&srv->metrics.publish_errors, 1);
         int st = r.status;
         rt__send_resp(conn, &r);
@@ -111,7 +130,7 @@ static int publish_prepare(rt_server_t *srv, struct mg_connection *conn, rt_publ
     if (rt__rate_limit(srv, conn, srv->publish_limit, t->ntopics, "publishes",
                        "RTGW_RATE_LIMIT_PUBLISH") != 0)
         return 429;
-    const char *ik = mg_get_header(conn, "Idempotency-Key");
+    const char *ik = tee ? NULL : mg_get_header(conn, "Idempotency-Key");
     if (ik && !t->idem_key[0]) {
         if (rt_name_validate(rt_slice_cstr(ik), 255) != 0) {
             rt__send_error(conn, 400, "bad_request",
@@ -126,15 +145,12 @@ static int publish_prepare(rt_server_t *srv, struct mg_connection *conn, rt_publ
 static int h_publish(struct mg_connection *conn, void *cb)
 {
     rt_server_t *srv = cb;
-    int st = publish_refused(srv, conn, "use POST /v1/realtime/publish?channel=…&topic=…");
-    if (st)
+    int st;
+    rt_publish_target_t *t =
+        publish_target(srv, conn, "use POST /v1/realtime/publish?channel=…&topic=…", &st);
+    if (!t)
         return st;
-    rt_publish_target_t *t = malloc(sizeof(*t));
-    if (!t) {
-        rt__send_error(conn, 500, "internal_error", "out of memory");
-        return 500;
-    }
-    st = publish_prepare(srv, conn, t);
+    st = publish_prepare(srv, conn, t, false);
     if (st) {
         free(t);
         return st;
@@ -162,30 +178,16 @@ static int h_publish(struct mg_connection *conn, void *cb)
 static int h_publish_tee(struct mg_connection *conn, void *cb)
 {
     rt_server_t *srv = cb;
-    int st = publish_refused(srv, conn, "use POST /v1/realtime/publish/tee?channel=…");
-    if (st)
+    int st;
+    rt_publish_target_t *t =
+        publish_target(srv, conn, "use POST /v1/realtime/publish/tee?channel=…", &st);
+    if (!t)
         return st;
-    rt_publish_target_t *t = malloc(sizeof(*t));
-    if (!t) {
-        rt__send_error(conn, 500, "internal_error", "out of memory");
-        return 500;
-    }
-    rt_resp_t r = {0};
-    if (rt_api_tee_prepare(&srv->api, mg_get_header(conn, "Authorization"),
-                           mg_get_request_info(conn)->query_string, rt_clock_wall_ms() / 1000, t,
-                           &r) != 0) {
-        free(t);
-        atomic_fetch_add(&srv->metrics.publish_errors, 1);
-        return reply(conn, &r);
-    }
-    if (rt__rate_limit(srv, conn, srv->publish_limit, 1, "publishes", "RTGW_RATE_LIMIT_PUBLISH") !=
-        0) {
-        free(t);
-        return 429;
-    }
-    rt__publish_tee(srv, conn, t);
+    st = publish_prepare(srv, conn, t, true);
+    if (st == 0)
+        rt__publish_tee(srv, conn, t);
     free(t);
-    return 200;
+    return st ? st : 200;
 }
 
 static int h_publish_batch(struct mg_connection *conn, void *cb)
