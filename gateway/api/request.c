@@ -93,16 +93,19 @@ bool rt__api_json_too_deep(rt_api_t *api, const char *body, size_t len, int extr
     return true;
 }
 
-/* The <env> of a "signkey-<env>-…" credential into out (64 bytes + NUL), or
- * "?" when it has none: it names a foreign key in the log without its secret. */
-static void key_env(rt_slice_t cred, char out[65])
+/* The <env> of a "signkey-<env>-…" credential into out, or "?": it names a
+ * foreign key in the log without its secret. Only a short env of [a-z0-9_]
+ * is written (a secret is 64+ hex digits, so a malformed key whose secret
+ * sits where the env should be is never logged). */
+static void key_env(rt_slice_t cred, char out[33])
 {
     size_t i = 8, n = 0;
-    while (i < cred.len && n < 64 && cred.base[i] != '-' &&
-           (isalnum((unsigned char)cred.base[i]) || cred.base[i] == '_'))
+    while (i < cred.len && n < 32 &&
+           (islower((unsigned char)cred.base[i]) || isdigit((unsigned char)cred.base[i]) ||
+            cred.base[i] == '_'))
         out[n++] = cred.base[i++];
     if (n == 0 || i >= cred.len || cred.base[i] != '-')
-        n = (size_t)snprintf(out, 65, "?");
+        n = (size_t)snprintf(out, 33, "?");
     out[n] = 0;
 }
 
@@ -125,7 +128,7 @@ int rt__api_check_key_env(rt_api_t *api, const char *authorization, const char *
     }
     if (api->dev_any_key && cred.len > 8 && strncmp(cred.base, "signkey-", 8) == 0) {
         if (!atomic_exchange(&api->dev_foreign_warned, true)) {
-            char fenv[65];
+            char fenv[33];
             key_env(cred, fenv);
             rt_log_warn("dev mode: accepting a signing key that is not this gateway's (the "
                         "app's INNGEST_SIGNING_KEY?); only on a loopback address",
