@@ -282,6 +282,18 @@ defcase("token_topic_kind_not_inngest_refused", async (t) => {
   await refusedEverywhere(gw, jwt, "token_bad_topic_kind");
 });
 
+// Inngest matches an "event" topic by env and name only; rtgw by channel and name, like "run".
+defcase("token_kind_event_matches_channel_and_name", async (t) => {
+  const gw = await startGateway(t);
+  const m = await mintBody(gw, [{ channel: "c", name: "e", kind: "event" }]);
+  assert.equal(m.status, 201, JSON.stringify(m.json));
+  const c = await connect(wsUrl(gw, m.json.jwt), { t });
+  assert.equal((await publish(gw, "other", "e", { other: true })).status, 200);
+  assert.equal((await publish(gw, "c", "e", { mine: true })).status, 200);
+  assert.deepEqual((await c.next()).data, { mine: true });
+  assert.deepEqual(await c.quiet(200), []);
+});
+
 defcase("token_empty_topic_list_refused", async (t) => {
   const gw = await startGateway(t);
   const m = await mintBody(gw, []);
