@@ -247,6 +247,21 @@ defcase("tee_refusals", async (t) => {
   assert.equal(r.status, 200, r.text);
 });
 
+defcase("tee_body_bounded", async (t) => {
+  // 64 x RTGW_MAX_BODY_BYTES, like a streamed publish: 64 x 1 KiB here.
+  const gw = await startGateway(t, { env: { RTGW_MAX_BODY_BYTES: "1024" } });
+  const jwt = await mint(gw, [topic("big", "$stream")]);
+  const s = await sse(`${gw.url}/v1/realtime/sse?token=${encodeURIComponent(jwt)}`, t);
+  await waitFor(() => s.raw.includes("rtgw.subscribed"), 3000, "the SSE subscription");
+  const start = s.raw.length;
+  const ok = await tee(gw, "big", ["x".repeat(65536)]);
+  assert.equal(ok.status, 200, ok.text);
+  const over = await tee(gw, "big", ["y".repeat(65537)]);
+  assert.equal(over.status, 413, over.text);
+  assert.equal(over.json.error, "body_too_large");
+  await waitFor(() => s.raw.slice(start).startsWith("x".repeat(65536)), 5000, "the whole first body");
+});
+
 // ---- gap 8: claims Inngest never issues, and oversized tokens ----------------------
 
 // A validly signed token for gw whose payload edit() changed.
