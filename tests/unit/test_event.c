@@ -11,6 +11,7 @@
 #include "rt_test.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int parse(const char *s, rt_pos_t *p)
