@@ -1,6 +1,6 @@
 /*
  * batch.c — POST /v1/realtime/publish/batch: body [{"channel","topic","data",
- * "run_id"?,"fn_id"?,"idempotency_key"?}, …]. The request is authorised once
+ * "run_id"?,"fn_id"?,"fn_slug"?,"idempotency_key"?}, …]. The request is authorised once
  * (a signing key may publish anywhere; a token only to its grants, checked
  * per event); each event is then validated and published on its own, and
  * gets its own result. Any request thread; no locks of its own; publishing
@@ -8,6 +8,7 @@
  * are cleared here; the response is the caller's (rt_resp_clear).
  */
 #include "api_internal.h"
+#include "jsonraw.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,12 +19,13 @@
 typedef struct {
     rt_claims_t claims;
     bool by_token;
+    char env[65]; /* the publisher's environment, each event's env_id */
 } batch_auth_t;
 
 /* One event's fields (borrowed from the body), once they are valid. */
 typedef struct {
     json_t *channel, *topic;
-    const char *run_id, *fn_id, *ikey;
+    const char *run_id, *fn_id, *fn_slug, *ikey;
 } batch_event_t;
 
 static json_t *batch_error(const char *name, const char *fmt, ...)
@@ -74,6 +76,7 @@ static json_t *event_check(json_t *ev, size_t i, size_t maxn, const batch_auth_t
     int bad = 0;
     e->run_id = opt_string(ev, "run_id", 255, &bad);
     e->fn_id = opt_string(ev, "fn_id", 255, &bad);
+    e->fn_slug = opt_string(ev, "fn_slug", 255, &bad);
     e->ikey = opt_string(ev, "idempotency_key", 255, &bad);
     if (rc1 || rc2) {
         int rc = rc1 ? rc1 : rc2;
@@ -85,37 +88,37 @@ static json_t *event_check(json_t *ev, size_t i, size_t maxn, const batch_auth_t
     if (strcmp(json_string_value(e->topic), "*") == 0)
         return batch_error("bad_request", "event %zu: topic '*' is a subscription wildcard", i);
     if (bad)
-        return batch_error("bad_request",
-                           "event %zu: run_id, fn_id and idempotency_key must be 1-255 bytes of "
-                           "printable UTF-8",
-                           i);
+        return batch_error(
+            "bad_request",
+            "event %zu: run_id, fn_id, fn_slug and idempotency_key must be 1-255 bytes of "
+            "printable UTF-8",
+            i);
     if (a->by_token && !rt_claims_grants(&a->claims, json_slice(e->channel), json_slice(e->topic)))
         return batch_error("topic_not_allowed",
                            "event %zu: the token does not allow this channel and topic", i);
     return NULL;
 }
 
-/* Publish event i (valid and allowed) with its data; its result. */
-static json_t *event_publish(rt_api_t *api, json_t *ev, size_t i, const batch_event_t *e,
-                             int64_t now_ms)
+/* Publish event i (valid and allowed) with its data (the bytes it came as;
+ * absent: null); its result. */
+static json_t *event_publish(rt_api_t *api, rt_slice_t data, size_t i, const batch_event_t *e,
+                             const char *env, int64_t now_ms)
 {
-    json_t *data = json_object_get(ev, "data");
-    char *dj = json_dumps(data ? data : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
     rt_event_t pe = {
         .kind = "data",
         .channel = json_slice(e->channel),
         .topic = json_slice(e->topic),
-        .data = {dj ? dj : "null", dj ? strlen(dj) : 4},
+        .data = data.len ? data : (rt_slice_t){"null", 4},
         .created_at_ms = now_ms,
+        .env_id = rt_slice_cstr(env),
         .run_id = rt_slice_cstr(e->run_id),
         .fn_id = rt_slice_cstr(e->fn_id),
+        .fn_slug = rt_slice_cstr(e->fn_slug),
     };
     rt_pos_t pos;
     size_t d = 0;
     bool dup = false;
-    int rc = dj ? rt__api_publish_event(api, &pe, rt_slice_cstr(e->ikey), now_ms, &pos, &d, &dup)
-                : RT_E_NOMEM;
-    free(dj);
+    int rc = rt__api_publish_event(api, &pe, rt_slice_cstr(e->ikey), now_ms, &pos, &d, &dup);
     if (rc == RT_E_LIMIT)
         return batch_error("too_many_idempotency_keys", "event %zu: too many live idempotency keys",
                            i);
@@ -137,7 +140,8 @@ static int batch_authorise(rt_api_t *api, const char *authorization, int64_t now
                            batch_auth_t *a, rt_resp_t *r)
 {
     *a = (batch_auth_t){0};
-    int rc = rt__api_auth_publisher(api, authorization, now_ms / 1000, &a->claims, &a->by_token, r);
+    int rc = rt__api_auth_publisher(api, authorization, now_ms / 1000, &a->claims, &a->by_token,
+                                    a->env, r);
     if (rc)
         return rc;
     if (a->by_token && !a->claims.publish) {
@@ -148,17 +152,103 @@ static int batch_authorise(rt_api_t *api, const char *authorization, int64_t now
     return 0;
 }
 
+/* The batch as jansson sees it, and each event's data as the bytes it came
+ * as: jansson would rewrite numbers (0.1, 1e2), refuse integers beyond int64
+ * and "\u0000", so each event's top-level "data" value is cut out of a
+ * compact copy (rt_json_compact) before jansson parses the rest. */
+typedef struct {
+    char *compact;    /* the body without whitespace between tokens */
+    char *stripped;   /* the same with each event's data value replaced by 0 */
+    size_t slen;      /* length of stripped */
+    rt_slice_t *data; /* data[i]: event i's data in compact (len 0: absent) */
+    size_t ndata;     /* slots in data (events past the batch bound are not recorded) */
+} batch_raw_t;
+
+static void batch_raw_clear(batch_raw_t *b)
+{
+    free(b->compact);
+    free(b->stripped);
+    free(b->data);
+}
+
+/* The members of the object at c[i] (a compact text): record "data" as event
+ * k's and write the object to out with that value replaced by 0. Returns the
+ * offset past the object. */
+static size_t strip_event(batch_raw_t *b, size_t k, size_t i, size_t m, size_t *o)
+{
+    const char *c = b->compact;
+    size_t last = i, j = i + 1;
+    while (j < m && c[j] != '}') {
+        size_t kend = rt_json_value_end(c, m, j), v = kend + 1;
+        size_t vend = rt_json_value_end(c, m, v);
+        if (kend - j == 6 && memcmp(c + j, "\"data\"", 6) == 0) {
+            if (k < b->ndata)
+                b->data[k] = (rt_slice_t){c + v, vend - v};
+            memcpy(b->stripped + *o, c + last, v - last);
+            *o += v - last;
+            b->stripped[(*o)++] = '0';
+            last = vend;
+        }
+        j = vend < m && c[vend] == ',' ? vend + 1 : vend;
+    }
+    size_t end = j < m ? j + 1 : m;
+    memcpy(b->stripped + *o, c + last, end - last);
+    *o += end - last;
+    return end;
+}
+
+/* Fill b from the body. 0, RT_E_INVAL (not JSON) or RT_E_NOMEM. */
+static int batch_raw(rt_api_t *api, const char *body, size_t len, batch_raw_t *b)
+{
+    *b = (batch_raw_t){0};
+    b->ndata = (size_t)api->cfg->max_batch + 1;
+    b->compact = malloc(len + 1);
+    b->stripped = malloc(len + 1);
+    b->data = calloc(b->ndata, sizeof(*b->data));
+    if (!b->compact || !b->stripped || !b->data)
+        return RT_E_NOMEM;
+    long n = rt_json_compact(body, len, (size_t)api->cfg->max_json_depth + 2, b->compact, NULL);
+    if (n <= 0)
+        return RT_E_INVAL;
+    size_t m = (size_t)n, i = 0, o = 0, k = 0;
+    const char *c = b->compact;
+    if (c[0] == '[') {
+        b->stripped[o++] = '[';
+        for (i = 1; i < m && c[i] != ']'; k++) {
+            size_t end = c[i] == '{' ? strip_event(b, k, i, m, &o) : rt_json_value_end(c, m, i);
+            if (c[i] != '{') {
+                memcpy(b->stripped + o, c + i, end - i);
+                o += end - i;
+            }
+            i = end;
+            if (i < m && c[i] == ',')
+                b->stripped[o++] = c[i++];
+        }
+    }
+    memcpy(b->stripped + o, c + i, m - i);
+    b->slen = o + m - i;
+    return 0;
+}
+
 /* The body as a non-empty array within the batch bound. NULL with r filled. */
-static json_t *batch_body(rt_api_t *api, const char *body, size_t len, rt_resp_t *r)
+static json_t *batch_body(rt_api_t *api, const char *body, size_t len, batch_raw_t *raw,
+                          rt_resp_t *r)
 {
     json_error_t err;
     /* the array and each event object nest 2 levels above an event's data */
     if (rt__api_json_too_deep(api, body, len, 2, r))
         return NULL;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+    int rc = batch_raw(api, body, len, raw);
+    if (rc == RT_E_NOMEM) {
+        rt_resp_error(r, 500, "internal_error", "out of memory");
+        return NULL;
+    }
+    json_t *root = rc ? NULL : json_loadb(raw->stripped, raw->slen, JSON_REJECT_DUPLICATES, &err);
     if (!root) {
-        rt_resp_error(r, 400, "bad_json", "body is not valid JSON: %s (line %d, column %d)",
-                      err.text, err.line, err.column);
+        if (rc)
+            rt_resp_error(r, 400, "bad_json", "body is not valid JSON");
+        else
+            rt_resp_error(r, 400, "bad_json", "body is not valid JSON: %s", err.text);
         return NULL;
     }
     if (!json_is_array(root) || json_array_size(root) == 0) {
@@ -182,8 +272,10 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
     batch_auth_t a;
     if (batch_authorise(api, authorization, now_ms, &a, r) != 0)
         return;
-    json_t *root = batch_body(api, body, len, r);
+    batch_raw_t raw = {0};
+    json_t *root = batch_body(api, body, len, &raw, r);
     if (!root) {
+        batch_raw_clear(&raw);
         rt_claims_clear(&a.claims);
         return;
     }
@@ -195,7 +287,7 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
         batch_event_t e = {0};
         json_t *res = event_check(ev, i, api->topts.max_name_bytes, &a, &e);
         if (!res)
-            res = event_publish(api, ev, i, &e, now_ms);
+            res = event_publish(api, raw.data[i], i, &e, a.env, now_ms);
         if (json_is_true(json_object_get(res, "ok")))
             ok++;
         else {
@@ -205,6 +297,7 @@ void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *
         json_array_append_new(results, res);
     }
     json_decref(root);
+    batch_raw_clear(&raw);
     rt_claims_clear(&a.claims);
     rt__api_resp_json(r, 200,
                       json_pack("{s:o,s:I,s:I}", "results", results, "published", (json_int_t)ok,

@@ -20,7 +20,7 @@ rt_head_state_t rt_head_scan(rt_head_scan_t *s, const uint8_t *buf, size_t n, si
             return RT_HEAD_COMPLETE;
     }
     s->scanned = (uint32_t)upto;
-    return n >= max ? RT_HEAD_EARLY : RT_HEAD_WAIT;
+    return n >= max ? RT_HEAD_TOO_LARGE : RT_HEAD_WAIT;
 }
 
 const char *rt_http_framing_problem(const rt_http_header_t *h, int n)

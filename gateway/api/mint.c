@@ -47,6 +47,11 @@ static int topic_from_json(json_t *t, rt_topic_ref_t *ref, size_t idx, rt_resp_t
     ref->channel = json_string_value(c);
     ref->name = json_string_value(n);
     ref->kind = k ? json_string_value(k) : "run";
+    int rc = rt_topic_kind_validate((rt_slice_t){ref->kind, k ? json_string_length(k) : 3});
+    if (rc) {
+        rt_resp_error(r, 400, rt_tok_errname(rc), "topics[%zu].kind: %s", idx, rt_tok_strerror(rc));
+        return RT_E_INVAL;
+    }
     return 0;
 }
 

@@ -1,9 +1,10 @@
 /*
  * publish.c — POST /v1/realtime/publish: the target (channel, up to 16
- * topics, run_id, fn_id, idempotency key) from the query string and its
- * authorisation, then the body published once per topic. A body that is
- * JSON is embedded as JSON, anything else as a JSON string (what the
- * official clients send as application/json need not be JSON). Also the
+ * topics, run_id, fn_id, fn_slug, metadata, idempotency key) from the query
+ * string and its authorisation, then the body published once per topic. A body that is
+ * JSON is embedded as the bytes it came as (jsonraw.h), anything else as a
+ * JSON string (what the official clients send as application/json need not
+ * be JSON). Also the
  * stream events of a streamed publish, and the one path to the bus that
  * batch.c shares.
  *
@@ -13,7 +14,9 @@
  */
 #include "api_internal.h"
 #include "clock.h"
+#include "jsonraw.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,9 +89,9 @@ static int target_options(const char *query, rt_publish_target_t *t, rt_resp_t *
     }
     if (il < 0)
         t->idem_key[0] = 0;
-    const char *opt[2] = {"run_id", "fn_id"};
-    char *dst[2] = {t->run_id, t->fn_id};
-    for (int i = 0; i < 2; i++) {
+    const char *opt[3] = {"run_id", "fn_id", "fn_slug"};
+    char *dst[3] = {t->run_id, t->fn_id, t->fn_slug};
+    for (int i = 0; i < 3; i++) {
         int n = rt_query_param(query, opt[i], 0, dst[i], 256);
         if ((n < 0 && n != RT_E_ABSENT) ||
             (n > 0 && rt_name_validate((rt_slice_t){dst[i], (size_t)n}, 255) != 0)) {
@@ -102,16 +105,41 @@ static int target_options(const char *query, rt_publish_target_t *t, rt_resp_t *
     return 0;
 }
 
-int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char *query, int64_t now,
-                           rt_publish_target_t *t, rt_resp_t *r)
+/* metadata (optional): JSON, kept as its bytes like a body (Inngest passes
+ * it through as a raw message), at most RT_API_MAX_METADATA bytes and
+ * RTGW_MAX_JSON_DEPTH deep. 0, or RT_E_INVAL with r filled. */
+static int target_metadata(rt_api_t *api, const char *query, rt_publish_target_t *t, rt_resp_t *r)
 {
-    memset(t, 0, sizeof(*t));
-    if (target_names(query, api->topts.max_name_bytes, t, r) || target_options(query, t, r))
+    char raw[RT_API_MAX_METADATA];
+    int n = rt_query_param(query, "metadata", 0, raw, sizeof(raw));
+    if (n == RT_E_ABSENT || n == 0)
+        return 0;
+    if (n < 0) {
+        rt_resp_error(r, 400, "bad_metadata",
+                      "metadata is badly %%-encoded or longer than %d bytes",
+                      RT_API_MAX_METADATA - 1);
         return RT_E_INVAL;
-    /* Authorization: a signing key, or a token that may publish here. */
+    }
+    long m = rt_json_compact(raw, (size_t)n, (size_t)api->cfg->max_json_depth, t->metadata, NULL);
+    if (m < 0) {
+        rt_resp_error(r, 400, "bad_metadata",
+                      m == RT_E_LIMIT ? "metadata nests deeper than RTGW_MAX_JSON_DEPTH"
+                                      : "metadata is not JSON (it is forwarded as JSON, as is)");
+        return RT_E_INVAL;
+    }
+    t->metadata_len = (size_t)m;
+    return 0;
+}
+
+/* Authorise t's publisher (filling t->env_id): a signing key, or a token
+ * with publish:true that grants every topic of t. 0, or RT_E_DENIED with r
+ * filled. */
+static int target_authorise(rt_api_t *api, const char *authorization, int64_t now,
+                            rt_publish_target_t *t, rt_resp_t *r)
+{
     rt_claims_t claims;
     bool by_token;
-    int rc = rt__api_auth_publisher(api, authorization, now, &claims, &by_token, r);
+    int rc = rt__api_auth_publisher(api, authorization, now, &claims, &by_token, t->env_id, r);
     if (rc || !by_token)
         return rc;
     bool ok = claims.publish;
@@ -126,6 +154,28 @@ int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char 
     return 0;
 }
 
+int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char *query, int64_t now,
+                           rt_publish_target_t *t, rt_resp_t *r)
+{
+    memset(t, 0, sizeof(*t));
+    if (target_names(query, api->topts.max_name_bytes, t, r) || target_options(query, t, r) ||
+        target_metadata(api, query, t, r))
+        return RT_E_INVAL;
+    return target_authorise(api, authorization, now, t, r);
+}
+
+int rt_api_tee_prepare(rt_api_t *api, const char *authorization, const char *query, int64_t now,
+                       rt_publish_target_t *t, rt_resp_t *r)
+{
+    memset(t, 0, sizeof(*t));
+    if (name_param(query, "channel", 0, t->channel, sizeof(t->channel), api->topts.max_name_bytes,
+                   true, r))
+        return RT_E_INVAL;
+    snprintf(t->topics[0], sizeof(t->topics[0]), "%s", RT_TEE_TOPIC);
+    t->ntopics = 1;
+    return target_authorise(api, authorization, now, t, r);
+}
+
 /* ---- publishing ---- */
 
 int rt__api_publish_event(rt_api_t *api, const rt_event_t *ev, rt_slice_t idem_key, int64_t now_ms,
@@ -138,19 +188,28 @@ int rt__api_publish_event(rt_api_t *api, const rt_event_t *ev, rt_slice_t idem_k
     return rc == RT_E_LIMIT ? RT_E_LIMIT : rc < 0 ? RT_E_NOMEM : 0;
 }
 
-/* Normalise a body to compact JSON text: JSON as itself, anything else as a
+/* Normalise a body to one line of JSON: JSON as the bytes it came as (only
+ * the whitespace between tokens dropped, see jsonraw.h), anything else as a
  * JSON string. Returns malloc'd text or NULL (invalid UTF-8 / OOM). */
-static char *body_to_json(const char *body, size_t len, size_t *out_len, bool *not_utf8)
+static char *body_to_json(rt_api_t *api, const char *body, size_t len, size_t *out_len,
+                          bool *not_utf8)
 {
-    json_error_t err;
-    json_t *v = len ? json_loadb(body, len, JSON_DECODE_ANY, &err) : NULL;
     *not_utf8 = false;
-    if (!v) {
-        v = json_stringn(body, len);
-        if (!v) {
-            *not_utf8 = true;
+    if (len) {
+        char *raw = malloc(len);
+        if (!raw)
             return NULL;
+        long n = rt_json_compact(body, len, (size_t)api->cfg->max_json_depth, raw, NULL);
+        if (n > 0) {
+            *out_len = (size_t)n;
+            return raw;
         }
+        free(raw);
+    }
+    json_t *v = json_stringn(body, len);
+    if (!v) {
+        *not_utf8 = true;
+        return NULL;
     }
     char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(v);
@@ -173,18 +232,23 @@ static void publish_refusal(rt_resp_t *r, int rc)
         rt_resp_error(r, 500, "internal_error", "out of memory while publishing");
 }
 
-/* The event of t's i-th topic carrying data (all borrowed). */
+/* The event of t's i-th topic carrying data (all borrowed). Chunks carry no
+ * metadata (Inngest's chunk has none). */
 static rt_event_t target_event(const rt_publish_target_t *t, int i, const char *kind,
                                rt_slice_t data, int64_t now_ms)
 {
+    bool chunk = strcmp(kind, "chunk") == 0;
     return (rt_event_t){
         .kind = kind,
         .channel = rt_slice_cstr(t->channel),
         .topic = rt_slice_cstr(t->topics[i]),
         .data = data,
+        .metadata = {t->metadata, chunk ? 0 : t->metadata_len},
         .created_at_ms = now_ms,
+        .env_id = rt_slice_cstr(t->env_id),
         .run_id = rt_slice_cstr(t->run_id),
         .fn_id = rt_slice_cstr(t->fn_id),
+        .fn_slug = rt_slice_cstr(t->fn_slug),
     };
 }
 
@@ -199,7 +263,7 @@ void rt_api_publish_body(rt_api_t *api, const rt_publish_target_t *t, const char
         atomic_fetch_add(&api->metrics->publish_errors, 1);
         return;
     }
-    char *json = body_to_json(body, len, &jlen, &not_utf8);
+    char *json = body_to_json(api, body, len, &jlen, &not_utf8);
     if (!json) {
         atomic_fetch_add(&api->metrics->publish_errors, 1);
         if (not_utf8)
@@ -237,6 +301,22 @@ void rt_api_publish_body(rt_api_t *api, const rt_publish_target_t *t, const char
     if (duplicates)
         json_object_set_new(o, "duplicate", json_true());
     rt__api_resp_json(r, 200, o);
+}
+
+int rt_api_publish_tee_chunk(rt_api_t *api, const rt_publish_target_t *t, const char *text,
+                             size_t len, int64_t now_ms)
+{
+    json_t *v = json_stringn(text, len);
+    if (!v)
+        return RT_E_INVAL;
+    char *json = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(v);
+    if (!json)
+        return RT_E_NOMEM;
+    rt_event_t ev = target_event(t, 0, RT_EVENT_KIND_RAW, rt_slice_cstr(json), now_ms);
+    int rc = rt__api_publish_event(api, &ev, (rt_slice_t){"", 0}, now_ms, NULL, NULL, NULL);
+    free(json);
+    return rc;
 }
 
 int rt_api_publish_stream_event(rt_api_t *api, const rt_publish_target_t *t, const char *kind,

@@ -6,6 +6,7 @@
  * request thread; no locks. No error text ever quotes a key or a token.
  */
 #include "api_internal.h"
+#include "log.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -92,22 +93,56 @@ bool rt__api_json_too_deep(rt_api_t *api, const char *body, size_t len, int extr
     return true;
 }
 
-int rt_api_check_key(rt_api_t *api, const char *authorization, rt_resp_t *r)
+/* The <env> of a "signkey-<env>-…" credential into out, or "?": it names a
+ * foreign key in the log without its secret. Only a short env of [a-z0-9_]
+ * is written (a secret is 64+ hex digits, so a malformed key whose secret
+ * sits where the env should be is never logged). */
+static void key_env(rt_slice_t cred, char out[33])
+{
+    size_t i = 8, n = 0;
+    while (i < cred.len && n < 32 &&
+           (islower((unsigned char)cred.base[i]) || isdigit((unsigned char)cred.base[i]) ||
+            cred.base[i] == '_'))
+        out[n++] = cred.base[i++];
+    if (n == 0 || i >= cred.len || cred.base[i] != '-')
+        n = (size_t)snprintf(out, 33, "?");
+    out[n] = 0;
+}
+
+int rt__api_check_key_env(rt_api_t *api, const char *authorization, char env[65], rt_resp_t *r)
 {
     rt_slice_t cred = rt_api_bearer(authorization);
+    rt_key_slot_t slot = RT_KEY_CURRENT;
+    /* One snapshot of the keys (a SIGHUP may swap them meanwhile); the env
+     * is copied out before it is let go. */
+    rt_live_t *keys = rt_livecell_get(api->keys);
+    const rt_keyring_t *ring = rt_live_ring(keys);
+    const char *cur = rt_keyring_env(ring, RT_KEY_CURRENT);
+    snprintf(env, 65, "%s", cur ? cur : "");
+    int rc = cred.len > 0 ? rt_keyring_check_bearer(ring, cred, &slot) : RT_E_ABSENT;
+    if (rc == 0) {
+        const char *kenv = rt_keyring_env(ring, slot);
+        snprintf(env, 65, "%s", kenv ? kenv : "");
+    }
+    rt_live_unref(keys);
+    if (rc == 0 || (cred.len == 0 && api->dev))
+        return 0;
     if (cred.len == 0) {
-        if (api->dev)
-            return 0;
         atomic_fetch_add(&api->metrics->auth_failures, 1);
         rt_resp_error(r, 401, "unauthorized",
                       "missing Authorization: Bearer <signing key> (plain or hashed)");
         return RT_E_DENIED;
     }
-    rt_live_t *keys = rt_livecell_get(api->keys);
-    int rc = rt_keyring_check_bearer(rt_live_ring(keys), cred, NULL);
-    rt_live_unref(keys);
-    if (rc == 0)
+    if (api->dev_any_key && cred.len > 8 && strncmp(cred.base, "signkey-", 8) == 0) {
+        if (!atomic_exchange(&api->dev_foreign_warned, true)) {
+            char fenv[33];
+            key_env(cred, fenv);
+            rt_log_warn("dev mode: accepting a signing key that is not this gateway's (the "
+                        "app's INNGEST_SIGNING_KEY?); only on a loopback address",
+                        "key_env=%s", fenv);
+        }
         return 0;
+    }
     atomic_fetch_add(&api->metrics->auth_failures, 1);
     rt_resp_error(r, 401, "unauthorized",
                   "the Bearer credential is not this gateway's signing key (plain or hashed, "
@@ -115,13 +150,20 @@ int rt_api_check_key(rt_api_t *api, const char *authorization, rt_resp_t *r)
     return RT_E_DENIED;
 }
 
+int rt_api_check_key(rt_api_t *api, const char *authorization, rt_resp_t *r)
+{
+    char env[65];
+    return rt__api_check_key_env(api, authorization, env, r);
+}
+
 int rt__api_auth_publisher(rt_api_t *api, const char *authorization, int64_t now_s,
-                           rt_claims_t *claims, bool *by_token, rt_resp_t *r)
+                           rt_claims_t *claims, bool *by_token, char env[65], rt_resp_t *r)
 {
     *by_token = false;
+    env[0] = 0;
     rt_slice_t cred = rt_api_bearer(authorization);
     if (cred.len == 0 || strncmp(cred.base, "signkey-", 8) == 0)
-        return rt_api_check_key(api, authorization, r);
+        return rt__api_check_key_env(api, authorization, env, r);
     rt_live_t *keys = rt_livecell_get(api->keys);
     int rc = rt_token_verify(rt_live_ring(keys), &api->topts, cred, now_s, claims);
     rt_live_unref(keys);
@@ -132,6 +174,7 @@ int rt__api_auth_publisher(rt_api_t *api, const char *authorization, int64_t now
         return RT_E_DENIED;
     }
     *by_token = true;
+    snprintf(env, 65, "%s", claims->env ? claims->env : "");
     return 0;
 }
 

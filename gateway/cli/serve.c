@@ -64,10 +64,13 @@ static void serve_announce(const rt_config_t *cfg, bool dev)
                "  official client INNGEST_DEV=1 (inngest v4) or nothing at all (@inngest/realtime) "
                "finds it on :8288\n",
                hp, cfg->signing_key, hp, hp, hp);
+        if (rt_config_listen_loopback(cfg))
+            printf("  any signing key accepted for mint and publish, as by Inngest's dev server "
+                   "(loopback only)\n");
         fflush(stdout);
-        if (strcmp(cfg->host, "127.0.0.1") != 0 && strcmp(cfg->host, "localhost") != 0 &&
-            strcmp(cfg->host, "::1") != 0)
-            rt_log_warn("dev mode on a non-loopback address exposes the demo page and its key",
+        if (!rt_config_listen_loopback(cfg))
+            rt_log_warn("dev mode on a non-loopback address exposes the demo page and its key; "
+                        "only its own signing key is accepted here",
                         "host=%s", cfg->host);
     } else if (!cfg->allowed_origins) {
         rt_log_warn("RTGW_ALLOWED_ORIGINS is not set: WebSocket/SSE from every origin is allowed",

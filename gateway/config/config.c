@@ -13,6 +13,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +257,17 @@ static int parse_origins(rt_config_t *cfg, const char *list, char *errs, size_t 
     }
     free(copy);
     return 0;
+}
+
+bool rt_config_listen_loopback(const rt_config_t *cfg)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcmp(cfg->host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, cfg->host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, cfg->host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 bool rt_origins_allowed(char *const *origins, size_t norigins, const char *origin)

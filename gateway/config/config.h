@@ -108,6 +108,9 @@ void rt_config_free(rt_config_t *cfg);
 
 /* Parse "host:port" / "[v6]:port" / ":port"; 0 or -1. */
 int rt_config_parse_listen(const char *s, char *host, size_t hostcap, int *port);
+/* True if cfg listens on a loopback address only (127.0.0.0/8, ::1 or
+ * localhost): dev mode accepts any signing key only there. */
+bool rt_config_listen_loopback(const rt_config_t *cfg);
 /* True if the origin is allowed by cfg (exact match, case-insensitive scheme/host). */
 bool rt_config_origin_allowed(const rt_config_t *cfg, const char *origin);
 /* The same over a NULL-terminated list (NULL: every origin allowed); an

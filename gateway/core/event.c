@@ -1,6 +1,7 @@
 #include "event.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,9 +118,9 @@ static int put_raw(char *buf, size_t cap, size_t *len, const char *s, size_t n)
 char *rt_event_json(const rt_event_t *ev, const rt_pos_t *pos, size_t *len)
 {
     /* Escaping can grow a string six-fold; data is already JSON. */
-    size_t cap = 160 + ev->data.len +
-                 6 * (ev->channel.len + ev->topic.len + ev->run_id.len + ev->fn_id.len +
-                      ev->stream_id.len + strlen(ev->kind));
+    size_t cap = 220 + ev->data.len + ev->metadata.len +
+                 6 * (ev->channel.len + ev->topic.len + ev->env_id.len + ev->run_id.len +
+                      ev->fn_id.len + ev->fn_slug.len + ev->stream_id.len + strlen(ev->kind));
     char *buf = malloc(cap);
     if (!buf)
         return NULL;
@@ -137,8 +138,16 @@ char *rt_event_json(const rt_event_t *ev, const rt_pos_t *pos, size_t *len)
         rc |= put_raw(buf, cap, &o, ev->data.base, ev->data.len);
     else
         rc |= PUT_LIT("\"\"");
+    if (ev->metadata.len) {
+        rc |= PUT_LIT(",\"metadata\":");
+        rc |= put_raw(buf, cap, &o, ev->metadata.base, ev->metadata.len);
+    }
     rc |= PUT_LIT(",\"created_at\":");
     rc |= rt_json_put_string(buf, cap, &o, ts, (size_t)tl);
+    if (ev->env_id.len) {
+        rc |= PUT_LIT(",\"env_id\":");
+        rc |= rt_json_put_string(buf, cap, &o, ev->env_id.base, ev->env_id.len);
+    }
     if (ev->run_id.len) {
         rc |= PUT_LIT(",\"run_id\":");
         rc |= rt_json_put_string(buf, cap, &o, ev->run_id.base, ev->run_id.len);
@@ -146,6 +155,10 @@ char *rt_event_json(const rt_event_t *ev, const rt_pos_t *pos, size_t *len)
     if (ev->fn_id.len) {
         rc |= PUT_LIT(",\"fn_id\":");
         rc |= rt_json_put_string(buf, cap, &o, ev->fn_id.base, ev->fn_id.len);
+    }
+    if (ev->fn_slug.len) {
+        rc |= PUT_LIT(",\"fn_slug\":");
+        rc |= rt_json_put_string(buf, cap, &o, ev->fn_slug.base, ev->fn_slug.len);
     }
     if (ev->stream_id.len) {
         rc |= PUT_LIT(",\"stream_id\":");
@@ -170,8 +183,27 @@ rt_frame_t *rt_event_ws_frame(const char *json, size_t len)
     return rt_ws_frame_new(RT_WS_TEXT, json, len);
 }
 
+/* The bytes of a raw event (its data string) as a frame; NULL on OOM or if
+ * json is not such an event. */
+static rt_frame_t *raw_sse_frame(const char *json, size_t len)
+{
+    json_error_t err;
+    json_t *o = json_loadb(json, len, JSON_ALLOW_NUL, &err);
+    json_t *d = json_object_get(o, "data");
+    rt_frame_t *f = json_is_string(d) ? rt_frame_new(json_string_length(d)) : NULL;
+    if (f) {
+        memcpy(f->data, json_string_value(d), json_string_length(d));
+        f->len = (uint32_t)json_string_length(d);
+    }
+    json_decref(o);
+    return f;
+}
+
 rt_frame_t *rt_event_sse_frame(const char *json, size_t len, const rt_pos_t *pos)
 {
+    static const char raw[] = "{\"kind\":\"" RT_EVENT_KIND_RAW "\",";
+    if (len > sizeof(raw) - 1 && memcmp(json, raw, sizeof(raw) - 1) == 0)
+        return raw_sse_frame(json, len);
     char ps[RT_POS_MAX] = "";
     int pl = pos ? rt_pos_format(*pos, ps, sizeof(ps)) : 0;
     rt_frame_t *f = rt_frame_new(len + (size_t)pl + 32);

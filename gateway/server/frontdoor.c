@@ -15,7 +15,9 @@
  * - plain HTTP: its first request head is in the kernel (a MSG_PEEK finds the
  *   blank line that ends it, "\r\n\r\n" or "\n\n", as civetweb reads it), or
  *   it holds a byte civetweb refuses in a head, or RT__MAX_REQUEST_HEAD bytes
- *   without the end: civetweb then answers as it always did;
+ *   without the end: civetweb then answers as it always did (for the latter,
+ *   rt__http_error names the refusal from which line ran past the limit:
+ *   a token in the query or in Authorization is token_too_large);
  * - TLS: its first TLS record (the ClientHello) is complete, or its first byte
  *   is not a handshake record; civetweb then does the handshake.
  * A ready connection is queued for civetweb (rt__sockhook_handover), and a
@@ -72,6 +74,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -134,6 +137,7 @@ typedef enum {
     HEAD_WAIT = RT_HEAD_WAIT,
     HEAD_COMPLETE = RT_HEAD_COMPLETE,
     HEAD_EARLY = RT_HEAD_EARLY,
+    HEAD_TOO_LARGE = RT_HEAD_TOO_LARGE,
     HEAD_GONE
 } head_state_t;
 
@@ -366,6 +370,22 @@ static head_state_t http_head_state(pending_t *p, const uint8_t *buf, size_t n)
     return (head_state_t)rt_head_scan(&p->head, buf, n, RT__MAX_REQUEST_HEAD);
 }
 
+/* Which line of a head that filled buf without ending runs past the limit:
+ * the last one. A token there (?token= in the request line, or an
+ * Authorization header) gets its own name in the refusal. */
+static rt_head_big_t http_head_big(const uint8_t *buf, size_t n)
+{
+    size_t start = n;
+    while (start > 0 && buf[start - 1] != '\n')
+        start--;
+    const char *line = (const char *)buf + start;
+    size_t len = n - start;
+    if (start == 0)
+        return memmem(line, len, "token=", 6) ? RT_HEAD_BIG_TOKEN_QUERY : RT_HEAD_BIG_OTHER;
+    return len >= 14 && strncasecmp(line, "authorization:", 14) == 0 ? RT_HEAD_BIG_TOKEN_AUTH
+                                                                     : RT_HEAD_BIG_OTHER;
+}
+
 /* Plain HTTP sent to the TLS port (ws:// or http:// where wss:// or https://
  * was meant): answered in plain HTTP with the reason, instead of a TLS alert
  * the client would show as an opaque failure. */
@@ -445,12 +465,20 @@ static head_state_t head_state(rt_frontdoor_t *d, pending_t *p)
     return http_head_state(p, d->peek, (size_t)n);
 }
 
+/* The head's first bytes as scanned: the peek of the kernel's, or for TLS
+ * the decrypted buffer. */
+static const uint8_t *head_bytes(rt_frontdoor_t *d, pending_t *p)
+{
+    size_t have;
+    return p->tls ? rt__tls_peek(p->tls, &have) : d->peek;
+}
+
 /* Queue p for civetweb; its throwaway is made after this round of events. */
-static void hand_over(rt_frontdoor_t *d, pending_t *p, bool head_complete)
+static void hand_over(rt_frontdoor_t *d, pending_t *p, bool head_complete, rt_head_big_t big)
 {
     epoll_ctl(d->epfd, EPOLL_CTL_DEL, p->fd, NULL);
     if (rt__sockhook_handover(p->fd, (struct sockaddr *)&p->peer, p->peerlen, p->accepted_ms,
-                              head_complete, p->tls) != 0) {
+                              head_complete, big, p->tls) != 0) {
         pending_close(d, p);
         return;
     }
@@ -464,7 +492,9 @@ static void pending_event(rt_frontdoor_t *d, pending_t *p, uint32_t events)
 {
     head_state_t st = head_state(d, p);
     if (st == HEAD_COMPLETE || st == HEAD_EARLY)
-        hand_over(d, p, st == HEAD_COMPLETE);
+        hand_over(d, p, st == HEAD_COMPLETE, RT_HEAD_FITS);
+    else if (st == HEAD_TOO_LARGE)
+        hand_over(d, p, false, http_head_big(head_bytes(d, p), RT__MAX_REQUEST_HEAD));
     else if (st == HEAD_GONE || (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         pending_close(d, p);
 }

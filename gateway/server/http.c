@@ -450,8 +450,27 @@ int rt__http_error(struct mg_connection *conn, int status, const char *errmsg)
                                        : "bad_request";
     const char *text = errmsg && *errmsg ? errmsg : mg_get_response_code_text(conn, status);
     /* civetweb 1.15 says "Malformed message" for a head over its size limit
-     * too (read_message's -2 never reaches its 413): say which it may be. */
-    if (strcmp(text, "Malformed message") == 0)
+     * too (read_message's -2 never reaches its 413): the front door knows
+     * when it was the size, and which line. */
+    rt_head_big_t big = strcmp(text, "Malformed message") == 0
+                            ? rt__sockhook_head_big(conn_fd(conn))
+                            : RT_HEAD_FITS;
+    if (big != RT_HEAD_FITS) {
+        char ip[64];
+        const char *bname = big == RT_HEAD_BIG_OTHER ? "headers_too_large" : "token_too_large";
+        rt__client_ip(srv_of(conn), conn, ip, sizeof(ip));
+        rt_log_info("request refused", "reason=%s ip=%s", bname, ip);
+        if (big == RT_HEAD_BIG_OTHER)
+            refuse_and_close(conn, 431, bname, "the request head is longer than %d bytes",
+                             RT__MAX_REQUEST_HEAD);
+        else
+            refuse_and_close(conn, 431, bname,
+                             "the token in %s makes the request head longer than %d bytes; a "
+                             "token is at most %zu bytes (RTGW_MAX_TOKEN_BYTES)",
+                             big == RT_HEAD_BIG_TOKEN_QUERY ? "the query string"
+                                                            : "the Authorization header",
+                             RT__MAX_REQUEST_HEAD, srv_of(conn)->topts.max_token_bytes);
+    } else if (strcmp(text, "Malformed message") == 0)
         refuse_and_close(conn, status, name,
                          "%s: the request head is malformed, cut off, or longer than the limit of "
                          "%d bytes (refused by the HTTP layer before any route)",

@@ -14,6 +14,9 @@
  * under its lock; the request thread owns it, joins the flusher and frees it.
  * The buffer is bounded (4 KiB): a full buffer makes the reader wait for the
  * flusher (backpressure on the producer).
+ *
+ * publish/tee reads its body the same way; its chunks are raw events on the
+ * channel's RT_TEE_TOPIC (rt_api_publish_tee_chunk), with no start or end.
  */
 #include "publish_stream.h"
 #include "clock.h"
@@ -33,6 +36,7 @@
 typedef struct {
     rt_server_t *srv;
     const rt_publish_target_t *t;
+    bool tee; /* publish/tee: raw chunks, no datastream-start/-end */
     char sid[16];
     pthread_mutex_t lock;
     pthread_cond_t cond; /* on the monotonic clock */
@@ -69,8 +73,11 @@ static void stream_flush_locked(stream_t *st, bool final)
             if (n == 0)
                 return;
         }
-        if (rt_api_publish_stream_event(&st->srv->api, st->t, "chunk", st->sid, st->buf, n,
-                                        rt_clock_wall_ms()) == 0) {
+        int rc =
+            st->tee ? rt_api_publish_tee_chunk(&st->srv->api, st->t, st->buf, n, rt_clock_wall_ms())
+                    : rt_api_publish_stream_event(&st->srv->api, st->t, "chunk", st->sid, st->buf,
+                                                  n, rt_clock_wall_ms());
+        if (rc == 0) {
             st->chunks++;
             st->total += (int64_t)n;
         }
@@ -154,6 +161,13 @@ static body_end_t stream_read(stream_t *st, struct mg_connection *conn, int64_t 
 
 static void stream_answer(stream_t *st, struct mg_connection *conn, body_end_t end, int64_t limit)
 {
+    if (st->tee && end == BODY_END) {
+        char resp[96];
+        int rl = snprintf(resp, sizeof(resp), "{\"ok\":true,\"chunks\":%d,\"bytes\":%lld}",
+                          st->chunks, (long long)st->total);
+        rt__send_json(conn, 200, resp, (size_t)rl, NULL);
+        return;
+    }
     if (end == BODY_TOO_LARGE) {
         rt__send_error(
             conn, 413, "body_too_large",
@@ -172,17 +186,9 @@ static void stream_answer(stream_t *st, struct mg_connection *conn, body_end_t e
     }
 }
 
-void rt__publish_stream(rt_server_t *srv, struct mg_connection *conn, const rt_publish_target_t *t)
+/* Read conn's body through st (the flusher publishes it), then answer. */
+static void stream_body(rt_server_t *srv, struct mg_connection *conn, stream_t *st)
 {
-    if (rt__expect_continue(conn) != 0)
-        return;
-    stream_t *st = stream_new(srv, t);
-    if (!st) {
-        rt__send_error(conn, 500, "internal_error", "out of memory");
-        return;
-    }
-    rt_api_publish_stream_event(&srv->api, t, "datastream-start", st->sid, st->sid, strlen(st->sid),
-                                rt_clock_wall_ms());
     pthread_t flusher;
     bool threaded = pthread_create(&flusher, NULL, stream_flusher, st) == 0;
     int64_t limit = srv->cfg->max_body_bytes * 64;
@@ -194,8 +200,38 @@ void rt__publish_stream(rt_server_t *srv, struct mg_connection *conn, const rt_p
     if (threaded)
         pthread_join(flusher, NULL);
     stream_flush_locked(st, true);
-    rt_api_publish_stream_event(&srv->api, t, "datastream-end", st->sid, st->sid, strlen(st->sid),
-                                rt_clock_wall_ms());
+    if (!st->tee)
+        rt_api_publish_stream_event(&srv->api, st->t, "datastream-end", st->sid, st->sid,
+                                    strlen(st->sid), rt_clock_wall_ms());
     stream_answer(st, conn, end, limit);
+}
+
+/* A streamed publish (tee false: between datastream-start and -end) or a
+ * publish/tee (raw chunks) of conn's body to t. */
+static void stream_run(rt_server_t *srv, struct mg_connection *conn, const rt_publish_target_t *t,
+                       bool tee)
+{
+    if (rt__expect_continue(conn) != 0)
+        return;
+    stream_t *st = stream_new(srv, t);
+    if (!st) {
+        rt__send_error(conn, 500, "internal_error", "out of memory");
+        return;
+    }
+    st->tee = tee;
+    if (!tee)
+        rt_api_publish_stream_event(&srv->api, t, "datastream-start", st->sid, st->sid,
+                                    strlen(st->sid), rt_clock_wall_ms());
+    stream_body(srv, conn, st);
     stream_free(st);
+}
+
+void rt__publish_stream(rt_server_t *srv, struct mg_connection *conn, const rt_publish_target_t *t)
+{
+    stream_run(srv, conn, t, false);
+}
+
+void rt__publish_tee(rt_server_t *srv, struct mg_connection *conn, const rt_publish_target_t *t)
+{
+    stream_run(srv, conn, t, true);
 }

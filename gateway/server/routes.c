@@ -5,6 +5,7 @@
  *   POST /v1/realtime/token          mint a token (rt_api_token)
  *   POST /v1/realtime/publish        publish a body, or a stream (publish_stream.c)
  *   POST /v1/realtime/publish/batch  publish many events (rt_api_publish_batch)
+ *   POST /v1/realtime/publish/tee    a body tee'd to a channel's $stream (publish_stream.c)
  *   GET  /v1/realtime/sse            an SSE session (sse.c)
  *   GET  /v1/realtime/connect        a WebSocket session (ws.c); 426 without Upgrade
  *   GET  /health, /ready, /metrics   state for operators and load balancers
@@ -96,14 +97,33 @@ static int publish_refused(rt_server_t *srv, struct mg_connection *conn, const c
     return 0;
 }
 
-/* Authorise the publish query into t, then the rate limit and the
- * Idempotency-Key header. Returns 0, or the status already answered. */
-static int publish_prepare(rt_server_t *srv, struct mg_connection *conn, rt_publish_target_t *t)
+/* The publish routes' start: their refusals (publish_refused), then a target
+ * to fill. NULL with the status already answered in *st. */
+static rt_publish_target_t *publish_target(rt_server_t *srv, struct mg_connection *conn,
+                                           const char *usage, int *st)
+{
+    if ((*st = publish_refused(srv, conn, usage)) != 0)
+        return NULL;
+    rt_publish_target_t *t = malloc(sizeof(*t));
+    if (!t) {
+        rt__send_error(conn, 500, "internal_error", "out of memory");
+        *st = 500;
+    }
+    return t;
+}
+
+/* Authorise the publish query into t (a publish/tee's when tee), then the
+ * rate limit and (not for a tee) the Idempotency-Key header. Returns 0, or
+ * the status already answered. */
+static int publish_prepare(rt_server_t *srv, struct mg_connection *conn, rt_publish_target_t *t,
+                           bool tee)
 {
     rt_resp_t r = {0};
-    if (rt_api_publish_prepare(&srv->api, mg_get_header(conn, "Authorization"),
-                               mg_get_request_info(conn)->query_string, rt_clock_wall_ms() / 1000,
-                               t, &r) != 0) {
+    const char *auth = mg_get_header(conn, "Authorization"),
+               *query = mg_get_request_info(conn)->query_string;
+    int64_t now = rt_clock_wall_ms() / 1000;
+    if ((tee ? rt_api_tee_prepare(&srv->api, auth, query, now, t, &r)
+             : rt_api_publish_prepare(&srv->api, auth, query, now, t, &r)) != 0) {
         atomic_fetch_add(&srv->metrics.publish_errors, 1);
         int st = r.status;
         rt__send_resp(conn, &r);
@@ -112,7 +132,7 @@ static int publish_prepare(rt_server_t *srv, struct mg_connection *conn, rt_publ
     if (rt__rate_limit(srv, conn, srv->publish_limit, t->ntopics, "publishes",
                        "RTGW_RATE_LIMIT_PUBLISH") != 0)
         return 429;
-    const char *ik = mg_get_header(conn, "Idempotency-Key");
+    const char *ik = tee ? NULL : mg_get_header(conn, "Idempotency-Key");
     if (ik && !t->idem_key[0]) {
         if (rt_name_validate(rt_slice_cstr(ik), 255) != 0) {
             rt__send_error(conn, 400, "bad_request",
@@ -127,15 +147,12 @@ static int publish_prepare(rt_server_t *srv, struct mg_connection *conn, rt_publ
 static int h_publish(struct mg_connection *conn, void *cb)
 {
     rt_server_t *srv = cb;
-    int st = publish_refused(srv, conn, "use POST /v1/realtime/publish?channel=…&topic=…");
-    if (st)
+    int st;
+    rt_publish_target_t *t =
+        publish_target(srv, conn, "use POST /v1/realtime/publish?channel=…&topic=…", &st);
+    if (!t)
         return st;
-    rt_publish_target_t *t = malloc(sizeof(*t));
-    if (!t) {
-        rt__send_error(conn, 500, "internal_error", "out of memory");
-        return 500;
-    }
-    st = publish_prepare(srv, conn, t);
+    st = publish_prepare(srv, conn, t, false);
     if (st) {
         free(t);
         return st;
@@ -158,6 +175,21 @@ static int h_publish(struct mg_connection *conn, void *cb)
     free(body);
     free(t);
     return reply(conn, &r);
+}
+
+static int h_publish_tee(struct mg_connection *conn, void *cb)
+{
+    rt_server_t *srv = cb;
+    int st;
+    rt_publish_target_t *t =
+        publish_target(srv, conn, "use POST /v1/realtime/publish/tee?channel=…", &st);
+    if (!t)
+        return st;
+    st = publish_prepare(srv, conn, t, true);
+    if (st == 0)
+        rt__publish_tee(srv, conn, t);
+    free(t);
+    return st ? st : 200;
 }
 
 static int h_publish_batch(struct mg_connection *conn, void *cb)
@@ -336,6 +368,7 @@ void rt__routes_register(rt_server_t *srv)
     mg_set_request_handler(srv->ctx, "/v1/realtime/token$", h_token, srv);
     mg_set_request_handler(srv->ctx, "/v1/realtime/publish$", h_publish, srv);
     mg_set_request_handler(srv->ctx, "/v1/realtime/publish/batch$", h_publish_batch, srv);
+    mg_set_request_handler(srv->ctx, "/v1/realtime/publish/tee$", h_publish_tee, srv);
     mg_set_request_handler(srv->ctx, "/v1/realtime/sse$", rt__sse_handler, srv);
     mg_set_request_handler(srv->ctx, "/health$", h_health, srv);
     mg_set_request_handler(srv->ctx, "/ready$", h_ready, srv);

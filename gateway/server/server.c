@@ -137,7 +137,14 @@ static bool server_setup(rt_server_t *srv, rt_config_t *cfg)
     token_opts_from_config(srv);
     if (!hub_and_bus(srv))
         return false;
-    srv->api = (rt_api_t){srv->live, srv->topts, srv->hub, &srv->metrics, cfg, cfg->dev, srv->bus};
+    srv->api = (rt_api_t){.keys = srv->live,
+                          .topts = srv->topts,
+                          .hub = srv->hub,
+                          .metrics = &srv->metrics,
+                          .cfg = cfg,
+                          .dev = cfg->dev,
+                          .bus = srv->bus,
+                          .dev_any_key = cfg->dev && rt_config_listen_loopback(cfg)};
     srv->publish_limit = rt_limiter_new((double)cfg->rate_limit_publish,
                                         2.0 * (double)cfg->rate_limit_publish, 100000);
     srv->mint_limit =

@@ -148,6 +148,7 @@ typedef struct {
     uint8_t hlen;
     uint8_t crlf;            /* HTTP phase: how much of "\r\n\r\n" the last bytes matched */
     bool first_headers_done; /* the connection's first request headers arrived */
+    uint8_t head_big;        /* rt_head_big_t from the front door */
     int64_t accepted_ms;     /* monotonic time of accept() */
     int64_t read_until;      /* HTTP phase: reads after it fail (a body's deadline); 0: none */
     bool tripped;
@@ -267,7 +268,8 @@ int rt__sockhook_fd_of(const char *remote_addr, int remote_port, int server_port
  * phase, its header deadline counted from accepted_ms (monotonic), when the
  * front door accepted it; head_complete: its first request head is already in
  * the kernel, so the deadline is met. */
-static void guard_reset(int fd, int64_t accepted_ms, bool head_complete, rt_tls_t *tls)
+static void guard_reset(int fd, int64_t accepted_ms, bool head_complete, rt_head_big_t big,
+                        rt_tls_t *tls)
 {
     if (fd >= 0 && (size_t)fd < nguards) {
         rt__tls_free(guards[fd].tls); /* a close that bypassed close() */
@@ -275,10 +277,16 @@ static void guard_reset(int fd, int64_t accepted_ms, bool head_complete, rt_tls_
         atomic_store(&guards[fd].conn, NULL);
         guards[fd].crlf = 0;
         guards[fd].first_headers_done = head_complete;
+        guards[fd].head_big = (uint8_t)big;
         guards[fd].accepted_ms = accepted_ms;
         guards[fd].read_until = 0;
         guards[fd].between = false;
     }
+}
+
+rt_head_big_t rt__sockhook_head_big(int fd)
+{
+    return fd >= 0 && (size_t)fd < nguards ? (rt_head_big_t)guards[fd].head_big : RT_HEAD_FITS;
 }
 
 /* ---- accept: the hand-over ---- */
@@ -289,6 +297,7 @@ typedef struct handover_s {
     socklen_t peerlen;
     int64_t accepted_ms;
     bool head_complete;
+    rt_head_big_t big;
     rt_tls_t *tls;
     struct handover_s *next;
 } handover_t;
@@ -300,7 +309,7 @@ static atomic_int handover_port;    /* civetweb's private port; 0: no hand-over 
 static atomic_int handover_fd = -1; /* civetweb's private listener, once seen */
 
 int rt__sockhook_handover(int fd, const struct sockaddr *peer, socklen_t peerlen,
-                          int64_t accepted_ms, bool head_complete, rt_tls_t *tls)
+                          int64_t accepted_ms, bool head_complete, rt_head_big_t big, rt_tls_t *tls)
 {
     handover_t *h = calloc(1, sizeof(*h));
     if (!h)
@@ -310,6 +319,7 @@ int rt__sockhook_handover(int fd, const struct sockaddr *peer, socklen_t peerlen
     memcpy(&h->peer, peer, h->peerlen);
     h->accepted_ms = accepted_ms;
     h->head_complete = head_complete;
+    h->big = big;
     h->tls = tls;
     pthread_mutex_lock(&handover_lock);
     if (handover_tail)
@@ -401,7 +411,7 @@ static int accept_handover(int lfd, struct sockaddr *addr, socklen_t *len)
     }
     int c = h->fd;
     peers_record(c);
-    guard_reset(c, h->accepted_ms, h->head_complete, h->tls);
+    guard_reset(c, h->accepted_ms, h->head_complete, h->big, h->tls);
     free(h);
     return c;
 }
@@ -413,7 +423,7 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
     int c = libc_accept()(fd, addr, len);
     if (c >= 0) {
         peers_record(c);
-        guard_reset(c, rt_clock_mono_ms(), false, NULL);
+        guard_reset(c, rt_clock_mono_ms(), false, RT_HEAD_FITS, NULL);
     }
     return c;
 }

@@ -23,16 +23,31 @@ void rt__sockhook_init(int64_t header_deadline_ms);
  * returns the sockets queued by rt__sockhook_handover instead of the
  * connections made to that port. Main thread, once civetweb listens. */
 void rt__sockhook_handover_begin(int private_port);
+/* Why the front door handed a head over before its end: it passed
+ * RT__MAX_REQUEST_HEAD bytes in the line that carries a token (the request
+ * line with token=, or Authorization), or in another line. civetweb answers
+ * such a head "Malformed message"; rt__http_error names it from this. */
+typedef enum {
+    RT_HEAD_FITS = 0,
+    RT_HEAD_BIG_TOKEN_QUERY,
+    RT_HEAD_BIG_TOKEN_AUTH,
+    RT_HEAD_BIG_OTHER,
+} rt_head_big_t;
+
 /* Queue client socket fd (accepted at accepted_ms, monotonic, from peer) for
  * civetweb's next accept() on its private listener; head_complete: its first
- * request head has arrived (in the kernel, or decrypted in tls). tls: the
- * connection's TLS, handshaken (NULL: plain TCP); the hooks then encrypt and
- * decrypt for civetweb. The caller then connects a throwaway socket to the
- * private port to wake civetweb. Ownership of fd and tls passes to the queue
- * (then to civetweb). 0, or RT_E_NOMEM (both still the caller's). The front
- * door's thread; takes the hand-over lock. */
+ * request head has arrived (in the kernel, or decrypted in tls); big: why it
+ * was handed over unfinished. tls: the connection's TLS, handshaken (NULL:
+ * plain TCP); the hooks then encrypt and decrypt for civetweb. The caller then
+ * connects a throwaway socket to the private port to wake civetweb. Ownership
+ * of fd and tls passes to the queue (then to civetweb). 0, or RT_E_NOMEM (both
+ * still the caller's). The front door's thread; takes the hand-over lock. */
 int rt__sockhook_handover(int fd, const struct sockaddr *peer, socklen_t peerlen,
-                          int64_t accepted_ms, bool head_complete, rt_tls_t *tls);
+                          int64_t accepted_ms, bool head_complete, rt_head_big_t big,
+                          rt_tls_t *tls);
+/* The rt_head_big_t the front door gave fd's connection (RT_HEAD_FITS for
+ * fd < 0 or a connection accepted otherwise). Any thread. */
+rt_head_big_t rt__sockhook_head_big(int fd);
 /* Before the first TLS hand-over (main thread): poll() looks for TLS
  * connections from now on. */
 void rt__sockhook_tls_enable(void);

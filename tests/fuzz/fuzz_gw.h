@@ -11,6 +11,7 @@
 #include "event.h"
 #include "fuzz_common.h"
 #include "hub.h"
+#include "jsonraw.h"
 #include "log.h"
 
 #include <jansson.h>
@@ -92,14 +93,55 @@ static void fuzz_check_refusal(const rt_resp_t *r)
     json_decref(o);
 }
 
+/* The raw bytes of the "data" value of the frame fuzz_pop_event popped last
+ * (a publish forwards them as they came: they may hold integers beyond int64,
+ * duplicate keys, lone surrogate escapes, which jansson refuses). */
+static char *fuzz_data_raw;
+static size_t fuzz_data_len;
+
+/* The payload p[0..n) with the values of "data" and of the "metadata" right
+ * after it replaced by 0 (the envelope rtgw writes itself), into a new
+ * buffer; the data's bytes go to fuzz_data_raw. */
+static char *fuzz_envelope(const char *p, size_t n, size_t *out_len)
+{
+    size_t at = 0; /* the first ,"data": is the key: names before it are escaped strings */
+    while (at + 8 <= n && memcmp(p + at, ",\"data\":", 8) != 0)
+        at++;
+    CHECK(at + 8 <= n);
+    size_t ds = at + 8, de = rt_json_value_end(p, n, ds), ms = de, me = de;
+    if (n - de > 12 && memcmp(p + de, ",\"metadata\":", 12) == 0) {
+        ms = de + 12;
+        me = rt_json_value_end(p, n, ms);
+    }
+    free(fuzz_data_raw);
+    fuzz_data_len = de - ds;
+    fuzz_data_raw = malloc(fuzz_data_len + 1);
+    char *env = malloc(n + 2);
+    CHECK(fuzz_data_raw && env);
+    memcpy(fuzz_data_raw, p + ds, fuzz_data_len);
+    size_t o = 0;
+    memcpy(env, p, ds);
+    o = ds;
+    env[o++] = '0';
+    memcpy(env + o, p + de, ms - de);
+    o += ms - de;
+    if (me > ms)
+        env[o++] = '0';
+    memcpy(env + o, p + me, n - me);
+    *out_len = o + n - me;
+    return env;
+}
+
 /* Pop one frame from sub and decode its WebSocket text payload as JSON (the
- * frame header must describe exactly the bytes that follow). NULL if the
- * queue is empty; aborts if the frame is not well formed. */
+ * frame header must describe exactly the bytes that follow). The envelope
+ * must be strict JSON; "data" in the result is its raw bytes as jansson reads
+ * them (the string "\x01raw" when jansson cannot: see fuzz_data_raw). NULL if
+ * the queue is empty; aborts if the frame is not well formed. */
 static json_t *fuzz_pop_event(rt_sub_t *sub)
 {
     rt_frame_t *f;
     const unsigned char *p;
-    size_t hl, plen;
+    size_t hl, plen, elen;
     json_error_t err;
     json_t *o;
 
@@ -121,12 +163,19 @@ static json_t *fuzz_pop_event(rt_sub_t *sub)
         hl = 10;
     }
     CHECK(hl + plen == f->len);
+    CHECK(memchr(f->data + hl, '\n', plen) == NULL);
+    char *scratch = malloc(plen + 1); /* the whole frame is JSON with no whitespace to drop */
+    CHECK(scratch && rt_json_compact(f->data + hl, plen, 256, scratch, NULL) == (long)plen);
+    free(scratch);
     /* Strict: compact JSON an official client can parse (no duplicate keys). */
-    o = json_loadb(f->data + hl, plen, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
+    char *env = fuzz_envelope(f->data + hl, plen, &elen);
+    o = json_loadb(env, elen, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
     if (!o)
         fprintf(stderr, "frame is not JSON: %s: %.*s\n", err.text, (int)plen, f->data + hl);
     CHECK(json_is_object(o));
-    CHECK(memchr(f->data + hl, '\n', plen) == NULL);
+    free(env);
+    json_t *d = json_loadb(fuzz_data_raw, fuzz_data_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    json_object_set_new(o, "data", d ? d : json_string("\x01raw"));
     rt_frame_unref(f);
     return o;
 }

@@ -11,7 +11,7 @@
  *     is the one of a single scan;
  *   - it is the one of a plain restatement of the rule: complete at the first
  *     "\n\n" or "\r\n\r\n" if that is within the size limit, early at a
- *     control byte before it or at the limit, waiting otherwise;
+ *     control byte before it, too large at the limit, waiting otherwise;
  *   - the head's header lines, split as civetweb splits them, pass the framing
  *     check only if no name holds white space or a control character, every
  *     Content-Length is the same decimal number, Transfer-Encoding is at most
@@ -38,14 +38,14 @@ static rt_head_state_t oracle(const uint8_t *b, size_t n, size_t max)
     for (size_t i = 0; i < n; i++) {
         uint8_t c = b[i];
         if (i >= max)
-            return RT_HEAD_EARLY; /* no end within max bytes */
+            return RT_HEAD_TOO_LARGE; /* no end within max bytes */
         if (c < 128 && c != '\r' && c != '\n' && !isprint(c))
             return RT_HEAD_EARLY;
         if (c == '\n' && ((i >= 1 && b[i - 1] == '\n') ||
                           (i >= 3 && b[i - 1] == '\r' && b[i - 2] == '\n' && b[i - 3] == '\r')))
             return RT_HEAD_COMPLETE;
     }
-    return n >= max ? RT_HEAD_EARLY : RT_HEAD_WAIT;
+    return n >= max ? RT_HEAD_TOO_LARGE : RT_HEAD_WAIT;
 }
 
 /* Scan in arrivals cut by the bits of `cuts`. */

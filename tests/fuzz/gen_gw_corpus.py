@@ -65,6 +65,12 @@ pub = {
     "duplicate_keys_json": KEY + b"channel=c&topic=t\n{\"a\":1,\"a\":2}",
     "big_integer_json": KEY + b"channel=c&topic=t\n123456789012345678901234567890",
     "escapes_json": KEY + b"channel=c&topic=t\n\"\\u00e9\\ud83d\\ude00\\u0000\"",
+    # issue 15: JSON forwarded as its bytes; metadata and fn_slug in the frame
+    "metadata_json": KEY + b"channel=c&topic=t&fn_slug=my-fn&metadata=%7B%22a%22%3A%5B1%2C%20%7B%7D%5D%2C%22a%22%3A1e400%7D\n"
+                     + b'{ "x" : 0.1 , "y": 1E+2 }',
+    "metadata_not_json": KEY + b"channel=c&topic=t&metadata=%7Bnot\n1",
+    "found_nul_after_number": KEY + b"channel=c&topic=a&topic=a\n2\x00",
+    "lone_surrogate_escape": KEY + b"channel=c&topic=t\n\"\\ud800 lone surrogate escape\"",
 }
 for k, v in pub.items():
     put("publish", k, v)
@@ -156,6 +162,11 @@ batch = {
     "control_in_name": KEY + json.dumps([ev(channel="a\nb", topic="t")]).encode(),
     "deep_data_at_limit": KEY + b'[{"channel":"c","topic":"t","data":' + b"[" * 8 + b"]" * 8 + b"}]",
     "deep_data_past_limit": KEY + b'[{"channel":"c","topic":"t","data":' + b"[" * 9 + b"]" * 9 + b"}]",
+    # issue 15: data forwarded as its bytes
+    "raw_data_bytes": KEY + b'[{"channel":"c","topic":"t","data":123456789012345678901234567890},'
+                      + b'{"channel":"c","topic":"t","fn_slug":"s","data":{"a":1,"a":[0.10]}}]',
+    "found_nul_in_array": PUB + b"[5\x00]",
+    "data_with_whitespace": KEY + b'[{"channel":"c","topic":"t","data": [ 0.1 , "\\u00e9" ] }]',
 }
 for k, v in batch.items():
     put("batch", k, v)

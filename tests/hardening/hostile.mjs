@@ -223,11 +223,12 @@ defcase("head_at_size_limit_served", async (t) => {
 });
 
 defcase("head_over_size_limit_refused", async (t) => {
-  // One byte more: 400 bad_request, naming the limit (civetweb 1.15 calls an
-  // oversized head "Malformed message"), the request behind it never answered.
+  // One byte more: 431 headers_too_large, naming the limit (civetweb 1.15 calls an
+  // oversized head "Malformed message"; the front door tells rtgw it was the size),
+  // the request behind it never answered.
   const { gw, sub } = await setup(t);
   const r = await rawExchange(gw, [healthHeadOfSize(32769) + SMUGGLED], { ms: 4000 });
-  refusedOnce(r, 400, "bad_request", /longer than the limit of 32768 bytes/);
+  refusedOnce(r, 431, "headers_too_large", /longer than 32768 bytes/);
   assert.ok(r.ms < 1500, `refused after ${r.ms} ms, not at once`);
   await nothingLeaked(gw, sub, "after-32769");
 });
@@ -235,7 +236,7 @@ defcase("head_over_size_limit_refused", async (t) => {
 defcase("header_line_of_64k_refused", async (t) => {
   const { gw, sub } = await setup(t);
   const r = await rawExchange(gw, [`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(65536)}\r\n\r\n` + SMUGGLED], { ms: 4000 });
-  refusedOnce(r, 400, "bad_request", /32768/);
+  refusedOnce(r, 431, "headers_too_large", /32768/);
   assert.ok(r.ms < 1500, `refused after ${r.ms} ms, not at once`);
   await nothingLeaked(gw, sub, "after-64k-line");
 });
@@ -249,7 +250,7 @@ defcase("header_flood_63_headers_served", async (t) => {
 });
 
 // civetweb keeps 64 header lines and drops the rest unread; 64 or more are
-// refused (431 headers_too_large), a flood past 32 KiB by the size cap (400).
+// refused (431 headers_too_large), a flood past 32 KiB by the size cap (431 too).
 const headerFlood = (n, status, error, why) => async (t) => {
   const { gw, sub } = await setup(t);
   const r = await rawExchange(gw, [`GET /health HTTP/1.1\r\nHost: x\r\n${filler(n - 1)}\r\n` + SMUGGLED], { ms: 4000 });
@@ -260,7 +261,7 @@ const headerFlood = (n, status, error, why) => async (t) => {
 defcase("header_flood_64_headers_refused", headerFlood(64, 431, "headers_too_large", /64 or more header lines/));
 defcase("header_flood_100_headers_refused", headerFlood(100, 431, "headers_too_large", /64 or more header lines/));
 defcase("header_flood_1000_headers_refused", headerFlood(1000, 431, "headers_too_large", /64 or more header lines/));
-defcase("header_flood_5000_headers_refused", headerFlood(5000, 400, "bad_request", /32768/));
+defcase("header_flood_5000_headers_refused", headerFlood(5000, 431, "headers_too_large", /32768/));
 
 // The framing header after 64 others: dropped unread, it would turn the body
 // into a second request (the chunk lines) or a smuggled one.
@@ -290,7 +291,7 @@ defcase("never_ending_head_fast_refused_at_size_cap", async (t) => {
   // 1500 ms deadline.
   const { gw, sub } = await setup(t);
   const r = await rawEndlessHead(gw, "GET /health HTTP/1.1\r\nHost: x\r\n", (i) => `X-Line-${i}: ${"y".repeat(1000)}\r\n`, { maxLines: 64, ms: 8000 });
-  refusedOnce(r, 400, "bad_request", /32768/);
+  refusedOnce(r, 431, "headers_too_large", /32768/);
   assert.ok(r.ms < 1400, `closed after ${r.ms} ms, by the deadline rather than the cap`);
   await nothingLeaked(gw, sub, "after-endless-fast");
 });

@@ -43,7 +43,9 @@ defcase("granted_topic_exact_frame", async (t) => {
   assert.equal(r.body.ok, true);
   assert.equal(r.body.delivered, 1);
   const m1 = await sub.next();
-  assert.deepEqual(Object.keys(m1).sort(), ["channel", "created_at", "data", "id", "kind", "topic"]);
+  // env_id: the publisher's environment, as Inngest sends it (the key's <env> here).
+  assert.deepEqual(Object.keys(m1).sort(), ["channel", "created_at", "data", "env_id", "id", "kind", "topic"]);
+  assert.equal(m1.env_id, "test");
   assert.equal(m1.kind, "data");
   assert.equal(m1.channel, "user:42");
   assert.equal(m1.topic, "ai");
@@ -58,7 +60,7 @@ defcase("granted_topic_exact_frame", async (t) => {
   r = await publish(gw, "user:42", "ai", "plain text, not JSON", { query: "&run_id=run-1&fn_id=fn-9" });
   assert.equal(r.status, 200);
   const m2 = await sub.next();
-  assert.deepEqual(Object.keys(m2).sort(), ["channel", "created_at", "data", "fn_id", "id", "kind", "run_id", "topic"]);
+  assert.deepEqual(Object.keys(m2).sort(), ["channel", "created_at", "data", "env_id", "fn_id", "id", "kind", "run_id", "topic"]);
   assert.equal(m2.run_id, "run-1");
   assert.equal(m2.fn_id, "fn-9");
   assert.equal(m2.data, "plain text, not JSON");

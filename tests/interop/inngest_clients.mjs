@@ -479,6 +479,130 @@ defcase("v4_dev_zero_config", async (t) => {
     await col3.waitFor((m) => real(m).some((x) => x.data?.dev === 3), 10000, "dev 3 event");
   });
 
+  // ---- 8b. issue 15: exact payloads, env_id, dev mode with any key, tee --------
+
+defcase("v4_exact_json_bytes", async (t) => {
+    const gw = await startGateway(t);
+    setEnv({});
+    const { TRICKY_JSON } = await import("../lib/jsondocs.mjs");
+    const { Inngest } = await v4();
+    const { realtime, subscribe } = await v4rt();
+    const inngest = new Inngest({ id: "interop-bytes", baseUrl: `${gw.url}/`, signingKey: gw.key });
+    const ch = realtime.channel({ name: "bytes", topics: { t: {} } });
+    const tok = await inngest.realtime.token({ channel: ch, topics: ["t"] });
+    const col = collector("v4 bytes");
+    const sub = await subscribe({ ...tok, onMessage: (m) => col.push(m) });
+    t.cleanup(() => sub.close());
+    await warmUp((d) => inngest.realtime.publish(ch.t, d), [col]);
+    // Raw bodies (what another SDK or curl sends), then values the v4 SDK serialises
+    // itself: JSON.stringify writes 2**64 as an integer beyond int64, "\0" as \u0000.
+    for (const d of TRICKY_JSON) eq((await publish(gw, "bytes", "t", d.body)).status, 200, `publish ${d.name}`);
+    const values = [{ big: 2 ** 64, neg: -(2 ** 70) }, "a\u0000b", 0.1, 1e21, [1e-7, -0], "é😀 <>&\n", { deep: [[[[{ x: 0.3 }]]]] }];
+    for (const v of values) await inngest.realtime.publish(ch.t, v);
+    const want = [...TRICKY_JSON.map((d) => JSON.parse(d.body)), ...values];
+    await col.waitFor((m) => real(m).length >= want.length, 10000, `${want.length} events`);
+    real(col.msgs).forEach((m, i) => {
+      const what = i < TRICKY_JSON.length ? TRICKY_JSON[i].name : JSON.stringify(values[i - TRICKY_JSON.length]);
+      eq(typeof m.data, typeof want[i], `${what}: type (a JSON body must not arrive as a string)`);
+      eq(m.data, want[i], what);
+    });
+  });
+
+defcase("v4_env_id_and_extra_fields", async (t) => {
+    const gw = await startGateway(t);
+    setEnv({});
+    const { Inngest } = await v4();
+    const { realtime, subscribe } = await v4rt();
+    const inngest = new Inngest({ id: "interop-env", baseUrl: `${gw.url}/`, signingKey: gw.key });
+    const ch = realtime.channel({ name: "run:env", topics: { t: {} } });
+    const tok = await inngest.realtime.token({ channel: ch, topics: ["t"] });
+    const col = collector("v4 env");
+    const sub = await subscribe({ ...tok, onMessage: (m) => col.push(m) });
+    t.cleanup(() => sub.close());
+    await warmUp((d) => inngest.realtime.publish(ch.t, d), [col]);
+    await inngest.realtime.publish(ch.t, { from: "sdk" });
+    const meta = encodeURIComponent(JSON.stringify({ "content-type": "text/plain" }));
+    const r = await publish(gw, "run:env", "t", { from: "http" },
+      { query: `&metadata=${meta}&fn_slug=app-fn&fn_id=fn-1&run_id=01HRUN000000000000000000` });
+    eq(r.status, 200, "publish with metadata and fn_slug");
+    await col.waitFor((m) => real(m).length >= 2, 10000, "2 events");
+    const [a, b] = real(col.msgs);
+    // env_id reaches the client as envId: the publisher's environment (its key's <env>).
+    eq([a.envId, b.envId], ["test", "test"], "envId");
+    eq(b.data, { from: "http" }, "a frame with metadata and fn_slug still arrives");
+    eq([b.fnId, b.runId], ["fn-1", "01HRUN000000000000000000"], "fnId, runId");
+    // This client's schema has no metadata or fn_slug: it strips them (as from Inngest's frames).
+    assert(!("metadata" in b) && !("fnSlug" in b) && !("fn_slug" in b), `stripped: ${JSON.stringify(b)}`);
+  });
+
+defcase("v4_dev_mode_foreign_signing_key", async (t) => {
+    const gw = await startGateway(t, { dev: true, key: "" });
+    const devUrl = `http://127.0.0.1:${gw.port}`;
+    const leftover = keygen("prod");
+    // An app with a leftover production key, pointed at the dev gateway.
+    setEnv({ INNGEST_DEV: "1", INNGEST_BASE_URL: devUrl, INNGEST_SIGNING_KEY: leftover });
+    const { Inngest } = await v4();
+    const { realtime, subscribe } = await v4rt();
+    const inngest = new Inngest({ id: "dev-leftover-key" });
+    const ch = realtime.channel({ name: "user:1", topics: { ai: {} } });
+    const tok = await inngest.realtime.token({ channel: ch, topics: ["ai"] });
+    const col = collector("v4 dev leftover");
+    const sub = await subscribe({ ...tok, onMessage: (m) => col.push(m) });
+    t.cleanup(() => sub.close());
+    await warmUp((d) => inngest.realtime.publish(ch.ai, d), [col]);
+    await inngest.realtime.publish(ch.ai, { leftover: true });
+    await col.waitFor((m) => real(m).some((x) => x.data?.leftover), 10000, "the event");
+    assert(/key_env=prod/.test(gw.logs()), "the gateway names the key's env once");
+    assert(!gw.logs().includes(leftover.slice(-24)), "never the key itself");
+  });
+
+defcase("v4_tee_read_by_fetch_with_stream", async (t) => {
+    const gw = await startGateway(t);
+    setEnv({});
+    const http = await import("node:http");
+    const { Inngest } = await v4();
+    const { fetchWithStream } = await import("inngest/experimental/durable-endpoints/client");
+    const inngest = new Inngest({ id: "interop-tee", baseUrl: `${gw.url}/`, signingKey: gw.key });
+    const runId = "01TEERUN0000000000000000";
+    const jwt = await mint(gw, [{ channel: runId, name: "$stream", kind: "run" }]);
+    // A stand-in durable endpoint: it answers with its run id and the redirect to
+    // rtgw's SSE (what an endpoint sends when it goes async), then ends.
+    const de = http.createServer((req, res) => {
+      res.writeHead(200, { "Content-Type": "text/event-stream" });
+      res.end(`event: inngest.metadata\ndata: ${JSON.stringify({ runId })}\n\n` +
+        `event: inngest.redirect_info\ndata: ${JSON.stringify({ runId, url: `${gw.url}/v1/realtime/sse?token=${jwt}` })}\n\n`);
+    });
+    await new Promise((r) => de.listen(0, "127.0.0.1", r));
+    t.cleanup(() => new Promise((r) => { de.closeAllConnections(); de.close(() => r()); }));
+    const data = [], meta = [];
+    const done = fetchWithStream(`http://127.0.0.1:${de.address().port}/api/de`,
+      { onData: ({ data: d }) => data.push(d), onMetadata: ({ runId: id }) => meta.push(id) });
+    // The client follows the redirect; tee once its SSE subscription is live.
+    for (let i = 0; ; i++) {
+      const h = await (await fetch(`${gw.url}/health`)).json();
+      if (h.subscriptions >= 1) break;
+      if (i > 200) throw new Error("the client never subscribed to the redirect URL");
+      await sleep(25);
+    }
+    const events = [
+      ["inngest.stream", { data: "tok 1" }], ["inngest.stream", { data: { n: 0.1, big: 123456789012345678901234567890 } }],
+      ["inngest.commit", { hashedStepId: null }],
+      ["inngest.response", { status: "succeeded", response: { body: "done", headers: {}, statusCode: 200 } }],
+    ];
+    const enc = new TextEncoder();
+    const body = new ReadableStream({
+      async start(c) {
+        for (const [ev, d] of events) { c.enqueue(enc.encode(`event: ${ev}\ndata: ${JSON.stringify(d)}\n\n`)); await sleep(20); }
+        c.close();
+      },
+    });
+    await inngest.inngestApi.checkpointStream({ runId, body }); // the SDK's own tee call
+    const res = await done;
+    eq(await res.text(), "done", "the response the endpoint streamed");
+    eq(meta, [runId], "metadata");
+    eq(data, ["tok 1", { n: 0.1, big: 123456789012345678901234567890 }], "stream data, through publish/tee");
+  });
+
   // ---- 9. the migration example in examples/official-inngest-client -----------
 
 defcase("example_official_client", async (t) => {

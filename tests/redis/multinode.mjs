@@ -292,4 +292,49 @@ defcase("rediss_url_is_refused_clearly_when_hiredis_has_no_tls", async (t) => {
   assert.ok(!out.includes("topsecret-pw"));
 });
 
+// Issue 15: a JSON body crosses Redis as its bytes (live pub/sub and the stream a
+// resume reads), and a publish/tee body reaches another node's SSE verbatim.
+defcase("raw_json_bytes_across_nodes_live_and_replayed", async (t) => {
+  const { TRICKY_JSON, rawField } = await import("../lib/jsondocs.mjs");
+  const redis = await startRedis(t);
+  const [a, b] = await nodes(t, redis);
+  const jwt = await mint(a, [T("bytes", "t")]);
+  const live = await subscribe(t, b, jwt);
+  const liveRaw = await connect(wsUrl(b, jwt), { t, raw: true }); // same channel: already live on B
+  // A marker first: a resume names a position it saw (Redis's offsets are not 1, 2, 3).
+  const marker = await pub(a, "bytes", "t", { marker: true });
+  assert.equal(marker.status, 200);
+  for (const d of TRICKY_JSON) {
+    const res = await fetch(`${a.url}/v1/realtime/publish?channel=bytes&topic=t`,
+      { method: "POST", headers: { Authorization: `Bearer ${a.key}`, "Content-Type": "application/json" }, body: d.body });
+    assert.equal(res.status, 200, d.name);
+  }
+  await waitFor(() => live.data().length >= TRICKY_JSON.length + 1, 10000, "the events on node B");
+  // A resume after the marker on node B reads them back from Redis's stream.
+  const replay = await connect(wsUrl(b, jwt, `&since=${encodeURIComponent(marker.body.ids[0])}`), { protocols: ["rtgw.v1"], t, raw: true });
+  await waitFor(() => replay.msgs.length >= TRICKY_JSON.length + 1, 10000, "the replay");
+  const replayed = replay.msgs.slice(1).map((x) => x.toString());
+  TRICKY_JSON.forEach((d, i) => assert.equal(rawField(replayed[i], "data"), d.want, `${d.name} replayed through Redis: ${replayed[i]}`));
+  await waitFor(() => liveRaw.msgs.length >= TRICKY_JSON.length + 1, 10000, "the raw live frames");
+  const liveText = liveRaw.msgs.slice(1).map((x) => x.toString());
+  TRICKY_JSON.forEach((d, i) => assert.equal(rawField(liveText[i], "data"), d.want, `${d.name} live through Redis: ${liveText[i]}`));
+});
+
+defcase("tee_on_one_node_reaches_sse_on_another_verbatim", async (t) => {
+  const { sse } = await import("../lib/sse.mjs");
+  const redis = await startRedis(t);
+  const [a, b] = await nodes(t, redis);
+  const jwt = await mint(a, [T("01RUN", "$stream")]);
+  const s = await sse(`${b.url}/v1/realtime/sse?token=${encodeURIComponent(jwt)}`, t);
+  await waitFor(() => s.raw.includes("rtgw.subscribed"), 5000, "the SSE subscription on node B");
+  const start = s.raw.length;
+  const body = 'event: inngest.stream\ndata: {"data":"h\u00e9llo 😀 0.1 1e2"}\n\nevent: inngest.commit\ndata: {"hashedStepId":null}\n\n';
+  const res = await fetch(`${a.url}/v1/realtime/publish/tee?channel=01RUN`,
+    { method: "POST", headers: { Authorization: `Bearer ${a.key}`, "Content-Type": "application/octet-stream" }, body });
+  assert.equal(res.status, 200, await res.text());
+  await waitFor(() => s.raw.length - start >= Buffer.from(body).length - 4, 10000, "the tee'd bytes on node B");
+  await sleep(200);
+  assert.equal(s.raw.slice(start), body);
+});
+
 await run();

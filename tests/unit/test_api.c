@@ -243,6 +243,23 @@ RT_TEST(token_no_auth_accepted_in_dev)
     fx_done(&fx);
 }
 
+RT_TEST(token_foreign_key_accepted_only_with_dev_any_key)
+{
+    fx_t fx;
+    fx_init(&fx, true);
+    char other[200], auth[220];
+    RT_ASSERT(rt_signing_key_generate("prod", other, sizeof(other)) > 0);
+    snprintf(auth, sizeof(auth), "Bearer %s", other);
+    token(&fx, auth, ONE_TOPIC); /* dev, but not on loopback: strict */
+    ASSERT_ERR(&fx.r, 401, "unauthorized");
+    fx.api.dev_any_key = true; /* dev on loopback */
+    token(&fx, auth, ONE_TOPIC);
+    RT_ASSERT_INT_EQ(fx.r.status, 201);
+    token(&fx, "Bearer not-a-key", ONE_TOPIC); /* not a signing key at all */
+    ASSERT_ERR(&fx.r, 401, "unauthorized");
+    fx_done(&fx);
+}
+
 RT_TEST(token_wrong_key_refused)
 {
     fx_t fx;
@@ -503,6 +520,46 @@ RT_TEST(prepare_signing_key)
     RT_ASSERT_INT_EQ(prepare(&fx, "Bearer signkey-test-0123", "channel=c&topic=t", &t),
                      RT_E_DENIED);
     ASSERT_ERR(&fx.r, 401, "unauthorized");
+    fx_done(&fx);
+}
+
+RT_TEST(prepare_env_fn_slug_metadata)
+{
+    fx_t fx;
+    fx_init(&fx, false);
+    static rt_publish_target_t t;
+    RT_ASSERT_INT_EQ(
+        prepare(&fx, fx.auth,
+                "channel=c&topic=t&fn_slug=app-fn&metadata=%7B%20%22a%22%20%3A%201e2%7D", &t),
+        0);
+    RT_ASSERT_STR_EQ(t.env_id, "test");
+    RT_ASSERT_STR_EQ(t.fn_slug, "app-fn");
+    RT_ASSERT_MEM_EQ(t.metadata, t.metadata_len, "{\"a\":1e2}", 9);
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=t&metadata=%7Bno", &t), RT_E_INVAL);
+    ASSERT_ERR(&fx.r, 400, "bad_metadata");
+    RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=t&fn_slug=a%01b", &t), RT_E_INVAL);
+    ASSERT_ERR(&fx.r, 400, "bad_request");
+    fx_done(&fx);
+}
+
+RT_TEST(tee_prepare)
+{
+    fx_t fx;
+    fx_init(&fx, false);
+    static rt_publish_target_t t;
+    rt_resp_clear(&fx.r);
+    RT_ASSERT_INT_EQ(rt_api_tee_prepare(&fx.api, fx.auth, "channel=run-1&topic=x", NOW, &t, &fx.r),
+                     0);
+    RT_ASSERT_STR_EQ(t.channel, "run-1");
+    RT_ASSERT_INT_EQ(t.ntopics, 1);
+    RT_ASSERT_STR_EQ(t.topics[0], "$stream"); /* topic parameters are not a tee's */
+    RT_ASSERT_STR_EQ(t.env_id, "test");
+    RT_ASSERT_INT_EQ(rt_api_tee_prepare(&fx.api, fx.auth, "topic=x", NOW, &t, &fx.r), RT_E_INVAL);
+    ASSERT_ERR(&fx.r, 400, "bad_request");
+    rt_resp_clear(&fx.r);
+    RT_ASSERT_INT_EQ(rt_api_tee_prepare(&fx.api, "Bearer x.y.z", "channel=c", NOW, &t, &fx.r),
+                     RT_E_DENIED);
+    RT_ASSERT_INT_EQ(fx.r.status, 401);
     fx_done(&fx);
 }
 

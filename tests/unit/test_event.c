@@ -4,12 +4,14 @@
  */
 #include "event.h"
 #include "frame.h"
+#include "jsonraw.h"
 #include "wsframe.h"
 #include "err.h"
 #include "reason.h"
 #include "rt_test.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int parse(const char *s, rt_pos_t *p)
@@ -655,4 +657,86 @@ RT_TEST(ws_close_codes)
     RT_ASSERT_INT_EQ(rt_ws_rx_payload(&rx, true, RT_WS_CLOSE, c1000_bad_reason, 3),
                      RT_REASON_INVALID_PAYLOAD);
     RT_ASSERT_INT_EQ(rt_ws_rx_payload(&rx, true, RT_WS_CLOSE, c1000_ok, 5), RT_REASON_NORMAL);
+}
+
+/* ---- raw JSON (jsonraw.h) ---- */
+
+static void compact_ok(const char *in, const char *want)
+{
+    char out[256];
+    long n = rt_json_compact(in, strlen(in), 64, out, NULL);
+    if (n < 0)
+        rt_test_fail(__FILE__, __LINE__, "rt_json_compact refused '%s': %ld", in, n);
+    RT_ASSERT_MEM_EQ(out, (size_t)n, want, strlen(want));
+}
+
+static void compact_bad(const char *in, size_t len)
+{
+    char out[256];
+    long n = rt_json_compact(in, len, 64, out, NULL);
+    if (n != RT_E_INVAL)
+        rt_test_fail(__FILE__, __LINE__, "rt_json_compact accepted '%.*s': %ld", (int)len, in, n);
+}
+
+RT_TEST(jsonraw_keeps_token_bytes)
+{
+    compact_ok("0.1", "0.1");
+    compact_ok("1e2", "1e2");
+    compact_ok(" -0.0E-7 ", "-0.0E-7");
+    compact_ok("123456789012345678901234567890", "123456789012345678901234567890");
+    compact_ok("\"\\u0000\"", "\"\\u0000\"");
+    compact_ok("{ \"a\" : [ 1 ,\n 2 ] ,\"b\":\"x y\\n\\u00e9\"}",
+               "{\"a\":[1,2],\"b\":\"x y\\n\\u00e9\"}");
+    compact_ok("\"\xc3\xa9 \xf0\x9f\x98\x80\"", "\"\xc3\xa9 \xf0\x9f\x98\x80\"");
+    compact_ok("[[],{},[{}]]", "[[],{},[{}]]");
+    compact_ok("{\"a\":1,\"a\":2}", "{\"a\":1,\"a\":2}");
+}
+
+RT_TEST(jsonraw_refuses_what_is_not_json)
+{
+    const char *bad[] = {"",    " ",      "01",         "1.",      ".5",          "1e",    "-",
+                         "+1",  "[1,]",   "{\"a\":1,}", "{\"a\"}", "{1:2}",       "[1 2]", "1 2",
+                         "nul", "tru",    "\"a\tb\"",   "\"\\x\"", "\"\\u12g4\"", "[}",    "{]",
+                         "]",   "\"open", "NaN",        "[1]]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        compact_bad(bad[i], strlen(bad[i]));
+    compact_bad("\"\xff\"", 3);         /* not UTF-8 */
+    compact_bad("\"\xc0\xaf\"", 4);     /* overlong */
+    compact_bad("\"\xed\xa0\x80\"", 5); /* an encoded surrogate */
+    compact_bad("\"a\0b\"", 5);         /* a raw NUL */
+    char deep[200];
+    memset(deep, '[', 100);
+    memset(deep + 100, ']', 100);
+    char out[200];
+    RT_ASSERT_INT_EQ(rt_json_compact(deep, 200, 64, out, NULL), RT_E_LIMIT);
+    RT_ASSERT_INT_EQ(rt_json_compact(deep, 200, 100, out, NULL), 200);
+}
+
+RT_TEST(jsonraw_value_end)
+{
+    const char *s = "[{\"a\":\"x,]\\\"\"},12,\"q\"]";
+    size_t n = strlen(s);
+    RT_ASSERT_INT_EQ(rt_json_value_end(s, n, 1), 14);  /* the object */
+    RT_ASSERT_INT_EQ(rt_json_value_end(s, n, 15), 17); /* 12 */
+    RT_ASSERT_INT_EQ(rt_json_value_end(s, n, 18), 21); /* "q" */
+}
+
+RT_TEST(raw_event_sse_is_its_bytes)
+{
+    const char *text = "event: inngest.stream\ndata: {\"data\":\"\xc3\xa9\"}\n\n";
+    rt_event_t ev = {
+        .kind = RT_EVENT_KIND_RAW,
+        .channel = rt_slice_cstr("run"),
+        .topic = rt_slice_cstr("$stream"),
+        .data = rt_slice_cstr("\"event: inngest.stream\\ndata: {\\\"data\\\":\\\"\xc3\xa9\\\"}"
+                              "\\n\\n\"")};
+    size_t len;
+    rt_pos_t pos = {1, 2};
+    char *json = rt_event_json(&ev, &pos, &len);
+    RT_ASSERT(json != NULL);
+    rt_frame_t *f = rt_event_sse_frame(json, len, &pos);
+    RT_ASSERT(f != NULL);
+    RT_ASSERT_MEM_EQ(f->data, f->len, text, strlen(text));
+    rt_frame_unref(f);
+    free(json);
 }

@@ -778,7 +778,14 @@ RT_TEST(mint_refusals)
     ERR_EQ(mint_rc(NULL, &req), RT_TOK_ENAME_CHARS);
     req.topics = many;
     req.ntopics = 0;
-    ERR_EQ(mint_rc(NULL, &req), RT_TOK_EINVAL);
+    ERR_EQ(mint_rc(NULL, &req), RT_TOK_ETOPICS_EMPTY);
+    {
+        rt_topic_ref_t admin[] = {{"a", "x", "admin"}}, event[] = {{"a", "x", "event"}};
+        rt_mint_req_t kreq = {.topics = admin, .ntopics = 1};
+        ERR_EQ(mint_rc(NULL, &kreq), RT_TOK_ETOPIC_KIND);
+        kreq.topics = event;
+        ERR_EQ(mint_rc(NULL, &kreq), RT_TOK_OK);
+    }
     rt_token_opts_default(&o);
     o.max_topics = 2;
     req.ntopics = 3;

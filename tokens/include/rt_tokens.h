@@ -68,7 +68,10 @@ extern "C" {
     XX(EENV, -41, "token_wrong_env", "token env does not match the key's environment")             \
     XX(ENOT_ALLOWED, -42, "topic_not_allowed", "token does not grant this channel and topic")      \
     XX(EJSON_DEPTH, -43, "token_json_too_deep",                                                    \
-       "token header or payload nests deeper than RT_TOK_MAX_JSON_DEPTH")
+       "token header or payload nests deeper than RT_TOK_MAX_JSON_DEPTH")                          \
+    XX(ETOPIC_KIND, -44, "token_bad_topic_kind",                                                   \
+       "topic kind is not one Inngest uses (\"run\" or \"event\")")                                \
+    XX(ETOPICS_EMPTY, -45, "token_no_topics", "token grants no topics")
 
 typedef enum {
 #define RT_TOK_XX(name, code, id, text) RT_TOK_##name = code,
@@ -223,6 +226,10 @@ void rt_token_opts_default(rt_token_opts_t *opts);
 /* Validate a channel or topic name: 1..max bytes, valid UTF-8, no control
  * characters (C0, DEL, C1). Returns 0 or RT_TOK_ENAME_*. */
 int rt_name_validate(rt_slice_t name, size_t max_bytes);
+
+/* Validate a topic's kind: one of the kinds Inngest uses, "run" or "event".
+ * Returns 0 or RT_TOK_ETOPIC_KIND. */
+int rt_topic_kind_validate(rt_slice_t kind);
 
 /* ---- mint ------------------------------------------------------------------------- */
 typedef struct {

@@ -26,6 +26,15 @@ void rt_token_opts_default(rt_token_opts_t *opts)
     opts->max_name_bytes = 256;
 }
 
+int rt_topic_kind_validate(rt_slice_t kind)
+{
+    static const char *const kinds[] = {"run", "event"};
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (kind.base && kind.len == strlen(kinds[i]) && memcmp(kind.base, kinds[i], kind.len) == 0)
+            return 0;
+    return RT_TOK_ETOPIC_KIND;
+}
+
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
  * U+10FFFF. Control characters are C0, DEL and C1 (U+0080..U+009F). */
 int rt_name_validate(rt_slice_t name, size_t max_bytes)
@@ -197,6 +206,8 @@ int rt__claims_decode(json_t *payload, const rt_token_opts_t *opts, const rt__ve
     if (nbf_v && (rc = get_integer(payload, "nbf", &nbf)))
         return rc;
     ntopics = json_array_size(topics);
+    if (ntopics == 0)
+        return RT_TOK_ETOPICS_EMPTY;
     if (ntopics > opts->max_topics)
         return RT_TOK_ETOPICS_MANY;
     for (size_t i = 0; i < ntopics; i++) {
@@ -228,7 +239,9 @@ int rt__claims_decode(json_t *payload, const rt_token_opts_t *opts, const rt__ve
         json_t *t = json_array_get(topics, i);
         if ((rc = check_name(json_object_get(t, "channel"), opts->max_name_bytes)) ||
             (rc = check_name(json_object_get(t, "name"), opts->max_name_bytes)) ||
-            (rc = check_name(json_object_get(t, "kind"), opts->max_name_bytes)))
+            (rc = check_name(json_object_get(t, "kind"), opts->max_name_bytes)) ||
+            (rc = rt_topic_kind_validate(
+                 rt_slice_cstr(json_string_value(json_object_get(t, "kind"))))))
             return rc;
     }
 

@@ -174,7 +174,7 @@ int rt_token_mint(const rt_keyring_t *ring, const rt_token_opts_t *opts_in,
     if (!k->present)
         return RT_TOK_ENOKEY;
     if (req->ntopics == 0)
-        return RT_TOK_EINVAL;
+        return RT_TOK_ETOPICS_EMPTY;
     if (req->ntopics > opts->max_topics)
         return RT_TOK_ETOPICS_MANY;
     ttl = req->ttl ? req->ttl : opts->ttl;
@@ -188,7 +188,7 @@ int rt_token_mint(const rt_keyring_t *ring, const rt_token_opts_t *opts_in,
         const rt_topic_ref_t *t = &req->topics[i];
         if ((rc = rt_name_validate(rt_slice_cstr(t->channel), opts->max_name_bytes)) ||
             (rc = rt_name_validate(rt_slice_cstr(t->name), opts->max_name_bytes)) ||
-            (rc = rt_name_validate(rt_slice_cstr(t->kind ? t->kind : "run"), opts->max_name_bytes)))
+            (rc = rt_topic_kind_validate(rt_slice_cstr(t->kind ? t->kind : "run"))))
             return rc;
     }
     /* sub becomes a JSON string, so it must be valid UTF-8; the name rules are

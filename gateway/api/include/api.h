@@ -24,6 +24,7 @@
 #include "rt_tokens.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +37,11 @@ typedef struct {
     const rt_config_t *cfg;
     bool dev;      /* dev mode: an empty Bearer is accepted (the official clients send one) */
     rt_bus_t *bus; /* borrowed; NULL: publish straight to the hub (unit tests) */
+    /* dev mode on a loopback address: any signing key is accepted, as by
+     * Inngest's dev server (a leftover INNGEST_SIGNING_KEY in an app); the
+     * first such key is logged once, by its env, never its value */
+    bool dev_any_key;
+    atomic_bool dev_foreign_warned;
 } rt_api_t;
 
 typedef struct {
@@ -54,8 +60,8 @@ void rt_resp_errorv(rt_resp_t *r, int status, const char *name, const char *fmt,
     __attribute__((format(printf, 4, 0)));
 
 /* Authorization header → 0 if it carries a signing key of the ring (plain or
- * hashed, current or fallback), or is empty in dev mode; else RT_E_DENIED,
- * with r filled (401). */
+ * hashed, current or fallback), or is empty in dev mode, or is any signing key
+ * with dev_any_key; else RT_E_DENIED, with r filled (401). */
 int rt_api_check_key(rt_api_t *api, const char *authorization, rt_resp_t *r);
 
 /* Extract the credential from "Bearer <x>" (case-insensitive scheme, trims
@@ -72,16 +78,24 @@ void rt_api_token(rt_api_t *api, const char *authorization, const char *body, si
  * RT_E_TOOLONG (the value and its NUL do not fit cap). */
 int rt_query_param(const char *query, const char *name, int idx, char *out, size_t cap);
 
+/* Largest `metadata` query parameter of a publish (decoded JSON text). */
+#define RT_API_MAX_METADATA 4096
+
 typedef struct {
     char channel[1024];
     char topics[16][1024];
     int ntopics;
     char run_id[256];
     char fn_id[256];
+    char fn_slug[256];
     char idem_key[256]; /* Idempotency-Key header or idempotency_key parameter; "" = none */
+    char env_id[65];    /* the publisher's environment: its key's <env>, or its token's env */
+    char metadata[RT_API_MAX_METADATA]; /* compact JSON (jsonraw.h); "" = none */
+    size_t metadata_len;
 } rt_publish_target_t;
 
-/* Authorise and parse the publish query. Authorization is a signing key or a
+/* Authorise and parse the publish query (channel, topic…, run_id, fn_id,
+ * fn_slug, metadata, idempotency_key). Authorization is a signing key or a
  * token whose claims have publish:true and grant every topic. 0, or r filled
  * and RT_E_INVAL (a bad query: 400) or RT_E_DENIED (401/403). */
 int rt_api_publish_prepare(rt_api_t *api, const char *authorization, const char *query, int64_t now,
@@ -99,6 +113,23 @@ void rt_api_publish_body(rt_api_t *api, const rt_publish_target_t *t, const char
  * not such an array is refused as a whole (400). */
 void rt_api_publish_batch(rt_api_t *api, const char *authorization, const char *body, size_t len,
                           int64_t now_ms, rt_resp_t *r);
+
+/* The topic publish/tee writes to, as Inngest's durable endpoints do. */
+#define RT_TEE_TOPIC "$stream"
+
+/* POST /v1/realtime/publish/tee?channel=C: t becomes (C, RT_TEE_TOPIC).
+ * Authorization is a signing key, or a token with publish:true that grants
+ * that topic. 0, or r filled and RT_E_INVAL (400) or RT_E_DENIED (401/403). */
+int rt_api_tee_prepare(rt_api_t *api, const char *authorization, const char *query, int64_t now,
+                       rt_publish_target_t *t, rt_resp_t *r);
+
+/* Publish bytes of a tee'd body (UTF-8 text; a caller never splits a
+ * sequence) as one event of kind "raw" whose data is that text: an SSE
+ * subscriber gets the bytes verbatim (rt_event_sse_frame), a WebSocket one
+ * the JSON event (official clients drop its kind). 0, or RT_E_INVAL (not
+ * UTF-8), RT_E_NOMEM, RT_E_LIMIT or RT_E_UNAVAILABLE. */
+int rt_api_publish_tee_chunk(rt_api_t *api, const rt_publish_target_t *t, const char *text,
+                             size_t len, int64_t now_ms);
 
 /* Publish a stream event (kind "datastream-start", "chunk", "datastream-end")
  * carrying a string; delivered only to subscribers that opted in. 0, or

@@ -18,7 +18,8 @@
 typedef enum {
     RT_HEAD_WAIT,     /* no end yet: more bytes are needed */
     RT_HEAD_COMPLETE, /* the head ends ("\r\n\r\n" or "\n\n", as civetweb reads it) */
-    RT_HEAD_EARLY     /* a byte civetweb refuses in a head, or `max` bytes without an end */
+    RT_HEAD_EARLY,    /* a byte civetweb refuses in a head */
+    RT_HEAD_TOO_LARGE /* `max` bytes without an end */
 } rt_head_state_t;
 
 /* Where a scan stopped: zero it for a new head. */
