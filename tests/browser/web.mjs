@@ -2,6 +2,10 @@
 // system's /usr/bin/chromium), a tiny loopback web server that serves sdk/js and a
 // test page and can proxy the gateway (optionally refusing WebSocket upgrades, like
 // a misconfigured proxy, or freezing event streams), and a self-signed certificate.
+// It also serves the OFFICIAL `inngest` client's browser ESM build unmodified from
+// tests/node_modules (/official.html, /nm/inngest/…, /nm/zod/…), with an import map;
+// its one CommonJS dependency, `debug`, is wrapped as an ES module from its own
+// files (/cjs/debug.js), the way a bundler would. No bundler is needed.
 import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
@@ -71,6 +75,54 @@ window.start = (opts) => {
 document.getElementById("state").textContent = "ready";
 </script></body></html>`;
 
+// The official client's page: imports `inngest/realtime` through an import map and
+// exposes start({ key, apiBaseUrl, channel, topics }), which calls its subscribe()
+// and keeps every message (window.__msgs) and the text of string data (#out).
+export const OFFICIAL_PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>official inngest client</title>
+<script type="importmap">{"imports":{"inngest/realtime":"/nm/inngest/realtime.js",
+"zod/v3":"/nm/zod/v3/index.js","debug":"/cjs/debug.js"}}</script></head>
+<body><p id="state">loading</p><pre id="out"></pre>
+<script type="module">
+import { subscribe } from "inngest/realtime";
+window.__msgs = [];
+window.start = async ({ key, apiBaseUrl, channel, topics }) => {
+  window.__sub = await subscribe({ channel, topics, key, apiBaseUrl, onMessage: (m) => {
+    window.__msgs.push({ kind: m.kind, channel: m.channel, topic: m.topic, data: m.data });
+    if (typeof m.data === "string") document.getElementById("out").textContent += m.data;
+  } });
+  return true;
+};
+document.getElementById("state").textContent = "ready";
+</script></body></html>`;
+
+const nmDir = path.join(root, "tests/node_modules");
+
+// `debug` (CommonJS) as an ES module: its browser entry, common.js and `ms`, each
+// run once with a module object, as a bundler links them.
+function debugAsEsm() {
+  const src = (f) => fs.readFileSync(path.join(nmDir, f), "utf8");
+  const def = (name, f) => `${JSON.stringify(name)}: function (module, exports, require) {\n${src(f)}\n}`;
+  return `const defs = {${[def("debug", "debug/src/browser.js"), def("./common", "debug/src/common.js"),
+    def("ms", "ms/index.js")].join(",\n")}};
+const cache = {};
+function req(n) { if (cache[n]) return cache[n].exports; const module = { exports: {} }; cache[n] = module;
+  defs[n](module, module.exports, req); return module.exports; }
+export default req("debug");\n`;
+}
+
+// GET /official.html, /nm/{inngest,zod}/<file> and /cjs/debug.js; false if u is none of them.
+function serveOfficial(u, res) {
+  const send = (type, body) => { res.writeHead(200, { "Content-Type": type, "Cache-Control": "no-store" }); res.end(body); };
+  if (u.pathname === "/official.html") return send(TYPES[".html"], OFFICIAL_PAGE), true;
+  if (u.pathname === "/cjs/debug.js") return send(TYPES[".js"], debugAsEsm()), true;
+  const m = u.pathname.match(/^\/nm\/((?:inngest|zod)\/[\w./-]+\.js)$/);
+  if (!m || m[1].includes("..")) return false;
+  const f = path.join(nmDir, m[1]);
+  if (!fs.existsSync(f)) return false;
+  return send(TYPES[".js"], fs.readFileSync(f)), true;
+}
+
 const TYPES = { ".js": "text/javascript; charset=utf-8", ".html": "text/html; charset=utf-8", ".css": "text/css", ".png": "image/png" };
 
 // A web server on loopback: GET /test.html, GET /sdk/<file> from sdk/js; with
@@ -93,6 +145,7 @@ export async function startWeb(t, { tls, gateway, refuseUpgrades = false } = {})
       req.pipe(up);
       return;
     }
+    if (serveOfficial(u, res)) return;
     if (u.pathname === "/test.html") {
       res.writeHead(200, { "Content-Type": TYPES[".html"], "Cache-Control": "no-store" });
       return res.end(TEST_PAGE);

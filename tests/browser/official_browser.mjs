@@ -1,0 +1,107 @@
+// The OFFICIAL `inngest` client (tests/node_modules, the pinned 4.x) in headless
+// Chromium against a real rtgw: its unmodified browser build is served by web.mjs
+// (import map; `debug` wrapped as ESM), and its `subscribe()` from `inngest/realtime`
+// runs in the page. The producer is the official client too: Node's
+// `inngest.realtime.publish(topic, ReadableStream)` (Content-Type: text/stream).
+// `useRealtime` (inngest/react) is not driven: tests/node_modules has `react` but no
+// renderer (react-dom), and it builds on this same subscribe() and shows data
+// messages as they come (docs/protocol.md "Streams to official clients").
+import assert from "node:assert/strict";
+import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
+import { startGateway, mint } from "../lib/gateway.mjs";
+import { topic as T } from "../lib/http.mjs";
+import { sleep, waitFor } from "../lib/wait.mjs";
+import { launch, startWeb } from "./web.mjs";
+
+requireNodeModules("inngest", "zod", "debug", "ms");
+
+async function officialPage(t, gw, topics) {
+  const web = await startWeb(t, { gateway: gw.port });
+  const b = await launch(t);
+  await b.page.goto(`${web.origin}/official.html`);
+  await b.page.waitForFunction(() => document.getElementById("state").textContent === "ready");
+  const key = await mint(gw, topics.map((n) => T("user:42", n)), { ttl: 600 });
+  await b.page.evaluate((o) => window.start(o), { key, apiBaseUrl: `${web.origin}/`, channel: "user:42", topics });
+  return b;
+}
+
+const pageMsgs = (b) => b.page.evaluate(() => window.__msgs);
+const pageText = (b) => b.page.evaluate(() => document.getElementById("out").textContent);
+
+// The official Node client, publishing through the gateway (realtime only).
+async function officialPublisher(gw) {
+  const { Inngest } = await import("inngest");
+  const { realtime } = await import("inngest/realtime");
+  const inngest = new Inngest({ id: "browser-stream", baseUrl: `${gw.url}/`, signingKey: gw.key });
+  return { inngest, ch: realtime.channel({ name: "user:42", topics: { ai: {} } }) };
+}
+
+// Wait until the page's subscription is live: publish markers until one shows.
+async function warm(b, inngest, topicRef) {
+  await waitFor(async () => {
+    await inngest.realtime.publish(topicRef, { warm: true });
+    await sleep(100);
+    return (await pageMsgs(b)).some((m) => m.data && m.data.warm);
+  }, 10000, "the page's subscription");
+}
+
+defcase("official_subscribe_shows_stream", async (t) => {
+  const gw = await startGateway(t);
+  const b = await officialPage(t, gw, ["ai"]);
+  const { inngest, ch } = await officialPublisher(gw);
+  await warm(b, inngest, ch.ai);
+  // An AI-style token stream, written over time; the page must show the first piece
+  // while the producer is still writing (it waits for it before going on). Node's fetch
+  // sends a piece of a ReadableStream body once the next one is queued, so the wait
+  // comes after the second piece.
+  const pieces = ["Hel", "lo", ", wo", "rld — ", "héllo ✓ ", "x".repeat(2500), " end"];
+  const enc = new TextEncoder();
+  let shownEarly = null;
+  const rs = new ReadableStream({
+    async start(c) {
+      for (const [i, p] of pieces.entries()) {
+        c.enqueue(enc.encode(p));
+        if (i === 1) {
+          shownEarly = await waitFor(async () => ((await pageText(b)).startsWith("Hel") ? true : null), 5000,
+            "the first piece in the page before the stream ends").catch((e) => e);
+        } else {
+          await sleep(30);
+        }
+      }
+      c.close();
+    },
+  });
+  const body = pieces.join("");
+  await inngest.realtime.publish(ch.ai, rs);
+  await inngest.realtime.publish(ch.ai, { after: "stream" });
+  await waitFor(async () => (await pageMsgs(b)).some((m) => m.data && m.data.after), 10000, "the event after the stream");
+  assert.equal(shownEarly, true, `streamed, not batched: ${shownEarly}`);
+  assert.equal(await pageText(b), body, "the page shows the whole body, in order");
+  const msgs = (await pageMsgs(b)).filter((m) => !(m.data && m.data.warm));
+  assert.ok(msgs.every((m) => m.kind === "data" && m.channel === "user:42" && m.topic === "ai"), JSON.stringify(msgs.slice(0, 3)));
+  assert.deepEqual(msgs.at(-1).data, { after: "stream" });
+  assert.deepEqual(b.problems, [], "no uncaught page errors (a datastream-start would throw in the client)");
+});
+
+defcase("official_subscribe_stream_other_topic_hidden", async (t) => {
+  // The plain form keeps the topic: a stream on a topic the page did not subscribe to
+  // does not show, and neither does one on another channel.
+  const gw = await startGateway(t);
+  const b = await officialPage(t, gw, ["ai"]);
+  const { Inngest } = await import("inngest");
+  const { realtime } = await import("inngest/realtime");
+  const inngest = new Inngest({ id: "browser-stream-2", baseUrl: `${gw.url}/`, signingKey: gw.key });
+  const mine = realtime.channel({ name: "user:42", topics: { ai: {}, status: {} } });
+  const other = realtime.channel({ name: "user:43", topics: { ai: {} } });
+  await warm(b, inngest, mine.ai);
+  const stream = (text) => new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode(text)); c.close(); } });
+  await inngest.realtime.publish(mine.status, stream("not-subscribed-topic"));
+  await inngest.realtime.publish(other.ai, stream("other-channel"));
+  await inngest.realtime.publish(mine.ai, stream("mine"));
+  await waitFor(async () => ((await pageText(b)) === "mine" ? true : null), 10000, "the subscribed stream");
+  await sleep(200);
+  assert.equal(await pageText(b), "mine");
+  assert.deepEqual(b.problems, []);
+});
+
+await run();
