@@ -50,6 +50,18 @@ static json_t *parse_message(const char *data, size_t len, rt_extmsg_refusal_t *
     return m;
 }
 
+/* The same, of kind `want`. */
+static json_t *parse_kind(const char *data, size_t len, const char *want, rt_extmsg_refusal_t *why)
+{
+    json_t *m = parse_message(data, len, why);
+    if (m && want && strcmp(json_string_value(json_object_get(m, "kind")), want) != 0) {
+        json_decref(m);
+        refuse(why, "bad_request", "unknown message kind", 0);
+        return NULL;
+    }
+    return m;
+}
+
 rt_cmsg_kind_t rt_extmsg_kind(const char *data, size_t len, rt_extmsg_refusal_t *why)
 {
     json_t *m = parse_message(data, len, why);
@@ -108,7 +120,7 @@ int rt_extmsg_sub(const rt_keyring_t *ring, const rt_token_opts_t *topts, const 
                   rt_extmsg_refusal_t *why)
 {
     memset(add, 0, sizeof(*add));
-    json_t *m = parse_message(data, len, why);
+    json_t *m = parse_kind(data, len, "sub", why);
     if (!m)
         return -1;
     json_t *tok = json_object_get(m, "data");
@@ -158,7 +170,7 @@ int rt_extmsg_unsub(rt_claims_t *cur, const char *data, size_t len, size_t max_t
                     rt_claims_t *removed, rt_extmsg_refusal_t *why)
 {
     memset(removed, 0, sizeof(*removed));
-    json_t *m = parse_message(data, len, why);
+    json_t *m = parse_kind(data, len, "unsub", why);
     if (!m)
         return -1;
     json_t *list = json_object_get(m, "data");
@@ -223,13 +235,9 @@ int rt_extmsg_refresh(const rt_keyring_t *ring, const rt_token_opts_t *topts,
                       rt_claims_t *next, rt_extmsg_refusal_t *why)
 {
     memset(next, 0, sizeof(*next));
-    json_t *m = parse_message(data, len, why);
+    json_t *m = parse_kind(data, len, "rtgw.refresh", why);
     if (!m)
         return -1;
-    if (strcmp(json_string_value(json_object_get(m, "kind")), "rtgw.refresh") != 0) {
-        json_decref(m);
-        return refuse(why, "bad_request", "unknown message kind", 0);
-    }
     json_t *tok = json_object_get(m, "token");
     int rc = json_is_string(tok)
                  ? rt_token_verify(ring, topts,

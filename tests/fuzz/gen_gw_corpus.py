@@ -200,6 +200,8 @@ ext = {
     "unsub_unknown": '{"kind":"unsub","data":[{"channel":"nowhere","name":"x"}]}',
     "unsub_bad_entry": '{"kind":"unsub","data":[{"channel":"team:7"}]}',
     "unsub_not_list": '{"kind":"unsub","data":"team:7"}',
+    "unsub_other_kind": '{"kind":"uKsuj","data":[{"channel":"user:42","name":"*"}]}',
+    "sub_other_kind": '{"kind":"subs","data":"x.y.z"}',
     "unsub_deep": '{"kind":"unsub","data":[[[[[[[[{"channel":"a","name":"b"}]]]]]]]]}',
 }
 for k, v in ext.items():
