@@ -173,6 +173,34 @@ static void client_refused(rt_server_t *srv, rt_conn_t *c, const char *what,
                                "message", why->message));
 }
 
+/* An acknowledgement: sent to extended clients only (official clients get
+ * none, as from Inngest). Takes o. */
+static void ext_ack(rt_conn_t *c, json_t *o)
+{
+    if (c->ext)
+        ext_reply(c, o);
+    else
+        json_decref(o);
+}
+
+/* For each channel of `channels` (first occurrence), switch the subscriber to
+ * the topics `grant` holds there, none if it holds none; atomic with respect
+ * to publishes on that channel. The hub keeps a channel's "*" in place of its
+ * named topics, so dropping "*" re-attaches those. */
+static void sync_channels(rt_server_t *srv, rt_conn_t *c, const rt_claims_t *channels,
+                          const rt_claims_t *grant)
+{
+    for (size_t i = 0; i < channels->ntopics; i++) {
+        if (!rt__session_first_of_channel(channels, i))
+            continue;
+        const char *ch = channels->topics[i].channel;
+        rt_slice_t names[256];
+        size_t n = rt_extmsg_channel_topics(grant, ch, names, 256);
+        if (rt_hub_set_topics(srv->hub, c->sub, rt_slice_cstr(ch), names, n) != 0)
+            rt_log_error("subscription change failed", "reason=out_of_memory peer=%s", c->peer);
+    }
+}
+
 /* [{"channel","name"}…] of cl's topics. */
 static json_t *topics_json(const rt_claims_t *cl)
 {
@@ -214,10 +242,7 @@ static void client_sub(rt_server_t *srv, rt_conn_t *c, const char *data, size_t 
     if (rt_extmsg_claims_merge(&c->claims, &add) != 0)
         rt_log_error("live sub not recorded", "reason=out_of_memory peer=%s", c->peer);
     rt_claims_clear(&add);
-    if (c->ext)
-        ext_reply(c, ack);
-    else
-        json_decref(ack);
+    ext_ack(c, ack);
 }
 
 /* {"kind":"unsub","data":[topics]}: stop the named topics now. Extended
@@ -230,24 +255,10 @@ static void client_unsub(rt_server_t *srv, rt_conn_t *c, const char *data, size_
         client_refused(srv, c, "unsub", &why);
         return;
     }
-    /* Per channel touched, switch to the topics still held (atomically with
-     * respect to publishes): the hub keeps a channel's "*" in place of its
-     * named topics, so removing "*" must re-attach those. */
-    for (size_t i = 0; i < removed.ntopics; i++) {
-        if (!rt__session_first_of_channel(&removed, i))
-            continue;
-        const char *ch = removed.topics[i].channel;
-        rt_slice_t names[256];
-        size_t n = rt_extmsg_channel_topics(&c->claims, ch, names, 256);
-        if (rt_hub_set_topics(srv->hub, c->sub, rt_slice_cstr(ch), names, n) != 0)
-            rt_log_error("unsub failed", "reason=out_of_memory peer=%s", c->peer);
-    }
+    sync_channels(srv, c, &removed, &c->claims); /* the channels touched: what is left */
     json_t *ack = json_pack("{s:s,s:o}", "kind", "rtgw.unsub_ack", "topics", topics_json(&removed));
     rt_claims_clear(&removed);
-    if (c->ext)
-        ext_reply(c, ack);
-    else
-        json_decref(ack);
+    ext_ack(c, ack);
 }
 
 /* {"kind":"rtgw.refresh","token":…} from an extended client, validated by
@@ -263,16 +274,9 @@ static void ext_refresh(rt_server_t *srv, rt_conn_t *c, const char *data, size_t
         client_refused(srv, c, "rtgw.refresh", &why);
         return;
     }
-    /* Narrowing: per channel of the old grant, switch atomically to the new
-     * topics (none when the new token drops the channel). */
-    for (size_t i = 0; i < c->claims.ntopics; i++) {
-        if (!rt__session_first_of_channel(&c->claims, i))
-            continue;
-        const char *ch = c->claims.topics[i].channel;
-        rt_slice_t names[256];
-        size_t n = rt_extmsg_channel_topics(&next, ch, names, 256);
-        rt_hub_set_topics(srv->hub, c->sub, rt_slice_cstr(ch), names, n);
-    }
+    /* Narrowing: per channel of the old grant, the new token's topics there
+     * (none when it drops the channel). */
+    sync_channels(srv, c, &c->claims, &next);
     rt_claims_t old = c->claims;
     c->claims = next;
     c->token_exp = next.exp;
