@@ -194,10 +194,11 @@ static void sync_channels(rt_server_t *srv, rt_conn_t *c, const rt_claims_t *cha
         if (!rt__session_first_of_channel(channels, i))
             continue;
         const char *ch = channels->topics[i].channel;
-        rt_slice_t names[256];
-        size_t n = rt_extmsg_channel_topics(grant, ch, names, 256);
-        if (rt_hub_set_topics(srv->hub, c->sub, rt_slice_cstr(ch), names, n) != 0)
+        rt_slice_t *names = calloc(grant->ntopics + 1, sizeof(*names));
+        size_t n = names ? rt_extmsg_channel_topics(grant, ch, names, grant->ntopics) : 0;
+        if (!names || rt_hub_set_topics(srv->hub, c->sub, rt_slice_cstr(ch), names, n) != 0)
             rt_log_error("subscription change failed", "reason=out_of_memory peer=%s", c->peer);
+        free(names);
     }
 }
 
@@ -228,11 +229,13 @@ static void client_sub(rt_server_t *srv, rt_conn_t *c, const char *data, size_t 
         if (!rt__session_first_of_channel(&add, i))
             continue;
         const char *ch = add.topics[i].channel;
-        rt_slice_t names[256];
-        size_t n = rt_extmsg_channel_topics(&add, ch, names, 256);
+        rt_slice_t *names = calloc(add.ntopics, sizeof(*names));
+        size_t n = names ? rt_extmsg_channel_topics(&add, ch, names, add.ntopics) : 0;
         rt_resume_t res = {0};
-        if (rt_hub_subscribe(srv->hub, c->sub, rt_slice_cstr(ch), names, n, NULL, &res) != 0)
+        if (!names ||
+            rt_hub_subscribe(srv->hub, c->sub, rt_slice_cstr(ch), names, n, NULL, &res) != 0)
             rt_log_error("live sub failed", "reason=out_of_memory peer=%s", c->peer);
+        free(names);
         char ps[RT_POS_MAX];
         rt_pos_format(res.current, ps, sizeof(ps));
         json_object_set_new(channels, ch, json_pack("{s:s}", "id", ps));
