@@ -344,7 +344,7 @@ defcase("rt047_get_subscription_token_v3_app", async (t) => {
       [["user:42", "ai", { step: "one" }, "run-v3-1"], ["user:42", "ai", "two as string", "run-v3-1"]], "events");
   });
 
-  // ---- 6. streams do not crash official subscribers ---------------------------
+  // ---- 6. streams reach official subscribers as data, and do not crash them --
 
 defcase("streams_official_subscribers_survive", async (t) => {
     const gw = await startGateway(t);
@@ -573,7 +573,7 @@ defcase("example_official_client", async (t) => {
     return { url: `http://127.0.0.1:${server.address().port}`, seen, fns, runs, errors };
   }
 
-  // ---- 9. two clients: functions on Inngest, realtime on rtgw -----------------
+  // ---- 10. two clients: functions on Inngest, realtime on rtgw ----------------
 
 defcase("example_two_clients", async (t) => {
     // examples/official-inngest-client/two-clients.mjs, unmodified: the app's client talks
