@@ -13,7 +13,7 @@ import { topic as T } from "../lib/http.mjs";
 import { sleep, waitFor } from "../lib/wait.mjs";
 import { launch, startWeb } from "./web.mjs";
 
-requireNodeModules("inngest", "zod", "debug", "ms");
+requireNodeModules("inngest", "zod", "debug", "ms", "ws");
 
 async function officialPage(t, gw, topics) {
   const web = await startWeb(t, { gateway: gw.port });
@@ -102,6 +102,36 @@ defcase("official_subscribe_stream_other_topic_hidden", async (t) => {
   await sleep(200);
   assert.equal(await pageText(b), "mine");
   assert.deepEqual(b.problems, []);
+});
+
+defcase("official_client_datastream_start_bug", async (t) => {
+  // Why rtgw never sends datastream-start to official clients: the client's own handler
+  // throws on it. A stand-in server (npm ws, not rtgw) sends upstream's stream frames,
+  // with channel and topic, to the official subscribe() in Chromium: the page gets an
+  // uncaught ReferenceError (its ReadableStream start callback reads `stream` before
+  // initialisation), the chunk is dropped (no stream registered), and a data frame
+  // after it still shows.
+  const { WebSocketServer } = await import("ws");
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+  await new Promise((r) => wss.on("listening", r));
+  t.cleanup(() => new Promise((r) => { for (const c of wss.clients) c.terminate(); wss.close(() => r()); }));
+  const base = { channel: "user:42", topic: "ai", created_at: new Date().toISOString() };
+  wss.on("connection", (ws) => {
+    ws.send(JSON.stringify({ ...base, kind: "datastream-start", data: "s1", stream_id: "s1" }));
+    ws.send(JSON.stringify({ ...base, kind: "chunk", data: "lost", stream_id: "s1" }));
+    ws.send(JSON.stringify({ ...base, kind: "data", data: "shown" }));
+  });
+  const web = await startWeb(t);
+  const b = await launch(t);
+  await b.page.goto(`${web.origin}/official.html`);
+  await b.page.waitForFunction(() => document.getElementById("state").textContent === "ready");
+  await b.page.evaluate((o) => window.start(o), {
+    key: "x.y.z", apiBaseUrl: `http://127.0.0.1:${wss.address().port}/`, channel: "user:42", topics: ["ai"],
+  });
+  await waitFor(async () => ((await pageText(b)) === "shown" ? true : null), 10000, "the data frame");
+  await sleep(200);
+  assert.deepEqual((await pageMsgs(b)).map((m) => [m.kind, m.data]), [["data", "shown"]]);
+  assert.ok(b.problems.some((p) => /Cannot access 'stream' before initialization/.test(p)), JSON.stringify(b.problems));
 });
 
 await run();
