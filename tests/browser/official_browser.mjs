@@ -3,9 +3,8 @@
 // (import map; `debug` wrapped as ESM), and its `subscribe()` from `inngest/realtime`
 // runs in the page. The producer is the official client too: Node's
 // `inngest.realtime.publish(topic, ReadableStream)` (Content-Type: text/stream).
-// `useRealtime` (inngest/react) is not driven: tests/node_modules has `react` but no
-// renderer (react-dom), and it builds on this same subscribe() and shows data
-// messages as they come (docs/protocol.md "Streams to official clients").
+// `useRealtime` (inngest/react) runs in a React 19 root (react, react-dom from
+// tests/node_modules, linked as ES modules by web.mjs).
 import assert from "node:assert/strict";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, mint } from "../lib/gateway.mjs";
@@ -81,6 +80,51 @@ defcase("official_subscribe_shows_stream", async (t) => {
   assert.ok(msgs.every((m) => m.kind === "data" && m.channel === "user:42" && m.topic === "ai"), JSON.stringify(msgs.slice(0, 3)));
   assert.deepEqual(msgs.at(-1).data, { after: "stream" });
   assert.deepEqual(b.problems, [], "no uncaught page errors (a datastream-start would throw in the client)");
+});
+
+defcase("official_use_realtime_shows_stream", async (t) => {
+  // useRealtime (inngest/react) in a React 19 root: the streamed body shows as the
+  // producer writes it, in order, and the hook reports its connection.
+  requireNodeModules("react", "react-dom", "scheduler");
+  const gw = await startGateway(t);
+  const web = await startWeb(t, { gateway: gw.port });
+  const b = await launch(t);
+  await b.page.goto(`${web.origin}/react.html`);
+  await b.page.waitForFunction(() => document.getElementById("state").textContent === "ready");
+  const key = await mint(gw, [T("user:42", "ai")], { ttl: 600 });
+  await b.page.evaluate((o) => window.startReact(o), { key, apiBaseUrl: `${web.origin}/`, channel: "user:42", topics: ["ai"] });
+  await b.page.waitForFunction(() => document.getElementById("react-status")?.textContent === "open", null, { timeout: 10000 });
+  const { inngest, ch } = await officialPublisher(gw);
+  const reactText = () => b.page.evaluate(() => document.getElementById("react-out").textContent);
+  await waitFor(async () => {
+    await inngest.realtime.publish(ch.ai, { warm: true });
+    await sleep(100);
+    return (await b.page.evaluate(() => window.__all || [])).some((m) => m.data && m.data.warm);
+  }, 10000, "the hook's subscription");
+  const pieces = ["Str", "eam", "ing ", "tokens ✓ ", "y".repeat(1500), " done"];
+  const enc = new TextEncoder();
+  let shownEarly = null;
+  const rs = new ReadableStream({
+    async start(c) {
+      for (const [i, p] of pieces.entries()) {
+        c.enqueue(enc.encode(p));
+        if (i === 1) {
+          shownEarly = await waitFor(async () => ((await reactText()).startsWith("Str") ? true : null), 5000,
+            "the first piece rendered before the stream ends").catch((e) => e);
+        } else {
+          await sleep(30);
+        }
+      }
+      c.close();
+    },
+  });
+  await inngest.realtime.publish(ch.ai, rs);
+  const body = pieces.join("");
+  await waitFor(async () => ((await reactText()) === body ? true : null), 10000, "the whole body rendered");
+  assert.equal(shownEarly, true, `streamed, not batched: ${shownEarly}`);
+  const all = (await b.page.evaluate(() => window.__all)).filter((m) => !(m.data && m.data.warm));
+  assert.ok(all.every((m) => m.kind === "data" && m.topic === "ai"), JSON.stringify(all.slice(0, 3)));
+  assert.deepEqual(b.problems, []);
 });
 
 defcase("official_subscribe_stream_other_topic_hidden", async (t) => {
