@@ -108,6 +108,33 @@ rt_frame_t *rt__history_sse_frame(rt_frame_t *ws, uint64_t epoch, uint64_t offse
     return rt_event_sse_frame(ws->data + hl, ws->len - hl, &pos);
 }
 
+rt_frame_t *rt__history_plain_frame(const rt_frame_t *ws)
+{
+    static const char chunk[] = "{\"kind\":\"chunk\",", data[] = "{\"kind\":\"data\",";
+    const unsigned char *p = (const unsigned char *)ws->data;
+    size_t hl = rt_ws_hdr_need(p[1]);
+    if (ws->len < hl + sizeof(chunk) - 1 || memcmp(ws->data + hl, chunk, sizeof(chunk) - 1) != 0)
+        return NULL;
+    size_t rest = ws->len - hl - (sizeof(chunk) - 1), n = sizeof(data) - 1 + rest;
+    char stackbuf[2048];
+    char *buf = n <= sizeof(stackbuf) ? stackbuf : malloc(n);
+    if (!buf)
+        return NULL;
+    memcpy(buf, data, sizeof(data) - 1);
+    memcpy(buf + sizeof(data) - 1, ws->data + hl + sizeof(chunk) - 1, rest);
+    rt_frame_t *f = rt_ws_frame_new(RT_WS_TEXT, buf, n);
+    if (buf != stackbuf)
+        free(buf);
+    return f;
+}
+
+rt_frame_t *rt__history_frame_for(const rt_sub_t *sub, rt_frame_t *ws, bool ext_only)
+{
+    if (!ext_only || sub->ext)
+        return rt_frame_ref(ws);
+    return sub->fmt == RT_FMT_WS ? rt__history_plain_frame(ws) : NULL;
+}
+
 /* The entry's frame in fmt, building the SSE one on first use (kept). */
 static rt_frame_t *entry_frame(rt__hist_entry_t *e, rt_format_t fmt, uint64_t epoch)
 {
@@ -121,10 +148,16 @@ int rt__history_replay_locked(rt__history_t *h, uint64_t epoch, uint64_t after, 
 {
     for (size_t i = 0; i < h->count && !acc->kicked; i++) {
         rt__hist_entry_t *e = &h->v[(h->head + i) % h->cap];
-        if (e->offset <= after || (e->ext_only && !sub->ext))
+        if (e->offset <= after ||
+            !rt__topics_match((rt_slice_t){e->topic, e->tlen}, topics, ntopics))
             continue;
-        if (!rt__topics_match((rt_slice_t){e->topic, e->tlen}, topics, ntopics))
+        if (e->ext_only && !sub->ext) { /* an official client: the plain form, if any */
+            rt_frame_t *pf = rt__history_frame_for(sub, e->f[RT_FMT_WS], true);
+            if (pf)
+                rt__queue_replay_locked(&sub->q, pf, acc);
+            rt_frame_unref(pf);
             continue;
+        }
         rt_frame_t *f = entry_frame(e, sub->fmt, epoch);
         if (!f)
             return RT_E_NOMEM;

@@ -71,4 +71,16 @@ int rt__history_replay_locked(rt__history_t *h, uint64_t epoch, uint64_t after, 
  * unmasked). A new frame (caller unrefs); NULL on OOM. */
 rt_frame_t *rt__history_sse_frame(rt_frame_t *ws, uint64_t epoch, uint64_t offset);
 
+/* What an official (not extended) WebSocket client gets of an extended-only
+ * frame: a stream's "chunk" frame becomes the same JSON with kind "data"
+ * (the official clients show data frames; they drop chunks whose
+ * datastream-start they could not handle, docs/protocol.md "Streams to
+ * official clients"); any other extended-only frame has no plain form (NULL).
+ * A new frame (caller unrefs); NULL also on OOM. */
+rt_frame_t *rt__history_plain_frame(const rt_frame_t *ws);
+
+/* The frame sub gets of a frame kept as ws (extended-only or not): ws itself
+ * (a new reference), its plain form, or NULL when sub gets nothing of it. */
+rt_frame_t *rt__history_frame_for(const rt_sub_t *sub, rt_frame_t *ws, bool ext_only);
+
 #endif

@@ -363,20 +363,31 @@ int rt__hub_attach_locked(rt_hub_t *hub, rt_sub_t *sub, rt__channel_t *ch, const
 
 /* ---- publish: fan-out ---- */
 
+/* The frame subscriber s gets of this event (borrowed from frames, built on
+ * first use), or NULL: an extended-only frame reaches an official client in
+ * its plain form, if it has one. */
+static rt_frame_t *frame_for(rt_sub_t *s, rt_frame_t **frames, const rt_pos_t *pos, bool ext_only)
+{
+    if (ext_only && !s->ext) {
+        if (s->fmt != RT_FMT_WS)
+            return NULL;
+        if (!frames[RT__FRAME_PLAIN])
+            frames[RT__FRAME_PLAIN] = rt__history_plain_frame(frames[RT_FMT_WS]);
+        return frames[RT__FRAME_PLAIN];
+    }
+    if (!frames[s->fmt]) /* only SSE is lazy; built from the same JSON once per publish */
+        frames[s->fmt] = rt__history_sse_frame(frames[RT_FMT_WS], pos->epoch, pos->offset);
+    return frames[s->fmt];
+}
+
 static void fanout(rt__subvec_t *v, rt_frame_t **frames, const rt_pos_t *pos, bool ext_only,
                    size_t *delivered, rt__kicks_t *kicks)
 {
     for (size_t i = 0; i < v->n; i++) {
         rt_sub_t *s = v->v[i];
-        if (ext_only && !s->ext)
+        rt_frame_t *f = frame_for(s, frames, pos, ext_only);
+        if (!f)
             continue;
-        rt_frame_t *f = frames[s->fmt];
-        if (!f) {
-            /* Only SSE is lazy; built from the same JSON once per publish. */
-            f = frames[s->fmt] = rt__history_sse_frame(frames[RT_FMT_WS], pos->epoch, pos->offset);
-            if (!f)
-                continue;
-        }
         rt__push_t r = rt__sub_push_data(s, f);
         if (r == RT__PUSH_OK || r == RT__PUSH_WAKE)
             (*delivered)++;
@@ -454,7 +465,7 @@ int rt_hub_publish_idem(rt_hub_t *hub, const rt_event_t *ev, rt_slice_t idem_key
         }
     }
     rt_pos_t pos = {ch->epoch, ch->last_offset + 1};
-    rt_frame_t *frames[2] = {encode_ws(ev, &pos), NULL};
+    rt_frame_t *frames[RT__NFRAMES] = {encode_ws(ev, &pos), NULL, NULL};
     if (!frames[RT_FMT_WS]) {
         pthread_mutex_unlock(&ch->lock);
         if (keyed)
@@ -474,6 +485,7 @@ int rt_hub_publish_idem(rt_hub_t *hub, const rt_event_t *ev, rt_slice_t idem_key
     pthread_mutex_unlock(&ch->lock);
     rt_frame_unref(frames[0]);
     rt_frame_unref(frames[1]);
+    rt_frame_unref(frames[RT__FRAME_PLAIN]);
     atomic_fetch_add(&hub->publishes, 1);
     atomic_fetch_add(&hub->deliveries, delivered);
     rt__kicks_run(&kicks);

@@ -45,10 +45,11 @@ static bool deliver_locked(rt_hub_t *hub, rt__channel_t *ch, const rt_hub_entry_
         return false;
     ch->last_offset = e->offset;
     ch->last_activity_ms = rt_clock_wall_ms();
-    rt_frame_t *frames[2] = {e->ws, NULL};
+    rt_frame_t *frames[RT__NFRAMES] = {e->ws, NULL, NULL};
     rt_pos_t pos = {ch->epoch, e->offset};
     rt__hub_emit_locked(ch, frames, &pos, e->topic, e->ext_only, delivered, kicks);
     rt_frame_unref(frames[RT_FMT_SSE]); /* frames[WS] stays borrowed */
+    rt_frame_unref(frames[RT__FRAME_PLAIN]);
     atomic_fetch_add(&hub->publishes, 1);
     return true;
 }
@@ -83,10 +84,16 @@ static void backfill_replay_locked(rt__channel_t *ch, rt_sub_t *sub, const rt_sl
     pthread_mutex_lock(&sub->q.lock);
     for (size_t i = 0; i < bf->n && !rp->kicked; i++) {
         const rt_hub_entry_t *e = &bf->v[i];
-        if (e->offset <= upto || (e->ext_only && !sub->ext) ||
-            !rt__topics_match(e->topic, topics, ntopics))
+        if (e->offset <= upto || !rt__topics_match(e->topic, topics, ntopics))
             continue;
         upto = e->offset;
+        if (e->ext_only && !sub->ext) { /* an official client: the plain form, if any */
+            rt_frame_t *pf = rt__history_frame_for(sub, e->ws, true);
+            if (pf)
+                rt__queue_replay_locked(&sub->q, pf, rp);
+            rt_frame_unref(pf);
+            continue;
+        }
         rt_frame_t *f = sub->fmt == RT_FMT_WS ? rt_frame_ref(e->ws)
                                               : rt__history_sse_frame(e->ws, ch->epoch, e->offset);
         if (!f) {

@@ -61,10 +61,15 @@ typedef struct rt__channel_s {
 /* The channel, locked (ch->lock held by the caller on return); created when
  * create is set. Takes hub->lock for the lookup only. NULL if absent or OOM. */
 rt__channel_t *rt__hub_channel_acquire(rt_hub_t *hub, rt_slice_t name, bool create);
+/* The frames of one event: by rt_format_t, then the plain form of an
+ * extended-only frame for official clients (rt__history_plain_frame). */
+#define RT__FRAME_PLAIN 2
+#define RT__NFRAMES 3
 /* Keep an event in the ring and enqueue it to the subscribers of its topic
  * (and "*"). Caller holds ch->lock and has set ch->last_offset.
- * frames[RT_FMT_WS] is borrowed; frames[RT_FMT_SSE] may be built here (the
- * caller unrefs it). Subscribers over their bound are added to kicks. */
+ * frames[RT_FMT_WS] is borrowed; frames[RT_FMT_SSE] and frames[RT__FRAME_PLAIN]
+ * (RT__NFRAMES of them) may be built here (the caller unrefs them). Subscribers over their bound
+ * are added to kicks. */
 void rt__hub_emit_locked(rt__channel_t *ch, rt_frame_t **frames, const rt_pos_t *pos,
                          rt_slice_t topic, bool ext_only, size_t *delivered, rt__kicks_t *kicks);
 /* Attach sub to topics of ch (caller holds ch->lock). 0 or RT_E_NOMEM. */

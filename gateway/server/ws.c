@@ -15,7 +15,14 @@
  * An extended client (subprotocol rtgw.v1, or ?rtgw=1) gets its refusals as
  * close codes after a completed upgrade (a browser cannot read the status of
  * a failed one), an rtgw.subscribed ack, and may refresh its token in-band
- * (ext_message).
+ * (ext_refresh). Every client may send Inngest's sub and unsub (client_sub,
+ * client_unsub; extmsg.h): official clients get no answer, as from Inngest,
+ * extended ones an ack or an rtgw.error.
+ *
+ * Client messages are read on the one thread that reads the session's frames
+ * (civetweb's, or its writer's when detached), which alone changes c->claims
+ * and the subscriber's links; the hub locks itself, and a live sub attaches
+ * through the hub without bus I/O, so the reading thread never blocks.
  */
 #include "ws.h"
 #include "clock.h"
@@ -151,11 +158,119 @@ static void ext_reply(rt_conn_t *c, json_t *o)
     }
 }
 
-/* Extended-protocol client messages (JSON text frames), validated by
+/* A refused client message: an rtgw.error for extended clients; official
+ * clients get nothing (Inngest answers nothing either). */
+static void client_refused(rt_server_t *srv, rt_conn_t *c, const char *what,
+                           const rt_extmsg_refusal_t *why)
+{
+    if (why->tok_err)
+        rt_metrics_token_refusal(&srv->metrics, why->tok_err);
+    rt_log_info("client message refused", "peer=%s message=%s reason=%s ext=%d", c->peer, what,
+                why->error, c->ext);
+    if (c->ext)
+        ext_reply(c, json_pack("{s:s,s:s,s:s}", "kind", "rtgw.error", "error", why->error,
+                               "message", why->message));
+}
+
+/* An acknowledgement: sent to extended clients only (official clients get
+ * none, as from Inngest). Takes o. */
+static void ext_ack(rt_conn_t *c, json_t *o)
+{
+    if (c->ext)
+        ext_reply(c, o);
+    else
+        json_decref(o);
+}
+
+/* For each channel of `channels` (first occurrence), switch the subscriber to
+ * the topics `grant` holds there, none if it holds none; atomic with respect
+ * to publishes on that channel. The hub keeps a channel's "*" in place of its
+ * named topics, so dropping "*" re-attaches those. */
+static void sync_channels(rt_server_t *srv, rt_conn_t *c, const rt_claims_t *channels,
+                          const rt_claims_t *grant)
+{
+    for (size_t i = 0; i < channels->ntopics; i++) {
+        if (!rt__session_first_of_channel(channels, i))
+            continue;
+        const char *ch = channels->topics[i].channel;
+        rt_slice_t *names = calloc(grant->ntopics + 1, sizeof(*names));
+        size_t n = names ? rt_extmsg_channel_topics(grant, ch, names, grant->ntopics) : 0;
+        if (!names || rt_hub_set_topics(srv->hub, c->sub, rt_slice_cstr(ch), names, n) != 0)
+            rt_log_error("subscription change failed", "reason=out_of_memory peer=%s", c->peer);
+        free(names);
+    }
+}
+
+/* [{"channel","name"}…] of cl's topics. */
+static json_t *topics_json(const rt_claims_t *cl)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < cl->ntopics; i++)
+        json_array_append_new(a, json_pack("{s:s,s:s}", "channel", cl->topics[i].channel, "name",
+                                           cl->topics[i].name));
+    return a;
+}
+
+/* {"kind":"sub","data":"<jwt>"}: subscribe to what the token grants beyond
+ * the current grant, live (no replay). Extended clients get
+ * {"kind":"rtgw.sub_ack","topics":[added],"channels":{ch:{"id":latest}}}. */
+static void client_sub(rt_server_t *srv, rt_conn_t *c, const char *data, size_t len)
+{
+    rt_claims_t add;
+    rt_extmsg_refusal_t why;
+    rt_live_t *keys = rt_livecell_get(srv->live); /* the keys of now: a SIGHUP may rotate them */
+    int rc = rt_extmsg_sub(rt_live_ring(keys), &srv->topts, &c->claims, data, len,
+                           rt_clock_wall_ms() / 1000, srv->topts.max_topics, &add, &why);
+    rt_live_unref(keys);
+    if (rc != 0) {
+        client_refused(srv, c, "sub", &why);
+        return;
+    }
+    json_t *channels = json_object();
+    for (size_t i = 0; i < add.ntopics; i++) {
+        if (!rt__session_first_of_channel(&add, i))
+            continue;
+        const char *ch = add.topics[i].channel;
+        rt_slice_t *names = calloc(add.ntopics, sizeof(*names));
+        size_t n = names ? rt_extmsg_channel_topics(&add, ch, names, add.ntopics) : 0;
+        rt_resume_t res = {0};
+        if (!names ||
+            rt_hub_subscribe(srv->hub, c->sub, rt_slice_cstr(ch), names, n, NULL, &res) != 0)
+            rt_log_error("live sub failed", "reason=out_of_memory peer=%s", c->peer);
+        free(names);
+        char ps[RT_POS_MAX];
+        rt_pos_format(res.current, ps, sizeof(ps));
+        json_object_set_new(channels, ch, json_pack("{s:s}", "id", ps));
+    }
+    json_t *ack = json_pack("{s:s,s:o,s:o}", "kind", "rtgw.sub_ack", "topics", topics_json(&add),
+                            "channels", channels);
+    if (rt_extmsg_claims_merge(&c->claims, &add) != 0)
+        rt_log_error("live sub not recorded", "reason=out_of_memory peer=%s", c->peer);
+    rt_claims_clear(&add);
+    ext_ack(c, ack);
+}
+
+/* {"kind":"unsub","data":[topics]}: stop the named topics now. Extended
+ * clients get {"kind":"rtgw.unsub_ack","topics":[removed]}. */
+static void client_unsub(rt_server_t *srv, rt_conn_t *c, const char *data, size_t len)
+{
+    rt_claims_t removed;
+    rt_extmsg_refusal_t why;
+    if (rt_extmsg_unsub(&c->claims, data, len, srv->topts.max_topics, &removed, &why) != 0) {
+        client_refused(srv, c, "unsub", &why);
+        return;
+    }
+    sync_channels(srv, c, &removed, &c->claims); /* the channels touched: what is left */
+    json_t *ack = json_pack("{s:s,s:o}", "kind", "rtgw.unsub_ack", "topics", topics_json(&removed));
+    rt_claims_clear(&removed);
+    ext_ack(c, ack);
+}
+
+/* {"kind":"rtgw.refresh","token":…} from an extended client, validated by
  * rt_extmsg_refresh (extmsg.h). The new token must grant the same topics or
- * fewer; dropped topics are unsubscribed at once. Anything else gets an
- * rtgw.error frame and the old token stays. */
-static void ext_message(rt_server_t *srv, rt_conn_t *c, const char *data, size_t len)
+ * fewer; dropped topics are unsubscribed at once. Refused: an rtgw.error
+ * frame, and the old token stays. */
+static void ext_refresh(rt_server_t *srv, rt_conn_t *c, const char *data, size_t len)
 {
     rt_claims_t next;
     rt_extmsg_refusal_t why;
@@ -164,28 +279,42 @@ static void ext_message(rt_server_t *srv, rt_conn_t *c, const char *data, size_t
                                rt_clock_wall_ms() / 1000, &next, &why);
     rt_live_unref(keys);
     if (rc != 0) {
-        if (why.tok_err)
-            rt_metrics_token_refusal(&srv->metrics, why.tok_err);
-        ext_reply(c, json_pack("{s:s,s:s,s:s}", "kind", "rtgw.error", "error", why.error, "message",
-                               why.message));
+        client_refused(srv, c, "rtgw.refresh", &why);
         return;
     }
-    /* Narrowing: per channel of the old grant, switch atomically to the new
-     * topics (none when the new token drops the channel). */
-    for (size_t i = 0; i < c->claims.ntopics; i++) {
-        if (!rt__session_first_of_channel(&c->claims, i))
-            continue;
-        const char *ch = c->claims.topics[i].channel;
-        rt_slice_t names[256];
-        size_t n = rt_extmsg_channel_topics(&next, ch, names, 256);
-        rt_hub_set_topics(srv->hub, c->sub, rt_slice_cstr(ch), names, n);
-    }
+    /* Narrowing: per channel of the old grant, the new token's topics there
+     * (none when it drops the channel). */
+    sync_channels(srv, c, &c->claims, &next);
     rt_claims_t old = c->claims;
     c->claims = next;
     c->token_exp = next.exp;
     rt_claims_clear(&old);
     ext_reply(c,
               json_pack("{s:s,s:I}", "kind", "rtgw.refreshed", "expires_at", (json_int_t)next.exp));
+}
+
+/* A client text message: dispatched by kind. */
+static void client_message(rt_server_t *srv, rt_conn_t *c, const char *data, size_t len)
+{
+    rt_extmsg_refusal_t why;
+    switch (rt_extmsg_kind(data, len, &why)) {
+    case RT_CMSG_SUB:
+        client_sub(srv, c, data, len);
+        return;
+    case RT_CMSG_UNSUB:
+        client_unsub(srv, c, data, len);
+        return;
+    case RT_CMSG_REFRESH:
+        if (c->ext) {
+            ext_refresh(srv, c, data, len);
+            return;
+        }
+        why = (rt_extmsg_refusal_t){"bad_request", "unknown message kind", 0};
+        break;
+    default:
+        break;
+    }
+    client_refused(srv, c, "unknown", &why);
 }
 
 /* The session's client frame budget (RTGW_RATE_LIMIT_CLIENT_FRAMES, a token
@@ -257,9 +386,10 @@ bool rt__ws_session_frame(rt_server_t *srv, rt_conn_t *c, bool fin, int opcode, 
     case RT_WS_TEXT:
     case RT_WS_BINARY:
     case RT_WS_CONTINUATION:
-        /* Official clients send nothing. Extended-protocol messages land here. */
-        if (c->ext && opcode == RT_WS_TEXT)
-            ext_message(srv, c, data, len);
+        /* Client messages are whole text frames (Inngest's clients and
+         * rtgw's send nothing longer); binary ones are ignored, as upstream. */
+        if (opcode == RT_WS_TEXT && fin)
+            client_message(srv, c, data, len);
         return true;
     default:
         rt__conn_close_async(c, RT_REASON_PROTOCOL_ERROR);

@@ -2,12 +2,18 @@
 // system's /usr/bin/chromium), a tiny loopback web server that serves sdk/js and a
 // test page and can proxy the gateway (optionally refusing WebSocket upgrades, like
 // a misconfigured proxy, or freezing event streams), and a self-signed certificate.
+// It also serves the OFFICIAL `inngest` client's browser ESM build unmodified from
+// tests/node_modules (/official.html, /nm/inngest/…, /nm/zod/…), with an import map;
+// its CommonJS dependencies (`debug`; `react` and `react-dom` for `inngest/react`'s
+// useRealtime on /react.html) are linked as ES modules from their own files
+// (/cjs/…), the way a bundler would. No bundler is needed.
 import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { requireNodeModules } from "../lib/harness.mjs";
 import { tmpDir } from "../lib/proc.mjs";
@@ -71,6 +77,115 @@ window.start = (opts) => {
 document.getElementById("state").textContent = "ready";
 </script></body></html>`;
 
+// The official client's page: imports `inngest/realtime` through an import map and
+// exposes start({ key, apiBaseUrl, channel, topics }), which calls its subscribe()
+// and keeps every message (window.__msgs) and the text of string data (#out).
+export const OFFICIAL_PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>official inngest client</title>
+<script type="importmap">{"imports":{"inngest/realtime":"/nm/inngest/realtime.js",
+"zod/v3":"/nm/zod/v3/index.js","debug":"/cjs/debug.js"}}</script></head>
+<body><p id="state">loading</p><pre id="out"></pre>
+<script type="module">
+import { subscribe } from "inngest/realtime";
+window.__msgs = [];
+window.start = async ({ key, apiBaseUrl, channel, topics }) => {
+  window.__sub = await subscribe({ channel, topics, key, apiBaseUrl, onMessage: (m) => {
+    window.__msgs.push({ kind: m.kind, channel: m.channel, topic: m.topic, data: m.data });
+    if (typeof m.data === "string") document.getElementById("out").textContent += m.data;
+  } });
+  return true;
+};
+document.getElementById("state").textContent = "ready";
+</script></body></html>`;
+
+// The same client's useRealtime (inngest/react) in a React root: startReact({ key,
+// apiBaseUrl, channel, topics }) renders the text of its string messages (#react-out)
+// and its connection status (#react-status), as an app would.
+export const REACT_PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>official useRealtime</title>
+<script type="importmap">{"imports":{"inngest/react":"/nm/inngest/react.js",
+"zod/v3":"/nm/zod/v3/index.js","debug":"/cjs/debug.js","react":"/cjs/react.js",
+"react-dom/client":"/cjs/react-dom-client.js"}}</script></head>
+<body><p id="state">loading</p><div id="root"></div>
+<script type="module">
+import React from "react";
+import { createRoot } from "react-dom/client";
+import { useRealtime } from "inngest/react";
+const h = React.createElement;
+window.startReact = ({ key, apiBaseUrl, channel, topics }) => {
+  function App() {
+    // token: the { key, apiBaseUrl } a backend hands out (getClientSubscriptionToken's form)
+    const rt = useRealtime({ channel, topics, token: { key, apiBaseUrl }, historyLimit: null, pauseOnHidden: false });
+    const text = rt.messages.all.filter((m) => typeof m.data === "string").map((m) => m.data).join("");
+    window.__all = rt.messages.all.map((m) => ({ kind: m.kind, topic: m.topic, data: m.data }));
+    return h("div", null, h("p", { id: "react-status" }, rt.connectionStatus),
+      h("p", { id: "react-error" }, rt.error ? String(rt.error.message) : ""), h("pre", { id: "react-out" }, text));
+  }
+  createRoot(document.getElementById("root")).render(h(App));
+  return true;
+};
+document.getElementById("state").textContent = "ready";
+</script></body></html>`;
+
+const nmDir = path.join(root, "tests/node_modules");
+
+// CommonJS files as one ES module, as a bundler links them: each file of `defs`
+// (require name → file under tests/node_modules) runs once with a module object and
+// a require over defs; `imports` (require name → ES module URL) are shared instances
+// (react-dom must use the page's one React). Exports the entry's module.exports as
+// default, and `names` of it as named exports. process.env.NODE_ENV is "production".
+function cjsAsEsm(defs, entry, names = [], imports = {}) {
+  const src = (f) => fs.readFileSync(path.join(nmDir, f), "utf8");
+  const fns = Object.entries(defs).map(([n, f]) => `${JSON.stringify(n)}: function (module, exports, require) {\n${src(f)}\n}`);
+  const ims = Object.entries(imports).map(([n, url], i) => [`import __cjs_im${i} from ${JSON.stringify(url)};`,
+    `__cjs_cache[${JSON.stringify(n)}] = { exports: __cjs_im${i} };`]);
+  // Internal names are prefixed so that no named export (React has `cache`) collides.
+  return `${ims.map((x) => x[0]).join("\n")}
+const process = { env: { NODE_ENV: "production" } };
+const __cjs_defs = {${fns.join(",\n")}};
+const __cjs_cache = {};
+${ims.map((x) => x[1]).join("\n")}
+function __cjs_req(n) {
+  if (__cjs_cache[n]) return __cjs_cache[n].exports;
+  const module = { exports: {} };
+  __cjs_cache[n] = module;
+  __cjs_defs[n](module, module.exports, __cjs_req);
+  return module.exports;
+}
+const __cjs_main = __cjs_req(${JSON.stringify(entry)});
+export default __cjs_main;
+${names.filter((k) => k !== "process").map((k) => `export const ${k} = __cjs_main.${k};`).join("\n")}\n`;
+}
+
+// The CommonJS packages the official pages import, by URL.
+const CJS = {
+  "/cjs/debug.js": () => cjsAsEsm({ debug: "debug/src/browser.js", "./common": "debug/src/common.js", ms: "ms/index.js" }, "debug"),
+  "/cjs/react.js": () => {
+    const file = "react/cjs/react.production.js";
+    const names = Object.keys(createRequire(import.meta.url)(path.join(nmDir, file))).filter((k) => k !== "default" && /^[A-Za-z_$][\w$]*$/.test(k));
+    return cjsAsEsm({ react: file }, "react", names);
+  },
+  "/cjs/react-dom-client.js": () => cjsAsEsm({
+    "react-dom/client": "react-dom/cjs/react-dom-client.production.js",
+    "react-dom": "react-dom/cjs/react-dom.production.js",
+    scheduler: "scheduler/cjs/scheduler.production.js",
+  }, "react-dom/client", ["createRoot", "hydrateRoot"], { react: "/cjs/react.js" }),
+};
+
+// GET /official.html, /react.html, /nm/{inngest,zod}/<file> and /cjs/<package>.js;
+// false if u is none of them.
+function serveOfficial(u, res) {
+  const send = (type, body) => { res.writeHead(200, { "Content-Type": type, "Cache-Control": "no-store" }); res.end(body); };
+  if (u.pathname === "/official.html") return send(TYPES[".html"], OFFICIAL_PAGE), true;
+  if (u.pathname === "/react.html") return send(TYPES[".html"], REACT_PAGE), true;
+  if (CJS[u.pathname]) return send(TYPES[".js"], CJS[u.pathname]()), true;
+  const m = u.pathname.match(/^\/nm\/((?:inngest|zod)\/[\w./-]+\.js)$/);
+  if (!m || m[1].includes("..")) return false;
+  const f = path.join(nmDir, m[1]);
+  if (!fs.existsSync(f)) return false;
+  return send(TYPES[".js"], fs.readFileSync(f)), true;
+}
+
 const TYPES = { ".js": "text/javascript; charset=utf-8", ".html": "text/html; charset=utf-8", ".css": "text/css", ".png": "image/png" };
 
 // A web server on loopback: GET /test.html, GET /sdk/<file> from sdk/js; with
@@ -94,6 +209,7 @@ export async function startWeb(t, { tls, gateway, refuseUpgrades = false } = {})
       req.pipe(up);
       return;
     }
+    if (serveOfficial(u, res)) return;
     if (u.pathname === "/test.html") {
       res.writeHead(200, { "Content-Type": TYPES[".html"], "Cache-Control": "no-store" });
       return res.end(TEST_PAGE);

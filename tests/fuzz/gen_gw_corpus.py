@@ -171,7 +171,7 @@ batch = {
 for k, v in batch.items():
     put("batch", k, v)
 
-# ---- extmsg: 'P' payload to sign | 'T' token | the message itself ----
+# ---- extmsg: 'P' payload to sign | 'T' token | 'S' sub payload | the message itself ----
 now = 1700000000
 def payload(topics, **kw):
     p = {"iss": "rtgw", "sub": "user:42", "iat": now, "exp": now + 60, "jti": "j", "env": "test",
@@ -201,6 +201,19 @@ ext = {
     "duplicate_keys": '{"kind":"rtgw.refresh","kind":"x"}',
     "empty": "",
     "deep_message": "[" * 5000 + '{"kind":"rtgw.refresh"}' + "]" * 5000,
+    # Inngest's sub and unsub ('S': a payload signed and sent as {"kind":"sub","data":…})
+    "sub_new_topics": "S" + payload([("user:43", "ai"), ("team:7", "status"), ("user:43", "ai")])[1:],
+    "sub_over_cap": "S" + payload([("c", str(i)) for i in range(4)])[1:],
+    "sub_expired": "S" + payload([("user:43", "ai")], exp=now - 100)[1:],
+    "sub_not_string": '{"kind":"sub","data":["x"]}',
+    "sub_garbage": '{"kind":"sub","data":"not.a.token"}',
+    "unsub_some": '{"kind":"unsub","data":[{"kind":"run","channel":"team:7","name":"status"},{"channel":"user:42","name":"*"}]}',
+    "unsub_unknown": '{"kind":"unsub","data":[{"channel":"nowhere","name":"x"}]}',
+    "unsub_bad_entry": '{"kind":"unsub","data":[{"channel":"team:7"}]}',
+    "unsub_not_list": '{"kind":"unsub","data":"team:7"}',
+    "unsub_other_kind": '{"kind":"uKsuj","data":[{"channel":"user:42","name":"*"}]}',
+    "sub_other_kind": '{"kind":"subs","data":"x.y.z"}',
+    "unsub_deep": '{"kind":"unsub","data":[[[[[[[[{"channel":"a","name":"b"}]]]]]]]]}',
 }
 for k, v in ext.items():
     put("extmsg", k, v)

@@ -1153,11 +1153,14 @@ defcase("stream_frames_to_ext_client", async (t) => {
   for (const f of chunks) { assert.equal(f.kind, "chunk"); assert.equal(typeof f.data, "string"); }
   assert.equal(chunks.map((f) => f.data).join(""), text, "the chunks concatenate to the body");
   assert.equal(summary.chunks, chunks.length);
-  // The official protocol client sees none of it: its next frame is the next data event.
+  // The official protocol client gets the stream's plain form: each chunk as a data
+  // frame (same position, stream id and text), no start or end; then the next event.
   await pub(gw, "st", "out", { after: true });
-  const m = await plain.until(() => plain.frames[0], 3000, "a frame");
-  assert.equal(m.kind, "data");
-  assert.deepEqual(m.data, { after: true });
+  await plain.until(() => plain.frames.find((f) => f.data && f.data.after), 3000, "the event after the stream");
+  const pf = plain.frames;
+  assert.ok(pf.every((f) => f.kind === "data" && f.channel === "st" && f.topic === "out"), JSON.stringify(pf.slice(0, 2)));
+  assert.deepEqual(pf.slice(0, -1).map((f) => [f.data, f.id, f.stream_id]), chunks.map((f) => [f.data, f.id, f.stream_id]));
+  assert.deepEqual(pf.at(-1).data, { after: true });
   await ext.waitData(1);
   // A resume replays the stream frames to an extended client only.
   const r = await subscribe(gw, jwt, { since: `${idEpoch(ext.data[0].id)}-0`, t });

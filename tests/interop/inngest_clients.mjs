@@ -344,7 +344,7 @@ defcase("rt047_get_subscription_token_v3_app", async (t) => {
       [["user:42", "ai", { step: "one" }, "run-v3-1"], ["user:42", "ai", "two as string", "run-v3-1"]], "events");
   });
 
-  // ---- 6. streams do not crash official subscribers ---------------------------
+  // ---- 6. streams reach official subscribers as data, and do not crash them --
 
 defcase("streams_official_subscribers_survive", async (t) => {
     const gw = await startGateway(t);
@@ -388,9 +388,15 @@ defcase("streams_official_subscribers_survive", async (t) => {
     await col047.waitFor((m) => m.some((x) => x.data?.after), 10000, "post-stream event (0.4.7)");
     await sleep(200);
     assert(!crashed, `process survived the stream (uncaught: ${crashed && crashed.stack})`);
-    // Official clients saw only plain data frames.
+    // Official clients saw the stream in its plain form: each chunk a data message of
+    // the topic, in order, their texts making the body (no datastream-start, which they
+    // cannot handle, docs/protocol.md "Streams to official clients"), then the event.
     for (const [name, c] of [["v4", col4], ["0.4.7", col047]]) {
-      eq(real(c.msgs).map((m) => [m.kind, m.data]), [["data", { after: "stream" }]], `${name} events`);
+      const got = real(c.msgs);
+      assert(got.length >= 2, `${name} events: ${JSON.stringify(got)}`);
+      assert(got.every((m) => m.kind === "data" && m.channel === "user:42" && m.topic === "ai"), `${name} kinds: ${JSON.stringify(got)}`);
+      eq(got[got.length - 1].data, { after: "stream" }, `${name} last event`);
+      eq(got.slice(0, -1).map((m) => m.data).join(""), body, `${name} chunks make the body`);
     }
 
     // The opted-in client got the whole stream, framed.
@@ -633,6 +639,104 @@ defcase("example_official_client", async (t) => {
       'user:42 status {"state":"done","tokens":2}',
     ], "example output");
     assert(lines.includes("ok: 4 messages"), `final line: ${out}`);
+  });
+
+  // A stand-in for the Inngest API, for the two-client case: the Inngest dev server
+  // is a Go binary this machine does not have. It does only what the example needs,
+  // the way the dev server does it: POST /fn/register (a sync) records the
+  // functions and their URLs; POST /e/<key> accepts events and runs each matching
+  // function by calling the app's serve handler with the executor's request
+  // (step results are fed back until the run returns 200 or a RunComplete op).
+  // Anything else gets 404 and is recorded too. Everything else in the case is real.
+  async function standInInngest(t) {
+    const http = await import("node:http");
+    const seen = [], fns = [], runs = [], errors = [];
+    const runFn = async (f, ev) => {
+      const runId = `01TWOCLIENT${String(runs.length).padStart(15, "0")}`;
+      const run = { fn: f.id, runId, calls: 0, result: undefined };
+      runs.push(run);
+      const steps = {};
+      for (; run.calls < 20; run.calls++) {
+        const ids = Object.keys(steps);
+        const r = await fetch(f.url, {
+          method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ version: 2, event: ev, events: [ev], steps,
+            ctx: { run_id: runId, fn_id: f.id, attempt: 0, stack: { stack: ids, current: ids.length } } }),
+        });
+        const body = await r.json();
+        if (r.status === 200) { run.result = body; return; }
+        if (r.status !== 206) throw new Error(`run ${runId}: ${r.status} ${JSON.stringify(body)}`);
+        const complete = body.find((op) => op.op === "RunComplete"); // how the v4 SDK returns
+        if (complete) { run.result = complete.data; return; }
+        for (const op of body) steps[op.id] = { type: "data", data: op.data ?? null };
+      }
+      throw new Error(`run ${runId} did not finish`);
+    };
+    const server = http.createServer(async (req, res) => {
+      let text = "";
+      for await (const d of req) text += d;
+      const u = new URL(req.url, "http://x");
+      seen.push(`${req.method} ${u.pathname}`);
+      const reply = (st, o) => { res.writeHead(st, { "Content-Type": "application/json" }); res.end(JSON.stringify(o)); };
+      if (req.method === "POST" && u.pathname === "/fn/register") {
+        for (const f of JSON.parse(text).functions) {
+          fns.push({ id: f.id, event: f.triggers[0].event, url: f.steps.step.runtime.url });
+        }
+        return reply(200, { ok: true, modified: true });
+      }
+      if (req.method === "POST" && u.pathname.startsWith("/e/")) {
+        const evs = [].concat(JSON.parse(text));
+        reply(200, { ids: evs.map((_, i) => `ev-${seen.length}-${i}`), status: 200 });
+        for (const ev of evs) for (const f of fns.filter((x) => x.event === ev.name)) runFn(f, ev).catch((e) => errors.push(e));
+        return;
+      }
+      reply(404, { error: "not served by the stand-in" });
+    });
+    await new Promise((r) => server.listen(0, "127.0.0.1", r));
+    t.cleanup(() => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }));
+    return { url: `http://127.0.0.1:${server.address().port}`, seen, fns, runs, errors };
+  }
+
+  // ---- 10. two clients: functions on Inngest, realtime on rtgw ----------------
+
+defcase("example_two_clients", async (t) => {
+    // examples/official-inngest-client/two-clients.mjs, unmodified: the app's client talks
+    // to "Inngest" (the stand-in above, via INNGEST_DEV), the realtime client to rtgw.
+    const gw = await startGateway(t);
+    const inn = await standInInngest(t);
+    const src = path.resolve(here, "../../examples/official-inngest-client/two-clients.mjs");
+    const dir = tmpDir(t, "rtgw-example-");
+    fs.copyFileSync(src, path.join(dir, "two-clients.mjs"));
+    fs.symlinkSync(nm, path.join(dir, "node_modules"));
+    const env = { PATH: process.env.PATH, RTGW_URL: gw.url, RTGW_SIGNING_KEY: gw.key, INNGEST_DEV: inn.url, APP_PORT: "0" };
+    const child = spawn(process.execPath, ["two-clients.mjs"], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
+    t.cleanup(() => { if (child.exitCode === null) child.kill("SIGKILL"); });
+    let out = "", err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    const code = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`example did not finish in 40 s\nstdout:\n${out}\nstderr:\n${err}\nInngest saw: ${inn.seen.join(", ")}`)), 40000);
+      child.on("exit", (c) => { clearTimeout(timer); resolve(c); });
+    });
+    if (code !== 0) throw new Error(`example exited ${code}\nstdout:\n${out}\nstderr:\n${err}\nInngest saw: ${inn.seen.join(", ")} ${inn.errors.join("; ")}`);
+    const got = out.trim().split("\n").filter((l) => l.startsWith("received ")).map((l) => l.slice(9));
+    eq(got, [
+      'user:42 status {"state":"started"} run=yes',
+      'user:42 ai "Hello" run=yes',
+      'user:42 ai " from" run=yes',
+      'user:42 ai " rtgw" run=yes',
+      'user:42 status {"state":"done","text":"Hello from rtgw"} run=yes',
+    ], "what the function published, through rtgw, with its run id");
+    // Inngest got the sync and the event, and ran the function to its end; it never saw
+    // a realtime request. rtgw got the token and the five publishes.
+    eq(inn.errors.map(String), [], "runs without errors");
+    eq(inn.fns.map((f) => f.id), ["two-client-app-generate"], "the function was registered with Inngest");
+    assert(inn.seen.includes("POST /fn/register") && inn.seen.some((s) => s.startsWith("POST /e/")), `Inngest saw ${inn.seen}`);
+    assert(!inn.seen.some((s) => s.includes("/realtime")), `no realtime request reached Inngest: ${inn.seen}`);
+    eq(inn.runs.length, 1, "one run");
+    eq(inn.runs[0].result, { text: "Hello from rtgw" }, "the run's result");
+    eq(await metric(gw, "rtgw_tokens_minted_total"), 1, "rtgw minted the token");
+    eq(await metric(gw, "rtgw_publish_requests_total"), 5, "rtgw got the five publishes");
   });
 
   await run();

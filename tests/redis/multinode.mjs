@@ -268,6 +268,32 @@ defcase("node_subscribes_only_to_channels_with_local_subscribers", async (t) => 
   assert.equal(metric(await metrics(a), "rtgw_bus_channels"), 0);
 });
 
+defcase("live_sub_follows_a_new_channel_across_nodes", async (t) => {
+  // A sub message on node A for a channel A does not follow yet: A subscribes to it on
+  // Redis (without the reading thread waiting for it), and events published through B
+  // then arrive with the same ids B's own subscribers see; an unsub lets A drop it.
+  const redis = await startRedis(t);
+  const [a, b] = await nodes(t, redis);
+  const live = "rtgw:{later}:live";
+  const numsub = async () => Number((await redis.cli("PUBSUB", "NUMSUB", live)).trim().split("\n")[1]);
+  const c = await subscribe(t, a, await mint(a, [T("first", "x")]));
+  const onB = await subscribe(t, b, await mint(b, [T("later", "y")]));
+  assert.equal(await numsub(), 1, "only B follows the channel");
+  c.ws.send(JSON.stringify({ kind: "sub", data: await mint(a, [T("later", "y")]) }));
+  const ack = await c.next(5000, "the sub ack");
+  assert.equal(ack.kind, "rtgw.sub_ack", JSON.stringify(ack));
+  await waitFor(async () => (await numsub()) === 2, 5000, "A subscribed to the channel on Redis");
+  for (let i = 0; i < 3; i++) assert.equal((await pub(b, "later", "y", { i })).status, 200);
+  await waitFor(() => c.data().length === 3 && onB.data().length === 3, 5000, "delivery on both nodes");
+  assertExactlyOnce("A", c.data(), [0, 1, 2]);
+  assert.deepEqual(c.data().map((m) => m.id), onB.data().map((m) => m.id), "the same ids on both nodes");
+  c.ws.send(JSON.stringify({ kind: "unsub", data: [{ channel: "later", name: "y" }] }));
+  let m;
+  do m = await c.next(5000, "the unsub ack"); while (m.kind === "data");
+  assert.equal(m.kind, "rtgw.unsub_ack");
+  await waitFor(async () => (await numsub()) === 1, 5000, "A left the channel on Redis");
+});
+
 defcase("wrong_redis_password_is_a_clear_startup_error", async (t) => {
   const redis = await startRedis(t, { password: "right-horse-battery" });
   const secret = "wrong-staple-9f3a";

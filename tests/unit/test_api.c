@@ -885,7 +885,9 @@ RT_TEST(publish_many_topics_ids_and_delivered)
     fx_done(&fx);
 }
 
-RT_TEST(publish_stream_event_only_to_ext)
+/* A stream's frames: start and end only to extended subscribers; a chunk to
+ * them as is, and to official ones as a data frame with the same fields. */
+RT_TEST(publish_stream_chunk_plain_form)
 {
     fx_t fx;
     fx_init(&fx, false);
@@ -894,11 +896,23 @@ RT_TEST(publish_stream_event_only_to_ext)
     listen_on(&fx, &ext, "c", "t", true);
     static rt_publish_target_t t;
     RT_ASSERT_INT_EQ(prepare(&fx, fx.auth, "channel=c&topic=t", &t), 0);
-    RT_ASSERT_INT_EQ(rt_api_publish_stream_event(&fx.api, &t, "chunk", "s-1", "tok\n", 4, NOW_MS),
-                     0);
+    RT_ASSERT_INT_EQ(
+        rt_api_publish_stream_event(&fx.api, &t, "datastream-start", "s-1", "s-1", 3, NOW_MS), 0);
     rt_frame_t *f;
     RT_ASSERT_INT_EQ(rt_sub_pop(plain.sub, &f, 1), 0);
     json_t *ev = next_event(&ext);
+    RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "kind")), "datastream-start");
+    json_decref(ev);
+    RT_ASSERT_INT_EQ(rt_api_publish_stream_event(&fx.api, &t, "chunk", "s-1", "tok\n", 4, NOW_MS),
+                     0);
+    ev = next_event(&plain);
+    RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "kind")), "data");
+    RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "channel")), "c");
+    RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "topic")), "t");
+    RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "data")), "tok\n");
+    RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "stream_id")), "s-1");
+    json_decref(ev);
+    ev = next_event(&ext);
     RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "kind")), "chunk");
     RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "stream_id")), "s-1");
     RT_ASSERT_STR_EQ(json_string_value(json_object_get(ev, "data")), "tok\n");

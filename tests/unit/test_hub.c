@@ -716,6 +716,17 @@ RT_TEST(replay_on_unknown_channel_not_recovered)
 
 /* ---- extended protocol (stream frames) ---- */
 
+/* The kind of a WebSocket event frame. */
+static void assert_kind(const rt_frame_t *f, const char *kind)
+{
+    json_t *o = ws_json(f);
+    RT_ASSERT_STR_EQ(json_string_value(json_object_get(o, "kind")), kind);
+    json_decref(o);
+}
+
+/* Extended-only frames: a chunk reaches official (plain) WebSocket
+ * subscribers in its plain form (kind "data", same position and fields);
+ * datastream-start/-end do not reach them at all. */
 RT_TEST(ext_only_live_delivery)
 {
     rt_hub_t *hub = hub_default();
@@ -729,23 +740,37 @@ RT_TEST(ext_only_live_delivery)
     sub_topics(hub, &ext, "ch", "t", NULL);
     sub_topics(hub, &wild_ext, "ch", "*", NULL);
     size_t d;
-    rt_pos_t p1 = publish_ev(hub, "ch", "t", "\"chunk\"", true, &d);
+    rt_event_t start = {.kind = "datastream-start",
+                        .channel = rt_slice_cstr("ch"),
+                        .topic = rt_slice_cstr("t"),
+                        .data = rt_slice_cstr("\"s1\""),
+                        .created_at_ms = INT64_C(1700000000000),
+                        .ext_only = true};
+    rt_pos_t p0;
+    RT_ASSERT_INT_EQ(rt_hub_publish(hub, &start, &p0, &d), 0);
     RT_ASSERT_INT_EQ(d, 2);
+    rt_pos_t p1 = publish_ev(hub, "ch", "t", "\"chunk\"", true, &d);
+    RT_ASSERT_INT_EQ(d, 3);
     rt_pos_t p2 = publish_ev(hub, "ch", "t", "\"data\"", false, &d);
     RT_ASSERT_INT_EQ(d, 3);
     rt_frame_t *f[4];
-    RT_ASSERT_INT_EQ(drain(plain.sub, f, 4), 1);
-    assert_frame(f[0], "t", p2);
-    unref_all(f, 1);
+    RT_ASSERT_INT_EQ(drain(plain.sub, f, 4), 2);
+    assert_frame(f[0], "t", p1);
+    assert_kind(f[0], "data");
+    json_t *o = ws_json(f[0]);
+    RT_ASSERT_STR_EQ(json_string_value(json_object_get(o, "data")), "chunk");
+    json_decref(o);
+    assert_frame(f[1], "t", p2);
+    unref_all(f, 2);
     client_t *exts[2] = {&ext, &wild_ext};
     for (int i = 0; i < 2; i++) {
-        RT_ASSERT_INT_EQ(drain(exts[i]->sub, f, 4), 2);
-        assert_frame(f[0], "t", p1);
-        json_t *o = ws_json(f[0]);
-        RT_ASSERT_STR_EQ(json_string_value(json_object_get(o, "kind")), "chunk");
-        json_decref(o);
-        assert_frame(f[1], "t", p2);
-        unref_all(f, 2);
+        RT_ASSERT_INT_EQ(drain(exts[i]->sub, f, 4), 3);
+        assert_frame(f[0], "t", p0);
+        assert_kind(f[0], "datastream-start");
+        assert_frame(f[1], "t", p1);
+        assert_kind(f[1], "chunk");
+        assert_frame(f[2], "t", p2);
+        unref_all(f, 3);
     }
     client_done(hub, &plain);
     client_done(hub, &ext);
@@ -765,16 +790,19 @@ RT_TEST(ext_only_replay)
     rt_sub_set_ext(ext.sub, true);
     rt_resume_t res = resume(hub, &plain, "ch", "t", &p0);
     RT_ASSERT(res.recovered);
-    RT_ASSERT_INT_EQ(res.replayed, 1);
+    RT_ASSERT_INT_EQ(res.replayed, 2);
     res = resume(hub, &ext, "ch", "t", &p0);
     RT_ASSERT(res.recovered);
     RT_ASSERT_INT_EQ(res.replayed, 2);
     rt_frame_t *f[4];
-    RT_ASSERT_INT_EQ(drain(plain.sub, f, 4), 1);
-    assert_frame(f[0], "t", p2);
-    unref_all(f, 1);
+    RT_ASSERT_INT_EQ(drain(plain.sub, f, 4), 2);
+    assert_frame(f[0], "t", p1);
+    assert_kind(f[0], "data");
+    assert_frame(f[1], "t", p2);
+    unref_all(f, 2);
     RT_ASSERT_INT_EQ(drain(ext.sub, f, 4), 2);
     assert_frame(f[0], "t", p1);
+    assert_kind(f[0], "chunk");
     assert_frame(f[1], "t", p2);
     unref_all(f, 2);
     client_done(hub, &plain);
