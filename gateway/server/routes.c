@@ -225,7 +225,7 @@ static int h_metrics(struct mg_connection *conn, void *cb)
     size_t len = strlen(text);
     if (rt__printf(conn,
                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: "
-                   "%zu\r\n%s\r\n",
+                   "%zu\r\n" RT__MARK_HEADER "%s\r\n",
                    len, rt__connection_close_header(conn)) == 0)
         rt__write(conn, text, len);
     free(text);
@@ -270,7 +270,7 @@ static int dev_key(rt_server_t *srv, struct mg_connection *conn)
         rt__printf(
             conn,
             "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
-            "Content-Length: 71\r\n%s\r\n"
+            "Content-Length: 71\r\n" RT__MARK_HEADER "%s\r\n"
             "{\"error\":\"forbidden\",\"message\":\"the dev key is for the demo page only\"}",
             rt__connection_close_header(conn));
         return 403;
@@ -279,7 +279,7 @@ static int dev_key(rt_server_t *srv, struct mg_connection *conn)
     int n = snprintf(body, sizeof(body), "{\"signing_key\":\"%s\"}", srv->cfg->signing_key);
     if (rt__printf(conn,
                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                   "Cache-Control: no-store\r\n%s\r\n",
+                   "Cache-Control: no-store\r\n" RT__MARK_HEADER "%s\r\n",
                    n, rt__connection_close_header(conn)) == 0)
         rt__write(conn, body, (size_t)n);
     sodium_memzero(body, sizeof(body));
@@ -294,7 +294,8 @@ static int h_root(struct mg_connection *conn, void *cb)
         size_t len = strlen(rt_demo_page_html);
         if (rt__printf(conn,
                        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-                       "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
+                       "Content-Length: %zu\r\nCache-Control: no-store\r\n" RT__MARK_HEADER
+                       "%s\r\n",
                        len, rt__connection_close_header(conn)) == 0)
             rt__write(conn, rt_demo_page_html, len);
         return 200;
