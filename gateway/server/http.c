@@ -7,6 +7,7 @@
 #include "err.h"
 #include "frontdoor.h"
 #include "log.h"
+#include "probe_record.h"
 #include "sockhook.h"
 
 #include <civetweb.h>
@@ -406,6 +407,7 @@ static const char *framing_problem(const struct mg_request_info *ri)
 int rt__http_framing_guard(struct mg_connection *conn)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
+    rt__probe_note(srv_of(conn), conn); /* before any refusal: doctor asks what arrived */
     char ip[64];
     if (ri->num_headers >= MG_MAX_HEADERS) {
         /* civetweb keeps MG_MAX_HEADERS header lines and drops the rest

@@ -9,6 +9,7 @@
  *   GET  /v1/realtime/connect        a WebSocket session (ws.c); 426 without Upgrade
  *   GET  /health, /ready, /metrics   state for operators and load balancers
  *   GET  /dev                        {} for the Inngest dev-mode probe
+ *   GET  /v1/realtime/doctor/probes/<id>  what arrived of a doctor probe (probe_record.c)
  *   GET  /, /dev/key                 the demo page and its key (--dev only)
  *
  * Each handler runs on a civetweb request thread, gets the server as its
@@ -18,6 +19,7 @@
 #include "routes.h"
 #include "clock.h"
 #include "http.h"
+#include "probe_record.h"
 #include "publish_stream.h"
 #include "sse.h"
 #include "ws.h"
@@ -320,6 +322,7 @@ void rt__routes_register(rt_server_t *srv)
     mg_set_request_handler(srv->ctx, "/ready$", h_ready, srv);
     mg_set_request_handler(srv->ctx, "/metrics$", h_metrics, srv);
     mg_set_request_handler(srv->ctx, "/dev$", h_dev, srv);
+    mg_set_request_handler(srv->ctx, "/v1/realtime/doctor/probes/", rt__probes_handler, srv);
     mg_set_request_handler(srv->ctx, "/v1/realtime/connect$", h_connect_plain, srv);
     mg_set_request_handler(srv->ctx, "/", h_root, srv);
     rt__ws_register(srv, "/v1/realtime/connect$");

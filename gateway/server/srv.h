@@ -28,6 +28,7 @@
  *   ws.c              WebSocket callbacks and client frames
  *   detached.c        client frames of sessions that left civetweb's threads
  *   sse.c             the SSE route
+ *   probe_record.c    doctor's probe record and its route
  *   heartbeat.c       pings, idle and expiry checks, sweeps
  *   server.c          assembly, start and drain
  */
@@ -39,6 +40,7 @@
 #include "config.h"
 #include "hub.h"
 #include "metrics.h"
+#include "probes.h"
 #include "ratelimit.h"
 #include "rt_tokens.h"
 
@@ -75,6 +77,7 @@ typedef struct rt_server_s {
     rt_frame_t *ping_frame, *sse_ping_frame;
     rt_limiter_t *publish_limit, *mint_limit; /* per client IP */
     rt_conncount_t *ip_conns;
+    rt_probes_t *probes; /* doctor's probe record (core/probes.h; NULL: not kept) */
     pthread_t heartbeat;
 } rt_server_t;
 
