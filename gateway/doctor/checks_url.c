@@ -159,6 +159,8 @@ static int url_verdict(rt__doctor_t *d, const char *scheme, const char *path)
     char warn[900] = "";
     char wfix[900] = "";
     size_t plen = strcspn(path, "?#");
+    size_t keep = plen > 1 && path[plen - 1] == '/' ? plen - 1 : plen;
+    snprintf(d->url_path, sizeof(d->url_path), "%.*s", keep > 1 ? (int)keep : 0, path);
     if (plen > 1) {
         snprintf(warn, sizeof(warn),
                  "the path %.*s is dropped: the official clients resolve /v1/realtime/... at the "

@@ -40,11 +40,12 @@ static int upgrade_request(rt__doctor_t *d, const char *key, int64_t *deadline)
     if (d->o->origin)
         snprintf(originhdr, sizeof(originhdr), "Origin: %s\r\n", d->o->origin);
     int n = snprintf(req, qcap,
-                     "GET /v1/realtime/connect?%s%s%srtgw=1 HTTP/1.1\r\nHost: %s\r\n"
+                     "GET /v1/realtime/connect?%s%s%srtgw=1&rtgw_probe=%s HTTP/1.1\r\nHost: %s\r\n"
                      "User-Agent: rtgw-doctor/%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "X-Rtgw-Probe: %s\r\n"
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
-                     d->jwt ? "token=" : "", d->jwt ? d->jwt : "", d->jwt ? "&" : "",
-                     d->net.hosthdr, RT_VERSION, key, originhdr);
+                     d->jwt ? "token=" : "", d->jwt ? d->jwt : "", d->jwt ? "&" : "", d->net.probe,
+                     d->net.hosthdr, RT_VERSION, d->net.probe, key, originhdr);
     *deadline = rt_clock_mono_ms() + d->net.timeout_ms;
     int rc = rt__net_write(&d->ws.c, req, (size_t)n, *deadline);
     free(req);
@@ -79,7 +80,15 @@ static void upgrade_refused(rt__doctor_t *d, rt__http_resp_t *r, const char *via
      * Upgrade without Connection: upgrade. */
     bool rtgw_plain = ename && (strncmp(ename, "upgrade_required", 16) == 0 ||
                                 strncmp(ename, "not_found", 9) == 0);
-    if (r->status == 200 || r->status == 404 || rtgw_plain) {
+    if (!rt__is_rtgw(r)) {
+        rt__hop_not_rtgw(d, r, via);
+    } else if (rtgw_plain) {
+        rt__hop_upgrade_plain(d, r->status, ename, via);
+    } else if (r->status == 401 && d->jwt && strstr(ename ? ename : "", "token_missing")) {
+        char answer[200];
+        snprintf(answer, sizeof(answer), "answered HTTP 401 token_missing");
+        rt__hop_token_missing(d, answer);
+    } else if (r->status == 200 || r->status == 404) {
         snprintf(found, sizeof(found),
                  "HTTP %d%s%s%s instead of 101 Switching Protocols: the proxy does not pass the "
                  "Upgrade header (the request reached %s as a plain GET); a browser reports 1006",
@@ -139,6 +148,12 @@ static int upgrade_closed(rt__doctor_t *d, char *p, size_t plen, const char *via
     char reason[200], found[1500], fix[1500];
     rt__ws_close_parse(p, plen, &code, reason, sizeof(reason));
     free(p);
+    if (d->jwt && rt__close_is(code, RT_REASON_TOKEN_MISSING)) {
+        char answer[200];
+        snprintf(answer, sizeof(answer), "accepted the upgrade, then closed with %d %s", code,
+                 rt_reason_name(RT_REASON_TOKEN_MISSING));
+        return rt__hop_token_missing(d, answer);
+    }
     if (!d->jwt && rt__close_is(code, RT_REASON_TOKEN_MISSING)) {
         snprintf(found, sizeof(found),
                  "101 with a correct Sec-WebSocket-Accept, then %d %s as expected "

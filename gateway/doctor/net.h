@@ -27,6 +27,7 @@ typedef struct {
     struct sockaddr_storage addr; /* the address that answered the tcp check */
     socklen_t addrlen;
     int64_t timeout_ms; /* per network step */
+    char probe[40];     /* the run's probe id, sent as X-Rtgw-Probe by rt__http_do; "" none */
     long verr[8];       /* certificate verification errors of the last handshake */
     int nverr;
 } rt__target_t;
