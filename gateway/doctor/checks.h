@@ -99,6 +99,8 @@ void rt__fix_rewrite(rt__who_kind_t proxy, char *out, size_t cap);
 extern const char rt__fix_upgrade[];
 extern const char rt__fix_backend_down[];
 extern const char rt__fix_sse[];
-extern const char rt__fix_idle[];
+/* The fix for a WebSocket closed after timeout_s idle: the setting to raise
+ * in that proxy, and a heartbeat strictly below timeout_s. */
+void rt__fix_idle_for(rt__who_kind_t proxy, double timeout_s, char *out, size_t cap);
 
 #endif

@@ -383,6 +383,20 @@ static int tls_handshake_info(rt__doctor_t *d, cert_info_t *ci)
     rt__net_conn_t c;
     d->net.nverr = 0;
     if (rt__net_open(&d->net, &c, found, sizeof(found)) != 0) {
+        if (rt__net_h2_only(&d->net)) {
+            size_t l = strlen(found);
+            snprintf(found + l, sizeof(found) - l,
+                     "; the TLS front end offers only HTTP/2 (ALPN h2): it refuses a handshake "
+                     "that offers http/1.1, and WebSockets (RFC 6455) need HTTP/1.1");
+            rt__report(&d->rep, RT_CHECK_FAIL, "tls", found,
+                       "offer http/1.1 in ALPN next to h2 on the TLS front end:\n"
+                       "  Caddy: servers { protocols h1 h2 } (h1 must be listed)\n"
+                       "  nginx: listen 443 ssl; http2 on; (nginx always offers http/1.1 too)\n"
+                       "  HAProxy: bind … ssl crt … alpn h2,http/1.1\n"
+                       "  Envoy: codec_type AUTO; a Node http2 server: allowHTTP1: true\n"
+                       "  a cloud load balancer: an HTTP/1.1-capable listener or target group");
+            return -1;
+        }
         rt__report(&d->rep, RT_CHECK_FAIL, "tls", found,
                    strstr(found, "plain")
                        ? "use http:// or ws:// for a plain port, or terminate TLS there "

@@ -385,7 +385,9 @@ static int idle_wait(rt__doctor_t *d, int64_t t0, int64_t end, int pings0)
                      "closed after %.1f s with %d %s: the gateway saw no pong (a "
                      "proxy swallows the pings or pongs)",
                      after, code, rt_reason_name(RT_REASON_IDLE_TIMEOUT));
-        rt__report(&d->rep, RT_CHECK_FAIL, "idle", found, rt__fix_idle);
+        char fix[1200];
+        rt__fix_idle_for(d->proxy, after, fix, sizeof(fix));
+        rt__report(&d->rep, RT_CHECK_FAIL, "idle", found, fix);
         d->ws_open = false;
         return -1;
     }
@@ -410,7 +412,9 @@ static int idle_probe(rt__doctor_t *d, int idle, int pings, bool noheart)
                  idle,
                  k == RT_E_TIMEOUT ? "looked open but the probe did not arrive within 2 s"
                                    : "closed on the publish");
-        rt__report(&d->rep, RT_CHECK_FAIL, "idle", found, rt__fix_idle);
+        char fix[1200];
+        rt__fix_idle_for(d->proxy, (double)idle, fix, sizeof(fix));
+        rt__report(&d->rep, RT_CHECK_FAIL, "idle", found, fix);
         return -1;
     }
     if (noheart) {
@@ -434,8 +438,13 @@ int rt__check_idle(rt__doctor_t *d)
 {
     int idle = d->o->idle_s;
     if (idle <= 0) {
-        rt__report(&d->rep, RT_CHECK_SKIP, "idle",
-                   "not requested (--idle SECONDS keeps the WebSocket open that long)", NULL);
+        rt__report(&d->rep, RT_CHECK_WARN, "idle",
+                   "idle timeouts were not checked: a proxy's read timeout (nginx's default is "
+                   "60 s) closes a quiet WebSocket, and only a long-lived connection shows it",
+                   d->o->signing_key || d->o->token
+                       ? "run again with --idle 75 (longer than the usual 60 s proxy timeout)"
+                       : "run again with --signing-key (or --token) and --idle 75 (longer than "
+                         "the usual 60 s proxy timeout)");
         return 0;
     }
     if (!d->ws_open) {

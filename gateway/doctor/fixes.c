@@ -41,14 +41,38 @@ const char rt__fix_sse[] =
     "rtgw sends X-Accel-Buffering: no, which nginx obeys unless proxy_ignore_headers lists it; "
     "Caddy: flush_interval -1; a CDN must pass text/event-stream through unbuffered";
 
-const char rt__fix_idle[] =
-    "raise the proxy's idle timeout above the heartbeat, in the location for /v1/realtime/:\n"
-    "  proxy_read_timeout 3600s;\n"
-    "  proxy_send_timeout 3600s;\n"
-    "HAProxy: timeout tunnel 1h; a cloud load balancer: its idle timeout above "
-    "RTGW_PING_INTERVAL_MS\n"
-    "and keep rtgw's heartbeat below the shortest timeout on the path: RTGW_PING_INTERVAL_MS=15000 "
-    "(the default)";
+void rt__fix_idle_for(rt__who_kind_t proxy, double timeout_s, char *out, size_t cap)
+{
+    /* The heartbeat must beat strictly below the shortest idle timeout on
+     * the path: half of it leaves room for a late ping, and rtgw's default of
+     * 15 s is kept when it is already well below. */
+    long t_ms = (long)(timeout_s * 1000.0);
+    long hb = t_ms / 2;
+    if (hb > 15000)
+        hb = 15000;
+    hb -= hb % 500;
+    if (hb < 500)
+        hb = 500;
+    const char *setting = proxy == RT__WHO_NGINX     ? "nginx: proxy_read_timeout 3600s; "
+                                                       "proxy_send_timeout 3600s; in the location for "
+                                                       "/v1/realtime/"
+                          : proxy == RT__WHO_HAPROXY ? "HAProxy: timeout tunnel 1h (and timeout "
+                                                       "client/server above the heartbeat)"
+                          : proxy == RT__WHO_CADDY
+                              ? "Caddy: stream_timeout / transport read_timeout in reverse_proxy, "
+                                "if set"
+                          : proxy == RT__WHO_KONG
+                              ? "Kong: read_timeout and write_timeout (ms) on the rtgw service"
+                              : "the proxy's idle or read timeout (nginx proxy_read_timeout, "
+                                "HAProxy timeout tunnel, Kong read_timeout, a cloud load "
+                                "balancer's idle timeout)";
+    snprintf(out, cap,
+             "a hop on the path closes a WebSocket that is idle for about %.0f s; raise that "
+             "timeout: %s\n"
+             "and keep rtgw's heartbeat strictly below the shortest timeout on the path: "
+             "RTGW_PING_INTERVAL_MS=%ld (%.1f s, below the %.0f s seen here)",
+             timeout_s, setting, hb, (double)hb / 1000.0, timeout_s);
+}
 
 void rt__fix_route(rt__who_kind_t proxy, char *out, size_t cap)
 {

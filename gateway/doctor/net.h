@@ -69,4 +69,9 @@ SSL_CTX *rt__net_tls_ctx_new(void);
  * a TLS port" apart from a server that just closes. t is left as it was. */
 bool rt__net_speaks_tls(rt__target_t *t);
 
+/* True if the TLS front end at t refuses a handshake that offers only
+ * http/1.1 in ALPN (as a browser's WebSocket does) but completes one that
+ * offers h2: it speaks only HTTP/2. t is left as it was. */
+bool rt__net_h2_only(rt__target_t *t);
+
 #endif
