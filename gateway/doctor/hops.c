@@ -70,16 +70,25 @@ int rt__hop_upgrade_plain(rt__doctor_t *d, int status, const char *ename, const 
         snprintf(found, sizeof(found),
                  "Upgrade: websocket was sent but did not arrive: rtgw's probe record shows GET "
                  "%s with no Upgrade header (Connection: %s, HTTP/%s), and rtgw answered %d %s%s: "
-                 "the proxy does not pass the upgrade",
-                 a->path, seen, a->http_version, status, ename, via);
+                 "the proxy does not pass the upgrade%s",
+                 a->path, seen, a->http_version, status, ename, via,
+                 strcmp(a->http_version, "1.1") != 0
+                     ? " (and it speaks HTTP/1.0 to rtgw: nginx's default proxy_http_version "
+                       "cannot carry an upgrade)"
+                     : "");
         snprintf(fix, sizeof(fix), "%s", rt__fix_upgrade);
     } else if (a && strcmp(seen, "upgrade") != 0) {
+        char as[64];
+        snprintf(as, sizeof(as),
+                 strcmp(seen, "absent") == 0  ? "did not arrive at all"
+                 : strcmp(seen, "empty") == 0 ? "arrived as \"\""
+                                              : "arrived as \"%s\"",
+                 seen);
         snprintf(found, sizeof(found),
-                 "Connection: Upgrade was sent but arrived as %s%s%s (Upgrade: %s did arrive; "
-                 "rtgw's probe record), so rtgw saw a plain GET and answered %d %s%s: the proxy "
-                 "replaces the Connection header",
-                 strcmp(seen, "absent") == 0 ? "" : "\"", seen,
-                 strcmp(seen, "absent") == 0 ? "" : "\"", a->upgrade, status, ename, via);
+                 "Connection: Upgrade was sent but %s (Upgrade: %s did arrive; rtgw's probe "
+                 "record), so rtgw saw a plain GET and answered %d %s%s: the proxy replaces the "
+                 "Connection header",
+                 as, a->upgrade, status, ename, via);
         snprintf(fix, sizeof(fix),
                  "nginx sends Connection: close upstream unless told otherwise; in the location "
                  "for /v1/realtime/ add\n"
