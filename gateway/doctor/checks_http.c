@@ -169,9 +169,9 @@ static int http_not_rtgw(rt__doctor_t *d, const rt__http_resp_t *r, const char *
          (r->status == 503 && (w.kind == RT__WHO_HAPROXY || w.kind == RT__WHO_CADDY ||
                                w.kind == RT__WHO_NGINX || rt__who_proxy(r) != RT__WHO_OTHER)))) {
         snprintf(found, sizeof(found),
-                 "HTTP %d on GET /health from %s%s: the proxy answers but the backend is down (or "
+                 "HTTP %d on GET /health from %s: the proxy answers but the backend is down (or "
                  "the proxy's upstream address is wrong); not a routing problem",
-                 r->status, w.what, via);
+                 r->status, w.what);
         rt__report(&d->rep, RT_CHECK_FAIL, "http", found, rt__fix_backend_down);
         return -1;
     }

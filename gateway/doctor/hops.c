@@ -125,11 +125,12 @@ int rt__hop_token_missing(rt__doctor_t *d, const char *answer)
     const rt__arrived_t *a = connect_arrived(d, &rec);
     char found[1600], fix[1800];
     if (a && !a->query_token)
-        snprintf(found, sizeof(found),
-                 "the query string (token=…) was sent but did not arrive: rtgw's probe record "
-                 "shows GET %s %s, and rtgw %s: the proxy drops the query, so the token never "
-                 "arrives (a fresh token would not help)",
-                 a->path, a->query ? "with a query but no token=" : "without a query", answer);
+        snprintf(
+            found, sizeof(found),
+            "the query string (with the token) was sent but did not arrive: rtgw's probe record "
+            "shows GET %s %s, and rtgw %s: the proxy drops the query, so the token never "
+            "arrives (a fresh token would not help)",
+            a->path, a->query ? "with a query but no token=" : "without a query", answer);
     else if (a)
         snprintf(found, sizeof(found),
                  "rtgw %s although token= arrived in the query (rtgw's probe record); see the "

@@ -8,7 +8,10 @@
  * Connection, and whether Authorization, Origin and X-Forwarded-* arrived.
  * No header value that can hold a secret is kept.
  *
- * Reading: GET /v1/realtime/doctor/probes/<id>, authorised like a publish
+ * Reading: GET /v1/realtime/doctor/probes/<id> (or any path that ends in
+ * /doctor/probes/<id>: a proxy that rewrites the path on the way rewrites
+ * this request too, and doctor still needs to read the record to show it),
+ * authorised like a publish
  * with the signing key (rt_api_check_key: a constant-time comparison),
  * answers {"id":…,"requests":[…]} with at most RT_PROBES_PER_ID records.
  * Runs on civetweb request threads.
@@ -25,6 +28,7 @@
 #include <string.h>
 
 #define PROBE_PREFIX "/v1/realtime/doctor/probes/"
+#define PROBE_TAIL "/doctor/probes/"
 
 /* The probe id of the request into id: the header first, else the query. */
 static bool probe_id(struct mg_connection *conn, char *id, size_t cap, bool *in_header,
@@ -101,9 +105,9 @@ int rt__probes_handler(struct mg_connection *conn, void *cb)
         return st;
     }
     const char *uri = mg_get_request_info(conn)->local_uri;
-    const char *id = uri + strlen(PROBE_PREFIX);
-    if (strncmp(uri, PROBE_PREFIX, strlen(PROBE_PREFIX)) != 0 ||
-        !rt_probe_id_valid(id, strlen(id))) {
+    const char *at = strstr(uri, PROBE_TAIL);
+    const char *id = at ? at + strlen(PROBE_TAIL) : "";
+    if (!rt_probe_id_valid(id, strlen(id))) {
         rt__send_error(conn, 400, "bad_request",
                        "a probe id is 8-64 characters of A-Z, a-z, 0-9, - and _");
         return 400;
@@ -124,4 +128,10 @@ int rt__probes_handler(struct mg_connection *conn, void *cb)
     rt__send_json(conn, 200, body, strlen(body), NULL);
     free(body);
     return 200;
+}
+
+bool rt__probes_path(const char *uri)
+{
+    const char *at = uri ? strstr(uri, PROBE_TAIL) : NULL;
+    return at && strchr(at + strlen(PROBE_TAIL), '/') == NULL;
 }

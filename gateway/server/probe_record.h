@@ -13,6 +13,10 @@
  * civetweb's begin_request on the request's thread. */
 void rt__probe_note(rt_server_t *srv, struct mg_connection *conn);
 
+/* True if uri ends in /doctor/probes/<one segment>: the record's route, also
+ * under a path a proxy rewrote (the catch-all route hands it over). */
+bool rt__probes_path(const char *uri);
+
 /* The route GET /v1/realtime/doctor/probes/<id> (cb: the server). Returns
  * the status sent. */
 int rt__probes_handler(struct mg_connection *conn, void *cb);

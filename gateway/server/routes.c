@@ -304,6 +304,8 @@ static int h_root(struct mg_connection *conn, void *cb)
     }
     if (srv->cfg->dev && strcmp(ri->local_uri, "/dev/key") == 0 && rt__method_is(conn, "GET"))
         return dev_key(srv, conn);
+    if (rt__probes_path(ri->local_uri))
+        return rt__probes_handler(conn, srv);
     rt__send_error(conn, 404, "not_found",
                    "no route %s; see /v1/realtime/token, /v1/realtime/publish, "
                    "/v1/realtime/connect, /v1/realtime/sse, /health, /ready, /metrics",

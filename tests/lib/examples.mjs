@@ -37,17 +37,23 @@ export function startNginxExample(t, gw, edit = (c) => c) {
   });
 }
 
-export function startCaddyExample(t, gw, edit = (c) => c) {
+export function startCaddyExample(t, gw, edit = (c) => c, opts = {}) {
+  return runCaddy(t, (port) => {
+    let conf = fs.readFileSync(EXAMPLES.caddy, "utf8");
+    // Test-only global options: no admin endpoint, no ACME, no waiting on open streams at exit.
+    conf = sub(conf, /^\{\n/m, "{\n\tadmin off\n\tauto_https off\n\tgrace_period 1s\n");
+    conf = sub(conf, /^rt\.example\.com \{\n/m, `http://127.0.0.1:${port} {\n\tbind 127.0.0.1\n`);
+    conf = sub(conf, /to 127\.0\.0\.1:8288/, `to 127.0.0.1:${gw.port}`);
+    return edit(conf);
+  }, opts);
+}
+
+// Caddy with the Caddyfile text(port) returns (a whole file: give it the test-only
+// global options "admin off" and "auto_https off"); opts go to startProxy (ready, tls).
+export function runCaddy(t, text, opts = {}) {
   return startProxy(t, {
-    name: "caddy", bin: CADDY_BIN, config: "Caddyfile",
-    files: (dir, port) => {
-      let conf = fs.readFileSync(EXAMPLES.caddy, "utf8");
-      // Test-only global options: no admin endpoint, no ACME, no waiting on open streams at exit.
-      conf = sub(conf, /^\{\n/m, "{\n\tadmin off\n\tauto_https off\n\tgrace_period 1s\n");
-      conf = sub(conf, /^rt\.example\.com \{\n/m, `http://127.0.0.1:${port} {\n\tbind 127.0.0.1\n`);
-      conf = sub(conf, /to 127\.0\.0\.1:8288/, `to 127.0.0.1:${gw.port}`);
-      return { Caddyfile: edit(conf) };
-    },
+    name: "caddy", bin: CADDY_BIN, config: "Caddyfile", ...opts,
+    files: (dir, port) => ({ Caddyfile: text(port, dir) }),
     args: (dir) => ["run", "--config", path.join(dir, "Caddyfile"), "--adapter", "caddyfile"],
     env: (dir) => ({
       PATH: process.env.PATH, HOME: dir,
@@ -56,8 +62,9 @@ export function startCaddyExample(t, gw, edit = (c) => c) {
   });
 }
 
-export function startHaproxyExample(t, gw, edit = (c) => c) {
+export function startHaproxyExample(t, gw, edit = (c) => c, opts = {}) {
   return startProxy(t, {
+    ...opts,
     name: "haproxy", bin: HAPROXY_BIN, config: "haproxy.cfg",
     files: (dir, port) => {
       let conf = fs.readFileSync(EXAMPLES.haproxy, "utf8");
