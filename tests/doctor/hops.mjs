@@ -19,6 +19,7 @@ import { doctor, show, assertFailedAt, assertNoWarnings } from "../lib/doctor.mj
 import { startNginx, CONNECTION_UPGRADE_MAP } from "../lib/nginx.mjs";
 import { startNginxExample, startCaddyExample, startHaproxyExample, runCaddy } from "../lib/examples.mjs";
 import { tmpDir } from "../lib/proc.mjs";
+import { sub } from "../lib/proxy.mjs";
 import { waitFor } from "../lib/wait.mjs";
 
 // An app that serves its own HTML page on every path (what a catch-all route reaches).
@@ -109,6 +110,20 @@ defcase("nginx_regex_location_wins_over_prefix", async (t) => {
   const r = await doctor([ng.url, "--signing-key", gw.key]);
   assertFailedAt(r, "route", /\/v1\/realtime\/token, \/v1\/realtime\/sse reach rtgw, but \/v1\/realtime\/connect does not: the app: .*"Acme Dashboard".* answers it .*a regex location, location ~ …, wins over a plain prefix location/,
     /location \^~ \/v1\/realtime\/ \{/);
+});
+
+defcase("haproxy_earlier_acl_takes_connect", async (t) => {
+  // The example plus an app rule listed first: HAProxy uses the first use_backend whose
+  // ACL matches, so /v1/realtime/connect goes to the app.
+  const app = await startApp(t);
+  const gw = await startGateway(t);
+  const hp = await startHaproxyExample(t, gw, (c) => {
+    c = sub(c, "    use_backend rtgw if rtgw_path\n", "    use_backend app if { path_end /connect }\n    use_backend rtgw if rtgw_path\n");
+    return `${c}\nbackend app\n    server app1 127.0.0.1:${app.port}\n`;
+  });
+  const r = await doctor([hp.url, "--signing-key", gw.key]);
+  assertFailedAt(r, "route", /\/v1\/realtime\/token, \/v1\/realtime\/sse reach rtgw, but \/v1\/realtime\/connect does not: the app: .*"Acme Dashboard".*HAProxy: an earlier use_backend/,
+    /HAProxy: use_backend rtgw if \{ path_beg \/v1\/realtime\/ \} before other rules/);
 });
 
 defcase("app_at_root_rtgw_mounted_under_ws", async (t) => {

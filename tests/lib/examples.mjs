@@ -7,6 +7,8 @@
 //   const px = await startNginxExample(t, gw, (conf) => conf);
 //   const px = await startCaddyExample(t, gw);   // CADDY_BIN, default /usr/bin/caddy
 //   const px = await startHaproxyExample(t, gw); // HAPROXY_BIN, default /usr/sbin/haproxy
+// A last argument opts goes to startProxy (e.g. { ready: "tcp" } when rtgw is down).
+//   const cd = await runCaddy(t, (port, dir) => caddyfileText, opts);   // any Caddyfile
 // Used by tests/proxy (what each line of an example does) and tests/doctor (doctor
 // finds nothing wrong with them).
 import fs from "node:fs";
