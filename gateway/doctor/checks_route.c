@@ -136,10 +136,36 @@ static bool find_mount(rt__doctor_t *d, char *out, size_t cap)
     return false;
 }
 
+/* nginx's own 404 for the realtime paths, and its "Welcome to nginx!" page
+ * at /: the default site answers, not the one with the realtime location
+ * (field report 002: the config was written but not enabled or reloaded).
+ * Returns -1 after reporting, or 0 when / is something else. */
+static int route_default_site(rt__doctor_t *d, const answer_t *a)
+{
+    answer_t root;
+    probe_one(d, "/", &root);
+    if (!(root.answered && root.who.kind == RT__WHO_NGINX && strstr(root.who.what, "Welcome")))
+        return 0;
+    char found[1600];
+    snprintf(found, sizeof(found),
+             "GET %s never reached rtgw: %s answered, and / is %s: nginx's default site "
+             "answers this host, not a site with a location for /v1/realtime/",
+             PATHS[0], a->who.what, root.who.what);
+    rt__report(&d->rep, RT_CHECK_FAIL, "route", found,
+               "the site with the realtime location is not in force: enable it (ln -s "
+               "/etc/nginx/sites-available/<site> /etc/nginx/sites-enabled/), make its "
+               "server_name match this host (or mark it default_server), remove the default "
+               "site, then nginx -t && systemctl reload nginx (a config written but not "
+               "reloaded is not running)");
+    return -1;
+}
+
 /* None of the paths reached rtgw. */
 static int route_never(rt__doctor_t *d, const answer_t *a)
 {
     char found[1600], fix[1600], mount[300];
+    if (a->who.kind == RT__WHO_NGINX && a->status == 404 && route_default_site(d, a) != 0)
+        return -1;
     size_t l = (size_t)snprintf(found, sizeof(found),
                                 "GET %s never reached rtgw: %s answered (no X-Rtgw header)",
                                 PATHS[0], a->who.what);

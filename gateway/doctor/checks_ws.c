@@ -16,6 +16,7 @@
 #include "err.h"
 #include "http_client.h"
 #include "probe.h"
+#include "record.h"
 #include "wsframe.h"
 
 #include <stdio.h>
@@ -174,9 +175,21 @@ static int subscribe_verdict(rt__doctor_t *d, int k, int op, const char *p, int6
 {
     char found[1500];
     if (k == RT_E_TIMEOUT) {
-        rt__report(&d->rep, RT_CHECK_FAIL, "subscribe",
-                   "no frame within the timeout after the upgrade (expected rtgw.subscribed)",
-                   "a proxy may hold frames back, or this is not rtgw; see the gateway's log");
+        rt__record_t rec;
+        rt__record_read(d, &rec);
+        bool arrived = rec.status == 0 && rt__record_find(&rec, "GET", "/v1/realtime/connect");
+        snprintf(found, sizeof(found),
+                 "no frame within the timeout after the upgrade (expected rtgw.subscribed); %s",
+                 arrived ? "rtgw's probe record shows the upgrade arrived"
+                 : rec.status == 0
+                     ? "rtgw's probe record holds no upgrade request: the 101 came from another "
+                       "server"
+                     : "--signing-key lets doctor check whether the upgrade reached rtgw");
+        rt__report(&d->rep, RT_CHECK_FAIL, "subscribe", found,
+                   arrived ? "a proxy holds WebSocket frames back (buffering on the upgraded "
+                             "location); see the gateway's log for this connection"
+                           : "route /v1/realtime/connect to rtgw, not to a WebSocket server of "
+                             "the app");
         return -1;
     }
     if (op == RT_WS_TEXT && strstr(p, "\"rtgw.subscribed\"")) {

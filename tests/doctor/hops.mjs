@@ -97,6 +97,16 @@ defcase("nginx_catch_all_app_answers", async (t) => {
   assert.doesNotMatch(r.out, /gateway's log/, "the gateway was never reached");
 });
 
+defcase("nginx_default_site_answers", async (t) => {
+  // Field report 002: the site with the realtime location was written but is not in
+  // force; nginx's default site (its "Welcome to nginx!" page) answers the host.
+  await startGateway(t);
+  const ng = await startNginx(t, `root /usr/share/nginx/html; location / { index index.html; }`);
+  const r = await doctor([ng.url]);
+  assertFailedAt(r, "route", /never reached rtgw: nginx's own 404 error page .* answered, and \/ is nginx's default page "Welcome to nginx!" .*: nginx's default site answers this host/,
+    /sites-enabled[\s\S]*server_name[\s\S]*nginx -t && systemctl reload nginx/);
+});
+
 defcase("nginx_regex_location_wins_over_prefix", async (t) => {
   // The realtime prefix location exists, but a regex location listed for the app takes
   // /v1/realtime/connect first (regex locations beat plain prefixes).
