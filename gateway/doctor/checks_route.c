@@ -181,8 +181,10 @@ static int route_never(rt__doctor_t *d, const answer_t *a)
                  "grep -n location tells them apart, and location ^~ /v1/realtime/ fixes both");
     else if (d->proxy == RT__WHO_OTHER && a->who.kind != RT__WHO_HAPROXY)
         snprintf(found + l, l < sizeof(found) ? sizeof(found) - l : 0,
-                 "; either this URL points at another server than rtgw or its proxy, or the "
-                 "proxy routes /v1/realtime/ elsewhere");
+                 "; no proxy names itself, so two causes remain: this URL points at another "
+                 "server than rtgw or its proxy, or a proxy routes /v1/realtime/ elsewhere; "
+                 "curl -sI on this URL's /v1/realtime/connect shows what answers, and curl "
+                 "http://127.0.0.1:8288/health on the rtgw host shows where rtgw listens");
     rt__fix_route(a->who.kind == RT__WHO_PYTHON ? RT__WHO_OTHER : d->proxy, fix, sizeof(fix));
     rt__report(&d->rep, RT_CHECK_FAIL, "route", found, fix);
     return -1;

@@ -68,7 +68,7 @@ static void who_other(const rt__http_resp_t *r, rt__who_t *w)
         w->kind = RT__WHO_PYTHON;
         snprintf(w->what, sizeof(w->what), "Python's http.server (Server: %s, HTTP %d)", server,
                  r->status);
-    } else if (px == RT__WHO_CADDY) {
+    } else if (px == RT__WHO_CADDY && (r->body.len == 0 || r->status >= 500)) {
         w->kind = RT__WHO_CADDY;
         snprintf(w->what, sizeof(w->what), "Caddy itself (HTTP %d with %s, Server: %s)", r->status,
                  r->body.len ? desc : "an empty body", server);
