@@ -11,7 +11,7 @@ import path from "node:path";
 import { defcase, run } from "../lib/harness.mjs";
 import { startGateway, freePort, keygen, mint, publish } from "../lib/gateway.mjs";
 import { doctor, show, assertFailedAt } from "../lib/doctor.mjs";
-import { startNginx, CONNECTION_UPGRADE_MAP } from "../lib/nginx.mjs";
+import { startNginx, wsLocationBody, CONNECTION_UPGRADE_MAP } from "../lib/nginx.mjs";
 import { tmpDir } from "../lib/proc.mjs";
 import { sleep } from "../lib/wait.mjs";
 
@@ -46,15 +46,7 @@ function expiredCert(dir) {
 // nginx locations that proxy everything to rtgw correctly (upgrade, no buffering),
 // with `extra` directives added to the catch-all location.
 const goodProxy = (gw, extra = "") => `
-    location / {
-      proxy_pass http://127.0.0.1:${gw.port};
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_set_header Host $host;
-      proxy_buffering off;
-      proxy_read_timeout 3600s;
-      ${extra}
+    location / {${wsLocationBody(gw.port, { extra })}
     }`;
 
 // ---------------------------------------------------------------------------------

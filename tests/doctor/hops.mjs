@@ -16,7 +16,7 @@ import path from "node:path";
 import { defcase, run } from "../lib/harness.mjs";
 import { startGateway, freePort, keygen } from "../lib/gateway.mjs";
 import { doctor, show, assertFailedAt, assertNoWarnings } from "../lib/doctor.mjs";
-import { startNginx, CONNECTION_UPGRADE_MAP } from "../lib/nginx.mjs";
+import { startNginx, wsLocationBody, CONNECTION_UPGRADE_MAP } from "../lib/nginx.mjs";
 import { startNginxExample, startCaddyExample, startHaproxyExample, runCaddy } from "../lib/examples.mjs";
 import { tmpDir } from "../lib/proc.mjs";
 import { sub } from "../lib/proxy.mjs";
@@ -34,16 +34,7 @@ async function startApp(t) {
   return { port, url: `http://127.0.0.1:${port}` };
 }
 
-// nginx directives that pass a WebSocket to `port` (the location body).
-const wsProxy = (port, { pass = `http://127.0.0.1:${port}`, extra = "" } = {}) => `
-      proxy_pass ${pass};
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_set_header Host $host;
-      proxy_buffering off;
-      proxy_read_timeout 3600s;
-      ${extra}`;
+const wsProxy = wsLocationBody;
 
 // A Kong stand-in: plain requests are proxied to rtgw with Kong's headers added; an
 // upgrade is answered by "Kong" itself with 426, as a route without ws/wss does.
