@@ -390,10 +390,10 @@ static int tls_handshake_info(rt__doctor_t *d, cert_info_t *ci)
                      "that offers http/1.1, and WebSockets (RFC 6455) need HTTP/1.1");
             rt__report(&d->rep, RT_CHECK_FAIL, "tls", found,
                        "offer http/1.1 in ALPN next to h2 on the TLS front end:\n"
-                       "  Caddy: servers { protocols h1 h2 } (h1 must be listed)\n"
-                       "  nginx: listen 443 ssl; http2 on; (nginx always offers http/1.1 too)\n"
+                       "  a Node http2 server: allowHTTP1: true\n"
+                       "  Envoy: codec_type AUTO on the listener's HTTP connection manager\n"
                        "  HAProxy: bind … ssl crt … alpn h2,http/1.1\n"
-                       "  Envoy: codec_type AUTO; a Node http2 server: allowHTTP1: true\n"
+                       "  or put a front end there that offers both (nginx and Caddy always do)\n"
                        "  a cloud load balancer: an HTTP/1.1-capable listener or target group");
             return -1;
         }
