@@ -199,11 +199,19 @@ static int subscribe_verdict(rt__doctor_t *d, int k, int op, const char *p, int6
         rt__report(&d->rep, RT_CHECK_OK, "subscribe", found, NULL);
         return 0;
     }
-    snprintf(found, sizeof(found), "the first frame is not rtgw.subscribed: '%.100s'",
-             op == RT_WS_TEXT ? p : "(binary)");
+    rt__record_t rec;
+    rt__record_read(d, &rec);
+    bool arrived = rec.status == 0 && rt__record_find(&rec, "GET", "/v1/realtime/connect");
+    snprintf(found, sizeof(found), "the first frame is not rtgw.subscribed: '%.100s'%s",
+             op == RT_WS_TEXT ? p : "(binary)",
+             rec.status == 0 && !arrived ? "; rtgw's probe record holds no upgrade request: "
+                                           "another WebSocket server answered"
+                                         : "");
     rt__report(&d->rep, RT_CHECK_FAIL, "subscribe", found,
-               "the gateway did not acknowledge the extended protocol (&rtgw=1): is this rtgw, and "
-               "does the proxy keep the query string?");
+               rec.status == 0 && !arrived
+                   ? "route /v1/realtime/connect to rtgw, not to a WebSocket server of the app"
+                   : "the gateway did not acknowledge the extended protocol (&rtgw=1): does the "
+                     "proxy keep the query string?");
     return -1;
 }
 
