@@ -37,7 +37,8 @@ static int upgrade_request(rt__doctor_t *d, const char *key, int64_t *deadline)
     char *req = malloc(qcap);
     if (!req)
         return -1;
-    char originhdr[600] = "";
+    char originhdr[600] = "", probe[48];
+    rt__probe_upgrade_id(d, probe, sizeof(probe));
     if (d->o->origin)
         snprintf(originhdr, sizeof(originhdr), "Origin: %s\r\n", d->o->origin);
     int n = snprintf(req, qcap,
@@ -45,8 +46,8 @@ static int upgrade_request(rt__doctor_t *d, const char *key, int64_t *deadline)
                      "User-Agent: rtgw-doctor/%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "X-Rtgw-Probe: %s\r\n"
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
-                     d->jwt ? "token=" : "", d->jwt ? d->jwt : "", d->jwt ? "&" : "", d->net.probe,
-                     d->net.hosthdr, RT_VERSION, d->net.probe, key, originhdr);
+                     d->jwt ? "token=" : "", d->jwt ? d->jwt : "", d->jwt ? "&" : "", probe,
+                     d->net.hosthdr, RT_VERSION, probe, key, originhdr);
     *deadline = rt_clock_mono_ms() + d->net.timeout_ms;
     int rc = rt__net_write(&d->ws.c, req, (size_t)n, *deadline);
     free(req);
@@ -176,7 +177,7 @@ static int subscribe_verdict(rt__doctor_t *d, int k, int op, const char *p, int6
     char found[1500];
     if (k == RT_E_TIMEOUT) {
         rt__record_t rec;
-        rt__record_read(d, &rec);
+        rt__record_read_upgrade(d, &rec);
         bool arrived = rec.status == 0 && rt__record_find(&rec, "GET", "/v1/realtime/connect");
         snprintf(found, sizeof(found),
                  "no frame within the timeout after the upgrade (expected rtgw.subscribed); %s",
@@ -200,7 +201,7 @@ static int subscribe_verdict(rt__doctor_t *d, int k, int op, const char *p, int6
         return 0;
     }
     rt__record_t rec;
-    rt__record_read(d, &rec);
+    rt__record_read_upgrade(d, &rec);
     bool arrived = rec.status == 0 && rt__record_find(&rec, "GET", "/v1/realtime/connect");
     snprintf(found, sizeof(found), "the first frame is not rtgw.subscribed: '%.100s'%s",
              op == RT_WS_TEXT ? p : "(binary)",

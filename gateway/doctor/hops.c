@@ -17,7 +17,7 @@
 /* The connect request as rtgw recorded it, or NULL (rec->status says why). */
 static const rt__arrived_t *connect_arrived(rt__doctor_t *d, rt__record_t *rec)
 {
-    rt__record_read(d, rec);
+    rt__record_read_upgrade(d, rec);
     if (rec->status != 0)
         return NULL;
     const rt__arrived_t *a = rt__record_find(rec, "GET", "/v1/realtime/connect");

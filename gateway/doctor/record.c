@@ -58,7 +58,26 @@ static void parse_record(const rt__http_resp_t *r, rt__record_t *rec)
     json_decref(j);
 }
 
+void rt__probe_upgrade_id(const rt__doctor_t *d, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s-ws", d->net.probe);
+}
+
+static void record_read_id(rt__doctor_t *d, const char *id, rt__record_t *rec);
+
 void rt__record_read(rt__doctor_t *d, rt__record_t *rec)
+{
+    record_read_id(d, d->net.probe, rec);
+}
+
+void rt__record_read_upgrade(rt__doctor_t *d, rt__record_t *rec)
+{
+    char id[48];
+    rt__probe_upgrade_id(d, id, sizeof(id));
+    record_read_id(d, id, rec);
+}
+
+static void record_read_id(rt__doctor_t *d, const char *id, rt__record_t *rec)
 {
     memset(rec, 0, sizeof(*rec));
     if (!d->o->signing_key) {
@@ -69,7 +88,7 @@ void rt__record_read(rt__doctor_t *d, rt__record_t *rec)
     t.probe[0] = 0;
     char hdr[1024], path[128], why[512];
     snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", d->o->signing_key);
-    snprintf(path, sizeof(path), "/v1/realtime/doctor/probes/%s", d->net.probe);
+    snprintf(path, sizeof(path), "/v1/realtime/doctor/probes/%s", id);
     rt__http_resp_t r;
     int rc = rt__http_do(&t, "GET", path, hdr, NULL, &r, why, sizeof(why));
     sodium_memzero(hdr, sizeof(hdr));

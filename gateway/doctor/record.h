@@ -37,6 +37,13 @@ typedef struct {
 
 /* Read the record of this run's probe id into rec (overwritten). */
 void rt__record_read(rt__doctor_t *d, rt__record_t *rec);
+/* The same for the WebSocket upgrade, which carries its own id (the run's id
+ * with "-ws"), so that its arrival is not confused with the plain GETs of
+ * the same path. */
+void rt__record_read_upgrade(rt__doctor_t *d, rt__record_t *rec);
+
+/* The upgrade's probe id into out. */
+void rt__probe_upgrade_id(const rt__doctor_t *d, char *out, size_t cap);
 
 /* The last request in rec with this method whose path (as it arrived)
  * starts with prefix, e.g. "/v1/realtime/connect". NULL when none. */

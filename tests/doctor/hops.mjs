@@ -13,7 +13,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import fs from "node:fs";
 import path from "node:path";
-import { defcase, run } from "../lib/harness.mjs";
+import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, freePort, keygen } from "../lib/gateway.mjs";
 import { doctor, show, assertFailedAt, assertNoWarnings } from "../lib/doctor.mjs";
 import { startNginx, wsLocationBody, CONNECTION_UPGRADE_MAP } from "../lib/nginx.mjs";
@@ -125,6 +125,25 @@ defcase("haproxy_earlier_acl_takes_connect", async (t) => {
   const r = await doctor([hp.url, "--signing-key", gw.key]);
   assertFailedAt(r, "route", /\/v1\/realtime\/token, \/v1\/realtime\/sse reach rtgw, but \/v1\/realtime\/connect does not: the app: .*"Acme Dashboard".*HAProxy: an earlier use_backend/,
     /HAProxy: use_backend rtgw if \{ path_beg \/v1\/realtime\/ \} before other rules/);
+});
+
+defcase("nginx_sends_upgrades_to_the_apps_websocket_server", async (t) => {
+  // Field report 003's shape: every upgrade goes to the app's own WebSocket server (it
+  // greets with CONNECTION_ESTABLISHED); plain requests reach rtgw.
+  requireNodeModules("ws");
+  const { WebSocketServer } = await import("ws");
+  const appPort = await freePort();
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: appPort });
+  wss.on("connection", (ws) => ws.send(JSON.stringify({ type: "CONNECTION_ESTABLISHED" })));
+  t.cleanup(() => new Promise((r) => { for (const c of wss.clients) c.terminate(); wss.close(r); }));
+  const gw = await startGateway(t);
+  const ng = await startNginx(t, `location / {${wsProxy(gw.port, { pass: "http://$backend" })}
+    }`, { http: `${CONNECTION_UPGRADE_MAP}
+  map $http_upgrade $backend { default 127.0.0.1:${gw.port}; websocket 127.0.0.1:${appPort}; }` });
+  const r = await doctor([ng.url, "--signing-key", gw.key]);
+  assert.equal(r.byName.route.status, "ok", show(r));
+  assertFailedAt(r, "subscribe", /the first frame is not rtgw\.subscribed: '\{"type":"CONNECTION_ESTABLISHED"\}'; rtgw's probe record holds no upgrade request: another WebSocket server answered/,
+    /route \/v1\/realtime\/connect to rtgw, not to a WebSocket server of the app/);
 });
 
 defcase("app_at_root_rtgw_mounted_under_ws", async (t) => {
