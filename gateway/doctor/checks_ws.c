@@ -87,9 +87,7 @@ static void upgrade_refused(rt__doctor_t *d, rt__http_resp_t *r, const char *via
     } else if (rtgw_plain) {
         rt__hop_upgrade_plain(d, r->status, ename, via);
     } else if (r->status == 401 && d->jwt && strstr(ename ? ename : "", "token_missing")) {
-        char answer[200];
-        snprintf(answer, sizeof(answer), "answered HTTP 401 token_missing");
-        rt__hop_token_missing(d, answer);
+        rt__hop_token_missing(d, "answered HTTP 401 token_missing");
     } else if (r->status == 200 || r->status == 404) {
         snprintf(found, sizeof(found),
                  "HTTP %d%s%s%s instead of 101 Switching Protocols: the proxy does not pass the "
@@ -170,27 +168,38 @@ static int upgrade_closed(rt__doctor_t *d, char *p, size_t plen, const char *via
     return -1;
 }
 
+/* Whether the upgrade reached rtgw, from its probe record: 1 it did, 0 it did
+ * not (another server answered it), -1 unknown (no key, record unreadable). */
+static int upgrade_arrival(rt__doctor_t *d)
+{
+    rt__record_t rec;
+    rt__record_read_upgrade(d, &rec);
+    if (rec.status != 0)
+        return -1;
+    return rt__record_find(&rec, "GET", "/v1/realtime/connect") != NULL;
+}
+
 /* The subscribe check, on the first frame after the upgrade (k: what
  * rt__ws_next returned; op, p: the frame). t0: when the wait began. */
 static int subscribe_verdict(rt__doctor_t *d, int k, int op, const char *p, int64_t t0)
 {
     char found[1500];
     if (k == RT_E_TIMEOUT) {
-        rt__record_t rec;
-        rt__record_read_upgrade(d, &rec);
-        bool arrived = rec.status == 0 && rt__record_find(&rec, "GET", "/v1/realtime/connect");
+        int arrived = upgrade_arrival(d);
         snprintf(found, sizeof(found),
                  "no frame within the timeout after the upgrade (expected rtgw.subscribed); %s",
-                 arrived ? "rtgw's probe record shows the upgrade arrived"
-                 : rec.status == 0
-                     ? "rtgw's probe record holds no upgrade request: the 101 came from another "
-                       "server"
-                     : "--signing-key lets doctor check whether the upgrade reached rtgw");
+                 arrived == 1   ? "rtgw's probe record shows the upgrade arrived"
+                 : arrived == 0 ? "rtgw's probe record holds no upgrade request: the 101 came "
+                                  "from another server"
+                                : "--signing-key lets doctor check whether the upgrade reached "
+                                  "rtgw");
         rt__report(&d->rep, RT_CHECK_FAIL, "subscribe", found,
-                   arrived ? "a proxy holds WebSocket frames back (buffering on the upgraded "
-                             "location); see the gateway's log for this connection"
-                           : "route /v1/realtime/connect to rtgw, not to a WebSocket server of "
-                             "the app");
+                   arrived == 1 ? "a proxy holds WebSocket frames back (buffering on the upgraded "
+                                  "location); see the gateway's log for this connection"
+                   : arrived == 0
+                       ? "route /v1/realtime/connect to rtgw, not to a WebSocket server of the app"
+                       : "a proxy may hold WebSocket frames back, or another server answered the "
+                         "upgrade; run with --signing-key to tell which");
         return -1;
     }
     if (op == RT_WS_TEXT && strstr(p, "\"rtgw.subscribed\"")) {
@@ -200,19 +209,16 @@ static int subscribe_verdict(rt__doctor_t *d, int k, int op, const char *p, int6
         rt__report(&d->rep, RT_CHECK_OK, "subscribe", found, NULL);
         return 0;
     }
-    rt__record_t rec;
-    rt__record_read_upgrade(d, &rec);
-    bool arrived = rec.status == 0 && rt__record_find(&rec, "GET", "/v1/realtime/connect");
+    bool other = upgrade_arrival(d) == 0;
     snprintf(found, sizeof(found), "the first frame is not rtgw.subscribed: '%.100s'%s",
              op == RT_WS_TEXT ? p : "(binary)",
-             rec.status == 0 && !arrived ? "; rtgw's probe record holds no upgrade request: "
-                                           "another WebSocket server answered"
-                                         : "");
+             other ? "; rtgw's probe record holds no upgrade request: another WebSocket server "
+                     "answered"
+                   : "");
     rt__report(&d->rep, RT_CHECK_FAIL, "subscribe", found,
-               rec.status == 0 && !arrived
-                   ? "route /v1/realtime/connect to rtgw, not to a WebSocket server of the app"
-                   : "the gateway did not acknowledge the extended protocol (&rtgw=1): does the "
-                     "proxy keep the query string?");
+               other ? "route /v1/realtime/connect to rtgw, not to a WebSocket server of the app"
+                     : "the gateway did not acknowledge the extended protocol (&rtgw=1): does the "
+                       "proxy keep the query string?");
     return -1;
 }
 
