@@ -411,7 +411,7 @@ static int token_mint_failed(rt__doctor_t *d)
                  "POST /v1/realtime/token: %d (%s): the proxy does not route /v1/realtime/ to rtgw",
                  d->mint_status, d->mint_err);
         rt__report(&d->rep, RT_CHECK_FAIL, "token", found,
-                   "route every /v1/realtime/ path to rtgw (location /v1/realtime/ { proxy_pass "
+                   "route every /v1/realtime/ path to rtgw (location ^~ /v1/realtime/ { proxy_pass "
                    "http://127.0.0.1:8288; … }), before any catch-all location /");
         return -1;
     }

@@ -11,7 +11,7 @@
 const char rt__fix_upgrade[] =
     "the proxy must pass the WebSocket upgrade to rtgw; nginx, in the location for /v1/realtime/ "
     "(before any catch-all location /):\n"
-    "  location /v1/realtime/ {\n"
+    "  location ^~ /v1/realtime/ {\n"
     "      proxy_pass http://127.0.0.1:8288;\n"
     "      proxy_http_version 1.1;\n"
     "      proxy_set_header Upgrade $http_upgrade;\n"
