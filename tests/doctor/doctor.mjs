@@ -196,7 +196,8 @@ defcase("nginx_dead_backend", async (t) => {
 defcase("closed_port_is_tcp_refused", async (t) => {
   const port = await freePort();
   const r = await doctor([`http://127.0.0.1:${port}`]);
-  assertFailedAt(r, "tcp", new RegExp(`nothing listens on 127\\.0\\.0\\.1:${port}: is rtgw \\(or the proxy\\) running\\? is the port right\\?`));
+  assertFailedAt(r, "tcp", new RegExp(`nothing listens on 127\\.0\\.0\\.1:${port}: is rtgw \\(or the proxy\\) running\\? is the port right\\?`),
+    new RegExp(`start it: rtgw serve[\\s\\S]*ss -ltnp \\| grep :${port}`));
 });
 
 defcase("something_else_answers", async (t) => {
