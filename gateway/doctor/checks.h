@@ -16,7 +16,9 @@
 
 #include "doctor.h"
 #include "net.h"
+#include "http_client.h"
 #include "report.h"
+#include "who.h"
 #include "ws_client.h"
 
 #include <netdb.h>
@@ -38,6 +40,7 @@ typedef struct {
     rt__report_t rep;
     rt__target_t net;    /* url: host, port, tls; tcp: addr; tls: ctx (owned by the run) */
     char shown[400];     /* scheme://host[:port] as the report shows it */
+    char url_path[256];  /* the URL's path without a trailing slash ("" none) */
     struct addrinfo *ai; /* owned: the dns answer, freed by the run */
     /* http */
     char date[80]; /* the Date header of /health, "" when absent */
@@ -47,11 +50,17 @@ typedef struct {
     bool minted, mint_tried;
     int mint_status; /* HTTP status of the mint, -1 when no response */
     char mint_err[512];
+    char mint_who[400]; /* who answered the mint (who.h) */
+    bool mint_rtgw;     /* the mint's answer carried X-Rtgw */
     int64_t tok_iat, tok_exp;
     /* websocket: open after a successful upgrade, until a check closes it */
     rt__ws_t ws;
     bool ws_open;
     int64_t ws_delivery_ms;
+    /* who is in front: the proxy named by the answers' Server/Via headers
+     * (RT__WHO_OTHER: none named), HAProxy by its own pages */
+    rt__who_kind_t proxy;
+    bool route_rtgw; /* the route check saw rtgw answer /v1/realtime/ */
 } rt__doctor_t;
 
 /* checks_url.c: the way to the server. */
@@ -70,10 +79,28 @@ int rt__check_idle(rt__doctor_t *d);
 /* checks_sse.c: the same probe over Server-Sent Events. */
 int rt__check_sse(rt__doctor_t *d);
 
-/* fixes.c: fix texts shared by several checks. */
+/* checks_route.c: which server answers the /v1/realtime/ paths. */
+int rt__check_route(rt__doctor_t *d);
+
+/* hops.c: the verdicts on an upgrade that went wrong, from the probe record
+ * (what arrived) or who answered; each reports under "upgrade", returns -1.
+ * not_rtgw: the answer r lacks X-Rtgw. upgrade_plain: rtgw answered status
+ * ename (426 upgrade_required, 404 not_found): it saw no upgrade.
+ * token_missing: a token was sent, and rtgw answered (answer, e.g. "closed
+ * with 4401 token_missing") as if none came. */
+int rt__hop_not_rtgw(rt__doctor_t *d, const rt__http_resp_t *r, const char *via);
+int rt__hop_upgrade_plain(rt__doctor_t *d, int status, const char *ename, const char *via);
+int rt__hop_token_missing(rt__doctor_t *d, const char *answer);
+
+/* fixes.c: fix texts shared by several checks, and the routing advice for
+ * the proxy in front (RT__WHO_OTHER: every proxy's). */
+void rt__fix_route(rt__who_kind_t proxy, char *out, size_t cap);
+void rt__fix_rewrite(rt__who_kind_t proxy, char *out, size_t cap);
 extern const char rt__fix_upgrade[];
 extern const char rt__fix_backend_down[];
 extern const char rt__fix_sse[];
-extern const char rt__fix_idle[];
+/* The fix for a WebSocket closed after timeout_s idle: the setting to raise
+ * in that proxy, and a heartbeat strictly below timeout_s. */
+void rt__fix_idle_for(rt__who_kind_t proxy, double timeout_s, char *out, size_t cap);
 
 #endif

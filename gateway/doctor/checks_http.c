@@ -10,6 +10,8 @@
 #include "describe.h"
 #include "http_client.h"
 #include "probe.h"
+#include "record.h"
+#include "who.h"
 #include "reason.h"
 
 #include <jansson.h>
@@ -66,20 +68,126 @@ static int http_rtgw(rt__doctor_t *d, json_t *j, int64_t ms, const char *via)
     return 0;
 }
 
-/* Anything but rtgw's healthy answer: a proxy without its backend, a
- * draining gateway, a proxy that routes only /v1/realtime/ (a warning), or
- * something else entirely. status: the JSON "status", or NULL. */
+/* The origin (scheme://host[:port]) of an absolute http(s) URL into out;
+ * the scheme, host and port into t. False when loc is not such a URL. */
+static bool redirect_target(const char *loc, rt__target_t *t, char *out, size_t cap)
+{
+    bool tls = strncmp(loc, "https://", 8) == 0;
+    if (!tls && strncmp(loc, "http://", 7) != 0)
+        return false;
+    const char *auth = loc + (tls ? 8 : 7);
+    size_t alen = strcspn(auth, "/?#");
+    if (alen == 0 || alen >= sizeof(t->hosthdr) || auth[0] == '[')
+        return false;
+    snprintf(out, cap, "%.*s", (int)(auth + alen - loc), loc);
+    snprintf(t->hosthdr, sizeof(t->hosthdr), "%.*s", (int)alen, auth);
+    const char *colon = memchr(auth, ':', alen);
+    snprintf(t->host, sizeof(t->host), "%.*s", colon ? (int)(colon - auth) : (int)alen, auth);
+    snprintf(t->port, sizeof(t->port), "%.*s", colon ? (int)(auth + alen - colon - 1) : 3,
+             colon ? colon + 1 : (tls ? "443" : "80"));
+    t->tls = tls;
+    return true;
+}
+
+/* Follow one redirect to its origin's /health: what answers there, in out. */
+static void redirect_follow(rt__doctor_t *d, rt__target_t *t, char *out, size_t cap)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    char why[512];
+    if (getaddrinfo(t->host, t->port, &hints, &ai) != 0 || !ai) {
+        snprintf(out, cap, "its host %s does not resolve", t->host);
+        return;
+    }
+    memcpy(&t->addr, ai->ai_addr, ai->ai_addrlen);
+    t->addrlen = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    t->ctx = NULL;
+    if (t->tls) {
+        t->ctx = rt__net_tls_ctx_new();
+        if (t->ctx && d->o->cacert)
+            SSL_CTX_load_verify_locations(t->ctx, d->o->cacert, NULL);
+        else if (t->ctx)
+            SSL_CTX_set_default_verify_paths(t->ctx);
+    }
+    rt__http_resp_t r;
+    if (rt__http_do(t, "GET", "/health", NULL, NULL, &r, why, sizeof(why)) != 0) {
+        snprintf(out, cap, "GET /health there: %.300s", why);
+    } else {
+        rt__who_t w;
+        rt__who(&r, &w);
+        snprintf(out, cap, "%s answers GET /health there (HTTP %d)%s", w.what, r.status,
+                 t->nverr ? ", with a certificate this machine does not trust" : "");
+    }
+    rt__http_resp_free(&r);
+    if (t->ctx)
+        SSL_CTX_free(t->ctx);
+    t->ctx = NULL;
+}
+
+/* A 3xx with a Location: WebSocket clients do not follow redirects. Follow
+ * it once, name it and the URL to use. Returns -1 (reported). */
+static int http_redirect(rt__doctor_t *d, const rt__http_resp_t *r)
+{
+    char loc[600] = "", origin[400], there[700] = "", found[2400], fix[2000];
+    rt__http_header(r->head, "Location", loc, sizeof(loc));
+    rt__target_t t = d->net;
+    if (!redirect_target(loc, &t, origin, sizeof(origin))) {
+        snprintf(found, sizeof(found),
+                 "GET /health answers %d, a redirect to '%.300s': WebSocket clients do not follow "
+                 "redirects (a browser reports 1006)",
+                 r->status, loc);
+        rt__report(&d->rep, RT_CHECK_FAIL, "http", found,
+                   "give the clients the URL the redirect points to, without the redirect");
+        return -1;
+    }
+    redirect_follow(d, &t, there, sizeof(there));
+    snprintf(found, sizeof(found),
+             "%s redirects (HTTP %d, Location: %.300s): WebSocket clients do not follow "
+             "redirects, so the upgrade fails there (a browser reports 1006); followed once: %s",
+             d->shown, r->status, loc, there);
+    snprintf(fix, sizeof(fix),
+             "use %s as the gateway URL (%s%s for WebSocket clients) wherever it is configured "
+             "(INNGEST_BASE_URL, RTGW_PUBLIC_URL, NEXT_PUBLIC_APP_URL), and run: rtgw doctor %s",
+             origin, t.tls ? "wss://" : "ws://", t.hosthdr, origin);
+    rt__report(&d->rep, RT_CHECK_FAIL, "http", found, fix);
+    return -1;
+}
+
+/* Anything but rtgw's healthy answer: a redirect, a proxy without its
+ * backend, a draining gateway, or another server at /health (a warning: the
+ * route check then decides whether /v1/realtime/ reaches rtgw). status: the
+ * JSON "status" of an rtgw answer, or NULL. */
 static int http_not_rtgw(rt__doctor_t *d, const rt__http_resp_t *r, const char *status,
                          const char *via)
 {
     char found[1200], desc[300];
-    if (r->status == 502 || r->status == 504) {
+    rt__who_t w;
+    rt__who(r, &w);
+    if (r->status >= 301 && r->status <= 308 && r->status != 304 &&
+        rt__http_header(r->head, "Location", NULL, 0))
+        return http_redirect(d, r);
+    if (w.kind != RT__WHO_RTGW &&
+        (r->status == 502 || r->status == 504 ||
+         (r->status == 503 && (w.kind == RT__WHO_HAPROXY || w.kind == RT__WHO_CADDY ||
+                               w.kind == RT__WHO_NGINX || rt__who_proxy(r) != RT__WHO_OTHER)))) {
         snprintf(found, sizeof(found),
-                 "HTTP %d on GET /health%s: the proxy answers but the backend is down (or the "
-                 "proxy's upstream address is wrong)",
-                 r->status, via);
+                 "HTTP %d on GET /health from %s: the proxy answers but the backend is down (or "
+                 "the proxy's upstream address is wrong); not a routing problem",
+                 r->status, w.what);
         rt__report(&d->rep, RT_CHECK_FAIL, "http", found, rt__fix_backend_down);
         return -1;
+    }
+    if (w.kind != RT__WHO_RTGW) {
+        snprintf(found, sizeof(found),
+                 "GET /health is answered by %s, not rtgw (no X-Rtgw header)%s; checking "
+                 "/v1/realtime/ next",
+                 w.what, via);
+        rt__report(&d->rep, RT_CHECK_WARN, "http", found,
+                   "route /health to rtgw too, so health checks and doctor can see it:\n"
+                   "  nginx: location = /health { proxy_pass http://127.0.0.1:8288; }\n"
+                   "  Caddy: handle /health { reverse_proxy 127.0.0.1:8288 }\n"
+                   "  HAProxy: acl is_rtgw path_beg /v1/realtime/ /health");
+        return 0;
     }
     if (r->status == 503 && status && strcmp(status, "draining") == 0) {
         snprintf(found, sizeof(found), "rtgw is draining (shutting down)%s", via);
@@ -89,25 +197,13 @@ static int http_not_rtgw(rt__doctor_t *d, const rt__http_resp_t *r, const char *
         return -1;
     }
     rt__describe_body(r, desc, sizeof(desc));
-    if (r->status == 404) {
-        snprintf(found, sizeof(found),
-                 "GET /health answers 404 (%s)%s: the proxy may route only /v1/realtime/ to "
-                 "rtgw; continuing",
-                 desc, via);
-        rt__report(&d->rep, RT_CHECK_WARN, "http", found,
-                   "route /health to rtgw too, so health checks and doctor can see it:\n"
-                   "  location = /health { proxy_pass http://127.0.0.1:8288; }");
-        return 0;
-    }
     snprintf(found, sizeof(found),
-             "something else answers at this URL: GET /health gave HTTP %d with %s%s, not "
-             "rtgw's health JSON",
-             r->status, desc, via);
-    rt__report(&d->rep, RT_CHECK_FAIL, "http", found,
-               "point the URL at rtgw (RTGW_LISTEN, default :8288), or route /v1/realtime/ and "
-               "/health to rtgw in the proxy, before any catch-all location / that proxies to "
-               "the app");
-    return -1;
+             "rtgw %s answers GET /health with HTTP %d (%s)%s, not its health JSON: the path may "
+             "change on the way; checking /v1/realtime/ next",
+             w.version, r->status, desc, via);
+    rt__report(&d->rep, RT_CHECK_WARN, "http", found,
+               "the proxy must pass /health to rtgw unchanged");
+    return 0;
 }
 
 int rt__check_http(rt__doctor_t *d)
@@ -115,7 +211,9 @@ int rt__check_http(rt__doctor_t *d)
     rt__http_resp_t r;
     char why[512], via[160];
     int64_t t0 = rt_clock_mono_ms();
-    if (rt__http_do(&d->net, "GET", "/health", NULL, NULL, &r, why, sizeof(why)) != 0) {
+    char path[128];
+    rt__probe_path(d, "/health", path, sizeof(path));
+    if (rt__http_do(&d->net, "GET", path, NULL, NULL, &r, why, sizeof(why)) != 0) {
         rt__http_resp_free(&r);
         return http_no_answer(d, why);
     }
@@ -125,7 +223,8 @@ int rt__check_http(rt__doctor_t *d)
     rt__via_server(&r, via, sizeof(via));
     json_t *j = r.body.p && !rt__looks_html(&r) ? json_loadb(r.body.p, r.body.len, 0, NULL) : NULL;
     const char *status = j ? json_string_value(json_object_get(j, "status")) : NULL;
-    bool rtgw = status && (json_object_get(j, "version") || json_object_get(j, "uptime_s"));
+    bool rtgw = rt__is_rtgw(&r) && status &&
+                (json_object_get(j, "version") || json_object_get(j, "uptime_s"));
     const char *err = j ? json_string_value(json_object_get(j, "error")) : NULL;
     int rc = r.status == 200 && rtgw ? http_rtgw(d, j, ms, via)
              : err && strcmp(err, "plain_http_on_tls_port") == 0
@@ -250,10 +349,51 @@ static int token_given(rt__doctor_t *d)
     return 0;
 }
 
+/* rtgw answered the mint "missing Authorization" though doctor sent it: a
+ * proxy strips the header. Returns -1 (reported). */
+static int token_auth_stripped(rt__doctor_t *d)
+{
+    char found[1400], fix[1400];
+    rt__record_t rec;
+    rt__record_read(d, &rec);
+    const rt__arrived_t *a =
+        rec.status == 0 ? rt__record_find(&rec, "POST", "/v1/realtime/token") : NULL;
+    snprintf(found, sizeof(found),
+             "Authorization was sent but did not arrive: the proxy strips it (rtgw answered POST "
+             "/v1/realtime/token 401 \"%s\"%s); the signing key itself was never compared",
+             d->mint_err,
+             a && !a->authorization ? "; rtgw's probe record shows the request without it"
+             : rec.status == RT__REC_AUTH_GONE
+                 ? "; the record request lost its Authorization the same way"
+                 : "");
+    snprintf(fix, sizeof(fix),
+             "let Authorization through to rtgw on /v1/realtime/ (the publish and mint calls "
+             "carry the signing key in it):\n"
+             "  nginx: remove proxy_set_header Authorization \"\"; (nginx passes it by default)\n"
+             "  Caddy: remove header_up -Authorization\n"
+             "  HAProxy: remove http-request del-header Authorization\n"
+             "  Kong: an auth plugin with hide_credentials: true removes it; set it to false on "
+             "the rtgw route");
+    rt__report(&d->rep, RT_CHECK_FAIL, "token", found, fix);
+    return -1;
+}
+
 /* The mint failed: say why from its status. Returns -1. */
 static int token_mint_failed(rt__doctor_t *d)
 {
     char found[800];
+    if (d->mint_status == 401 && d->mint_rtgw && strstr(d->mint_err, "missing Authorization"))
+        return token_auth_stripped(d);
+    if (d->mint_status > 0 && !d->mint_rtgw) {
+        char fix[1600];
+        snprintf(found, sizeof(found),
+                 "POST /v1/realtime/token never reached rtgw: %s answered (HTTP %d, no X-Rtgw "
+                 "header)",
+                 d->mint_who, d->mint_status);
+        rt__fix_route(d->proxy, fix, sizeof(fix));
+        rt__report(&d->rep, RT_CHECK_FAIL, "token", found, fix);
+        return -1;
+    }
     if (d->mint_status == 401) {
         snprintf(found, sizeof(found),
                  "POST /v1/realtime/token: 401 (%s): the signing key does not match the gateway's",
@@ -277,7 +417,7 @@ static int token_mint_failed(rt__doctor_t *d)
                  "POST /v1/realtime/token: %d (%s): the proxy does not route /v1/realtime/ to rtgw",
                  d->mint_status, d->mint_err);
         rt__report(&d->rep, RT_CHECK_FAIL, "token", found,
-                   "route every /v1/realtime/ path to rtgw (location /v1/realtime/ { proxy_pass "
+                   "route every /v1/realtime/ path to rtgw (location ^~ /v1/realtime/ { proxy_pass "
                    "http://127.0.0.1:8288; … }), before any catch-all location /");
         return -1;
     }
@@ -287,7 +427,10 @@ static int token_mint_failed(rt__doctor_t *d)
         snprintf(found, sizeof(found), "POST /v1/realtime/token: HTTP %d (%s)", d->mint_status,
                  d->mint_err);
     rt__report(&d->rep, RT_CHECK_FAIL, "token", found,
-               "see the gateway's log for the mint request");
+               d->mint_rtgw ? "the request reached rtgw (X-Rtgw): see the gateway's log for the "
+                              "mint request"
+                            : "no answer from rtgw: check the proxy's error log for POST "
+                              "/v1/realtime/token");
     return -1;
 }
 

@@ -159,6 +159,8 @@ static int url_verdict(rt__doctor_t *d, const char *scheme, const char *path)
     char warn[900] = "";
     char wfix[900] = "";
     size_t plen = strcspn(path, "?#");
+    size_t keep = plen > 1 && path[plen - 1] == '/' ? plen - 1 : plen;
+    snprintf(d->url_path, sizeof(d->url_path), "%.*s", keep > 1 ? (int)keep : 0, path);
     if (plen > 1) {
         snprintf(warn, sizeof(warn),
                  "the path %.*s is dropped: the official clients resolve /v1/realtime/... at the "
@@ -381,6 +383,20 @@ static int tls_handshake_info(rt__doctor_t *d, cert_info_t *ci)
     rt__net_conn_t c;
     d->net.nverr = 0;
     if (rt__net_open(&d->net, &c, found, sizeof(found)) != 0) {
+        if (rt__net_h2_only(&d->net)) {
+            size_t l = strlen(found);
+            snprintf(found + l, sizeof(found) - l,
+                     "; the TLS front end offers only HTTP/2 (ALPN h2): it refuses a handshake "
+                     "that offers http/1.1, and WebSockets (RFC 6455) need HTTP/1.1");
+            rt__report(&d->rep, RT_CHECK_FAIL, "tls", found,
+                       "offer http/1.1 in ALPN next to h2 on the TLS front end:\n"
+                       "  a Node http2 server: allowHTTP1: true\n"
+                       "  Envoy: codec_type AUTO on the listener's HTTP connection manager\n"
+                       "  HAProxy: bind … ssl crt … alpn h2,http/1.1\n"
+                       "  or put a front end there that offers both (nginx and Caddy always do)\n"
+                       "  a cloud load balancer: an HTTP/1.1-capable listener or target group");
+            return -1;
+        }
         rt__report(&d->rep, RT_CHECK_FAIL, "tls", found,
                    strstr(found, "plain")
                        ? "use http:// or ws:// for a plain port, or terminate TLS there "

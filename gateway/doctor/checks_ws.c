@@ -16,6 +16,7 @@
 #include "err.h"
 #include "http_client.h"
 #include "probe.h"
+#include "record.h"
 #include "wsframe.h"
 
 #include <stdio.h>
@@ -36,15 +37,17 @@ static int upgrade_request(rt__doctor_t *d, const char *key, int64_t *deadline)
     char *req = malloc(qcap);
     if (!req)
         return -1;
-    char originhdr[600] = "";
+    char originhdr[600] = "", probe[48];
+    rt__probe_upgrade_id(d, probe, sizeof(probe));
     if (d->o->origin)
         snprintf(originhdr, sizeof(originhdr), "Origin: %s\r\n", d->o->origin);
     int n = snprintf(req, qcap,
-                     "GET /v1/realtime/connect?%s%s%srtgw=1 HTTP/1.1\r\nHost: %s\r\n"
+                     "GET /v1/realtime/connect?%s%s%srtgw=1&rtgw_probe=%s HTTP/1.1\r\nHost: %s\r\n"
                      "User-Agent: rtgw-doctor/%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "X-Rtgw-Probe: %s\r\n"
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
-                     d->jwt ? "token=" : "", d->jwt ? d->jwt : "", d->jwt ? "&" : "",
-                     d->net.hosthdr, RT_VERSION, key, originhdr);
+                     d->jwt ? "token=" : "", d->jwt ? d->jwt : "", d->jwt ? "&" : "", probe,
+                     d->net.hosthdr, RT_VERSION, probe, key, originhdr);
     *deadline = rt_clock_mono_ms() + d->net.timeout_ms;
     int rc = rt__net_write(&d->ws.c, req, (size_t)n, *deadline);
     free(req);
@@ -79,7 +82,13 @@ static void upgrade_refused(rt__doctor_t *d, rt__http_resp_t *r, const char *via
      * Upgrade without Connection: upgrade. */
     bool rtgw_plain = ename && (strncmp(ename, "upgrade_required", 16) == 0 ||
                                 strncmp(ename, "not_found", 9) == 0);
-    if (r->status == 200 || r->status == 404 || rtgw_plain) {
+    if (!rt__is_rtgw(r)) {
+        rt__hop_not_rtgw(d, r, via);
+    } else if (rtgw_plain) {
+        rt__hop_upgrade_plain(d, r->status, ename, via);
+    } else if (r->status == 401 && d->jwt && strstr(ename ? ename : "", "token_missing")) {
+        rt__hop_token_missing(d, "answered HTTP 401 token_missing");
+    } else if (r->status == 200 || r->status == 404) {
         snprintf(found, sizeof(found),
                  "HTTP %d%s%s%s instead of 101 Switching Protocols: the proxy does not pass the "
                  "Upgrade header (the request reached %s as a plain GET); a browser reports 1006",
@@ -139,6 +148,12 @@ static int upgrade_closed(rt__doctor_t *d, char *p, size_t plen, const char *via
     char reason[200], found[1500], fix[1500];
     rt__ws_close_parse(p, plen, &code, reason, sizeof(reason));
     free(p);
+    if (d->jwt && rt__close_is(code, RT_REASON_TOKEN_MISSING)) {
+        char answer[200];
+        snprintf(answer, sizeof(answer), "accepted the upgrade, then closed with %d %s", code,
+                 rt_reason_name(RT_REASON_TOKEN_MISSING));
+        return rt__hop_token_missing(d, answer);
+    }
     if (!d->jwt && rt__close_is(code, RT_REASON_TOKEN_MISSING)) {
         snprintf(found, sizeof(found),
                  "101 with a correct Sec-WebSocket-Accept, then %d %s as expected "
@@ -153,15 +168,38 @@ static int upgrade_closed(rt__doctor_t *d, char *p, size_t plen, const char *via
     return -1;
 }
 
+/* Whether the upgrade reached rtgw, from its probe record: 1 it did, 0 it did
+ * not (another server answered it), -1 unknown (no key, record unreadable). */
+static int upgrade_arrival(rt__doctor_t *d)
+{
+    rt__record_t rec;
+    rt__record_read_upgrade(d, &rec);
+    if (rec.status != 0)
+        return -1;
+    return rt__record_find(&rec, "GET", "/v1/realtime/connect") != NULL;
+}
+
 /* The subscribe check, on the first frame after the upgrade (k: what
  * rt__ws_next returned; op, p: the frame). t0: when the wait began. */
 static int subscribe_verdict(rt__doctor_t *d, int k, int op, const char *p, int64_t t0)
 {
     char found[1500];
     if (k == RT_E_TIMEOUT) {
-        rt__report(&d->rep, RT_CHECK_FAIL, "subscribe",
-                   "no frame within the timeout after the upgrade (expected rtgw.subscribed)",
-                   "a proxy may hold frames back, or this is not rtgw; see the gateway's log");
+        int arrived = upgrade_arrival(d);
+        snprintf(found, sizeof(found),
+                 "no frame within the timeout after the upgrade (expected rtgw.subscribed); %s",
+                 arrived == 1   ? "rtgw's probe record shows the upgrade arrived"
+                 : arrived == 0 ? "rtgw's probe record holds no upgrade request: the 101 came "
+                                  "from another server"
+                                : "--signing-key lets doctor check whether the upgrade reached "
+                                  "rtgw");
+        rt__report(&d->rep, RT_CHECK_FAIL, "subscribe", found,
+                   arrived == 1 ? "a proxy holds WebSocket frames back (buffering on the upgraded "
+                                  "location); see the gateway's log for this connection"
+                   : arrived == 0
+                       ? "route /v1/realtime/connect to rtgw, not to a WebSocket server of the app"
+                       : "a proxy may hold WebSocket frames back, or another server answered the "
+                         "upgrade; run with --signing-key to tell which");
         return -1;
     }
     if (op == RT_WS_TEXT && strstr(p, "\"rtgw.subscribed\"")) {
@@ -171,11 +209,16 @@ static int subscribe_verdict(rt__doctor_t *d, int k, int op, const char *p, int6
         rt__report(&d->rep, RT_CHECK_OK, "subscribe", found, NULL);
         return 0;
     }
-    snprintf(found, sizeof(found), "the first frame is not rtgw.subscribed: '%.100s'",
-             op == RT_WS_TEXT ? p : "(binary)");
+    bool other = upgrade_arrival(d) == 0;
+    snprintf(found, sizeof(found), "the first frame is not rtgw.subscribed: '%.100s'%s",
+             op == RT_WS_TEXT ? p : "(binary)",
+             other ? "; rtgw's probe record holds no upgrade request: another WebSocket server "
+                     "answered"
+                   : "");
     rt__report(&d->rep, RT_CHECK_FAIL, "subscribe", found,
-               "the gateway did not acknowledge the extended protocol (&rtgw=1): is this rtgw, and "
-               "does the proxy keep the query string?");
+               other ? "route /v1/realtime/connect to rtgw, not to a WebSocket server of the app"
+                     : "the gateway did not acknowledge the extended protocol (&rtgw=1): does the "
+                       "proxy keep the query string?");
     return -1;
 }
 
@@ -370,7 +413,9 @@ static int idle_wait(rt__doctor_t *d, int64_t t0, int64_t end, int pings0)
                      "closed after %.1f s with %d %s: the gateway saw no pong (a "
                      "proxy swallows the pings or pongs)",
                      after, code, rt_reason_name(RT_REASON_IDLE_TIMEOUT));
-        rt__report(&d->rep, RT_CHECK_FAIL, "idle", found, rt__fix_idle);
+        char fix[1200];
+        rt__fix_idle_for(d->proxy, after, fix, sizeof(fix));
+        rt__report(&d->rep, RT_CHECK_FAIL, "idle", found, fix);
         d->ws_open = false;
         return -1;
     }
@@ -395,7 +440,9 @@ static int idle_probe(rt__doctor_t *d, int idle, int pings, bool noheart)
                  idle,
                  k == RT_E_TIMEOUT ? "looked open but the probe did not arrive within 2 s"
                                    : "closed on the publish");
-        rt__report(&d->rep, RT_CHECK_FAIL, "idle", found, rt__fix_idle);
+        char fix[1200];
+        rt__fix_idle_for(d->proxy, (double)idle, fix, sizeof(fix));
+        rt__report(&d->rep, RT_CHECK_FAIL, "idle", found, fix);
         return -1;
     }
     if (noheart) {
@@ -419,8 +466,13 @@ int rt__check_idle(rt__doctor_t *d)
 {
     int idle = d->o->idle_s;
     if (idle <= 0) {
-        rt__report(&d->rep, RT_CHECK_SKIP, "idle",
-                   "not requested (--idle SECONDS keeps the WebSocket open that long)", NULL);
+        rt__report(&d->rep, RT_CHECK_WARN, "idle",
+                   "idle timeouts were not checked: a proxy's read timeout (nginx's default is "
+                   "60 s) closes a quiet WebSocket, and only a long-lived connection shows it",
+                   d->o->signing_key || d->o->token
+                       ? "run again with --idle 75 (longer than the usual 60 s proxy timeout)"
+                       : "run again with --signing-key (or --token) and --idle 75 (longer than "
+                         "the usual 60 s proxy timeout)");
         return 0;
     }
     if (!d->ws_open) {

@@ -17,6 +17,7 @@
  * signing key nor a token is ever printed. Blocking, single-threaded.
  */
 #include "checks.h"
+#include "probe.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -27,10 +28,10 @@ static const struct {
     const char *name;
     int (*fn)(rt__doctor_t *);
 } checks[] = {
-    {"url", rt__check_url},     {"dns", rt__check_dns},         {"tcp", rt__check_tcp},
-    {"tls", rt__check_tls},     {"http", rt__check_http},       {"clock", rt__check_clock},
-    {"token", rt__check_token}, {"upgrade", rt__check_upgrade}, {"delivery", rt__check_delivery},
-    {"sse", rt__check_sse},     {"idle", rt__check_idle}};
+    {"url", rt__check_url},           {"dns", rt__check_dns},     {"tcp", rt__check_tcp},
+    {"tls", rt__check_tls},           {"http", rt__check_http},   {"route", rt__check_route},
+    {"clock", rt__check_clock},       {"token", rt__check_token}, {"upgrade", rt__check_upgrade},
+    {"delivery", rt__check_delivery}, {"sse", rt__check_sse},     {"idle", rt__check_idle}};
 
 /* Run the checks until one fails; the name of that one, or NULL. */
 static const char *run_checks(rt__doctor_t *d)
@@ -67,6 +68,8 @@ int rt_doctor_run(const rt_doctor_opts_t *o, FILE *out)
     rt__report_init(&d->rep, out, o->json, o->signing_key, o->token);
     d->net.timeout_ms = (int64_t)(o->timeout_s > 0 ? o->timeout_s : 5) * 1000;
     d->ws.c.fd = -1;
+    d->proxy = RT__WHO_OTHER;
+    rt__random_hex(d->net.probe, 12); /* the run's probe id (record.h) */
     rt__report_finish(&d->rep, run_checks(d));
     int rc = d->rep.failed ? 1 : 0;
     doctor_free(d);

@@ -217,12 +217,13 @@ int rt__http_do(rt__target_t *t, const char *method, const char *path, const cha
     if (rc != 0)
         return rc;
     char req[8192 + 2048];
-    int n =
-        snprintf(req, sizeof(req),
-                 "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: rtgw-doctor/%s\r\n"
-                 "Accept: application/json\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                 method, path, t->hosthdr, RT_VERSION, headers ? headers : "",
-                 body ? strlen(body) : (size_t)0);
+    int n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: rtgw-doctor/%s\r\n"
+                     "Accept: application/json\r\n%s%s%s%sContent-Length: %zu\r\nConnection: "
+                     "close\r\n\r\n",
+                     method, path, t->hosthdr, RT_VERSION, t->probe[0] ? "X-Rtgw-Probe: " : "",
+                     t->probe, t->probe[0] ? "\r\n" : "", headers ? headers : "",
+                     body ? strlen(body) : (size_t)0);
     int64_t deadline = rt_clock_mono_ms() + t->timeout_ms;
     if (n < 0 || (size_t)n >= sizeof(req)) {
         snprintf(why, cap, "request too large");

@@ -88,6 +88,9 @@ SSL_CTX *rt__net_tls_ctx_new(void)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
+    /* A browser opens a WebSocket over HTTP/1.1 and offers only that in
+     * ALPN; so does the doctor, so that an HTTP/2-only front end shows. */
+    SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x08http/1.1", 9);
     return ctx;
 }
 
@@ -266,12 +269,16 @@ ssize_t rt__net_read(rt__net_conn_t *c, void *p, size_t n, int64_t deadline)
     return c->ssl ? ssl_read(c, p, n, deadline) : plain_read(c, p, n, deadline);
 }
 
-bool rt__net_speaks_tls(rt__target_t *t)
+/* An unverified handshake with t, offering alpn (NULL: no ALPN): true if it
+ * completes; the protocol the server chose into chosen (may be NULL). */
+static bool handshake_with(rt__target_t *t, const char *alpn, size_t alen, char *chosen, size_t cap)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx)
         return false;
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    if (alpn)
+        SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)alpn, (unsigned)alen);
     SSL_CTX *saved = t->ctx;
     bool was_tls = t->tls;
     t->ctx = ctx;
@@ -279,10 +286,29 @@ bool rt__net_speaks_tls(rt__target_t *t)
     rt__net_conn_t c;
     char why[256];
     bool ok = rt__net_open(t, &c, why, sizeof(why)) == 0;
+    if (ok && chosen) {
+        const unsigned char *p = NULL;
+        unsigned n = 0;
+        SSL_get0_alpn_selected(c.ssl, &p, &n);
+        snprintf(chosen, cap, "%.*s", (int)n, p ? (const char *)p : "");
+    }
     if (ok)
         rt__net_close(&c);
     t->ctx = saved;
     t->tls = was_tls;
     SSL_CTX_free(ctx);
     return ok;
+}
+
+bool rt__net_speaks_tls(rt__target_t *t)
+{
+    return handshake_with(t, NULL, 0, NULL, 0);
+}
+
+bool rt__net_h2_only(rt__target_t *t)
+{
+    char chosen[32] = "";
+    if (handshake_with(t, "\x08http/1.1", 9, NULL, 0))
+        return false;
+    return handshake_with(t, "\x02h2", 3, chosen, sizeof(chosen)) && strcmp(chosen, "h2") == 0;
 }

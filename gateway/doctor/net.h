@@ -27,6 +27,7 @@ typedef struct {
     struct sockaddr_storage addr; /* the address that answered the tcp check */
     socklen_t addrlen;
     int64_t timeout_ms; /* per network step */
+    char probe[40];     /* the run's probe id, sent as X-Rtgw-Probe by rt__http_do; "" none */
     long verr[8];       /* certificate verification errors of the last handshake */
     int nverr;
 } rt__target_t;
@@ -67,5 +68,10 @@ SSL_CTX *rt__net_tls_ctx_new(void);
 /* True if an unverified TLS handshake succeeds at t->addr: tells "http:// to
  * a TLS port" apart from a server that just closes. t is left as it was. */
 bool rt__net_speaks_tls(rt__target_t *t);
+
+/* True if the TLS front end at t refuses a handshake that offers only
+ * http/1.1 in ALPN (as a browser's WebSocket does) but completes one that
+ * offers h2: it speaks only HTTP/2. t is left as it was. */
+bool rt__net_h2_only(rt__target_t *t);
 
 #endif

@@ -10,6 +10,8 @@
 #include "describe.h"
 #include "err.h"
 #include "http_client.h"
+#include "record.h"
+#include "who.h"
 
 #include <jansson.h>
 #include <openssl/rand.h>
@@ -99,20 +101,24 @@ void rt__probe_mint(rt__doctor_t *d)
     if (d->mint_tried)
         return;
     d->mint_tried = true;
-    char hdr[1024], body[256], why[512];
+    char hdr[1024], body[256], why[512], path[128];
+    rt__probe_path(d, "/v1/realtime/token", path, sizeof(path));
     snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\nContent-Type: application/json\r\n",
              d->o->signing_key);
     for (int attempt = 0; attempt < 2; attempt++) {
         mint_body(d, attempt == 0, body, sizeof(body));
         rt__http_resp_t r;
-        if (rt__http_do(&d->net, "POST", "/v1/realtime/token", hdr, body, &r, why, sizeof(why)) !=
-            0) {
+        if (rt__http_do(&d->net, "POST", path, hdr, body, &r, why, sizeof(why)) != 0) {
             d->mint_status = -1;
             snprintf(d->mint_err, sizeof(d->mint_err), "%s", why);
             rt__http_resp_free(&r);
             break;
         }
         d->mint_status = r.status;
+        rt__who_t w;
+        rt__who(&r, &w);
+        d->mint_rtgw = w.kind == RT__WHO_RTGW;
+        snprintf(d->mint_who, sizeof(d->mint_who), "%s", w.what);
         mint_take(d, &r);
         rt__http_resp_free(&r);
         if (d->minted || !(d->mint_status == 400 && strstr(d->mint_err, "lifetime")))

@@ -55,6 +55,7 @@
  */
 #define _GNU_SOURCE
 #include "frontdoor.h"
+#include "http.h"
 #include "httphead.h"
 #include "clock.h"
 #include "err.h"
@@ -397,7 +398,7 @@ static void refuse_plain_http(pending_t *p)
     char resp[512];
     int n = snprintf(resp, sizeof(resp),
                      "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     "Content-Length: %zu\r\nConnection: close\r\n" RT__MARK_HEADER "\r\n%s",
                      sizeof(body) - 1, body);
     (void)!write(p->fd, resp, (size_t)n);
     shutdown(p->fd, SHUT_WR);

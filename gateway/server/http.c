@@ -8,6 +8,7 @@
 #include "frontdoor.h"
 #include "log.h"
 #include "httphead.h"
+#include "probe_record.h"
 #include "sockhook.h"
 
 #include <civetweb.h>
@@ -117,7 +118,7 @@ void rt__send_json(struct mg_connection *conn, int status, const char *body, siz
     int rc = rt__printf(
         conn,
         "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-        "Cache-Control: no-store\r\nDate: %s\r\n%s%s%s%s%s\r\n",
+        "Cache-Control: no-store\r\nDate: %s\r\n" RT__MARK_HEADER "%s%s%s%s%s\r\n",
         status, mg_get_response_code_text(conn, status), len, date,
         origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
         origin ? "\r\nVary: Origin\r\n" : "", extra_headers ? extra_headers : "",
@@ -385,6 +386,7 @@ _Static_assert(sizeof(struct mg_header) == sizeof(rt_http_header_t) &&
 int rt__http_framing_guard(struct mg_connection *conn)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
+    rt__probe_note(srv_of(conn), conn); /* before any refusal: doctor asks what arrived */
     char ip[64];
     if (ri->num_headers >= MG_MAX_HEADERS) {
         /* civetweb keeps MG_MAX_HEADERS header lines and drops the rest
@@ -425,7 +427,7 @@ int rt__handle_options(struct mg_connection *conn)
         "HTTP/1.1 204 No Content\r\n%s%s%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
         "Access-Control-Allow-Headers: Authorization, Content-Type, Idempotency-Key, "
         "Last-Event-ID\r\n"
-        "Access-Control-Max-Age: 600\r\nContent-Length: 0\r\n%s\r\n",
+        "Access-Control-Max-Age: 600\r\nContent-Length: 0\r\n" RT__MARK_HEADER "%s\r\n",
         origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
         origin ? "\r\nVary: Origin\r\n" : "", rt__connection_close_header(conn));
     return 204;

@@ -16,6 +16,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The mark on every response rtgw writes (JSON replies and errors, /health,
+ * /metrics, SSE heads, CORS preflights, the HTTP layer's own refusals): a
+ * proxy's or an app's answer lacks it, which is how `rtgw doctor` tells who
+ * answered. The 101 is civetweb's and carries no extra header; after it, the
+ * first frame (rtgw.subscribed, or a close with an rtgw code) is the mark. */
+#define RT__MARK_HEADER "X-Rtgw: " RT_VERSION "\r\n"
+
 /* mg_write, and when not all of buf went out (the client stopped reading
  * for RTGW_REQUEST_TIMEOUT_MS, or went away) the connection is closed after
  * this request: the response on it is cut, and civetweb would otherwise go on

@@ -10,6 +10,7 @@
  *   GET  /v1/realtime/connect        a WebSocket session (ws.c); 426 without Upgrade
  *   GET  /health, /ready, /metrics   state for operators and load balancers
  *   GET  /dev                        {} for the Inngest dev-mode probe
+ *   GET  /v1/realtime/doctor/probes/<id>  what arrived of a doctor probe (probe_record.c)
  *   GET  /, /dev/key, /sdk/{index,codes}.js   the demo page, its key and sdk/js (--dev only)
  *
  * Each handler runs on a civetweb request thread, gets the server as its
@@ -19,6 +20,7 @@
 #include "routes.h"
 #include "clock.h"
 #include "http.h"
+#include "probe_record.h"
 #include "publish_stream.h"
 #include "sse.h"
 #include "ws.h"
@@ -259,7 +261,7 @@ static int h_metrics(struct mg_connection *conn, void *cb)
     size_t len = strlen(text);
     if (rt__printf(conn,
                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: "
-                   "%zu\r\n%s\r\n",
+                   "%zu\r\n" RT__MARK_HEADER "%s\r\n",
                    len, rt__connection_close_header(conn)) == 0)
         rt__write(conn, text, len);
     free(text);
@@ -304,7 +306,7 @@ static int dev_key(rt_server_t *srv, struct mg_connection *conn)
         rt__printf(
             conn,
             "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
-            "Content-Length: 71\r\n%s\r\n"
+            "Content-Length: 71\r\n" RT__MARK_HEADER "%s\r\n"
             "{\"error\":\"forbidden\",\"message\":\"the dev key is for the demo page only\"}",
             rt__connection_close_header(conn));
         return 403;
@@ -313,7 +315,7 @@ static int dev_key(rt_server_t *srv, struct mg_connection *conn)
     int n = snprintf(body, sizeof(body), "{\"signing_key\":\"%s\"}", srv->cfg->signing_key);
     if (rt__printf(conn,
                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                   "Cache-Control: no-store\r\n%s\r\n",
+                   "Cache-Control: no-store\r\n" RT__MARK_HEADER "%s\r\n",
                    n, rt__connection_close_header(conn)) == 0)
         rt__write(conn, body, (size_t)n);
     sodium_memzero(body, sizeof(body));
@@ -339,7 +341,8 @@ static bool dev_file(struct mg_connection *conn, const char *uri)
         size_t len = strlen(dev_files[i].body);
         if (rt__printf(conn,
                        "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
-                       "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
+                       "Content-Length: %zu\r\nCache-Control: no-store\r\n" RT__MARK_HEADER
+                       "%s\r\n",
                        dev_files[i].type, len, rt__connection_close_header(conn)) == 0)
             rt__write(conn, dev_files[i].body, len);
         return true;
@@ -355,6 +358,8 @@ static int h_root(struct mg_connection *conn, void *cb)
         return 200;
     if (srv->cfg->dev && strcmp(ri->local_uri, "/dev/key") == 0 && rt__method_is(conn, "GET"))
         return dev_key(srv, conn);
+    if (rt__probes_path(ri->local_uri))
+        return rt__probes_handler(conn, srv);
     rt__send_error(conn, 404, "not_found",
                    "no route %s; see /v1/realtime/token, /v1/realtime/publish, "
                    "/v1/realtime/connect, /v1/realtime/sse, /health, /ready, /metrics",
@@ -374,6 +379,7 @@ void rt__routes_register(rt_server_t *srv)
     mg_set_request_handler(srv->ctx, "/ready$", h_ready, srv);
     mg_set_request_handler(srv->ctx, "/metrics$", h_metrics, srv);
     mg_set_request_handler(srv->ctx, "/dev$", h_dev, srv);
+    mg_set_request_handler(srv->ctx, "/v1/realtime/doctor/probes/", rt__probes_handler, srv);
     mg_set_request_handler(srv->ctx, "/v1/realtime/connect$", h_connect_plain, srv);
     mg_set_request_handler(srv->ctx, "/", h_root, srv);
     rt__ws_register(srv, "/v1/realtime/connect$");

@@ -150,6 +150,7 @@ static bool server_setup(rt_server_t *srv, rt_config_t *cfg)
     srv->mint_limit =
         rt_limiter_new((double)cfg->rate_limit_mint, 2.0 * (double)cfg->rate_limit_mint, 100000);
     srv->ip_conns = rt_conncount_new((size_t)cfg->max_connections_per_ip);
+    srv->probes = rt_probes_new();
     srv->ping_frame = rt_ws_frame_new(RT_WS_PING, NULL, 0);
     srv->sse_ping_frame = rt_frame_new(16);
     memcpy(srv->sse_ping_frame->data, ": ping\n\n", 8);
@@ -352,6 +353,7 @@ static void server_stop(rt_server_t *srv)
     rt_limiter_free(srv->publish_limit);
     rt_limiter_free(srv->mint_limit);
     rt_conncount_free(srv->ip_conns);
+    rt_probes_free(srv->probes);
     rt_frame_unref(srv->ping_frame);
     rt_frame_unref(srv->sse_ping_frame);
     free(srv->writers);

@@ -30,6 +30,7 @@
  *   ws.c              WebSocket callbacks and client frames
  *   detached.c        client frames of sessions that left civetweb's threads
  *   sse.c             the SSE route
+ *   probe_record.c    doctor's probe record and its route
  *   heartbeat.c       pings, idle and expiry checks, sweeps
  *   server.c          assembly, start and drain
  */
@@ -42,6 +43,7 @@
 #include "hub.h"
 #include "live.h"
 #include "metrics.h"
+#include "probes.h"
 #include "ratelimit.h"
 #include "rt_tokens.h"
 
@@ -79,6 +81,7 @@ typedef struct rt_server_s {
     rt_frame_t *ping_frame, *sse_ping_frame;
     rt_limiter_t *publish_limit, *mint_limit; /* per client IP */
     rt_conncount_t *ip_conns;
+    rt_probes_t *probes; /* doctor's probe record (core/probes.h; NULL: not kept) */
     pthread_t heartbeat;
     rt_config_t *reloaded; /* main thread only: what the last SIGHUP loaded (reload.c) */
 } rt_server_t;

@@ -68,12 +68,12 @@ int rt__sse_handler(struct mg_connection *conn, void *cb)
         c->nsince++;
     rt__session_pin_positions(srv, c);
     const char *origin = rt__cors_origin(srv, conn);
-    mg_printf(conn,
-              "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, "
-              "no-transform\r\n"
-              "X-Accel-Buffering: no\r\nConnection: close\r\n%s%s%s\r\n: rtgw\n\n",
-              origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
-              origin ? "\r\n" : "");
+    mg_printf(
+        conn,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, "
+        "no-transform\r\n"
+        "X-Accel-Buffering: no\r\nConnection: close\r\n" RT__MARK_HEADER "%s%s%s\r\n: rtgw\n\n",
+        origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "", origin ? "\r\n" : "");
     rt__session_start(srv, c, mg_get_request_info(conn));
     if (rt__session_detach(c, conn) == 0) {
         /* The writer thread owns it now (writes, and sees the client go). */

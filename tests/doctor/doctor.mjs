@@ -4,59 +4,17 @@
 // asserts the check doctor stops at and the diagnosis it names (--json).
 //   node tests/doctor/doctor.mjs <case>     (RTGW_BIN, TOKENTOOL, NGINX_BIN)
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
-import os from "node:os";
 import path from "node:path";
 import { defcase, run } from "../lib/harness.mjs";
-import { startGateway, freePort, keygen, mint, publish, RTGW_BIN } from "../lib/gateway.mjs";
-import { startNginx, CONNECTION_UPGRADE_MAP } from "../lib/nginx.mjs";
+import { startGateway, freePort, keygen, mint, publish } from "../lib/gateway.mjs";
+import { doctor, show, assertFailedAt } from "../lib/doctor.mjs";
+import { startNginx, wsLocationBody, CONNECTION_UPGRADE_MAP } from "../lib/nginx.mjs";
 import { tmpDir } from "../lib/proc.mjs";
 import { sleep } from "../lib/wait.mjs";
 
-
-// Runs `rtgw doctor … --json`; resolves { code, out, err, json, byName, failed }.
-// nofile: run it under that RLIMIT_NOFILE (through sh's ulimit).
-// input: written to its stdin (for --signing-key -).
-function doctor(args, { env = {}, cwd = os.tmpdir(), json = true, timeoutMs = 25000, nofile, input } = {}) {
-  return new Promise((resolve, reject) => {
-    const argv = ["doctor", ...args, ...(json ? ["--json"] : [])];
-    const [bin, binArgs] = nofile ? ["sh", ["-c", `ulimit -n ${nofile} && exec "$0" "$@"`, RTGW_BIN, ...argv]] : [RTGW_BIN, argv];
-    const child = spawn(bin, binArgs, {
-      env: { PATH: process.env.PATH, ...env }, cwd, stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-    });
-    if (input !== undefined) child.stdin.end(input);
-    let out = "", err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      const r = { code, out, err };
-      if (json && code !== 2) {
-        try { r.json = JSON.parse(out); } catch (e) { return reject(new Error(`doctor printed no JSON (exit ${code}):\n${out}\n${err}`)); }
-        r.byName = Object.fromEntries(r.json.checks.map((c) => [c.name, c]));
-        r.failed = r.json.checks.find((c) => c.status === "fail");
-      }
-      resolve(r);
-    });
-  });
-}
-
-const show = (r) => `exit ${r.code}\n${JSON.stringify(r.json, null, 2)}\n${r.err}`;
-
-// Asserts doctor failed at check `name` (the last check it ran) with text matching re.
-function assertFailedAt(r, name, re, fixRe) {
-  assert.equal(r.code, 1, show(r));
-  assert.equal(r.json.ok, false, show(r));
-  assert.ok(r.failed, `no failed check:\n${show(r)}`);
-  assert.equal(r.failed.name, name, show(r));
-  assert.equal(r.json.checks.at(-1).name, name, `doctor went on after the failure:\n${show(r)}`);
-  assert.match(r.failed.found, re, show(r));
-  if (fixRe) assert.match(r.failed.fix || "", fixRe, show(r));
-}
 
 const tmpdir = (t) => tmpDir(t, "rtgw-doctor-test-");
 
@@ -88,15 +46,7 @@ function expiredCert(dir) {
 // nginx locations that proxy everything to rtgw correctly (upgrade, no buffering),
 // with `extra` directives added to the catch-all location.
 const goodProxy = (gw, extra = "") => `
-    location / {
-      proxy_pass http://127.0.0.1:${gw.port};
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_set_header Host $host;
-      proxy_buffering off;
-      proxy_read_timeout 3600s;
-      ${extra}
+    location / {${wsLocationBody(gw.port, { extra })}
     }`;
 
 // ---------------------------------------------------------------------------------
@@ -107,7 +57,7 @@ defcase("healthy_direct_gateway_passes_every_check", async (t) => {
   assert.equal(r.code, 0, show(r));
   assert.equal(r.json.ok, true, show(r));
   const names = r.json.checks.map((c) => c.name);
-  assert.deepEqual(names, ["url", "dns", "tcp", "tls", "http", "clock", "token", "upgrade", "subscribe",
+  assert.deepEqual(names, ["url", "dns", "tcp", "tls", "http", "route", "clock", "token", "upgrade", "subscribe",
     "delivery", "sse", "idle"]);
   for (const c of r.json.checks) {
     if (c.name === "tls") assert.equal(c.status, "skip", show(r)); // plain http to loopback
@@ -145,13 +95,16 @@ defcase("nginx_without_upgrade_headers", async (t) => {
   assert.equal(r.byName.http.status, "ok", show(r)); // /health works through it
   assert.match(r.byName.http.found, /via nginx/);
   assert.equal(r.byName.token.status, "ok", show(r));
-  assertFailedAt(r, "upgrade", /HTTP (426 upgrade_required|404 not_found), via nginx\/[\d.]+ instead of 101 .*the proxy does not pass the Upgrade header/,
+  // rtgw's probe record shows what arrived: no Upgrade, over HTTP/1.0.
+  assertFailedAt(r, "upgrade", /Upgrade: websocket was sent but did not arrive: rtgw's probe record shows GET \/v1\/realtime\/connect with no Upgrade header \(Connection: close, HTTP\/1\.0\), and rtgw answered 426 upgrade_required, via nginx\/[\d.]+: the proxy does not pass the upgrade/,
     /proxy_http_version 1\.1;[\s\S]*proxy_set_header Upgrade \$http_upgrade;[\s\S]*proxy_set_header Connection "upgrade";[\s\S]*Kong[\s\S]*ws, wss/);
   // Without credentials the upgrade is still probed (no token), and the clock is read
   // from nginx's Date header.
   const anon = await doctor([ng.url]);
   assert.match(anon.byName.clock.found, /the server's clock matches this machine's \(from the Date header/, show(anon));
-  assert.equal(anon.failed?.name, "upgrade", show(anon));
+  // Without the key the record cannot be read: both causes are named, and how to tell.
+  assertFailedAt(anon, "upgrade", /rtgw \(X-Rtgw\) answered 426 upgrade_required.*two causes remain: the Upgrade header is not passed .* or Connection does not say upgrade .*run doctor with --signing-key/,
+    /proxy_set_header Upgrade \$http_upgrade;[\s\S]*proxy_set_header Connection "upgrade";/);
 });
 
 defcase("nginx_connection_header_stripped", async (t) => {
@@ -164,9 +117,8 @@ defcase("nginx_connection_header_stripped", async (t) => {
       proxy_set_header Upgrade $http_upgrade;
     }`);
   const r = await doctor([ng.url, "--signing-key", gw.key]);
-  assert.equal(r.failed?.name, "upgrade", show(r));
-  assert.match(r.failed.found, /instead of 101/, show(r));
-  assert.match(r.failed.fix, /proxy_set_header Connection "upgrade";/);
+  assertFailedAt(r, "upgrade", /Connection: Upgrade was sent but arrived as "close" \(Upgrade: websocket did arrive; rtgw's probe record\)/,
+    /proxy_set_header Connection "upgrade";/);
 });
 
 defcase("nginx_buffers_sse", async (t) => {
@@ -215,7 +167,11 @@ defcase("nginx_read_timeout_shorter_than_idle", async (t) => {
   assert.equal(r.byName.delivery.status, "ok", show(r));
   assert.equal(r.byName.sse.status, "ok", show(r));
   assertFailedAt(r, "idle", /closed after [12]\.\d s idle .*a proxy read timeout shorter than the idle period/,
-    /proxy_read_timeout 3600s;[\s\S]*timeout tunnel/);
+    /nginx: proxy_read_timeout 3600s;[\s\S]*RTGW_PING_INTERVAL_MS=\d+ /);
+  // The heartbeat advised beats strictly below the timeout doctor saw.
+  const seen = Number(/closed after ([\d.]+) s/.exec(r.failed.found)[1]) * 1000;
+  const hb = Number(/RTGW_PING_INTERVAL_MS=(\d+)/.exec(r.failed.fix)[1]);
+  assert.ok(hb < seen, `heartbeat ${hb} ms is not below the ${seen} ms seen:\n${show(r)}`);
 });
 
 defcase("nginx_idle_with_heartbeat_survives", async (t) => {
@@ -240,14 +196,18 @@ defcase("nginx_dead_backend", async (t) => {
 defcase("closed_port_is_tcp_refused", async (t) => {
   const port = await freePort();
   const r = await doctor([`http://127.0.0.1:${port}`]);
-  assertFailedAt(r, "tcp", new RegExp(`nothing listens on 127\\.0\\.0\\.1:${port}: is rtgw \\(or the proxy\\) running\\? is the port right\\?`));
+  assertFailedAt(r, "tcp", new RegExp(`nothing listens on 127\\.0\\.0\\.1:${port}: is rtgw \\(or the proxy\\) running\\? is the port right\\?`),
+    new RegExp(`start it: rtgw serve[\\s\\S]*ss -ltnp \\| grep :${port}`));
 });
 
 defcase("something_else_answers", async (t) => {
   // An app's HTML page where rtgw should be (the catch-all location took the path).
   const ng = await startNginx(t, `location / { default_type text/html; return 200 "<html><head><title>My App</title></head></html>"; }`);
   const r = await doctor([ng.url]);
-  assertFailedAt(r, "http", /something else answers at this URL: .*HTML page titled "My App"/);
+  assert.equal(r.byName.http.status, "warn", show(r));
+  assert.match(r.byName.http.found, /GET \/health is answered by the app: HTTP 200 with an HTML page titled "My App"/);
+  assertFailedAt(r, "route", /GET \/v1\/realtime\/connect never reached rtgw: the app: HTTP 200 with an HTML page titled "My App", Server: nginx\/[\d.]+ answered \(no X-Rtgw header\); two causes remain/,
+    /location \^~ \/v1\/realtime\/ \{/);
 });
 
 defcase("clock_skew", async (t) => {
@@ -257,6 +217,7 @@ defcase("clock_skew", async (t) => {
   const srv = http.createServer((req, res) => {
     res.setHeader("Date", new Date(Date.now() - 600_000).toUTCString());
     res.setHeader("Content-Type", "application/json");
+    res.setHeader("X-Rtgw", "0.1.0"); // rtgw's mark
     res.end(JSON.stringify({ status: "ok", uptime_s: 1, connections: 0, version: "0.1.0", dev: false }));
   });
   await new Promise((r) => srv.listen(port, "127.0.0.1", r));

@@ -9,6 +9,7 @@
 // extra text for the http {} block (maps, upstreams). Skips when nginx is missing.
 //
 //   const ng = await runNginx(t, { http: (dir, port) => text, files: (dir, port) => ({ "rtgw.conf": … }), … })
+//   wsLocationBody(gw.port, { pass, extra })   a location body that passes WebSockets
 // the general form: `http` is the rest of the http {} block, `files` more files in
 // the tmpdir; the other options are lib/proxy.mjs startProxy's.
 // NGINX_BIN overrides the binary.
@@ -21,6 +22,19 @@ export const CONNECTION_UPGRADE_MAP = `map $http_upgrade $connection_upgrade {
     default upgrade;
     ''      close;
 }`;
+
+// The body of a location that passes everything, WebSockets included, to rtgw on
+// `port` (needs CONNECTION_UPGRADE_MAP in the http block): pass replaces the
+// proxy_pass target (a URI part, $uri …), extra adds directives.
+export const wsLocationBody = (port, { pass = `http://127.0.0.1:${port}`, extra = "" } = {}) => `
+      proxy_pass ${pass};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_buffering off;
+      proxy_read_timeout 3600s;
+      ${extra}`;
 
 export function runNginx(t, { http, files = () => ({}), ...opts }) {
   const asRoot = process.getuid && process.getuid() === 0;

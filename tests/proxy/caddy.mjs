@@ -6,43 +6,21 @@
 // or take lines out, to pin what each line does and what a misconfiguration looks like.
 //   node tests/proxy/caddy.mjs <case>     (RTGW_BIN, CADDY_BIN=/usr/bin/caddy)
 import assert from "node:assert/strict";
-import fs from "node:fs";
 import http from "node:http";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, mint, publish } from "../lib/gateway.mjs";
-import { startProxy, sub } from "../lib/proxy.mjs";
+import { sub } from "../lib/proxy.mjs";
+import { startCaddyExample } from "../lib/examples.mjs";
 import { sse } from "../lib/sse.mjs";
 import { waitFor, withTimeout } from "../lib/wait.mjs";
 
 requireNodeModules("ws");
 const checks = await import("../lib/proxy_checks.mjs");
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const EXAMPLE = path.join(root, "examples", "caddy", "Caddyfile");
-const CADDY_BIN = process.env.CADDY_BIN || "/usr/bin/caddy";
 
 // The example, pointed at `gw` and a free port, edited by `edit`; ready once
 // /health answers through it. cd.conf is the edited Caddyfile.
-function startCaddy(t, gw, edit = (c) => c) {
-  return startProxy(t, {
-    name: "caddy", bin: CADDY_BIN, config: "Caddyfile",
-    files: (dir, port) => {
-      let conf = fs.readFileSync(EXAMPLE, "utf8");
-      // Test-only global options: no admin endpoint, no ACME, no waiting on open streams at exit.
-      conf = sub(conf, /^\{\n/m, "{\n\tadmin off\n\tauto_https off\n\tgrace_period 1s\n");
-      conf = sub(conf, /^rt\.example\.com \{\n/m, `http://127.0.0.1:${port} {\n\tbind 127.0.0.1\n`);
-      conf = sub(conf, /to 127\.0\.0\.1:8288/, `to 127.0.0.1:${gw.port}`);
-      return { Caddyfile: edit(conf) };
-    },
-    args: (dir) => ["run", "--config", path.join(dir, "Caddyfile"), "--adapter", "caddyfile"],
-    env: (dir) => ({
-      PATH: process.env.PATH, HOME: dir,
-      XDG_DATA_HOME: path.join(dir, "data"), XDG_CONFIG_HOME: path.join(dir, "config"),
-    }),
-  });
-}
+const startCaddy = startCaddyExample;
 const caddy = { name: "caddy", start: startCaddy };
 
 // The transport's read/write timeouts in a test copy.

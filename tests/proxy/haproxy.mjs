@@ -6,38 +6,20 @@
 // configurations look like.
 //   node tests/proxy/haproxy.mjs <case>     (RTGW_BIN, HAPROXY_BIN=/usr/sbin/haproxy)
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, mint, publish } from "../lib/gateway.mjs";
-import { startProxy, sub } from "../lib/proxy.mjs";
+import { sub } from "../lib/proxy.mjs";
+import { startHaproxyExample } from "../lib/examples.mjs";
 import { sse } from "../lib/sse.mjs";
 import { waitFor } from "../lib/wait.mjs";
 
 requireNodeModules("ws");
 const checks = await import("../lib/proxy_checks.mjs");
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const EXAMPLE = path.join(root, "examples", "haproxy", "haproxy.cfg");
-const HAPROXY_BIN = process.env.HAPROXY_BIN || "/usr/sbin/haproxy";
 
 // The example, pointed at `gw` and a free port, edited by `edit`; ready once
 // /health answers through it. hp.conf is the edited haproxy.cfg.
-function startHaproxy(t, gw, edit = (c) => c) {
-  return startProxy(t, {
-    name: "haproxy", bin: HAPROXY_BIN, config: "haproxy.cfg",
-    files: (dir, port) => {
-      let conf = fs.readFileSync(EXAMPLE, "utf8");
-      conf = sub(conf, /^    maxconn 20000$/m, "    maxconn 1000"); // within a CI container's fd limit
-      conf = sub(conf, /^    bind :80$/m, `    bind 127.0.0.1:${port}`);
-      conf = sub(conf, /server rtgw1 127\.0\.0\.1:8288 /, `server rtgw1 127.0.0.1:${gw.port} `);
-      return { "haproxy.cfg": edit(conf) };
-    },
-    args: (dir) => ["-db", "-f", path.join(dir, "haproxy.cfg")],
-    env: () => ({ PATH: process.env.PATH }),
-  });
-}
+const startHaproxy = startHaproxyExample;
 const haproxy = { name: "haproxy", start: startHaproxy };
 
 // `timeout client` and `timeout server` (and `timeout tunnel`, if asked) cut to `s` seconds.

@@ -8,14 +8,11 @@
 // can recognise them.
 //   node tests/proxy/nginx.mjs <case>     (RTGW_BIN, NGINX_BIN=/usr/sbin/nginx)
 import assert from "node:assert/strict";
-import fs from "node:fs";
 import http from "node:http";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, mint, publish } from "../lib/gateway.mjs";
-import { runNginx } from "../lib/nginx.mjs";
 import { sub } from "../lib/proxy.mjs";
+import { startNginxExample } from "../lib/examples.mjs";
 import { sse } from "../lib/sse.mjs";
 import { sleep, waitFor } from "../lib/wait.mjs";
 
@@ -23,8 +20,6 @@ requireNodeModules("ws");
 const { connect } = await import("../lib/ws.mjs");
 const checks = await import("../lib/proxy_checks.mjs");
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const EXAMPLE = path.join(root, "examples", "nginx", "rtgw.conf");
 
 // The body of one location block of the example (`= /v1/realtime/connect` etc.).
 function editLocation(conf, header, fn) {
@@ -37,18 +32,7 @@ function editLocation(conf, header, fn) {
 // The example, pointed at `gw` and a free port, edited by `edit`, included in the
 // http {} block of a generated nginx.conf (lib/nginx.mjs); ready once /health
 // answers through it. ng.conf is the edited example.
-function startNginx(t, gw, edit = (c) => c) {
-  return runNginx(t, {
-    config: "rtgw.conf",
-    http: (dir) => `  include ${dir}/rtgw.conf;`,
-    files: (dir, port) => {
-      let conf = fs.readFileSync(EXAMPLE, "utf8");
-      conf = sub(conf, /server 127\.0\.0\.1:8288;/, `server 127.0.0.1:${gw.port};`);
-      conf = sub(conf, /listen 80;/, `listen 127.0.0.1:${port};`);
-      return { "rtgw.conf": edit(conf) };
-    },
-  });
-}
+const startNginx = startNginxExample;
 const nginx = { name: "nginx", start: startNginx };
 
 // A test copy with the WebSocket location's proxy_read_timeout (and, with send,

@@ -1,8 +1,10 @@
 /*
  * doctor.h — `rtgw doctor`: walk the path a browser takes to a gateway (URL,
- * DNS, TCP, TLS, HTTP, clock, token, WebSocket upgrade, subscribe, delivery
- * over WebSocket and SSE, idle survival), stop at the first broken link, and
- * print what was checked, what was found and the fix. `--config` checks the
+ * DNS, TCP, TLS, HTTP, route, clock, token, WebSocket upgrade, subscribe,
+ * delivery over WebSocket and SSE, idle survival), stop at the first broken
+ * link, and print what was checked, what was found and the fix. Who answered
+ * is told by rtgw's X-Rtgw mark and other servers' fingerprints (who.c); what
+ * arrived, by rtgw's record of the run's probe id (record.c). `--config` checks the
  * configuration the gateway would load instead.
  *
  * Blocking, single-threaded, no civetweb: raw sockets, poll(2) for every
