@@ -227,7 +227,7 @@ int rt__check_http(rt__doctor_t *d)
                 (json_object_get(j, "version") || json_object_get(j, "uptime_s"));
     const char *err = j ? json_string_value(json_object_get(j, "error")) : NULL;
     int rc = r.status == 200 && rtgw ? http_rtgw(d, j, ms, via)
-             : err && strcmp(err, "plain_http_on_tls_port") == 0
+             : err && strcmp(err, "plain_http_on_tls_port") == 0 && rt__is_rtgw(&r)
                  ? http_no_answer(d, "HTTP 400 plain_http_on_tls_port")
                  : http_not_rtgw(d, &r, status, via);
     json_decref(j);
