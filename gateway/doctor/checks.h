@@ -50,7 +50,7 @@ typedef struct {
     bool minted, mint_tried;
     int mint_status; /* HTTP status of the mint, -1 when no response */
     char mint_err[512];
-    char mint_who[400]; /* who answered the mint (who.h) */
+    char mint_who[560]; /* who answered the mint (who.h) */
     bool mint_rtgw;     /* the mint's answer carried X-Rtgw */
     int64_t tok_iat, tok_exp;
     /* websocket: open after a successful upgrade, until a check closes it */

@@ -29,7 +29,7 @@ typedef enum {
 typedef struct {
     rt__who_kind_t kind;
     char version[32]; /* rtgw's X-Rtgw value, "" otherwise */
-    char what[400];   /* e.g. "HAProxy's own 503 page (no server is available)" */
+    char what[560];   /* e.g. "HAProxy's own 503 page (no server is available)" */
 } rt__who_t;
 
 /* Fingerprint r into w. */
