@@ -63,6 +63,31 @@ defcase("stream_chunks_arrive_live", async (t) => {
   assert.equal(res.body.bytes, Buffer.byteLength(parts.join("")));
 });
 
+defcase("stream_over_64_bodies_413_after_its_end", async (t) => {
+  // A streamed body may carry 64 x RTGW_MAX_BODY_BYTES (64 KiB here): past it
+  // the stream is ended for its subscribers (datastream-end, nothing beyond
+  // the limit delivered) and the publisher gets 413 body_too_large.
+  const gw = await startGateway(t, { env: { RTGW_MAX_BODY_BYTES: "1024" } });
+  const jwt = await mint(gw, [{ channel: "s", name: "ai", kind: "run" }]);
+  const c = await connect(`${gw.ws}/v1/realtime/connect?token=${jwt}`, { protocols: ["rtgw.v1"], t });
+  assert.equal((await c.next()).kind, "rtgw.subscribed");
+  const parts = Array.from({ length: 10 }, (_, i) => String(i).repeat(8192)); // 80 KiB
+  const done = streamPost(gw, parts, 20);
+  assert.equal((await c.next(5000, "datastream-start")).kind, "datastream-start");
+  let bytes = 0;
+  for (;;) {
+    const m = await c.next(5000, "a chunk or the end");
+    if (m.kind === "datastream-end") break;
+    assert.equal(m.kind, "chunk");
+    bytes += Buffer.byteLength(m.data);
+  }
+  assert.ok(bytes <= 64 * 1024, `${bytes} bytes delivered, past the 65536-byte limit`);
+  const res = await done.catch((e) => ({ status: 0, error: String(e) }));
+  assert.equal(res.status, 413, JSON.stringify(res));
+  assert.equal(res.body.error, "body_too_large");
+  assert.match(res.body.message, /64 x RTGW_MAX_BODY_BYTES/);
+});
+
 defcase("stream_utf8_never_split", async (t) => {
   const gw = await startGateway(t);
   const jwt = await mint(gw, [{ channel: "s", name: "ai", kind: "run" }]);
