@@ -5,19 +5,24 @@ export interface UseRealtimeOptions<T = unknown> extends SubscribeOptions<T> {
   enabled?: boolean;
   /** Messages kept in `messages` (default 100). */
   bufferSize?: number;
-  /** Reconnect when one of these changes (url, baseUrl, token and transport always count). */
+  /**
+   * Reconnect when one of these changes (url, baseUrl, token and transport always count),
+   * compared with Object.is. A change of url, baseUrl, transport or deps starts afresh
+   * (messages, lastIds and error cleared); a new token or enabled again resumes from lastIds.
+   */
   deps?: unknown[];
 }
 
 export interface UseRealtimeResult<T = unknown> {
   status: Status;
-  /** The last status event (reason, code, recovered, …). */
+  /** The last status event (reason, code, recovered, …); null before the first. */
   info: StatusEvent | null;
   messages: RealtimeMessage<T>[];
   lastMessage: RealtimeMessage<T> | null;
   error: RealtimeError | Error | null;
   /** false after a reconnect whose history did not cover the gap: refetch. */
   recovered: boolean;
+  /** The last id per channel (from the acknowledgement on): what a resubscription resumes from. */
   lastIds: Record<string, string>;
 }
 
