@@ -142,6 +142,48 @@ defcase("react_new_channel_resubscribes", async (t) => {
   assert.ok(d.items.every((i) => i.channel === "user:2"));
   assert.deepEqual(ctl.calls, ["user:1", "user:2"]);
   assert.deepEqual(await conns(gw), { open: 1, total: 2 });
+  const stale = (await page.evaluate(() => window.__commits)).filter((c) => c.shown.some((ch) => ch !== c.channel));
+  assert.deepEqual(stale, [], "no commit showed the old channel's messages under the new channel");
+  noProblems(b);
+});
+
+defcase("react_enabled_false_then_true_resumes", async (t) => {
+  // enabled:false closes the connection (the gateway sees it go) and keeps what was
+  // shown; enabled:true again resumes from the last ids: what was published while
+  // disabled shows once, in order.
+  const { gw, b, page } = await reactPage(t);
+  const props = (enabled) => ({ opts: { baseUrl: "/", enabled }, channel: "user:1", tokenFromPage: true });
+  await mount(page, props(true));
+  await waitDom(page, (d) => d.status === "open", 10000, "open");
+  await pub(gw, "on-1");
+  await waitDom(page, (d) => d.items.length === 1, 5000, "the first event");
+  await update(page, props(false));
+  await waitConns(gw, (c) => c.open === 0, 5000, "the connection closed while disabled");
+  let d = await waitDom(page, (d) => d.status === "closed", 5000, "closed");
+  await pub(gw, "off-1");
+  await pub(gw, "off-2");
+  await sleep(300);
+  assert.deepEqual(shown(await dom(page)), ["on-1"], "nothing arrives while disabled");
+  await update(page, props(true));
+  await waitDom(page, (d) => d.status === "open", 10000, "open again");
+  await pub(gw, "on-2");
+  await waitDom(page, (d) => d.items.length >= 4, 5000, "the missed events and the new one");
+  await sleep(500);
+  d = await dom(page);
+  assert.deepEqual(shown(d), ["on-1", "off-1", "off-2", "on-2"], "nothing lost, nothing twice");
+  assert.deepEqual(await conns(gw), { open: 1, total: 2 });
+  noProblems(b);
+});
+
+defcase("react_config_error_shown", async (t) => {
+  // A configuration that can never work (no token nor getToken) is not thrown out of
+  // render: the component shows the reason and status closed, and nothing connects.
+  const { gw, b, page } = await reactPage(t);
+  await mount(page, { opts: { baseUrl: "/" }, channel: "user:1" });
+  const d = await waitDom(page, (d) => d.status === "closed", 5000, "closed");
+  assert.equal(d.error, "token_missing");
+  assert.equal(d.ws, 0);
+  assert.deepEqual(await conns(gw), { open: 0, total: 0 });
   noProblems(b);
 });
 

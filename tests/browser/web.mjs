@@ -135,7 +135,8 @@ document.getElementById("state").textContent = "ready";
 // tokenFromPage (getToken calls window.rtgwToken(channel), which a case exposes with
 // page.exposeFunction). The DOM shows what an app would: #status, #transport, #error,
 // #recovered, and one <li> per message (data-id, data-channel, text = JSON of data).
-// window.__ws lists the WebSocket URLs the page opened; window.__statuses every onStatus.
+// window.__ws lists the WebSocket URLs the page opened; window.__statuses every onStatus;
+// window.__commits, after each commit, the channel prop and the channels of the messages shown.
 export const RTGW_REACT_PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>rtgw useRealtime</title>
 <script type="importmap">{"imports":{"react":"/cjs/dev/react.js","react-dom/client":"/cjs/dev/react-dom-client.js",
@@ -147,6 +148,7 @@ import { createRoot } from "react-dom/client";
 import { createUseRealtime } from "@rtgw/client/react";
 window.__ws = [];
 window.__statuses = [];
+window.__commits = [];
 const Native = window.WebSocket;
 window.WebSocket = class extends Native { constructor(url, protocols) { window.__ws.push(String(url)); super(url, protocols); } };
 const useRealtime = createUseRealtime(React);
@@ -158,6 +160,7 @@ function App({ opts = {}, channel, tokenFromPage }) {
     onStatus: (s) => window.__statuses.push({ status: s.status, reason: s.reason, transport: s.transport }),
     deps: [channel],
   });
+  React.useEffect(() => { window.__commits.push({ channel, shown: rt.messages.map((m) => m.channel) }); });
   return h("div", null,
     h("p", { id: "status" }, rt.status),
     h("p", { id: "transport" }, rt.info && rt.info.transport ? rt.info.transport : ""),
