@@ -3,12 +3,12 @@ import type { RealtimeError, RealtimeMessage, StatusEvent, Status, SubscribeOpti
 export interface UseRealtimeOptions<T = unknown> extends SubscribeOptions<T> {
   /** false: do not connect (default true). */
   enabled?: boolean;
-  /** Messages kept in `messages` (default 100). */
+  /** Messages kept in `messages` (default 100; 0 keeps none, for apps that use onMessage). */
   bufferSize?: number;
   /**
    * Reconnect when one of these changes (url, baseUrl, token and transport always count),
    * compared with Object.is. A change of url, baseUrl, transport or deps starts afresh
-   * (messages, lastIds and error cleared); a new token or enabled again resumes from lastIds.
+   * (messages, lastIds, info and error cleared); a new token or enabled again resumes from lastIds.
    */
   deps?: unknown[];
 }

@@ -22,11 +22,11 @@ export function createUseRealtime(React) {
   const { useState, useEffect, useRef } = React;
 
   return function useRealtime(opts = {}) {
-    const { enabled = true, deps = [] } = opts;
+    const { enabled = true } = opts;
     // The stream: where it connects, how, and the app's deps (e.g. the channel).
     // A new stream starts afresh; the same stream resubscribed (a new token, enabled
     // again, StrictMode's second mount) resumes from the last ids.
-    const stream = [opts.url, opts.baseUrl, opts.transport, ...deps];
+    const stream = streamOf(opts);
     const [shown, setShown] = useState(stream);
     const [info, setInfo] = useState(null);
     const [messages, setMessages] = useState([]);
@@ -36,6 +36,7 @@ export function createUseRealtime(React) {
     if (!sameList(shown, stream)) {
       // Reset while rendering, so that no commit shows the old stream's messages.
       setShown(stream);
+      setInfo(null);
       setMessages([]);
       setError(null);
       setLastIds({});
@@ -51,6 +52,9 @@ export function createUseRealtime(React) {
       if (!enabled) return undefined;
       if (!carry.current || !sameList(carry.current.stream, stream)) carry.current = { stream, ids: {} };
       const since = { ...(ref.current.since || {}), ...carry.current.ids };
+      // The old subscription may still deliver between the render that switched the
+      // stream and this effect's cleanup: its events must not reach the new state.
+      const current = () => sameList(streamOf(ref.current), stream);
       let sub;
       try {
         sub = subscribe({
@@ -59,22 +63,24 @@ export function createUseRealtime(React) {
           getToken: typeof ref.current.getToken === "function" ? () => ref.current.getToken() : undefined,
           onMessage: (m) => {
             const max = ref.current.bufferSize === undefined ? 100 : ref.current.bufferSize;
-            setMessages((prev) => {
-              const next = prev.length >= max ? prev.slice(prev.length - max + 1) : prev.slice();
-              next.push(m);
-              return next;
-            });
-            setLastIds(sub.lastIds);
+            if (current() && max > 0) {
+              setMessages((prev) => {
+                const next = prev.length >= max ? prev.slice(prev.length - max + 1) : prev.slice();
+                next.push(m);
+                return next;
+              });
+            }
+            if (current()) setLastIds(sub.lastIds);
             if (ref.current.onMessage) ref.current.onMessage(m);
           },
           onStatus: (s) => {
-            setInfo(s);
-            if (s.status === "open") { setError(null); setRecovered(s.recovered !== false); setLastIds(sub.lastIds); }
+            if (current()) setInfo(s);
+            if (current() && s.status === "open") { setError(null); setRecovered(s.recovered !== false); setLastIds(sub.lastIds); }
             if (ref.current.onStatus) ref.current.onStatus(s);
           },
           onGap: (g) => { if (ref.current.onGap) ref.current.onGap(g); },
           onError: (e) => {
-            setError(e);
+            if (current()) setError(e);
             if (ref.current.onError) ref.current.onError(e);
           },
         });
@@ -102,6 +108,11 @@ export function createUseRealtime(React) {
       lastIds,
     };
   };
+}
+
+// Where and how the hook connects, plus the app's deps: a change is a new stream.
+function streamOf(opts) {
+  return [opts.url, opts.baseUrl, opts.transport, ...(opts.deps || [])];
 }
 
 function sameList(a, b) {
