@@ -121,6 +121,21 @@ defcase("react_unmount_closes_socket", async (t) => {
   noProblems(b);
 });
 
+defcase("react_unmount_closes_sse", async (t) => {
+  // The same over SSE (transport "sse"): the unmount aborts the event stream and the
+  // gateway's gauge goes back to 0 at once, not at its next ping.
+  const { gw, b, page } = await reactPage(t);
+  await mount(page, { opts: { baseUrl: "/", transport: "sse", token: token(gw) }, channel: "user:1" });
+  await waitDom(page, (d) => d.status === "open" && d.transport === "sse", 10000, "open over SSE");
+  await pub(gw, "over sse");
+  await waitDom(page, (d) => d.items.length === 1, 5000, "an event over SSE");
+  await waitConns(gw, (c) => c.open === 1, 5000, "one connection");
+  await page.evaluate(() => window.unmount());
+  await waitConns(gw, (c) => c.open === 0, 3000, "the gateway's SSE connection closed");
+  assert.deepEqual(await conns(gw), { open: 0, total: 1 });
+  noProblems(b);
+});
+
 defcase("react_new_channel_resubscribes", async (t) => {
   // A re-render with another channel (in deps; getToken mints for it) closes the old
   // subscription and opens one for the new channel: the old channel's messages are
@@ -172,6 +187,13 @@ defcase("react_enabled_false_then_true_resumes", async (t) => {
   d = await dom(page);
   assert.deepEqual(shown(d), ["on-1", "off-1", "off-2", "on-2"], "nothing lost, nothing twice");
   assert.deepEqual(await conns(gw), { open: 1, total: 2 });
+  // Another channel and disabled in one render: closed, and nothing of the old channel shown.
+  await update(page, { ...props(false), channel: "user:3" });
+  await waitConns(gw, (c) => c.open === 0, 5000, "closed");
+  await sleep(300);
+  d = await dom(page);
+  assert.equal(d.status, "closed", "not the old stream's last status");
+  assert.deepEqual(d.items, []);
   noProblems(b);
 });
 
