@@ -9,6 +9,10 @@
 //     const { status, messages, error } = useRealtime({ baseUrl: "/", getToken, deps: [runId] });
 //     …
 //   }
+//
+// One subscription per mounted hook, closed on unmount. A change of url, baseUrl,
+// transport or deps is a new stream (state cleared); a new token or enabled again
+// resubscribes the same stream from its last ids. See README.md "React".
 import { subscribe } from "./index.js";
 
 /**
