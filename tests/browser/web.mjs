@@ -6,7 +6,9 @@
 // tests/node_modules (/official.html, /nm/inngest/…, /nm/zod/…), with an import map;
 // its CommonJS dependencies (`debug`; `react` and `react-dom` for `inngest/react`'s
 // useRealtime on /react.html) are linked as ES modules from their own files
-// (/cjs/…), the way a bundler would. No bundler is needed.
+// (/cjs/…), the way a bundler would. No bundler is needed. /rtgw-react.html renders
+// rtgw's own hook (sdk/js/react.js) with React's development build (/cjs/dev/…),
+// where StrictMode really mounts every effect twice.
 import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
@@ -127,21 +129,69 @@ window.startReact = ({ key, apiBaseUrl, channel, topics }) => {
 document.getElementById("state").textContent = "ready";
 </script></body></html>`;
 
+// rtgw's own hook (sdk/js/react.js) in a React 19 root, development build (StrictMode
+// mounts effects twice there). mount(props, { strict }) / update(props) / unmount()
+// drive one <App>; props: opts (useRealtime options, plain JSON), channel (in deps),
+// tokenFromPage (getToken calls window.rtgwToken(channel), which a case exposes with
+// page.exposeFunction). The DOM shows what an app would: #status, #transport, #error,
+// #recovered, and one <li> per message (data-id, data-channel, text = JSON of data).
+// window.__ws lists the WebSocket URLs the page opened; window.__statuses every onStatus;
+// window.__commits, after each commit, the channel prop and the channels of the messages shown.
+export const RTGW_REACT_PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>rtgw useRealtime</title>
+<script type="importmap">{"imports":{"react":"/cjs/dev/react.js","react-dom/client":"/cjs/dev/react-dom-client.js",
+"@rtgw/client/react":"/sdk/react.js"}}</script></head>
+<body><p id="state">loading</p><div id="root"></div>
+<script type="module">
+import * as React from "react";
+import { createRoot } from "react-dom/client";
+import { createUseRealtime } from "@rtgw/client/react";
+window.__ws = [];
+window.__statuses = [];
+window.__commits = [];
+const Native = window.WebSocket;
+window.WebSocket = class extends Native { constructor(url, protocols) { window.__ws.push(String(url)); super(url, protocols); } };
+const useRealtime = createUseRealtime(React);
+const h = React.createElement;
+function App({ opts = {}, channel, tokenFromPage }) {
+  const rt = useRealtime({
+    ...opts,
+    getToken: tokenFromPage ? () => window.rtgwToken(channel) : undefined,
+    onStatus: (s) => window.__statuses.push({ status: s.status, reason: s.reason, transport: s.transport }),
+    deps: [channel],
+  });
+  React.useEffect(() => { window.__commits.push({ channel, shown: rt.messages.map((m) => m.channel) }); });
+  return h("div", null,
+    h("p", { id: "status" }, rt.status),
+    h("p", { id: "transport" }, rt.info && rt.info.transport ? rt.info.transport : ""),
+    h("p", { id: "error" }, rt.error ? rt.error.reason || rt.error.message : ""),
+    h("p", { id: "recovered" }, String(rt.recovered)),
+    h("ul", { id: "msgs" }, rt.messages.map((m) => h("li", { key: m.channel + " " + m.id, "data-id": m.id,
+      "data-channel": m.channel }, JSON.stringify(m.data)))));
+}
+let root = null, strict = false;
+const tree = (props) => (strict ? h(React.StrictMode, null, h(App, props)) : h(App, props));
+window.mount = (props, o = {}) => { strict = !!o.strict; root = createRoot(document.getElementById("root")); root.render(tree(props)); return true; };
+window.update = (props) => { root.render(tree(props)); return true; };
+window.unmount = () => { root.unmount(); root = null; return true; };
+document.getElementById("state").textContent = "ready";
+</script></body></html>`;
+
 const nmDir = path.join(root, "tests/node_modules");
 
 // CommonJS files as one ES module, as a bundler links them: each file of `defs`
 // (require name → file under tests/node_modules) runs once with a module object and
 // a require over defs; `imports` (require name → ES module URL) are shared instances
 // (react-dom must use the page's one React). Exports the entry's module.exports as
-// default, and `names` of it as named exports. process.env.NODE_ENV is "production".
-function cjsAsEsm(defs, entry, names = [], imports = {}) {
+// default, and `names` of it as named exports. process.env.NODE_ENV is `env`.
+function cjsAsEsm(defs, entry, names = [], imports = {}, env = "production") {
   const src = (f) => fs.readFileSync(path.join(nmDir, f), "utf8");
   const fns = Object.entries(defs).map(([n, f]) => `${JSON.stringify(n)}: function (module, exports, require) {\n${src(f)}\n}`);
   const ims = Object.entries(imports).map(([n, url], i) => [`import __cjs_im${i} from ${JSON.stringify(url)};`,
     `__cjs_cache[${JSON.stringify(n)}] = { exports: __cjs_im${i} };`]);
   // Internal names are prefixed so that no named export (React has `cache`) collides.
   return `${ims.map((x) => x[0]).join("\n")}
-const process = { env: { NODE_ENV: "production" } };
+const process = { env: { NODE_ENV: ${JSON.stringify(env)} } };
 const __cjs_defs = {${fns.join(",\n")}};
 const __cjs_cache = {};
 ${ims.map((x) => x[1]).join("\n")}
@@ -157,27 +207,35 @@ export default __cjs_main;
 ${names.filter((k) => k !== "process").map((k) => `export const ${k} = __cjs_main.${k};`).join("\n")}\n`;
 }
 
-// The CommonJS packages the official pages import, by URL.
+// React and react-dom/client as ES modules, in their production or development
+// build (`build`); react-dom links the React at `reactUrl`, the page's one React.
+function reactEsm(build) {
+  const file = `react/cjs/react.${build}.js`;
+  const names = Object.keys(createRequire(import.meta.url)(path.join(nmDir, file))).filter((k) => k !== "default" && /^[A-Za-z_$][\w$]*$/.test(k));
+  return cjsAsEsm({ react: file }, "react", names, {}, build);
+}
+const reactDomEsm = (build, reactUrl) => cjsAsEsm({
+  "react-dom/client": `react-dom/cjs/react-dom-client.${build}.js`,
+  "react-dom": `react-dom/cjs/react-dom.${build}.js`,
+  scheduler: `scheduler/cjs/scheduler.${build}.js`,
+}, "react-dom/client", ["createRoot", "hydrateRoot"], { react: reactUrl }, build);
+
+// The CommonJS packages the pages import, by URL.
 const CJS = {
   "/cjs/debug.js": () => cjsAsEsm({ debug: "debug/src/browser.js", "./common": "debug/src/common.js", ms: "ms/index.js" }, "debug"),
-  "/cjs/react.js": () => {
-    const file = "react/cjs/react.production.js";
-    const names = Object.keys(createRequire(import.meta.url)(path.join(nmDir, file))).filter((k) => k !== "default" && /^[A-Za-z_$][\w$]*$/.test(k));
-    return cjsAsEsm({ react: file }, "react", names);
-  },
-  "/cjs/react-dom-client.js": () => cjsAsEsm({
-    "react-dom/client": "react-dom/cjs/react-dom-client.production.js",
-    "react-dom": "react-dom/cjs/react-dom.production.js",
-    scheduler: "scheduler/cjs/scheduler.production.js",
-  }, "react-dom/client", ["createRoot", "hydrateRoot"], { react: "/cjs/react.js" }),
+  "/cjs/react.js": () => reactEsm("production"),
+  "/cjs/react-dom-client.js": () => reactDomEsm("production", "/cjs/react.js"),
+  "/cjs/dev/react.js": () => reactEsm("development"),
+  "/cjs/dev/react-dom-client.js": () => reactDomEsm("development", "/cjs/dev/react.js"),
 };
 
-// GET /official.html, /react.html, /nm/{inngest,zod}/<file> and /cjs/<package>.js;
-// false if u is none of them.
-function serveOfficial(u, res) {
+// GET /official.html, /react.html, /rtgw-react.html, /nm/{inngest,zod}/<file> and
+// /cjs/<package>.js; false if u is none of them.
+function servePages(u, res) {
   const send = (type, body) => { res.writeHead(200, { "Content-Type": type, "Cache-Control": "no-store" }); res.end(body); };
   if (u.pathname === "/official.html") return send(TYPES[".html"], OFFICIAL_PAGE), true;
   if (u.pathname === "/react.html") return send(TYPES[".html"], REACT_PAGE), true;
+  if (u.pathname === "/rtgw-react.html") return send(TYPES[".html"], RTGW_REACT_PAGE), true;
   if (CJS[u.pathname]) return send(TYPES[".js"], CJS[u.pathname]()), true;
   const m = u.pathname.match(/^\/nm\/((?:inngest|zod)\/[\w./-]+\.js)$/);
   if (!m || m[1].includes("..")) return false;
@@ -209,7 +267,7 @@ export async function startWeb(t, { tls, gateway, refuseUpgrades = false } = {})
       req.pipe(up);
       return;
     }
-    if (serveOfficial(u, res)) return;
+    if (servePages(u, res)) return;
     if (u.pathname === "/test.html") {
       res.writeHead(200, { "Content-Type": TYPES[".html"], "Cache-Control": "no-store" });
       return res.end(TEST_PAGE);
