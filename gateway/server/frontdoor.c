@@ -685,7 +685,10 @@ static int next_timeout(const rt_frontdoor_t *d, int64_t now)
         at = d->retry_at_ms;
     if (d->paused && d->resume_at_ms < at)
         at = d->resume_at_ms;
-    if (d->handshakes_untrimmed >= TRIM_AFTER && d->trimmed_ms + TRIM_EVERY_MS < at)
+    /* Only while a trim could run (trim_after_handshakes): with more pending,
+     * a deadline already past would make epoll_wait spin. */
+    if (d->handshakes_untrimmed >= TRIM_AFTER && d->npending <= TRIM_PENDING_MAX &&
+        d->trimmed_ms + TRIM_EVERY_MS < at)
         at = d->trimmed_ms + TRIM_EVERY_MS;
     if (at == INT64_MAX)
         return -1;

@@ -412,9 +412,10 @@ int rt__session_detach(rt_conn_t *c, struct mg_connection *conn)
 {
     (void)conn;
     /* Decrypted bytes already buffered would never wake the writer's epoll:
-     * such a session (it sent frames before the handshake ended, and was
-     * refused for it) stays on civetweb's thread. */
-    if (c->fd < 0 || rt__sockhook_tls_buffered(c->fd))
+     * such a WebSocket session (it sent frames before the handshake ended, and
+     * was refused for it) stays on civetweb's thread. An SSE client's bytes
+     * mean nothing: they are dropped below, and the session detaches. */
+    if (c->fd < 0 || (!c->sse && rt__sockhook_tls_buffered(c->fd)))
         return RT_E_ABSENT;
     int nfd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
     if (nfd < 0)
@@ -437,6 +438,8 @@ int rt__session_detach(rt_conn_t *c, struct mg_connection *conn)
         c->tls = rt__tls_move(rt__sockhook_tls_take(old));
         if (c->tls)
             rt__tls_set_fd(c->tls, nfd);
+        if (c->tls && c->sse)
+            rt__tls_drop_buffered(c->tls);
     }
     pthread_mutex_unlock(&c->wlock);
     close(sp[0]);

@@ -410,6 +410,15 @@ static int accept_handover(int lfd, struct sockaddr *addr, socklen_t *len)
         *len = h->peerlen;
     }
     int c = h->fd;
+    if (h->tls && (size_t)c >= nguards) {
+        /* No guard entry to carry its TLS: civetweb would speak plain HTTP
+         * on a TLS socket. Refuse it instead. */
+        rt__tls_free(h->tls);
+        close(c);
+        free(h);
+        errno = EAGAIN;
+        return -1;
+    }
     peers_record(c);
     guard_reset(c, h->accepted_ms, h->head_complete, h->big, h->tls);
     free(h);
@@ -538,12 +547,15 @@ void rt__guard_stop(rt_conn_t *c, int fd)
 
 /* ---- recv ---- */
 
+/* The end of a head as civetweb finds it (get_http_header_len): "\r\n\r\n",
+ * or two "\n" in a row. States: 0 in a line, 1 "\r", 2 "\r\n", 3 "\r\n\r",
+ * 4 the head ended, 5 a bare "\n". */
 static uint8_t crlf_step(uint8_t st, char ch)
 {
     if (ch == '\r')
         return st == 2 ? 3 : 1;
     if (ch == '\n')
-        return st == 1 ? 2 : st == 3 ? 4 : 0;
+        return st == 1 ? 2 : st == 2 || st == 3 || st == 5 ? 4 : 5;
     return 0;
 }
 
@@ -659,16 +671,30 @@ ssize_t send(int fd, const void *buf, size_t len, int flags)
 static int poll_tls(struct pollfd *fds, nfds_t n, int timeout)
 {
     int64_t until = timeout < 0 ? INT64_MAX : rt_clock_mono_ms() + timeout;
+    enum { MAX_FDS = 64 };
+    bool buffered[MAX_FDS];
+    if (n > MAX_FDS)
+        return libc_poll(fds, n, timeout); /* civetweb polls one or two; no TLS view beyond */
     for (;;) {
         int ready = 0;
         for (nfds_t i = 0; i < n; i++) {
             rt_tls_t *t = (fds[i].events & POLLIN) ? tls_of(fds[i].fd) : NULL;
-            fds[i].revents = t && rt__tls_readable(t) ? POLLIN : 0;
-            ready += fds[i].revents != 0;
+            buffered[i] = t && rt__tls_readable(t);
+            ready += buffered[i];
         }
         int r = libc_poll(fds, n, ready ? 0 : timeout < 0 ? -1 : (int)(until - rt_clock_mono_ms()));
-        if (r < 0 || ready)
-            return r < 0 ? r : r + ready;
+        if (r < 0)
+            return r;
+        if (ready) {
+            /* What libc saw, plus the decrypted bytes it cannot see. */
+            int count = 0;
+            for (nfds_t i = 0; i < n; i++) {
+                if (buffered[i])
+                    fds[i].revents |= POLLIN;
+                count += fds[i].revents != 0;
+            }
+            return count;
+        }
         for (nfds_t i = 0; i < n && r > 0; i++) {
             rt_tls_t *t = (fds[i].revents & POLLIN) ? tls_of(fds[i].fd) : NULL;
             if (t && !(fds[i].revents & (POLLERR | POLLHUP)) && rt__tls_fill(t, TLS_FILL) < 0 &&
@@ -720,7 +746,9 @@ static bool park_if_idle(int fd)
 {
     guard_t *g = &guards[fd];
     g->between = false;
-    if (atomic_load(&g->conn) || (g->tls && rt__tls_readable(g->tls)))
+    /* Not while civetweb holds part of a record to send (its write timed out)
+     * or decrypted bytes wait. */
+    if (atomic_load(&g->conn) || (g->tls && (rt__tls_readable(g->tls) || rt__tls_unsent(g->tls))))
         return false;
     char b;
     struct sockaddr_storage ss;
@@ -735,18 +763,22 @@ static bool park_if_idle(int fd)
     bool parked = false;
     pthread_mutex_lock(&park_lock);
     int nfd = park_fn ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    /* civetweb's descriptor first: once the front door has the socket, it is
+     * never owned twice. */
+    if (nfd >= 0 && dup2(sp[0], fd) < 0) {
+        close(nfd);
+        nfd = -1;
+    }
     if (nfd >= 0) {
         rt_tls_t *t = g->tls;
+        g->tls = NULL;
         if (t)
             rt__tls_set_fd(t, nfd);
-        if (park_fn(park_ctx, nfd, t) == 0) {
-            g->tls = NULL;
-            parked = dup2(sp[0], fd) >= 0;
-        } else {
-            if (t)
-                rt__tls_set_fd(t, fd);
+        if (park_fn(park_ctx, nfd, t) != 0) { /* out of memory: the connection ends */
+            rt__tls_free(t);
             close(nfd);
         }
+        parked = true;
     }
     pthread_mutex_unlock(&park_lock);
     close(sp[0]);
@@ -791,6 +823,8 @@ int close(int fd)
         guards[fd].tls = NULL;
         rt__tls_free(t);
     }
+    if (fd >= 0 && (size_t)fd < nguards)
+        guards[fd].between = false;
     if (!real_close)
         real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
     return real_close(fd);

@@ -30,9 +30,11 @@ static void watch_until_gone(rt_server_t *srv, rt_conn_t *c)
         struct pollfd pfd = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
         int n = poll(&pfd, 1, 500);
         if (n > 0) {
-            char b;
+            /* Read and drop what the client sends (through the recv hook:
+             * decrypted, for TLS); a peek would see the same bytes forever. */
+            char b[512];
             if ((pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) ||
-                recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+                recv(c->fd, b, sizeof(b), MSG_DONTWAIT) == 0)
                 break;
         }
     }

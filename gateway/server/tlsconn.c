@@ -36,14 +36,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct rt_tls_s {
-    SSL *ssl;         /* during the handshake, and for good on TLS 1.2 */
-    rt_tlsrec_t *rec; /* TLS 1.3 after the handshake (ssl freed) */
+    pthread_mutex_t lock; /* around every use of ssl / rec (see tlsconn.h) */
+    SSL *ssl;             /* during the handshake, and for good on TLS 1.2 */
+    rt_tlsrec_t *rec;     /* TLS 1.3 after the handshake (ssl freed) */
     int fd;
     uint8_t *buf; /* decrypted, not consumed: buf[off..len) */
     size_t off, len, cap;
@@ -113,8 +115,13 @@ SSL_CTX *rt__tls_ctx_new(const rt_config_t *cfg, char *err, size_t cap)
     if (!ctx)
         return ctx_fail(ctx, err, cap, "cannot create a TLS context", "");
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* No tickets in TLS 1.2 either (no resumption, no long-lived ticket
+     * key); TLS 1.2 with forward-secret AEAD suites only. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF |
+                                 SSL_OP_NO_TICKET);
+    if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1)
+        return ctx_fail(ctx, err, cap, "cannot set the TLS 1.2 ciphers", "");
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_num_tickets(ctx, 0); /* see the top of this file */
@@ -142,9 +149,11 @@ rt_tls_t *rt__tls_new(SSL_CTX *ctx, int fd)
     rt_tls_t *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
+    pthread_mutex_init(&t->lock, NULL);
     t->ssl = SSL_new(ctx);
     if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1) {
         SSL_free(t->ssl);
+        pthread_mutex_destroy(&t->lock);
         free(t);
         ERR_clear_error();
         return NULL;
@@ -187,7 +196,11 @@ static int ssl_errno(rt_tls_t *t, int r)
  * is freed (see the top of this file). Otherwise t keeps its SSL object. */
 static void shed_ssl(rt_tls_t *t)
 {
-    if (SSL_version(t->ssl) == TLS1_3_VERSION && t->have == 3 && !SSL_has_pending(t->ssl)) {
+    /* A negotiated max_fragment_length (RFC 6066) is OpenSSL's to honour:
+     * such a connection keeps its SSL object. */
+    if (SSL_version(t->ssl) == TLS1_3_VERSION && t->have == 3 && !SSL_has_pending(t->ssl) &&
+        SSL_SESSION_get_max_fragment_length(SSL_get0_session(t->ssl)) ==
+            TLSEXT_max_fragment_length_DISABLED) {
         uint16_t suite = (uint16_t)(SSL_CIPHER_get_id(SSL_get_current_cipher(t->ssl)) & 0xffff);
         t->rec = rt__tlsrec_new(suite, t->csecret, t->ssecret, t->secretlen);
         if (t->rec) {
@@ -214,7 +227,7 @@ int rt__tls_handshake(rt_tls_t *t)
 }
 
 /* One record's worth into buf. n > 0; 0 at end of stream; -1 with errno. */
-static ssize_t read_record(rt_tls_t *t, void *buf, size_t len)
+static ssize_t read_record_locked(rt_tls_t *t, void *buf, size_t len)
 {
     if (t->rec)
         return rt__tlsrec_read(t->rec, t->fd, buf, len);
@@ -232,6 +245,16 @@ static ssize_t read_record(rt_tls_t *t, void *buf, size_t len)
         (void)SSL_free_buffers(t->ssl);
     errno = e;
     return -1;
+}
+
+static ssize_t read_record(rt_tls_t *t, void *buf, size_t len)
+{
+    pthread_mutex_lock(&t->lock);
+    ssize_t n = read_record_locked(t, buf, len);
+    int e = errno;
+    pthread_mutex_unlock(&t->lock);
+    errno = e;
+    return n;
 }
 
 ssize_t rt__tls_fill(rt_tls_t *t, size_t cap)
@@ -283,7 +306,26 @@ void rt__tls_consume(rt_tls_t *t, size_t n)
 
 bool rt__tls_readable(const rt_tls_t *t)
 {
-    return t->len > t->off || (t->rec ? rt__tlsrec_pending(t->rec) : SSL_pending(t->ssl) > 0);
+    if (t->len > t->off)
+        return true;
+    pthread_mutex_t *lock = (pthread_mutex_t *)&t->lock;
+    pthread_mutex_lock(lock);
+    bool r = t->rec ? rt__tlsrec_pending(t->rec) : SSL_pending(t->ssl) > 0;
+    pthread_mutex_unlock(lock);
+    return r;
+}
+
+void rt__tls_drop_buffered(rt_tls_t *t)
+{
+    rt__tls_consume(t, t->len - t->off);
+}
+
+bool rt__tls_unsent(rt_tls_t *t)
+{
+    pthread_mutex_lock(&t->lock);
+    bool r = t->rec ? rt__tlsrec_unsent(t->rec) : SSL_want_write(t->ssl);
+    pthread_mutex_unlock(&t->lock);
+    return r;
 }
 
 ssize_t rt__tls_read(rt_tls_t *t, void *buf, size_t len)
@@ -298,10 +340,8 @@ ssize_t rt__tls_read(rt_tls_t *t, void *buf, size_t len)
     return read_record(t, buf, len);
 }
 
-ssize_t rt__tls_write(rt_tls_t *t, const void *buf, size_t len)
+static ssize_t write_locked(rt_tls_t *t, const void *buf, size_t len)
 {
-    if (len == 0)
-        return 0;
     if (t->rec)
         return rt__tlsrec_write(t->rec, t->fd, buf, len);
     ERR_clear_error();
@@ -313,6 +353,18 @@ ssize_t rt__tls_write(rt_tls_t *t, const void *buf, size_t len)
     int e = ssl_errno(t, r);
     errno = e == EAGAIN ? EAGAIN : EPIPE;
     return -1;
+}
+
+ssize_t rt__tls_write(rt_tls_t *t, const void *buf, size_t len)
+{
+    if (len == 0)
+        return 0;
+    pthread_mutex_lock(&t->lock);
+    ssize_t n = write_locked(t, buf, len);
+    int e = errno;
+    pthread_mutex_unlock(&t->lock);
+    errno = e;
+    return n;
 }
 
 rt_tls_t *rt__tls_move(rt_tls_t *t)
@@ -327,6 +379,8 @@ rt_tls_t *rt__tls_move(rt_tls_t *t)
     }
     memcpy(n, t, sizeof(*n));
     n->rec = rec;
+    pthread_mutex_init(&n->lock, NULL); /* a mutex is not copied */
+    pthread_mutex_destroy(&t->lock);
     OPENSSL_cleanse(t, sizeof(*t));
     free(t);
     return n;
@@ -334,8 +388,13 @@ rt_tls_t *rt__tls_move(rt_tls_t *t)
 
 void rt__tls_close_notify(rt_tls_t *t)
 {
-    if (!t || (t->ssl && !SSL_is_init_finished(t->ssl)))
+    if (!t)
         return;
+    pthread_mutex_lock(&t->lock);
+    if (t->ssl && !SSL_is_init_finished(t->ssl)) {
+        pthread_mutex_unlock(&t->lock);
+        return;
+    }
     int fd = t->fd;
     int fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
     if (fl >= 0 && !(fl & O_NONBLOCK))
@@ -349,6 +408,7 @@ void rt__tls_close_notify(rt_tls_t *t)
     }
     if (fl >= 0 && !(fl & O_NONBLOCK))
         fcntl(fd, F_SETFL, fl);
+    pthread_mutex_unlock(&t->lock);
 }
 
 void rt__tls_free(rt_tls_t *t)
@@ -358,6 +418,7 @@ void rt__tls_free(rt_tls_t *t)
     SSL_free(t->ssl);
     rt__tlsrec_free(t->rec);
     free(t->buf);
+    pthread_mutex_destroy(&t->lock);
     OPENSSL_cleanse(t, sizeof(*t));
     free(t);
 }

@@ -5,11 +5,13 @@
  * a wss session can leave civetweb's thread after its handshake, like a ws
  * one (session.c, detached.c). Why and how: the top of tlsconn.c.
  *
- * An rt_tls_t is used by one thread at a time: the front door's during the
+ * An rt_tls_t belongs to one thread at a time: the front door's during the
  * handshake, the connection's civetweb thread in its HTTP phase, then (after a
  * WebSocket or SSE session detaches) its writer thread under the session's
  * wlock. Hand-offs between them go through a lock (the hand-over queue, the
- * session's wlock), which orders them.
+ * session's wlock), which orders them. A session that stays on civetweb's
+ * thread is read there and written by its writer: reads and writes take the
+ * connection's own lock, so OpenSSL never sees two threads in one object.
  */
 #ifndef RT_TLSCONN_H
 #define RT_TLSCONN_H
@@ -67,6 +69,11 @@ ssize_t rt__tls_write(rt_tls_t *t, const void *buf, size_t len);
  * long-lived blocks (~5 KiB per idle wss connection, measured with
  * bench/idle_tls.mjs). */
 rt_tls_t *rt__tls_move(rt_tls_t *t);
+/* Drop the decrypted bytes waiting (an SSE client's input means nothing). */
+void rt__tls_drop_buffered(rt_tls_t *t);
+/* Whether a record the socket took only part of waits to be sent: the
+ * connection is mid-write. */
+bool rt__tls_unsent(rt_tls_t *t);
 /* Send a close_notify if the socket has room (never blocks). */
 void rt__tls_close_notify(rt_tls_t *t);
 /* Free t (not its socket). NULL is a no-op. */

@@ -57,7 +57,13 @@ enum {
     OUT_CAP = HDR + MAX_PLAIN + 1 + TAG, /* one record we send */
     SECRET_MAX = 48,                     /* SHA-384 */
     KEY_MAX = 32,
+    MAX_EMPTY = 32, /* records in a row that carry no data (KeyUpdates, empty
+                     * application data), as OpenSSL allows; then an error */
 };
+
+/* Our own KeyUpdate after this many records under one key: AES-GCM's
+ * confidentiality limit is ~2^24.5 full records (RFC 8446 §5.5). */
+#define REKEY_AFTER (UINT64_C(1) << 23)
 
 enum { T_ALERT = 21, T_HANDSHAKE = 22, T_APPDATA = 23, HS_KEY_UPDATE = 24 };
 
@@ -91,13 +97,15 @@ struct rt_tlsrec_s {
     uint8_t *out;                /* a record the socket took part of: out[out_off..out_len) */
     size_t out_off, out_len;
     size_t out_plain;     /* the caller's bytes that record carries */
-    bool key_update_owed; /* the client asked for our KeyUpdate */
+    bool key_update_owed; /* the client asked for our KeyUpdate, or REKEY_AFTER */
     bool eof;
+    int empty_run; /* records in a row without data */
 };
 
 /* ---- the ciphers and keys ---- */
 
 static EVP_CIPHER *fetched[4];
+static EVP_KDF *hkdf;
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
 static pthread_key_t ctx_key;
 
@@ -110,6 +118,7 @@ static void fetch_all(void)
 {
     for (size_t i = 1; i < 4; i++)
         fetched[i] = EVP_CIPHER_fetch(NULL, suites[i].cipher, NULL);
+    hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
     pthread_key_create(&ctx_key, free_ctx);
 }
 
@@ -134,9 +143,7 @@ static int expand_label(const suite_t *s, const uint8_t *secret, const char *lab
     memcpy(info + 3, "tls13 ", 6);
     memcpy(info + 9, label, ll - 6);
     info[3 + ll] = 0; /* an empty context */
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    EVP_KDF_CTX *k = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-    EVP_KDF_free(kdf);
+    EVP_KDF_CTX *k = hkdf ? EVP_KDF_CTX_new(hkdf) : NULL;
     if (!k)
         return -1;
     int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
@@ -186,7 +193,7 @@ rt_tlsrec_t *rt__tlsrec_new(uint16_t suite, const uint8_t *client_secret,
         return NULL;
     pthread_once(&fetch_once, fetch_all);
     const suite_t *s = &suites[suite - 0x1300];
-    if (len != s->hashlen || !fetched[suite - 0x1300])
+    if (len != s->hashlen || !fetched[suite - 0x1300] || !hkdf)
         return NULL;
     rt_tlsrec_t *r = calloc(1, sizeof(*r));
     if (!r)
@@ -298,6 +305,8 @@ ssize_t rt__tlsrec_write(rt_tlsrec_t *r, int fd, const void *buf, size_t len)
     ssize_t done = flush(r, fd);
     if (done != 0) /* the record of the previous call (retried), or an error */
         return done;
+    if (r->wr.seq >= REKEY_AFTER)
+        r->key_update_owed = true;
     if (r->key_update_owed && send_key_update(r, fd) != 0)
         return -1;
     size_t take = len < MAX_PLAIN ? len : MAX_PLAIN;
@@ -340,6 +349,8 @@ static int open_record(rt_tlsrec_t *r, size_t body, size_t *plen)
         EVP_DecryptFinal_ex(c, ct + n1, &n2) != 1)
         return -1; /* bad_record_mac */
     r->rd.seq++;
+    if (clen > MAX_PLAIN + 1)
+        return -1; /* record_overflow: the inner plaintext is at most 2^14 + 1 (§5.4) */
     size_t n = clen;
     while (n > 0 && ct[n - 1] == 0) /* padding */
         n--;
@@ -392,12 +403,19 @@ static int next_record(rt_tlsrec_t *r)
     int type = open_record(r, body, &plen);
     r->rec_len = HDR + body;
     const uint8_t *p = r->in + HDR;
-    if (type == T_APPDATA) {
+    if (type == T_APPDATA && plen > 0) {
+        r->empty_run = 0;
         r->plain_off = HDR;
         r->plain_len = plen;
-        if (plen == 0)
-            consume_record(r);
-        return plen > 0;
+        return 1;
+    }
+    if (++r->empty_run > MAX_EMPTY) { /* a flood of records that carry nothing */
+        errno = EPROTO;
+        return -1;
+    }
+    if (type == T_APPDATA) {
+        consume_record(r);
+        return 0;
     }
     if (type == T_ALERT && plen == 2 && p[1] == 0) { /* close_notify */
         r->eof = true;
@@ -415,6 +433,11 @@ static int next_record(rt_tlsrec_t *r)
 bool rt__tlsrec_pending(const rt_tlsrec_t *r)
 {
     return r->plain_len > 0;
+}
+
+bool rt__tlsrec_unsent(const rt_tlsrec_t *r)
+{
+    return r->out != NULL;
 }
 
 ssize_t rt__tlsrec_read(rt_tlsrec_t *r, int fd, void *out, size_t cap)
@@ -440,7 +463,12 @@ ssize_t rt__tlsrec_read(rt_tlsrec_t *r, int fd, void *out, size_t cap)
             errno = ENOMEM;
             return -1;
         }
-        ssize_t n = read(fd, r->in + r->in_len, IN_CAP - r->in_len);
+        /* Exactly the rest of one record: a whole record never waits in
+         * `in` unseen while the kernel's socket looks empty (poll), and
+         * nothing is moved between records. */
+        size_t want = r->in_len < HDR ? HDR - r->in_len
+                                      : HDR + ((size_t)r->in[3] << 8 | r->in[4]) - r->in_len;
+        ssize_t n = read(fd, r->in + r->in_len, want);
         if (n > 0) {
             r->in_len += (size_t)n;
             continue;

@@ -38,6 +38,8 @@ bool rt__tlsrec_pending(const rt_tlsrec_t *r);
  * with the same bytes, at least as many, once it has room) or EPIPE. */
 ssize_t rt__tlsrec_write(rt_tlsrec_t *r, int fd, const void *buf, size_t len);
 
+/* Whether a record the socket took only part of waits in r. */
+bool rt__tlsrec_unsent(const rt_tlsrec_t *r);
 /* Send a close_notify alert if the socket takes it now (never blocks). */
 void rt__tlsrec_close_notify(rt_tlsrec_t *r, int fd);
 /* A copy of r in memory of the calling thread's malloc arena; r is freed.

@@ -10,7 +10,7 @@
  *   - the scan's answer does not depend on how the bytes arrive: in pieces it
  *     is the one of a single scan;
  *   - it is the one of a plain restatement of the rule: complete at the first
- *     "\n\n" or "\r\n\r\n" if that is within the size limit, early at a
+ *     "\n\n" or "\r\n\r\n" (civetweb's rule) if that is within the size limit, early at a
  *     control byte before it, too large at the limit, waiting otherwise;
  *   - the head's header lines, split as civetweb splits them, pass the framing
  *     check only if no name holds white space or a control character, every

@@ -252,4 +252,15 @@ defcase("pipelined_requests_on_a_kept_alive_connection_all_answered", async (t) 
   assert.ok(r.closedByServer);
 });
 
+defcase("pipelined_lf_heads_split_across_the_park_answered", async (t) => {
+  // Heads ended by a bare "\n\n" (civetweb accepts them): the second request
+  // arrives in two pieces a second apart, the first piece together with the
+  // first request. Both are answered (before: the first piece was lost when
+  // the connection went back to the front door, and the second got 400).
+  const gw = await startGateway(t);
+  const r = await rawExchange(gw, ["GET /health HTTP/1.1\nHost: x\n\nGET /health HTTP/1.1\nHo",
+    "st: x\nConnection: close\n\n"], { gapMs: 1000, ms: 5000 });
+  assert.deepEqual(r.responses.map((x) => x.status), [200, 200], r.text.slice(0, 400));
+});
+
 await run();

@@ -177,6 +177,115 @@ defcase("tls13_forged_record_after_handshake_closes_only_that_connection", async
   assert.deepEqual((await s.next(5000, "the event")).data, { other: "fine" });
 });
 
+// CPU ticks (user + system) of a process, from /proc.
+function cpuTicks(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return Number(f[11]) + Number(f[12]);
+}
+async function ticksOver(pid, ms) {
+  const a = cpuTicks(pid);
+  await sleep(ms);
+  return cpuTicks(pid) - a;
+}
+
+// Raw TLS to the gateway: the socket, and what it has received so far.
+async function tlsSocket(t, gw, opts = {}) {
+  const sock = tls.connect({ host: "127.0.0.1", port: gw.port, servername: "localhost", ca: gw.ca, ...opts });
+  t.cleanup(() => sock.destroy());
+  await new Promise((resolve, reject) => { sock.once("secureConnect", resolve); sock.once("error", reject); });
+  const st = { sock, got: Buffer.alloc(0), closed: false };
+  sock.on("data", (d) => (st.got = Buffer.concat([st.got, d])));
+  sock.on("close", () => (st.closed = true));
+  sock.on("error", () => {});
+  return st;
+}
+
+defcase("tls_sse_client_sending_bytes_does_not_spin", async (t) => {
+  // An SSE client that sends a byte after its request: the byte is dropped,
+  // the session detaches, and no thread spins on it (before: a worker thread
+  // busy-looped on "readable" forever).
+  const gw = await tlsGateway(t);
+  const jwt = await mint(gw, [topic("ssespin", "t")]);
+  const st = await tlsSocket(t, gw);
+  st.sock.write(`GET /v1/realtime/sse?token=${jwt} HTTP/1.1\r\nHost: localhost\r\n\r\nX`);
+  await waitFor(() => /rtgw\.subscribed/.test(st.got.toString()), 5000, "the SSE stream");
+  const ticks = await ticksOver(gw.pid, 3000);
+  assert.ok(ticks < 40, `rtgw used ${ticks} CPU ticks in 3 s with one idle SSE client`);
+  assert.equal((await publish(gw, "ssespin", "t", { still: "served" })).status, 200);
+  await waitFor(() => /still/.test(st.got.toString()), 5000, "the event over SSE");
+});
+
+defcase("frontdoor_idle_after_handshakes_with_many_pending", async (t) => {
+  // 20 connections pending in the front door and 70 TLS handshakes: the
+  // front door must sleep (before: epoll_wait(0) in a loop, a whole core).
+  const gw = await tlsGateway(t);
+  const idle = [];
+  for (let i = 0; i < 20; i++) idle.push(net.connect(gw.port, "127.0.0.1"));
+  t.cleanup(() => idle.forEach((s) => s.destroy()));
+  for (let i = 0; i < 70; i++) {
+    const st = await tlsSocket(t, gw);
+    st.sock.destroy();
+  }
+  await sleep(300);
+  const ticks = await ticksOver(gw.pid, 3000);
+  assert.ok(ticks < 40, `rtgw used ${ticks} CPU ticks in 3 s, idle`);
+});
+
+defcase("tls_body_in_small_records_not_stalled", async (t) => {
+  // A publish whose head is one TLS record and whose body comes in 1 KiB
+  // records (so a read can end on a record boundary): answered at once
+  // (before: whole records waited unseen and the request stalled 30 s).
+  const gw = await tlsGateway(t);
+  const body = JSON.stringify({ pad: "p".repeat(26 * 1024) });
+  const st = await tlsSocket(t, gw);
+  const head = `POST /v1/realtime/publish?channel=small&topic=t HTTP/1.1\r\nHost: localhost\r\n` +
+    `Authorization: Bearer ${gw.key}\r\nContent-Length: ${body.length}\r\nX-Pad: `;
+  st.sock.write(head + "x".repeat(512 - head.length - 4) + "\r\n\r\n");
+  for (let i = 0; i < body.length; i += 1024) st.sock.write(body.slice(i, i + 1024));
+  const t0 = Date.now();
+  await waitFor(() => /^HTTP\/1\.1 \d+/.test(st.got.toString()), 8000, "the answer");
+  assert.match(st.got.toString(), /^HTTP\/1\.1 200/);
+  assert.ok(Date.now() - t0 < 3000, `answered after ${Date.now() - t0} ms`);
+});
+
+defcase("tls13_max_fragment_length_client_served", async (t) => {
+  // A client that negotiates max_fragment_length (RFC 6066: small devices)
+  // keeps OpenSSL's records, which honour it.
+  const gw = await tlsGateway(t);
+  const { spawnSync } = await import("node:child_process");
+  const dir = tmpDir(t, "rtgw-mfl-");
+  fs.writeFileSync(`${dir}/ca.pem`, gw.ca);
+  const r = spawnSync("openssl", ["s_client", "-connect", `127.0.0.1:${gw.port}`, "-servername", "localhost",
+    "-tls1_3", "-maxfraglen", "512", "-CAfile", `${dir}/ca.pem`, "-quiet", "-crlf"],
+  { input: "GET /metrics HTTP/1.1\nHost: localhost\nConnection: close\n\n", encoding: "utf8", timeout: 10000 });
+  assert.match(r.stdout, /HTTP\/1\.1 200/, r.stderr);
+  assert.match(r.stdout, /rtgw_connections/);
+});
+
+defcase("tls13_keyupdate_flood_closed", async (t) => {
+  // 40 KeyUpdates in a row, no data: past 32 records that carry nothing the
+  // connection is closed (before: every one was accepted, 3 key derivations
+  // each, on a thread other connections share).
+  const gw = await tlsGateway(t);
+  const { spawn } = await import("node:child_process");
+  const dir = tmpDir(t, "rtgw-kuf-");
+  fs.writeFileSync(`${dir}/ca.pem`, gw.ca);
+  const sc = spawn("openssl", ["s_client", "-connect", `127.0.0.1:${gw.port}`, "-servername", "localhost",
+    "-tls1_3", "-CAfile", `${dir}/ca.pem`, "-crlf"], { stdio: ["pipe", "pipe", "pipe"] });
+  t.cleanup(() => sc.kill("SIGKILL"));
+  let out = "";
+  sc.stdout.on("data", (d) => (out += d));
+  sc.stderr.on("data", (d) => (out += d));
+  const exited = new Promise((resolve) => sc.on("exit", resolve));
+  await waitFor(() => /Verify return code: 0/.test(out), 5000, "the handshake");
+  for (let i = 0; i < 40; i++) { sc.stdin.write("k\n"); await sleep(5); }
+  await sleep(200);
+  sc.stdin.write("GET /health HTTP/1.1\nHost: localhost\n\n");
+  await Promise.race([exited, sleep(5000)]);
+  assert.doesNotMatch(out, /HTTP\/1\.1 200/, "answered after the flood");
+  assert.equal((await publish(gw, "kuf", "t", { still: "up" })).status, 200);
+});
+
 defcase("plain_http_and_ws_on_the_tls_port_named", async (t) => {
   const gw = await tlsGateway(t);
   for (const req of ["GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
