@@ -222,9 +222,10 @@ defcase("frontdoor_idle_after_handshakes_with_many_pending", async (t) => {
   const idle = [];
   for (let i = 0; i < 20; i++) idle.push(net.connect(gw.port, "127.0.0.1"));
   t.cleanup(() => idle.forEach((s) => s.destroy()));
-  for (let i = 0; i < 70; i++) {
+  for (let i = 0; i < 70; i++) { // each handshake finished on the server's side: a request answered
     const st = await tlsSocket(t, gw);
-    st.sock.destroy();
+    st.sock.write("GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    await waitFor(() => st.closed, 5000, "the answer and close");
   }
   await sleep(300);
   const ticks = await ticksOver(gw.pid, 3000);
@@ -237,11 +238,20 @@ defcase("tls_body_in_small_records_not_stalled", async (t) => {
   // (before: whole records waited unseen and the request stalled 30 s).
   const gw = await tlsGateway(t);
   const body = JSON.stringify({ pad: "p".repeat(26 * 1024) });
-  const st = await tlsSocket(t, gw);
+  // TLS over a TCP socket we cork: every record is sealed (one per write),
+  // then all of them leave together, as one burst the server reads at once.
+  const raw = net.connect(gw.port, "127.0.0.1");
+  await new Promise((resolve) => raw.once("connect", resolve));
+  const st = await tlsSocket(t, gw, { socket: raw });
   const head = `POST /v1/realtime/publish?channel=small&topic=t HTTP/1.1\r\nHost: localhost\r\n` +
     `Authorization: Bearer ${gw.key}\r\nContent-Length: ${body.length}\r\nX-Pad: `;
+  raw.cork();
   st.sock.write(head + "x".repeat(512 - head.length - 4) + "\r\n\r\n");
-  for (let i = 0; i < body.length; i += 1024) st.sock.write(body.slice(i, i + 1024));
+  for (let i = 0; i < body.length; i += 1024) {
+    st.sock.write(body.slice(i, i + 1024));
+    await new Promise((resolve) => setImmediate(resolve)); // one SSL_write each
+  }
+  raw.uncork();
   const t0 = Date.now();
   await waitFor(() => /^HTTP\/1\.1 \d+/.test(st.got.toString()), 8000, "the answer");
   assert.match(st.got.toString(), /^HTTP\/1\.1 200/);
