@@ -72,6 +72,9 @@ struct lg_conn {
 static int proto = P_RTGW;
 static const char *host = "127.0.0.1";
 static int ws_port = 8288, pub_port = 8288;
+/* --ws-port P1,P2,…: subscriber i connects to ws_ports[i % nws_ports] (several nodes) */
+static int ws_ports[16];
+static uint32_t nws_ports;
 static uint32_t nsubs = 1000, ntopics = 1;
 static double rate = 0;
 static double duration = 0, idle_secs = 0;
@@ -81,6 +84,9 @@ static double stuck_pct = 0;
 static bool capacity_mode = false, mint_http = false;
 static const char *signing_key = NULL;
 static int server_pid = 0;
+/* --server-pid A,B,…: CPU and RSS are summed over these processes (several nodes) */
+static int server_pids[16];
+static uint32_t nserver_pids;
 static const char *label = "";
 static double connect_limit_s = 120;
 static uint32_t mint_conns = 8;
@@ -170,7 +176,7 @@ static double hist_pct(double p)
 }
 
 /* ---- /proc sampling ---- */
-static double proc_cpu_s(int pid)
+static double proc1_cpu_s(int pid)
 {
     if (pid <= 0)
         return 0;
@@ -197,7 +203,7 @@ static double proc_cpu_s(int pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static long proc_rss_kib(int pid)
+static long proc1_rss_kib(int pid)
 {
     if (pid <= 0)
         return 0;
@@ -584,6 +590,32 @@ static void sub_readable(lg_conn_t *c)
         lg_buf_append(&c->in, rbuf + off, n - off);
 }
 
+/* Sums over --server-pid's list (one pid unless several nodes are measured). */
+static double proc_cpu_s(int pid)
+{
+    if (nserver_pids < 2)
+        return proc1_cpu_s(pid);
+    double t = 0;
+    for (uint32_t i = 0; i < nserver_pids; i++)
+        t += proc1_cpu_s(server_pids[i]);
+    return t;
+}
+
+static long proc_rss_kib(int pid)
+{
+    if (nserver_pids < 2)
+        return proc1_rss_kib(pid);
+    long t = 0;
+    for (uint32_t i = 0; i < nserver_pids; i++)
+        t += proc1_rss_kib(server_pids[i]);
+    return t;
+}
+
+static int sub_port(const lg_conn_t *c)
+{
+    return nws_ports > 1 ? ws_ports[c->idx % nws_ports] : ws_port;
+}
+
 static void sub_send_handshake(lg_conn_t *c)
 {
     char req[9000];
@@ -611,7 +643,7 @@ static void sub_send_handshake(lg_conn_t *c)
         req, sizeof(req),
         "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
-        path, host, ws_port, extra);
+        path, host, sub_port(c), extra);
     if (send_all(c->fd, req, (size_t)n) != 0) {
         sub_close(c, true);
         return;
@@ -641,7 +673,7 @@ static void sub_connect(lg_conn_t *c)
     struct sockaddr_in src = {.sin_family = AF_INET};
     src.sin_addr.s_addr = htonl(0x7f000000u | (2 + c->idx % nsrc));
     bind(fd, (struct sockaddr *)&src, sizeof(src));
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ws_port)};
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sub_port(c))};
     inet_pton(AF_INET, host, &dst.sin_addr);
     c->fd = fd;
     c->t_start = mono_ns();
@@ -1071,6 +1103,20 @@ static bool drain_done(void)
     return got >= expected_total || now_ns - last_progress_ns > 1000000000LL;
 }
 
+/* "A,B,C" → out[] (at most 16); returns how many. */
+static uint32_t parse_list(const char *arg, int out[16])
+{
+    uint32_t n = 0;
+    for (const char *p = arg; *p && n < 16;) {
+        out[n++] = atoi(p);
+        p = strchr(p, ',');
+        if (!p)
+            break;
+        p++;
+    }
+    return n;
+}
+
 static int parse_proto(const char *s)
 {
     for (int i = 0; i < 5; i++)
@@ -1082,14 +1128,17 @@ static int parse_proto(const char *s)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: loadgen --proto rtgw|node|floor|nats|mqtt --ws-port P --pub-port P [options]\n"
-            "  --subs N --topics T --rate R (0 = as fast as acks and --window allow)\n"
-            "  --duration S --idle S --window W --pub-conns P --payload B --concurrency C\n"
-            "  --stuck-pct X --capacity --mint-http --key KEY --server-pid PID --src-ips N\n"
-            "  --label NAME --connect-limit S --mint-conns N --pipeline K (requests in flight per "
-            "publisher)\n"
-            "  publishes on one connection stay ordered; more --pub-conns break per-topic order\n");
+    fprintf(
+        stderr,
+        "usage: loadgen --proto rtgw|node|floor|nats|mqtt --ws-port P --pub-port P [options]\n"
+        "  --subs N --topics T --rate R (0 = as fast as acks and --window allow)\n"
+        "  --duration S --idle S --window W --pub-conns P --payload B --concurrency C\n"
+        "  --stuck-pct X --capacity --mint-http --key KEY --server-pid PID --src-ips N\n"
+        "  (--ws-port and --server-pid take comma-separated lists: subscribers round-robin over\n"
+        "  the ports, CPU and RSS summed over the pids)\n"
+        "  --label NAME --connect-limit S --mint-conns N --pipeline K (requests in flight per "
+        "publisher)\n"
+        "  publishes on one connection stay ordered; more --pub-conns break per-topic order\n");
     exit(2);
 }
 
@@ -1114,7 +1163,8 @@ int main(int argc, char **argv)
             host = optarg;
             break;
         case 'w':
-            ws_port = atoi(optarg);
+            nws_ports = parse_list(optarg, ws_ports);
+            ws_port = ws_ports[0];
             break;
         case 'p':
             pub_port = atoi(optarg);
@@ -1159,7 +1209,8 @@ int main(int argc, char **argv)
             signing_key = optarg;
             break;
         case 'S':
-            server_pid = atoi(optarg);
+            nserver_pids = parse_list(optarg, server_pids);
+            server_pid = server_pids[0];
             break;
         case 'a':
             nsrc = (uint32_t)atol(optarg);
