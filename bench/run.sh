@@ -13,6 +13,8 @@
 #   BENCH_DURATION   seconds of publishing in S1/S2/S5/S6 (default 10)
 #   BENCH_DOCS=0     print the table but leave docs/benchmarks.md alone
 #   BENCH_OUT        directory for logs and raw results (default: a new /tmp dir)
+#   BENCH_RTGW_ENV   extra RTGW_ settings for rtgw, e.g. "RTGW_WRITER_THREADS=2" (experiments)
+#   BENCH_REF_TICK_US  the reference's coalescing interval (default 2000)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -133,7 +135,7 @@ wait_port() {
 
 # rtgw settings per scenario (printed in the report)
 rtgw_env() { # $1 = max connections
-    echo "RTGW_LISTEN=127.0.0.1:$RT_PORT RTGW_SIGNING_KEY=$KEY RTGW_MAX_CONNECTIONS=$1 RTGW_HTTP_THREADS=24 RTGW_LOG_LEVEL=warn RTGW_ALLOWED_ORIGINS=* RTGW_TOKEN_MAX_TTL=3600"
+    echo "RTGW_LISTEN=127.0.0.1:$RT_PORT RTGW_SIGNING_KEY=$KEY RTGW_MAX_CONNECTIONS=$1 RTGW_HTTP_THREADS=24 RTGW_LOG_LEVEL=warn RTGW_ALLOWED_ORIGINS=* RTGW_TOKEN_MAX_TTL=3600${BENCH_RTGW_ENV:+ $BENCH_RTGW_ENV}"
 }
 
 # start_server NAME MAXCONN — sets SPID, WSP (subscriber port), PUBP (publisher port)
