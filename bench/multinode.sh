@@ -6,8 +6,8 @@
 # Scenarios (MN_SCENARIOS, default "H1 H2 M1 M2 M3"):
 #   H1  1 node, no Redis:   1,000 subs, MN_RATE msg/s (default 1000)  — the Redis hop's baseline
 #   H2  1 node, Redis:      the same load through Redis
-#   M1  3 nodes, Redis:     MN_SUBS subs per node (default 5000) on one topic, MN_RATE msg/s
-#                           published on node 0, deliveries/s and p99 across the nodes
+#   M1  3 nodes, Redis:     MN_SUBS subs per node (default 5000) on one topic, MN_FANRATE msg/s
+#                           (default 100) published on node 0, deliveries/s and p99 across the nodes
 #   M2  3 nodes, Redis:     the same subscribers, publisher as fast as acks and a 32-message
 #                           window allow (fan-out ceiling)
 #   M3  3 nodes, no subscriber on the publishing node: 1,000 subs on each of nodes 1 and 2, MN_RATE
@@ -96,7 +96,7 @@ run() {
 say "raw results in $OUT"
 run H1 1 0 1000 0 --rate "$RATE" --duration "$DUR"
 run H2 1 1 1000 0 --rate "$RATE" --duration "$DUR"
-run M1 3 1 "$NSUB" 0,1,2 --rate "$RATE" --duration "$DUR" --connect-limit 200
+run M1 3 1 "$NSUB" 0,1,2 --rate "${MN_FANRATE:-100}" --duration "$DUR" --connect-limit 200
 run M2 3 1 "$NSUB" 0,1,2 --duration "$DUR" --window 32 --connect-limit 200
 run M3 3 1 1000 1,2 --rate "$RATE" --duration "$DUR"
 cat "$RESULTS"

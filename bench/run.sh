@@ -15,6 +15,7 @@
 #   BENCH_OUT        directory for logs and raw results (default: a new /tmp dir)
 #   BENCH_RTGW_ENV   extra RTGW_ settings for rtgw, e.g. "RTGW_WRITER_THREADS=2" (experiments)
 #   BENCH_REF_TICK_US  the reference's coalescing interval (default 2000)
+#   BENCH_S8_RATE    S8's publish rate (default 2000 msg/s to 1,000 subscribers)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -247,7 +248,7 @@ for s in $SERVERS; do
         fi
     fi
     want S5 && run S5 "$s" 10100 150 --subs 10000 --topics 10000 --rate 2000 --duration "$DUR" --concurrency 200
-    want S8 && run S8 "$s" 1100 90 --subs 1000 --rate 2000 --duration "$DUR"
+    want S8 && run S8 "$s" 1100 90 --subs 1000 --rate "${BENCH_S8_RATE:-2000}" --duration "$DUR"
     want S7 && run S7 "$s" $((CAP_SUBS + 100)) 240 --subs "$CAP_SUBS" --capacity --idle 2 --concurrency 200 --connect-limit 150
 done
 
