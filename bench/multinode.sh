@@ -10,6 +10,7 @@
 #                           (default 100) published on node 0, deliveries/s and p99 across the nodes
 #   M2  3 nodes, Redis:     the same subscribers, publisher as fast as acks and a 32-message
 #                           window allow (fan-out ceiling)
+#   M0  1 node, no Redis:   3 × MN_SUBS subs, MN_FANRATE msg/s — M1's load on one node (control)
 #   M3  3 nodes, no subscriber on the publishing node: 1,000 subs on each of nodes 1 and 2, MN_RATE
 #   (the node kill is bench/node_kill.mjs)
 # Every process is started here and stopped by PID. MN_DURATION (10 s) of publishing per run.
@@ -20,7 +21,7 @@ BUILD=${1:-build}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 RTGW="$BUILD/rtgw"
 LOADGEN="$BUILD/bench/loadgen"
-SCEN=${MN_SCENARIOS:-"H1 H2 M1 M2 M3"}
+SCEN=${MN_SCENARIOS:-"H1 H2 M0 M1 M2 M3"}
 NSUB=${MN_SUBS:-5000}
 RATE=${MN_RATE:-1000}
 DUR=${MN_DURATION:-10}
@@ -96,6 +97,7 @@ run() {
 say "raw results in $OUT"
 run H1 1 0 1000 0 --rate "$RATE" --duration "$DUR"
 run H2 1 1 1000 0 --rate "$RATE" --duration "$DUR"
+run M0 1 0 $((3 * NSUB)) 0 --rate "${MN_FANRATE:-100}" --duration "$DUR" --connect-limit 200
 run M1 3 1 "$NSUB" 0,1,2 --rate "${MN_FANRATE:-100}" --duration "$DUR" --connect-limit 200
 run M2 3 1 "$NSUB" 0,1,2 --duration "$DUR" --window 32 --connect-limit 200
 run M3 3 1 1000 1,2 --rate "$RATE" --duration "$DUR"
