@@ -87,6 +87,8 @@ static int server_pid = 0;
 /* --server-pid A,B,…: CPU and RSS are summed over these processes (several nodes) */
 static int server_pids[16];
 static uint32_t nserver_pids;
+/* --topic-base B: rtgw channels are bench-<B + t> (several load generators, one channel each) */
+static uint32_t topic_base;
 static const char *label = "";
 static double connect_limit_s = 120;
 static uint32_t mint_conns = 8;
@@ -711,7 +713,7 @@ static void sub_writable(lg_conn_t *c)
 static char *mint_offline(uint32_t topic)
 {
     char ch[32];
-    snprintf(ch, sizeof(ch), "bench-%u", topic);
+    snprintf(ch, sizeof(ch), "bench-%u", topic_base + topic);
     rt_topic_ref_t t = {ch, "m", "run"};
     rt_mint_req_t req = {.topics = &t, .ntopics = 1, .ttl = 3600};
     char *jwt = NULL;
@@ -777,8 +779,9 @@ static int tcp_connect_blocking(int port)
 static void mint_send(lg_conn_t *m, lg_conn_t *sub)
 {
     char body[128], req[1024];
-    int bl = snprintf(body, sizeof(body),
-                      "[{\"channel\":\"bench-%u\",\"name\":\"m\",\"kind\":\"run\"}]", sub->topic);
+    int bl =
+        snprintf(body, sizeof(body), "[{\"channel\":\"bench-%u\",\"name\":\"m\",\"kind\":\"run\"}]",
+                 topic_base + sub->topic);
     int n =
         snprintf(req, sizeof(req),
                  "POST /v1/realtime/token HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
@@ -884,7 +887,7 @@ static int pub_send(lg_conn_t *p, uint32_t topic, uint64_t seq, int64_t ts)
             "POST /v1/realtime/publish?channel=bench-%u&topic=m HTTP/1.1\r\nHost: %s:%d\r\n"
             "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
             "Content-Length: %zu\r\n\r\n",
-            topic, host, pub_port, signing_key, pl);
+            topic_base + topic, host, pub_port, signing_key, pl);
         memcpy(req + n, payload, pl);
         n += pl;
         break;
@@ -1135,7 +1138,8 @@ static void usage(void)
         "  --duration S --idle S --window W --pub-conns P --payload B --concurrency C\n"
         "  --stuck-pct X --capacity --mint-http --key KEY --server-pid PID --src-ips N\n"
         "  (--ws-port and --server-pid take comma-separated lists: subscribers round-robin over\n"
-        "  the ports, CPU and RSS summed over the pids)\n"
+        "  the ports, CPU and RSS summed over the pids; --topic-base B: rtgw channels "
+        "bench-<B+t>)\n"
         "  --label NAME --connect-limit S --mint-conns N --pipeline K (requests in flight per "
         "publisher)\n"
         "  publishes on one connection stay ordered; more --pub-conns break per-topic order\n");
@@ -1144,15 +1148,31 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    static struct option lo[] = {
-        {"proto", 1, 0, 'P'},       {"host", 1, 0, 'h'},      {"ws-port", 1, 0, 'w'},
-        {"pub-port", 1, 0, 'p'},    {"subs", 1, 0, 'n'},      {"topics", 1, 0, 't'},
-        {"rate", 1, 0, 'r'},        {"duration", 1, 0, 'd'},  {"idle", 1, 0, 'i'},
-        {"window", 1, 0, 'W'},      {"pub-conns", 1, 0, 'c'}, {"payload", 1, 0, 'b'},
-        {"concurrency", 1, 0, 'C'}, {"stuck-pct", 1, 0, 's'}, {"capacity", 0, 0, 'X'},
-        {"mint-http", 0, 0, 'M'},   {"key", 1, 0, 'k'},       {"server-pid", 1, 0, 'S'},
-        {"src-ips", 1, 0, 'a'},     {"label", 1, 0, 'l'},     {"connect-limit", 1, 0, 'L'},
-        {"mint-conns", 1, 0, 'm'},  {"pipeline", 1, 0, 'O'},  {0, 0, 0, 0}};
+    static struct option lo[] = {{"proto", 1, 0, 'P'},
+                                 {"host", 1, 0, 'h'},
+                                 {"ws-port", 1, 0, 'w'},
+                                 {"pub-port", 1, 0, 'p'},
+                                 {"subs", 1, 0, 'n'},
+                                 {"topics", 1, 0, 't'},
+                                 {"rate", 1, 0, 'r'},
+                                 {"duration", 1, 0, 'd'},
+                                 {"idle", 1, 0, 'i'},
+                                 {"window", 1, 0, 'W'},
+                                 {"pub-conns", 1, 0, 'c'},
+                                 {"payload", 1, 0, 'b'},
+                                 {"concurrency", 1, 0, 'C'},
+                                 {"stuck-pct", 1, 0, 's'},
+                                 {"capacity", 0, 0, 'X'},
+                                 {"mint-http", 0, 0, 'M'},
+                                 {"key", 1, 0, 'k'},
+                                 {"server-pid", 1, 0, 'S'},
+                                 {"src-ips", 1, 0, 'a'},
+                                 {"label", 1, 0, 'l'},
+                                 {"connect-limit", 1, 0, 'L'},
+                                 {"mint-conns", 1, 0, 'm'},
+                                 {"pipeline", 1, 0, 'O'},
+                                 {"topic-base", 1, 0, 'B'},
+                                 {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
@@ -1226,6 +1246,9 @@ int main(int argc, char **argv)
             break;
         case 'O':
             max_out = (uint32_t)atol(optarg);
+            break;
+        case 'B':
+            topic_base = (uint32_t)atol(optarg);
             break;
         default:
             usage();

@@ -12,6 +12,10 @@
 #                           window allow (fan-out ceiling)
 #   M0  1 node, no Redis:   3 × MN_SUBS subs, MN_FANRATE msg/s — M1's load on one node (control)
 #   M3  3 nodes, no subscriber on the publishing node: 1,000 subs on each of nodes 1 and 2, MN_RATE
+#   M4  3 nodes, Redis:     MN_MAXSUBS subs per node (default 19000: the 20,000-fd limit of a
+#                           process), one loadgen process per node on a channel of its own, all
+#                           three publishing on node 0 at MN_MAXRATE msg/s (default 10); one
+#                           result line per node
 #   (the node kill is bench/node_kill.mjs)
 # Every process is started here and stopped by PID. MN_DURATION (10 s) of publishing per run.
 set -uo pipefail
@@ -101,4 +105,26 @@ run M0 1 0 $((3 * NSUB)) 0 --rate "${MN_FANRATE:-100}" --duration "$DUR" --conne
 run M1 3 1 "$NSUB" 0,1,2 --rate "${MN_FANRATE:-100}" --duration "$DUR" --connect-limit 200
 run M2 3 1 "$NSUB" 0,1,2 --duration "$DUR" --window 32 --connect-limit 200
 run M3 3 1 1000 1,2 --rate "$RATE" --duration "$DUR"
+# M4: three load generators at once (one per node), each on its own channel.
+if [[ " $SCEN " == *" M4 "* ]]; then
+    CUR=M4 MAXS=${MN_MAXSUBS:-19000}
+    start_redis
+    start_nodes 3 1 $((MAXS + 200))
+    la=$(cut -d' ' -f1 /proc/loadavg)
+    for i in 0 1 2; do
+        timeout 600 "$LOADGEN" --proto rtgw --ws-port $((PB + i)) --pub-port "$PB" --server-pid "${PIDS[$i]}" \
+            --key "$KEY" --label "M4.node$i" --subs "$MAXS" --concurrency 200 --connect-limit 300 \
+            --topic-base $((100 + i)) --rate "${MN_MAXRATE:-10}" --duration "$DUR" \
+            >"$OUT/M4.$i.out" 2>"$OUT/loadgen.M4.$i.err" &
+        LG[$i]=$!
+    done
+    for i in 0 1 2; do wait "${LG[$i]}"; done
+    mem=$(redis-cli -p "$REDIS_PORT" INFO memory | tr -d '\r' | sed -n 's/^used_memory:/redis_used_memory=/p')
+    for i in 0 1 2; do
+        line=$(grep '^RESULT' "$OUT/M4.$i.out")
+        echo "scenario=M4 node=$i nodes=3 redis=1 loadavg=$la ${line#RESULT } $mem" >>"$RESULTS"
+        say "M4 node $i: $(echo "$line" | tr ' ' '\n' | grep -E '^(connected|failed|deliv_per_s|p50_us|p99_us|missing|dropped|held|rss_end_kib)=' | tr '\n' ' ')"
+    done
+    stop_all
+fi
 cat "$RESULTS"
