@@ -17,7 +17,8 @@
 #                           three publishing on node 0 at MN_MAXRATE msg/s (default 10); one
 #                           result line per node
 #   (the node kill is bench/node_kill.mjs)
-# Every process is started here and stopped by PID. MN_DURATION (10 s) of publishing per run.
+# Every process is started here and stopped by PID. MN_DURATION (10 s) of publishing per run;
+# MN_RTGW_ENV: extra RTGW_ settings for every node (e.g. RTGW_WRITER_THREADS=2).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,7 +58,7 @@ start_nodes() {
     for i in $(seq 0 $((n - 1))); do
         env RTGW_LISTEN="127.0.0.1:$((PB + i))" RTGW_SIGNING_KEY="$KEY" RTGW_MAX_CONNECTIONS="$maxc" \
             RTGW_HTTP_THREADS=24 RTGW_LOG_LEVEL=warn RTGW_ALLOWED_ORIGINS='*' RTGW_TOKEN_MAX_TTL=3600 \
-            $url \
+            $url ${MN_RTGW_ENV:-} \
             "$RTGW" serve --env-file /dev/null >"$OUT/node$i.$CUR.log" 2>&1 &
         PIDS+=($!)
     done
