@@ -72,6 +72,9 @@ struct lg_conn {
 static int proto = P_RTGW;
 static const char *host = "127.0.0.1";
 static int ws_port = 8288, pub_port = 8288;
+/* --ws-port P1,P2,…: subscriber i connects to ws_ports[i % nws_ports] (several nodes) */
+static int ws_ports[16];
+static uint32_t nws_ports;
 static uint32_t nsubs = 1000, ntopics = 1;
 static double rate = 0;
 static double duration = 0, idle_secs = 0;
@@ -81,6 +84,11 @@ static double stuck_pct = 0;
 static bool capacity_mode = false, mint_http = false;
 static const char *signing_key = NULL;
 static int server_pid = 0;
+/* --server-pid A,B,…: CPU and RSS are summed over these processes (several nodes) */
+static int server_pids[16];
+static uint32_t nserver_pids;
+/* --topic-base B: rtgw channels are bench-<B + t> (several load generators, one channel each) */
+static uint32_t topic_base;
 static const char *label = "";
 static double connect_limit_s = 120;
 static uint32_t mint_conns = 8;
@@ -170,7 +178,7 @@ static double hist_pct(double p)
 }
 
 /* ---- /proc sampling ---- */
-static double proc_cpu_s(int pid)
+static double proc1_cpu_s(int pid)
 {
     if (pid <= 0)
         return 0;
@@ -197,7 +205,7 @@ static double proc_cpu_s(int pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static long proc_rss_kib(int pid)
+static long proc1_rss_kib(int pid)
 {
     if (pid <= 0)
         return 0;
@@ -584,6 +592,32 @@ static void sub_readable(lg_conn_t *c)
         lg_buf_append(&c->in, rbuf + off, n - off);
 }
 
+/* Sums over --server-pid's list (one pid unless several nodes are measured). */
+static double proc_cpu_s(int pid)
+{
+    if (nserver_pids < 2)
+        return proc1_cpu_s(pid);
+    double t = 0;
+    for (uint32_t i = 0; i < nserver_pids; i++)
+        t += proc1_cpu_s(server_pids[i]);
+    return t;
+}
+
+static long proc_rss_kib(int pid)
+{
+    if (nserver_pids < 2)
+        return proc1_rss_kib(pid);
+    long t = 0;
+    for (uint32_t i = 0; i < nserver_pids; i++)
+        t += proc1_rss_kib(server_pids[i]);
+    return t;
+}
+
+static int sub_port(const lg_conn_t *c)
+{
+    return nws_ports > 1 ? ws_ports[c->idx % nws_ports] : ws_port;
+}
+
 static void sub_send_handshake(lg_conn_t *c)
 {
     char req[9000];
@@ -611,7 +645,7 @@ static void sub_send_handshake(lg_conn_t *c)
         req, sizeof(req),
         "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
-        path, host, ws_port, extra);
+        path, host, sub_port(c), extra);
     if (send_all(c->fd, req, (size_t)n) != 0) {
         sub_close(c, true);
         return;
@@ -641,7 +675,7 @@ static void sub_connect(lg_conn_t *c)
     struct sockaddr_in src = {.sin_family = AF_INET};
     src.sin_addr.s_addr = htonl(0x7f000000u | (2 + c->idx % nsrc));
     bind(fd, (struct sockaddr *)&src, sizeof(src));
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ws_port)};
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sub_port(c))};
     inet_pton(AF_INET, host, &dst.sin_addr);
     c->fd = fd;
     c->t_start = mono_ns();
@@ -679,7 +713,7 @@ static void sub_writable(lg_conn_t *c)
 static char *mint_offline(uint32_t topic)
 {
     char ch[32];
-    snprintf(ch, sizeof(ch), "bench-%u", topic);
+    snprintf(ch, sizeof(ch), "bench-%u", topic_base + topic);
     rt_topic_ref_t t = {ch, "m", "run"};
     rt_mint_req_t req = {.topics = &t, .ntopics = 1, .ttl = 3600};
     char *jwt = NULL;
@@ -745,8 +779,9 @@ static int tcp_connect_blocking(int port)
 static void mint_send(lg_conn_t *m, lg_conn_t *sub)
 {
     char body[128], req[1024];
-    int bl = snprintf(body, sizeof(body),
-                      "[{\"channel\":\"bench-%u\",\"name\":\"m\",\"kind\":\"run\"}]", sub->topic);
+    int bl =
+        snprintf(body, sizeof(body), "[{\"channel\":\"bench-%u\",\"name\":\"m\",\"kind\":\"run\"}]",
+                 topic_base + sub->topic);
     int n =
         snprintf(req, sizeof(req),
                  "POST /v1/realtime/token HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
@@ -852,7 +887,7 @@ static int pub_send(lg_conn_t *p, uint32_t topic, uint64_t seq, int64_t ts)
             "POST /v1/realtime/publish?channel=bench-%u&topic=m HTTP/1.1\r\nHost: %s:%d\r\n"
             "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
             "Content-Length: %zu\r\n\r\n",
-            topic, host, pub_port, signing_key, pl);
+            topic_base + topic, host, pub_port, signing_key, pl);
         memcpy(req + n, payload, pl);
         n += pl;
         break;
@@ -1071,6 +1106,20 @@ static bool drain_done(void)
     return got >= expected_total || now_ns - last_progress_ns > 1000000000LL;
 }
 
+/* "A,B,C" → out[] (at most 16); returns how many. */
+static uint32_t parse_list(const char *arg, int out[16])
+{
+    uint32_t n = 0;
+    for (const char *p = arg; *p && n < 16;) {
+        out[n++] = atoi(p);
+        p = strchr(p, ',');
+        if (!p)
+            break;
+        p++;
+    }
+    return n;
+}
+
 static int parse_proto(const char *s)
 {
     for (int i = 0; i < 5; i++)
@@ -1082,28 +1131,48 @@ static int parse_proto(const char *s)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: loadgen --proto rtgw|node|floor|nats|mqtt --ws-port P --pub-port P [options]\n"
-            "  --subs N --topics T --rate R (0 = as fast as acks and --window allow)\n"
-            "  --duration S --idle S --window W --pub-conns P --payload B --concurrency C\n"
-            "  --stuck-pct X --capacity --mint-http --key KEY --server-pid PID --src-ips N\n"
-            "  --label NAME --connect-limit S --mint-conns N --pipeline K (requests in flight per "
-            "publisher)\n"
-            "  publishes on one connection stay ordered; more --pub-conns break per-topic order\n");
+    fprintf(
+        stderr,
+        "usage: loadgen --proto rtgw|node|floor|nats|mqtt --ws-port P --pub-port P [options]\n"
+        "  --subs N --topics T --rate R (0 = as fast as acks and --window allow)\n"
+        "  --duration S --idle S --window W --pub-conns P --payload B --concurrency C\n"
+        "  --stuck-pct X --capacity --mint-http --key KEY --server-pid PID --src-ips N\n"
+        "  (--ws-port and --server-pid take comma-separated lists: subscribers round-robin over\n"
+        "  the ports, CPU and RSS summed over the pids; --topic-base B: rtgw channels "
+        "bench-<B+t>)\n"
+        "  --label NAME --connect-limit S --mint-conns N --pipeline K (requests in flight per "
+        "publisher)\n"
+        "  publishes on one connection stay ordered; more --pub-conns break per-topic order\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    static struct option lo[] = {
-        {"proto", 1, 0, 'P'},       {"host", 1, 0, 'h'},      {"ws-port", 1, 0, 'w'},
-        {"pub-port", 1, 0, 'p'},    {"subs", 1, 0, 'n'},      {"topics", 1, 0, 't'},
-        {"rate", 1, 0, 'r'},        {"duration", 1, 0, 'd'},  {"idle", 1, 0, 'i'},
-        {"window", 1, 0, 'W'},      {"pub-conns", 1, 0, 'c'}, {"payload", 1, 0, 'b'},
-        {"concurrency", 1, 0, 'C'}, {"stuck-pct", 1, 0, 's'}, {"capacity", 0, 0, 'X'},
-        {"mint-http", 0, 0, 'M'},   {"key", 1, 0, 'k'},       {"server-pid", 1, 0, 'S'},
-        {"src-ips", 1, 0, 'a'},     {"label", 1, 0, 'l'},     {"connect-limit", 1, 0, 'L'},
-        {"mint-conns", 1, 0, 'm'},  {"pipeline", 1, 0, 'O'},  {0, 0, 0, 0}};
+    static struct option lo[] = {{"proto", 1, 0, 'P'},
+                                 {"host", 1, 0, 'h'},
+                                 {"ws-port", 1, 0, 'w'},
+                                 {"pub-port", 1, 0, 'p'},
+                                 {"subs", 1, 0, 'n'},
+                                 {"topics", 1, 0, 't'},
+                                 {"rate", 1, 0, 'r'},
+                                 {"duration", 1, 0, 'd'},
+                                 {"idle", 1, 0, 'i'},
+                                 {"window", 1, 0, 'W'},
+                                 {"pub-conns", 1, 0, 'c'},
+                                 {"payload", 1, 0, 'b'},
+                                 {"concurrency", 1, 0, 'C'},
+                                 {"stuck-pct", 1, 0, 's'},
+                                 {"capacity", 0, 0, 'X'},
+                                 {"mint-http", 0, 0, 'M'},
+                                 {"key", 1, 0, 'k'},
+                                 {"server-pid", 1, 0, 'S'},
+                                 {"src-ips", 1, 0, 'a'},
+                                 {"label", 1, 0, 'l'},
+                                 {"connect-limit", 1, 0, 'L'},
+                                 {"mint-conns", 1, 0, 'm'},
+                                 {"pipeline", 1, 0, 'O'},
+                                 {"topic-base", 1, 0, 'B'},
+                                 {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
@@ -1114,7 +1183,8 @@ int main(int argc, char **argv)
             host = optarg;
             break;
         case 'w':
-            ws_port = atoi(optarg);
+            nws_ports = parse_list(optarg, ws_ports);
+            ws_port = ws_ports[0];
             break;
         case 'p':
             pub_port = atoi(optarg);
@@ -1159,7 +1229,8 @@ int main(int argc, char **argv)
             signing_key = optarg;
             break;
         case 'S':
-            server_pid = atoi(optarg);
+            nserver_pids = parse_list(optarg, server_pids);
+            server_pid = server_pids[0];
             break;
         case 'a':
             nsrc = (uint32_t)atol(optarg);
@@ -1175,6 +1246,9 @@ int main(int argc, char **argv)
             break;
         case 'O':
             max_out = (uint32_t)atol(optarg);
+            break;
+        case 'B':
+            topic_base = (uint32_t)atol(optarg);
             break;
         default:
             usage();

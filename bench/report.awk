@@ -31,7 +31,7 @@ function best_peer(sc, m, higher,    i, s, x, b, bn) {
     b = -1; bn = ""
     for (i = 1; i <= ns; i++) {
         s = S[i]
-        if (s == "rtgw" || s == "floor") continue
+        if (s == "rtgw" || s == "floor" || s == "ref") continue
         x = val(sc, s, m)
         if (x < 0) continue
         if (b < 0 || (higher && x > b) || (!higher && x < b)) { b = x; bn = s }
@@ -39,11 +39,11 @@ function best_peer(sc, m, higher,    i, s, x, b, bn) {
     BEST_NAME = bn
     return b
 }
-function row(sc, label, m, d, higher,    i, line, r, f, b) {
+function row(sc, label, m, d, higher,    i, line, r, f, b, q) {
     line = "| " sc " | " label
     for (i = 1; i <= ns; i++) line = line " | " fmt(val(sc, S[i], m), d)
-    r = val(sc, "rtgw", m); f = val(sc, "floor", m); b = best_peer(sc, m, higher)
-    line = line " | " ratio(r, f) " | " ratio(r, b) (BEST_NAME != "" ? " (" BEST_NAME ")" : "") " |"
+    r = val(sc, "rtgw", m); f = val(sc, "floor", m); q = val(sc, "ref", m); b = best_peer(sc, m, higher)
+    line = line " | " ratio(r, q) " | " ratio(r, f) " | " ratio(r, b) (BEST_NAME != "" ? " (" BEST_NAME ")" : "") " |"
     print line
 }
 function target(name, ok_val, goal, cmp, text,    ok) {
@@ -69,11 +69,12 @@ END {
     hdr = "| scenario | figure"
     sep = "|---|---"
     for (i = 1; i <= ns; i++) { hdr = hdr " | " S[i]; sep = sep "|---:" }
-    print hdr " | rtgw ÷ floor | rtgw ÷ best peer |"
-    print sep "|---:|---:|"
+    print hdr " | rtgw ÷ ref | rtgw ÷ floor | rtgw ÷ best peer |"
+    print sep "|---:|---:|---:|"
     row("S1", "deliveries/s (1,000 subs, 1 topic, max rate)", "deliv_per_s", "k", 1)
     row("S1", "deliveries per server CPU-second", "deliv_per_cpu_s", "k", 1)
     row("S1", "publishes/s", "pub_rate", "%.0f", 1)
+    row("S1", "p50 publish→receive (ms, not CO-corrected)", "p50_us", "ms", 0)
     row("S1", "p99 publish→receive (ms, not CO-corrected)", "p99_us", "ms", 0)
     row("S2", "p50 (ms) at 100 msg/s × 1,000 subs", "p50_us", "ms", 0)
     row("S2", "p99 (ms, CO-corrected)", "p99_us", "ms", 0)
@@ -86,6 +87,10 @@ END {
     row("S5", "p99 (ms), 10,000 subs × own channel, 2,000 msg/s", "p99_us", "ms", 0)
     row("S5", "deliveries per server CPU-second", "deliv_per_cpu_s", "k", 1)
     row("S6", "healthy p99 (ms), 1% never read", "p99_us", "ms", 0)
+    row("S8", "p50 (ms) at 2,000 msg/s × 1,000 subs", "p50_us", "ms", 0)
+    row("S8", "p99 (ms, CO-corrected)", "p99_us", "ms", 0)
+    row("S8", "deliveries/s", "deliv_per_s", "k", 1)
+    row("S8", "deliveries per server CPU-second", "deliv_per_cpu_s", "k", 1)
     row("S7", "subscribers held (got a message)", "held", "%.0f", 1)
     row("S7", "RSS holding them (MiB)", "rss_mib", "%.0f", 0)
     print ""
@@ -96,8 +101,11 @@ END {
     target("S1 vs floor", (val("S1","floor","deliv_per_cpu_s") > 0 && val("S1","rtgw","deliv_per_cpu_s") >= 0) ? val("S1","rtgw","deliv_per_cpu_s") / val("S1","floor","deliv_per_cpu_s") : -1, 0.8, ">=", "deliveries per server CPU-s ÷ floor's")
     target("S1 vs nats", (val("S1","nats","deliv_per_cpu_s") > 0 && val("S1","rtgw","deliv_per_cpu_s") >= 0) ? val("S1","rtgw","deliv_per_cpu_s") / val("S1","nats","deliv_per_cpu_s") : -1, 1.5, ">=", "deliveries per server CPU-s ÷ nats-server's")
     target("S2 p99", (val("S2","floor","p99_us") > 0 && val("S2","rtgw","p99_us") >= 0) ? val("S2","rtgw","p99_us") / val("S2","floor","p99_us") : -1, 1.2, "<=", "p99 ÷ floor's p99")
+    target("S1 vs ref", (val("S1","ref","deliv_per_s") > 0 && val("S1","rtgw","deliv_per_s") >= 0) ? val("S1","rtgw","deliv_per_s") / val("S1","ref","deliv_per_s") : -1, 1, ">=", "deliveries/s ÷ ref's")
+    target("S1 p99 vs ref", (val("S1","ref","p99_us") > 0 && val("S1","rtgw","p99_us") >= 0) ? val("S1","rtgw","p99_us") / val("S1","ref","p99_us") : -1, 3, "<=", "p99 ÷ ref's p99")
+    target("S8 tail", (val("S8","rtgw","p50_us") > 0 && val("S8","rtgw","p99_us") >= 0) ? val("S8","rtgw","p99_us") / val("S8","rtgw","p50_us") : -1, 10, "<=", "p99 ÷ p50 at 2,000 msg/s × 1,000")
     target("S3 memory", val("S3","rtgw","kib_per_conn"), 20, "<=", "KiB per idle connection")
-    target("S4 connects", (val("S4","nats","connect_rate") > 0 && val("S4","rtgw","connect_rate") >= 0) ? val("S4","rtgw","connect_rate") / val("S4","nats","connect_rate") : -1, 1, ">=", "connects/s (with mint) ÷ nats-server's")
+    target("S4 connects", (val("S4","nats","connect_rate") > 0 && val("S4","rtgw","connect_rate") >= 0) ? val("S4","rtgw","connect_rate") / val("S4","nats","connect_rate") : -1, 2, ">=", "connects/s (with mint) ÷ nats-server's")
     target("S6 isolation", (val("S2","rtgw","p99_us") > 0 && val("S6","rtgw","p99_us") >= 0) ? val("S6","rtgw","p99_us") / val("S2","rtgw","p99_us") : -1, 1.2, "<=", "healthy p99 with 1% stuck ÷ S2 p99")
     target("S7 capacity", val("S7","rtgw","held"), 20000, ">=", "subscribers held")
     print ""
@@ -106,8 +114,8 @@ END {
     print ""
     print "| scenario | server | connected | failed | published | missing | dup | out of order | dropped | stuck kicked | load avg |"
     print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    split("S1 S2 S3 S4 S4o S5 S6 S7", SC, " ")
-    for (j = 1; j <= 8; j++) for (i = 1; i <= ns; i++) {
+    split("S1 S2 S3 S4 S4o S5 S6 S7 S8", SC, " ")
+    for (j = 1; j <= 9; j++) for (i = 1; i <= ns; i++) {
         sc = SC[j]; s = S[i]
         if (!((sc, s) in seen)) continue
         if ((sc, s, "error") in v) { print "| " sc " | " s " | " v[sc, s, "error"] " | | | | | | | | |"; continue }

@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
 # bench/run.sh [BUILD_DIR] — what `make bench` runs.
 #
-# Starts each server on loopback (rtgw, the C floor, the Node `ws` peer,
-# nats-server, mosquitto), runs each scenario against it with bench/loadgen,
+# Starts each server on loopback (rtgw, the C coalescing reference `ref`, the C
+# floor, the Node `ws` peer, nats-server, mosquitto), runs each scenario against it with bench/loadgen,
 # stops it by PID, prints a table and rewrites the "Load benchmark" section of
 # docs/benchmarks.md (the token section above it is kept). Bounded: every
 # loadgen run is under `timeout`, the whole run takes a few minutes.
 #
 # Environment:
-#   BENCH_SERVERS    servers to run (default: "rtgw floor node nats mosquitto")
-#   BENCH_SCENARIOS  scenarios to run (default: "S1 S2 S3 S4 S5 S6 S7")
+#   BENCH_SERVERS    servers to run (default: "rtgw ref floor node nats mosquitto")
+#   BENCH_SCENARIOS  scenarios to run (default: "S1 S2 S3 S4 S5 S6 S7 S8")
 #   BENCH_DURATION   seconds of publishing in S1/S2/S5/S6 (default 10)
 #   BENCH_DOCS=0     print the table but leave docs/benchmarks.md alone
 #   BENCH_OUT        directory for logs and raw results (default: a new /tmp dir)
+#   BENCH_RTGW_ENV   extra RTGW_ settings for rtgw, e.g. "RTGW_WRITER_THREADS=2" (experiments)
+#   BENCH_REF_TICK_US  the reference's coalescing interval (default 2000)
+#   BENCH_S8_RATE    S8's publish rate (default 2000 msg/s to 1,000 subscribers)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-build}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
-SERVERS=${BENCH_SERVERS:-"rtgw floor node nats mosquitto"}
-SCENARIOS=${BENCH_SCENARIOS:-"S1 S2 S3 S4 S5 S6 S7"}
+SERVERS=${BENCH_SERVERS:-"rtgw ref floor node nats mosquitto"}
+SCENARIOS=${BENCH_SCENARIOS:-"S1 S2 S3 S4 S5 S6 S7 S8"}
 DUR=${BENCH_DURATION:-10}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/rtgw-bench.XXXXXX)}
 mkdir -p "$OUT"
@@ -33,11 +36,12 @@ say() { printf '[bench] %s\n' "$*" >&2; }
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
     cmake -S "$ROOT" -B "$BUILD" -DRT_BENCH=ON >/dev/null || exit 1
 fi
-cmake --build "$BUILD" -j "$(nproc)" --target rtgw loadgen bench_floor bench_tokens >"$OUT/build.log" 2>&1 ||
+cmake --build "$BUILD" -j "$(nproc)" --target rtgw loadgen bench_floor bench_ref bench_tokens >"$OUT/build.log" 2>&1 ||
     { cat "$OUT/build.log"; say "build failed"; exit 1; }
 RTGW="$BUILD/rtgw"
 LOADGEN="$BUILD/bench/loadgen"
 FLOOR="$BUILD/bench/bench_floor"
+REF="$BUILD/bench/bench_ref"
 
 # ---- peers --------------------------------------------------------------------
 as_root() {
@@ -93,12 +97,13 @@ port_open() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 PB=${BENCH_PORT_BASE:-23000}
 for _ in $(seq 1 20); do
     busy=0
-    for off in 1 2 3 4 5 6 7 8 9; do port_open $((PB + off)) && busy=1; done
+    for off in 1 2 3 4 5 6 7 8 9 10; do port_open $((PB + off)) && busy=1; done
     [ $busy = 0 ] && break
     PB=$((PB + 100))
 done
 RT_PORT=$((PB + 1)) NODE_PORT=$((PB + 2)) FLOOR_WS=$((PB + 3)) FLOOR_PUB=$((PB + 4))
 NATS_WS=$((PB + 5)) NATS_PUB=$((PB + 6)) MQ_WS=$((PB + 7)) MQ_PUB=$((PB + 8))
+REF_WS=$((PB + 9)) REF_PUB=$((PB + 10))
 SPID=""
 
 cat >"$OUT/nats.conf" <<EOF
@@ -131,13 +136,13 @@ wait_port() {
 
 # rtgw settings per scenario (printed in the report)
 rtgw_env() { # $1 = max connections
-    echo "RTGW_LISTEN=127.0.0.1:$RT_PORT RTGW_SIGNING_KEY=$KEY RTGW_MAX_CONNECTIONS=$1 RTGW_HTTP_THREADS=24 RTGW_LOG_LEVEL=warn RTGW_ALLOWED_ORIGINS=* RTGW_TOKEN_MAX_TTL=3600"
+    echo "RTGW_LISTEN=127.0.0.1:$RT_PORT RTGW_SIGNING_KEY=$KEY RTGW_MAX_CONNECTIONS=$1 RTGW_HTTP_THREADS=24 RTGW_LOG_LEVEL=warn RTGW_ALLOWED_ORIGINS=* RTGW_TOKEN_MAX_TTL=3600${BENCH_RTGW_ENV:+ $BENCH_RTGW_ENV}"
 }
 
 # start_server NAME MAXCONN — sets SPID, WSP (subscriber port), PUBP (publisher port)
 start_server() {
     local name=$1 maxc=$2 log="$OUT/$1.$SCEN.log"
-    for p in $RT_PORT $NODE_PORT $FLOOR_WS $FLOOR_PUB $NATS_WS $NATS_PUB $MQ_WS $MQ_PUB; do
+    for p in $RT_PORT $NODE_PORT $FLOOR_WS $FLOOR_PUB $NATS_WS $NATS_PUB $MQ_WS $MQ_PUB $REF_WS $REF_PUB; do
         if port_open "$p"; then say "port $p is taken by another process; not starting $name"; return 1; fi
     done
     case $name in
@@ -148,6 +153,10 @@ start_server() {
         floor)
             WSP=$FLOOR_WS PUBP=$FLOOR_PUB
             "$FLOOR" "$FLOOR_WS" "$FLOOR_PUB" >"$log" 2>&1 &
+            SPID=$! ;;
+        ref)
+            WSP=$REF_WS PUBP=$REF_PUB
+            "$REF" "$REF_WS" "$REF_PUB" 127.0.0.1 "${BENCH_REF_TICK_US:-2000}" >"$log" 2>&1 &
             SPID=$! ;;
         node)
             WSP=$NODE_PORT PUBP=$NODE_PORT
@@ -188,6 +197,7 @@ run() {
     local la; la=$(loadavg)
     local proto=$name
     [ "$name" = mosquitto ] && proto=mqtt
+    [ "$name" = ref ] && proto=floor # the reference speaks the floor's protocol
     local line
     line=$(timeout "$limit" "$LOADGEN" --proto "$proto" --ws-port "$WSP" --pub-port "$PUBP" \
         --server-pid "$SPID" --key "$KEY" --label "$SCEN" "$@" 2>>"$OUT/loadgen.$SCEN.$name.err" | grep '^RESULT')
@@ -238,6 +248,7 @@ for s in $SERVERS; do
         fi
     fi
     want S5 && run S5 "$s" 10100 150 --subs 10000 --topics 10000 --rate 2000 --duration "$DUR" --concurrency 200
+    want S8 && run S8 "$s" 1100 90 --subs 1000 --rate "${BENCH_S8_RATE:-2000}" --duration "$DUR"
     want S7 && run S7 "$s" $((CAP_SUBS + 100)) 240 --subs "$CAP_SUBS" --capacity --idle 2 --concurrency 200 --connect-limit 150
 done
 
@@ -266,7 +277,8 @@ awk -v base_rss="$RTGW_BASE_RSS" -v servers="$SERVERS" -f "$ROOT/bench/report.aw
     echo "(no TLS: after the handshake sessions are served from the writers' epoll, civetweb keeps RTGW_HTTP_THREADS + 32 workers), other settings default"
     echo "(RTGW_QUEUE_MAX_MESSAGES 4096, RTGW_QUEUE_MAX_BYTES 8 MiB, RTGW_WRITER_THREADS 1, RTGW_SOCKET_SNDBUF 256 KiB)."
     echo "Peers: Debian's nats-server $("$NATS" --version 2>/dev/null | awk '{print $2}') (WebSocket listener) and mosquitto $("$MOSQ" -h 2>/dev/null | awk 'NR==1{print $3}') (websockets listener),"
-    echo "the Node peer (bench/peers/node-ws: express + ws, node $(node --version 2>/dev/null)), and the floor (bench/peers/floor.c)."
+    echo "the Node peer (bench/peers/node-ws: express + ws, node $(node --version 2>/dev/null)), the floor (bench/peers/floor.c)"
+    echo "and the coalescing reference (bench/peers/ref.c, one log per topic, acks on enqueue, one send() per subscriber every ${BENCH_REF_TICK_US:-2000} µs at most)."
     echo
     cat "$OUT/table.md"
     echo

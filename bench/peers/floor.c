@@ -14,6 +14,8 @@
  *   bench_floor [WSPORT [PUBPORT [HOST]]]      (defaults 18090 18091 127.0.0.1)
  */
 #define _GNU_SOURCE
+#include "peer_ws.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -31,80 +33,6 @@
 #include <unistd.h>
 
 #define OUT_CAP_MAX (8u << 20)
-
-/* ---- SHA-1 (for Sec-WebSocket-Accept only) ---- */
-static uint32_t rol(uint32_t v, int n)
-{
-    return (v << n) | (v >> (32 - n));
-}
-static void sha1(const uint8_t *msg, size_t len, uint8_t out[20])
-{
-    uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
-    size_t total = ((len + 8) / 64 + 1) * 64;
-    uint8_t *m = calloc(1, total);
-    if (!m)
-        abort();
-    memcpy(m, msg, len);
-    m[len] = 0x80;
-    uint64_t bits = (uint64_t)len * 8;
-    for (int i = 0; i < 8; i++)
-        m[total - 1 - i] = (uint8_t)(bits >> (8 * i));
-    for (size_t off = 0; off < total; off += 64) {
-        uint32_t w[80];
-        for (int i = 0; i < 16; i++)
-            w[i] = (uint32_t)m[off + 4 * i] << 24 | (uint32_t)m[off + 4 * i + 1] << 16 |
-                   (uint32_t)m[off + 4 * i + 2] << 8 | m[off + 4 * i + 3];
-        for (int i = 16; i < 80; i++)
-            w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-        uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-        for (int i = 0; i < 80; i++) {
-            uint32_t f, k;
-            if (i < 20) {
-                f = (b & c) | (~b & d);
-                k = 0x5A827999;
-            } else if (i < 40) {
-                f = b ^ c ^ d;
-                k = 0x6ED9EBA1;
-            } else if (i < 60) {
-                f = (b & c) | (b & d) | (c & d);
-                k = 0x8F1BBCDC;
-            } else {
-                f = b ^ c ^ d;
-                k = 0xCA62C1D6;
-            }
-            uint32_t t = rol(a, 5) + f + e + k + w[i];
-            e = d;
-            d = c;
-            c = rol(b, 30);
-            b = a;
-            a = t;
-        }
-        h[0] += a;
-        h[1] += b;
-        h[2] += c;
-        h[3] += d;
-        h[4] += e;
-    }
-    free(m);
-    for (int i = 0; i < 5; i++)
-        for (int j = 0; j < 4; j++)
-            out[4 * i + j] = (uint8_t)(h[i] >> (24 - 8 * j));
-}
-
-static void b64(const uint8_t *in, size_t n, char *out)
-{
-    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
-                     (i + 2 < n ? in[i + 2] : 0);
-        out[o++] = t[(v >> 18) & 63];
-        out[o++] = t[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? t[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? t[v & 63] : '=';
-    }
-    out[o] = 0;
-}
 
 /* ---- connections and topics ---- */
 enum { K_LISTEN_WS, K_LISTEN_PUB, K_WS_HS, K_WS, K_PUB };
@@ -273,63 +201,19 @@ static int conn_flush(conn_t *c)
     return 0;
 }
 
-static size_t frame_header(uint8_t *h, uint8_t opcode, size_t len)
-{
-    h[0] = 0x80 | opcode;
-    if (len < 126) {
-        h[1] = (uint8_t)len;
-        return 2;
-    }
-    if (len < 65536) {
-        h[1] = 126;
-        h[2] = (uint8_t)(len >> 8);
-        h[3] = (uint8_t)len;
-        return 4;
-    }
-    h[1] = 127;
-    for (int i = 0; i < 8; i++)
-        h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-    return 10;
-}
-
 static int ws_handshake(conn_t *c)
 {
     char *end = memmem(c->in, c->inlen, "\r\n\r\n", 4);
     if (!end)
         return c->inlen > 16384 ? -1 : 0;
-    *end = 0;
-    char *sp1 = strchr(c->in, ' ');
-    char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-    char *key = strcasestr(c->in, "\r\nSec-WebSocket-Key:");
-    if (!sp1 || !sp2 || !key)
-        return -1;
-    const char *path = sp1 + 1;
-    size_t plen = (size_t)(sp2 - path);
-    if (plen && path[0] == '/') {
-        path++;
-        plen--;
-    }
-    key += 20;
-    while (*key == ' ')
-        key++;
-    size_t klen = strcspn(key, "\r\n ");
-    char buf[128];
-    if (klen > 60)
-        return -1;
-    memcpy(buf, key, klen);
-    memcpy(buf + klen, "258EAFA5-E914-47DA-95CA-C5AB0DC85B11", 36);
-    uint8_t dig[20];
-    sha1((uint8_t *)buf, klen + 36, dig);
-    char acc[32];
-    b64(dig, 20, acc);
+    const char *path;
+    size_t plen;
     char resp[256];
-    int n = snprintf(resp, sizeof(resp),
-                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-                     acc);
+    int n = peer_ws_upgrade(c->in, c->inlen, &path, &plen, resp, sizeof(resp));
+    if (n < 0)
+        return -1;
     topic_add(topic_get(path, plen, 1), c);
-    size_t used = (size_t)(end + 4 - c->in);
-    in_consume(c, used);
+    in_consume(c, (size_t)(end + 4 - c->in));
     c->kind = K_WS;
     return conn_send(c, resp, (size_t)n);
 }
@@ -360,7 +244,7 @@ static int ws_client_frames(conn_t *c)
             return -1;
         if (op == 9) {
             uint8_t out[130];
-            size_t oh = frame_header(out, 10, len);
+            size_t oh = peer_frame_header(out, 10, len);
             for (size_t i = 0; i < len && i < 125; i++)
                 out[oh + i] = p[hl + i] ^ (masked ? p[hl - 4 + (i & 3)] : 0);
             if (conn_send(c, (char *)out, oh + len) != 0)
@@ -393,7 +277,7 @@ static int pub_lines(conn_t *c)
                     frame_cap = plen + 10;
                     frame_buf = realloc(frame_buf, frame_cap);
                 }
-                size_t hl = frame_header((uint8_t *)frame_buf, 1, plen);
+                size_t hl = peer_frame_header((uint8_t *)frame_buf, 1, plen);
                 memcpy(frame_buf + hl, payload, plen);
                 for (size_t i = 0; i < t->n;) {
                     conn_t *s = t->subs[i];
@@ -414,20 +298,6 @@ static int pub_lines(conn_t *c)
     }
 }
 
-static int listen_on(const char *host, int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, host, &sa.sin_addr);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 4096) != 0) {
-        perror("floor: bind/listen");
-        exit(1);
-    }
-    return fd;
-}
-
 static volatile sig_atomic_t stop;
 static void on_term(int s)
 {
@@ -440,17 +310,12 @@ int main(int argc, char **argv)
     int wsport = argc > 1 ? atoi(argv[1]) : 18090;
     int pubport = argc > 2 ? atoi(argv[2]) : 18091;
     const char *host = argc > 3 ? argv[3] : "127.0.0.1";
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    signal(SIGPIPE, SIG_IGN);
+    peer_limits();
     signal(SIGTERM, on_term);
     signal(SIGINT, on_term);
     epfd = epoll_create1(EPOLL_CLOEXEC);
-    conn_add(listen_on(host, wsport), K_LISTEN_WS, EPOLLIN);
-    conn_add(listen_on(host, pubport), K_LISTEN_PUB, EPOLLIN);
+    conn_add(peer_listen(host, wsport), K_LISTEN_WS, EPOLLIN);
+    conn_add(peer_listen(host, pubport), K_LISTEN_PUB, EPOLLIN);
     printf("floor listening ws://%s:%d/<topic> pub tcp://%s:%d\n", host, wsport, host, pubport);
     fflush(stdout);
     static char rbuf[65536];
