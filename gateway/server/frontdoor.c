@@ -335,12 +335,8 @@ static void admit(rt_frontdoor_t *d, int fd, const struct sockaddr_storage *ss, 
     else if (ss->ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, p->ip, sizeof(p->ip));
     if (d->per_ip && !is_trusted_proxy(d->cfg, p->ip)) {
-        if (!rt_conncount_acquire(d->per_ip, p->ip)) {
-            rt__tls_free(tls);
-            close(fd);
-            free(p);
-            return;
-        }
+        if (!rt_conncount_acquire(d->per_ip, p->ip))
+            goto refuse;
         p->counted = true;
     }
     if (d->npending >= d->max_pending && d->oldest)
@@ -348,14 +344,8 @@ static void admit(rt_frontdoor_t *d, int fd, const struct sockaddr_storage *ss, 
     /* TLS: EPOLLOUT too, for a handshake flight the socket had no room for. */
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (d->tls ? EPOLLOUT : 0),
                              .data.ptr = p};
-    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        if (p->counted)
-            rt_conncount_release(d->per_ip, p->ip);
-        rt__tls_free(tls);
-        close(fd);
-        free(p);
-        return;
-    }
+    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+        goto refuse;
     p->prev = d->newest;
     if (d->newest)
         d->newest->next = p;
@@ -363,6 +353,13 @@ static void admit(rt_frontdoor_t *d, int fd, const struct sockaddr_storage *ss, 
         d->oldest = p;
     d->newest = p;
     d->npending++;
+    return;
+refuse: /* over the per-IP cap, or not watchable: closed at once */
+    if (p->counted)
+        rt_conncount_release(d->per_ip, p->ip);
+    rt__tls_free(tls);
+    close(fd);
+    free(p);
 }
 
 /* HTTP: scan the head's new bytes (see the top of this file). */
