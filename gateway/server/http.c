@@ -472,6 +472,10 @@ int rt__http_error(struct mg_connection *conn, int status, const char *errmsg)
                              big == RT_HEAD_BIG_TOKEN_QUERY ? "the query string"
                                                             : "the Authorization header",
                              RT__MAX_REQUEST_HEAD, srv_of(conn)->topts.max_token_bytes);
+        /* The rest of the head is still coming: read it off before the close
+         * (the same bound as a 413's body), or the client may see a reset
+         * instead of the 431. */
+        rt__sockhook_linger(conn_fd(conn), 2000, 8u << 20);
     } else if (strcmp(text, "Malformed message") == 0)
         refuse_and_close(conn, status, name,
                          "%s: the request head is malformed, cut off, or longer than the limit of "

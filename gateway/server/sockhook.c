@@ -475,16 +475,14 @@ static bool guard_feed(guard_t *g, const uint8_t *p, size_t n, rt_reason_t *why)
     return true;
 }
 
-/* After the close frame: half-close and discard what the client still sends
- * for up to 2 s, so that closing the socket does not reset the connection
- * (a reset makes the client's kernel drop the close frame it has not read
- * yet, and the client would see 1006 instead of 1009). */
-static void guard_linger(int fd)
+void rt__sockhook_linger(int fd, int64_t ms, size_t max)
 {
+    if (fd < 0)
+        return;
     shutdown(fd, SHUT_WR);
-    int64_t until = rt_clock_mono_ms() + 2000;
+    int64_t until = rt_clock_mono_ms() + ms;
     char scratch[16384];
-    for (;;) {
+    for (size_t dropped = 0; dropped < max;) {
         int64_t left = until - rt_clock_mono_ms();
         if (left <= 0)
             return;
@@ -494,7 +492,14 @@ static void guard_linger(int fd)
         ssize_t n = libc_recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
             return;
+        dropped += n > 0 ? (size_t)n : 0;
     }
+}
+
+/* After the close frame: the client must read it (1009, not 1006). */
+static void guard_linger(int fd)
+{
+    rt__sockhook_linger(fd, 2000, SIZE_MAX);
 }
 
 /* After a read of n bytes on fd (recv: decrypted bytes, for TLS): 0 to

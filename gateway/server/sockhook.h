@@ -67,6 +67,12 @@ size_t rt__sockhook_handover_queued(void);
  * handing over. Main thread. */
 void rt__sockhook_handover_end(void);
 
+/* After a final answer on fd: half-close, then read and drop what the client
+ * still sends (its raw bytes; at most max, for at most ms) until it closes,
+ * so that closing does not reset the connection: a reset makes the client's
+ * kernel drop the answer it has not read yet. The calling thread waits. */
+void rt__sockhook_linger(int fd, int64_t ms, size_t max);
+
 /* Kept-alive connections between requests go back to the front door: after
  * rt__sockhook_request_done(fd) (civetweb's end_request), civetweb's next
  * poll for that connection's next request, if nothing of it has arrived,
