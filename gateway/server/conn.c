@@ -22,7 +22,8 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
-rt_conn_t *rt__conn_new(rt_server_t *srv, struct mg_connection *mg, bool sse)
+rt_conn_t *rt__conn_new(rt_server_t *srv, struct mg_connection *mg, const char *addr, int port,
+                        bool sse)
 {
     rt_conn_t *c = calloc(1, sizeof(*c));
     if (!c)
@@ -36,8 +37,7 @@ rt_conn_t *rt__conn_new(rt_server_t *srv, struct mg_connection *mg, bool sse)
     atomic_init(&c->state, RT_CONN_OPEN);
     atomic_init(&c->last_rx_ms, rt_clock_mono_ms());
     c->last_ping_ms = rt_clock_mono_ms();
-    snprintf(c->peer, sizeof(c->peer), "%s:%d", mg_get_request_info(mg)->remote_addr,
-             mg_get_request_info(mg)->remote_port);
+    snprintf(c->peer, sizeof(c->peer), "%s:%d", addr, port);
     return c;
 }
 

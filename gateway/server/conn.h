@@ -77,9 +77,11 @@ struct rt_conn_s {
     size_t wpend_len, wpend_off;
 };
 
-/* A new session record for a civetweb connection (civetweb thread), one
- * reference; NULL when out of memory. */
-rt_conn_t *rt__conn_new(rt_server_t *srv, struct mg_connection *mg, bool sse);
+/* A new session record, one reference; NULL when out of memory. mg: the
+ * civetweb connection, or NULL for one the front door answered itself
+ * (fastpath.c); addr and port: the peer's. */
+rt_conn_t *rt__conn_new(rt_server_t *srv, struct mg_connection *mg, const char *addr, int port,
+                        bool sse);
 /* Take a reference; returns c. Any thread. */
 rt_conn_t *rt__conn_ref(rt_conn_t *c);
 /* Drop a reference; the last one frees c. Any thread. */

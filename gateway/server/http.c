@@ -27,12 +27,46 @@ static rt_server_t *srv_of(struct mg_connection *conn)
     return mg_get_user_data(mg_get_context(conn));
 }
 
-const char *rt__cors_origin(rt_server_t *srv, struct mg_connection *conn)
+/* civetweb's headers are read as rt_http_header_t (httphead.h). */
+_Static_assert(sizeof(struct mg_header) == sizeof(rt_http_header_t) &&
+                   offsetof(struct mg_header, name) == offsetof(rt_http_header_t, name) &&
+                   offsetof(struct mg_header, value) == offsetof(rt_http_header_t, value),
+               "struct mg_header is rt_http_header_t's layout");
+
+void rt__req_of(struct mg_connection *conn, rt__req_t *req)
 {
-    const char *o = mg_get_header(conn, "Origin");
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    *req = (rt__req_t){ri->request_method,
+                       ri->local_uri_raw,
+                       ri->query_string,
+                       ri->http_version,
+                       ri->remote_addr,
+                       ri->remote_port,
+                       (const rt_http_header_t *)ri->http_headers,
+                       ri->num_headers};
+}
+
+const char *rt__req_header(const rt__req_t *req, const char *name)
+{
+    for (int i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->headers[i].name, name) == 0)
+            return req->headers[i].value;
+    return NULL;
+}
+
+const char *rt__req_cors_origin(rt_server_t *srv, const rt__req_t *req)
+{
+    const char *o = rt__req_header(req, "Origin");
     if (!o || !rt_livecell_origin_allowed(srv->live, o))
         return NULL;
     return o;
+}
+
+const char *rt__cors_origin(rt_server_t *srv, struct mg_connection *conn)
+{
+    rt__req_t req;
+    rt__req_of(conn, &req);
+    return rt__req_cors_origin(srv, &req);
 }
 
 /* Whether the comma-separated header value h lists token (any case). */
@@ -52,25 +86,26 @@ static bool has_token(const char *h, const char *token)
     return false;
 }
 
-/* Whether civetweb will close the connection after this response because the
- * request asked for it: HTTP/1.0 without "Connection: keep-alive", or any
+/* Whether the connection closes after this response because the request
+ * asked for it: HTTP/1.0 without "Connection: keep-alive", or any
  * "Connection: close". Such a response must say "Connection: close" itself
  * (RFC 9112 section 9.6): a proxy that pools connections (nginx's upstream
  * keepalive) otherwise keeps the connection, and its next request on it fails
  * with "upstream prematurely closed connection" (a 502 to its client). */
-static bool request_closes(struct mg_connection *conn)
+bool rt__req_closes(const rt__req_t *req)
 {
-    const struct mg_request_info *ri = mg_get_request_info(conn);
-    const char *h = mg_get_header(conn, "Connection");
+    const char *h = rt__req_header(req, "Connection");
     if (has_token(h, "close"))
         return true;
-    bool http10 = ri->http_version && strcmp(ri->http_version, "1.0") == 0;
+    bool http10 = req->http_version && strcmp(req->http_version, "1.0") == 0;
     return http10 && !has_token(h, "keep-alive");
 }
 
 const char *rt__connection_close_header(struct mg_connection *conn)
 {
-    return request_closes(conn) ? "Connection: close\r\n" : "";
+    rt__req_t req;
+    rt__req_of(conn, &req);
+    return rt__req_closes(&req) ? "Connection: close\r\n" : "";
 }
 
 int rt__write(struct mg_connection *conn, const void *buf, size_t len)
@@ -105,25 +140,48 @@ int rt__printf(struct mg_connection *conn, const char *fmt, ...)
     return rc;
 }
 
-void rt__send_json(struct mg_connection *conn, int status, const char *body, size_t len,
-                   const char *extra_headers)
+int rt__json_head(rt_server_t *srv, const rt__req_t *req, int status, size_t len,
+                  const char *extra_headers, char *out, size_t cap)
 {
-    const char *origin = rt__cors_origin(srv_of(conn), conn);
+    const char *origin = rt__req_cors_origin(srv, req);
     /* Date lets clients (and rtgw doctor) measure clock skew against rtgw. */
     char date[64];
     time_t now = (time_t)(rt_clock_wall_ms() / 1000);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    int rc = rt__printf(
-        conn,
-        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-        "Cache-Control: no-store\r\nDate: %s\r\n" RT__MARK_HEADER "%s%s%s%s%s\r\n",
-        status, mg_get_response_code_text(conn, status), len, date,
-        origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
-        origin ? "\r\nVary: Origin\r\n" : "", extra_headers ? extra_headers : "",
-        extra_headers && strstr(extra_headers, "Connection:") ? ""
-                                                              : rt__connection_close_header(conn));
+    bool own_connection = extra_headers && strstr(extra_headers, "Connection:");
+    return snprintf(out, cap,
+                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                    "Cache-Control: no-store\r\nDate: %s\r\n" RT__MARK_HEADER "%s%s%s%s%s\r\n",
+                    status, mg_get_response_code_text(NULL, status), len, date,
+                    origin ? "Access-Control-Allow-Origin: " : "", origin ? origin : "",
+                    origin ? "\r\nVary: Origin\r\n" : "", extra_headers ? extra_headers : "",
+                    !own_connection && rt__req_closes(req) ? "Connection: close\r\n" : "");
+}
+
+void rt__send_json(struct mg_connection *conn, int status, const char *body, size_t len,
+                   const char *extra_headers)
+{
+    rt__req_t req;
+    rt__req_of(conn, &req);
+    char small[1024];
+    int n = rt__json_head(srv_of(conn), &req, status, len, extra_headers, small, sizeof(small));
+    if (n < 0)
+        return;
+    int rc;
+    if ((size_t)n < sizeof(small)) {
+        rc = rt__write(conn, small, (size_t)n);
+    } else { /* a long allowed Origin */
+        char *big = malloc((size_t)n + 1);
+        if (!big) {
+            mg_disable_connection_keep_alive(conn);
+            return;
+        }
+        rt__json_head(srv_of(conn), &req, status, len, extra_headers, big, (size_t)n + 1);
+        rc = rt__write(conn, big, (size_t)n);
+        free(big);
+    }
     if (rc == 0)
         rt__write(conn, body, len);
 }
@@ -144,46 +202,72 @@ void rt__send_error(struct mg_connection *conn, int status, const char *name, co
     rt__send_resp(conn, &r);
 }
 
-void rt__log_request(struct mg_connection *conn, int status)
+void rt__req_log(const rt__req_t *req, int status)
 {
     if (!rt_log_enabled(RT_LOG_DEBUG))
         return;
-    const struct mg_request_info *ri = mg_get_request_info(conn);
     char url[512];
-    rt_log_redact_url(ri->local_uri_raw, ri->query_string, url, sizeof(url));
+    rt_log_redact_url(req->uri_raw, req->query, url, sizeof(url));
     char q[600];
     rt_log_quote(url, q, sizeof(q));
-    rt_log_debug("request", "method=%s url=%s status=%d peer=%s", ri->request_method, q, status,
-                 ri->remote_addr);
+    rt_log_debug("request", "method=%s url=%s status=%d peer=%s", req->method, q, status,
+                 req->remote_addr);
+}
+
+void rt__log_request(struct mg_connection *conn, int status)
+{
+    rt__req_t req;
+    rt__req_of(conn, &req);
+    rt__req_log(&req, status);
+}
+
+void rt__req_client_ip(rt_server_t *srv, const rt__req_t *req, char *out, size_t cap)
+{
+    rt_client_ip(req->remote_addr, rt__req_header(req, "X-Forwarded-For"),
+                 srv->cfg->trusted_proxies, out, cap);
 }
 
 void rt__client_ip(rt_server_t *srv, struct mg_connection *conn, char *out, size_t cap)
 {
-    rt_client_ip(mg_get_request_info(conn)->remote_addr, mg_get_header(conn, "X-Forwarded-For"),
-                 srv->cfg->trusted_proxies, out, cap);
+    rt__req_t req;
+    rt__req_of(conn, &req);
+    rt__req_client_ip(srv, &req, out, cap);
 }
 
-int rt__rate_limit(rt_server_t *srv, struct mg_connection *conn, rt_limiter_t *l, double cost,
-                   const char *what, const char *var)
+int rt__rate_check(rt_server_t *srv, const rt__req_t *req, rt_limiter_t *l, double cost,
+                   const char *what, const char *var, rt_resp_t *r, char *hdr, size_t cap)
 {
     char ip[64];
-    rt__client_ip(srv, conn, ip, sizeof(ip));
+    rt__req_client_ip(srv, req, ip, sizeof(ip));
     int64_t wait = rt_limiter_take(l, ip, cost, rt_clock_mono_ms());
     if (wait == 0)
         return 0;
     atomic_fetch_add(&srv->metrics.refusals[RT_REASON_RATE_LIMITED], 1);
     long secs = (long)((wait + 999) / 1000);
-    char hdr[48], msg[200], body[320];
-    snprintf(hdr, sizeof(hdr), "Retry-After: %ld\r\n", secs);
+    char msg[200];
+    snprintf(hdr, cap, "Retry-After: %ld\r\n", secs);
     snprintf(msg, sizeof(msg), "too many %s from %s; retry after %ld s (%s)", what, ip, secs, var);
     json_t *o = json_pack("{s:s,s:s,s:I}", "error", "rate_limited", "message", msg, "retry_after",
                           (json_int_t)secs);
-    char *js = json_dumps(o, JSON_COMPACT);
+    r->status = 429;
+    r->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    r->len = r->body ? strlen(r->body) : 0;
     json_decref(o);
-    snprintf(body, sizeof(body), "%s", js ? js : "{}");
-    free(js);
-    rt__send_json(conn, 429, body, strlen(body), hdr);
     rt_log_info("rate limited", "what=%s ip=%s retry_after=%ld", what, ip, secs);
+    return RT_E_LIMIT;
+}
+
+int rt__rate_limit(rt_server_t *srv, struct mg_connection *conn, rt_limiter_t *l, double cost,
+                   const char *what, const char *var)
+{
+    rt__req_t req;
+    rt__req_of(conn, &req);
+    rt_resp_t r = {0};
+    char hdr[48];
+    if (rt__rate_check(srv, &req, l, cost, what, var, &r, hdr, sizeof(hdr)) == 0)
+        return 0;
+    rt__send_json(conn, r.status, r.body ? r.body : "{}", r.body ? r.len : 2, hdr);
+    rt_resp_clear(&r);
     return RT_E_LIMIT;
 }
 
@@ -376,12 +460,6 @@ int rt__read_body(struct mg_connection *conn, size_t max, char **out, size_t *ou
     rt__sockhook_read_deadline(fd, 0);
     return rc;
 }
-
-/* civetweb's headers are read as rt_http_header_t (httphead.h). */
-_Static_assert(sizeof(struct mg_header) == sizeof(rt_http_header_t) &&
-                   offsetof(struct mg_header, name) == offsetof(rt_http_header_t, name) &&
-                   offsetof(struct mg_header, value) == offsetof(rt_http_header_t, value),
-               "struct mg_header is rt_http_header_t's layout");
 
 int rt__http_framing_guard(struct mg_connection *conn)
 {

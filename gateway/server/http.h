@@ -11,6 +11,7 @@
 #ifndef RT_HTTP_H
 #define RT_HTTP_H
 
+#include "httphead.h"
 #include "srv.h"
 
 #include <stdbool.h>
@@ -22,6 +23,46 @@
  * answered. The 101 is civetweb's and carries no extra header; after it, the
  * first frame (rtgw.subscribed, or a close with an rtgw code) is the mark. */
 #define RT__MARK_HEADER "X-Rtgw: " RT_VERSION "\r\n"
+
+/* A request as rtgw's checks read it, whoever parsed it: civetweb
+ * (rt__req_of) or the front door (fastpath.c). Pointers into the parser's
+ * buffers, valid while the request is being answered. */
+typedef struct {
+    const char *method;       /* "GET" */
+    const char *uri_raw;      /* the path as sent, without the query */
+    const char *query;        /* after '?', or NULL */
+    const char *http_version; /* "1.1" */
+    const char *remote_addr;  /* the peer's address */
+    int remote_port;
+    const rt_http_header_t *headers;
+    int nheaders;
+} rt__req_t;
+
+/* The request civetweb parsed for conn. */
+void rt__req_of(struct mg_connection *conn, rt__req_t *req);
+/* The value of header `name` (any case), the first if it repeats, or NULL. */
+const char *rt__req_header(const rt__req_t *req, const char *name);
+/* The request's Origin when RTGW_ALLOWED_ORIGINS allows it, else NULL. */
+const char *rt__req_cors_origin(rt_server_t *srv, const rt__req_t *req);
+/* Whether the connection closes after this request's response: HTTP/1.0
+ * without "Connection: keep-alive", or any "Connection: close". */
+bool rt__req_closes(const rt__req_t *req);
+/* The client's address: X-Forwarded-For from a trusted proxy, else the peer. */
+void rt__req_client_ip(rt_server_t *srv, const rt__req_t *req, char *out, size_t cap);
+/* Log the request at debug level, its URL redacted. */
+void rt__req_log(const rt__req_t *req, int status);
+/* The head of a JSON response (every JSON reply rtgw writes has this one):
+ * status line, Content-Type, Content-Length: len, Cache-Control, Date, the
+ * mark, CORS for an allowed origin, extra_headers (each ending in \r\n, or
+ * NULL), "Connection: close" when the request closes (unless extra_headers
+ * says Connection), and the blank line. Its length (snprintf's: compare with
+ * cap). */
+int rt__json_head(rt_server_t *srv, const rt__req_t *req, int status, size_t len,
+                  const char *extra_headers, char *out, size_t cap);
+/* A per-IP rate limit's verdict: 0 if allowed; else RT_E_LIMIT with the 429
+ * to send in *r and its Retry-After header in hdr (cap >= 48). */
+int rt__rate_check(rt_server_t *srv, const rt__req_t *req, rt_limiter_t *l, double cost,
+                   const char *what, const char *var, rt_resp_t *r, char *hdr, size_t cap);
 
 /* mg_write, and when not all of buf went out (the client stopped reading
  * for RTGW_REQUEST_TIMEOUT_MS, or went away) the connection is closed after

@@ -49,7 +49,7 @@
 
 /* Draining, and capacity: the total (a fast path; the slot is taken by
  * take_slot) and per client IP. */
-static bool admit_capacity(rt_server_t *srv, struct mg_connection *conn, rt_conn_t *c,
+static bool admit_capacity(rt_server_t *srv, const rt__req_t *req, rt_conn_t *c,
                            rt__refusal_t *why)
 {
     if (atomic_load(&srv->draining)) {
@@ -62,7 +62,7 @@ static bool admit_capacity(rt_server_t *srv, struct mg_connection *conn, rt_conn
                  (long long)srv->cfg->max_connections);
         return false;
     }
-    rt__client_ip(srv, conn, c->ip, sizeof(c->ip));
+    rt__req_client_ip(srv, req, c->ip, sizeof(c->ip));
     if (!c->ip_held) {
         if (!rt_conncount_acquire(srv->ip_conns, c->ip)) {
             why->reason = RT_REASON_OVER_CAPACITY;
@@ -76,21 +76,16 @@ static bool admit_capacity(rt_server_t *srv, struct mg_connection *conn, rt_conn
     return true;
 }
 
-static bool admit_origin(rt_server_t *srv, struct mg_connection *conn, rt__refusal_t *why)
+static bool admit_origin(rt_server_t *srv, const rt__req_t *req, rt__refusal_t *why)
 {
-    const char *origin = mg_get_header(conn, "Origin");
-    if (rt_livecell_origin_allowed(srv->live, origin))
+    if (rt_livecell_origin_allowed(srv->live, rt__req_header(req, "Origin")))
         return true;
-    atomic_fetch_add(&srv->metrics.origin_refused, 1);
-    char q[200];
-    rt_log_quote(origin, q, sizeof(q));
-    rt_log_warn("origin refused", "origin=%s peer=%s", q, mg_get_request_info(conn)->remote_addr);
     why->reason = RT_REASON_ORIGIN_NOT_ALLOWED;
     return false;
 }
 
 /* The token, from ?token= or Authorization: Bearer, verified into c->claims. */
-static bool admit_token(rt_server_t *srv, struct mg_connection *conn, rt_conn_t *c,
+static bool admit_token(rt_server_t *srv, const rt__req_t *req, rt_conn_t *c,
                         rt__refusal_t *why)
 {
     /* On the heap, sized by the token limit: this runs on a connection thread
@@ -102,7 +97,7 @@ static bool admit_token(rt_server_t *srv, struct mg_connection *conn, rt_conn_t 
         why->reason = RT_REASON_INTERNAL;
         return false;
     }
-    int tl = rt_query_param(mg_get_request_info(conn)->query_string, "token", 0, tok, tcap);
+    int tl = rt_query_param(req->query, "token", 0, tok, tcap);
     rt_slice_t cred;
     if (tl >= 0) {
         cred = (rt_slice_t){tok, (size_t)tl};
@@ -113,7 +108,7 @@ static bool admit_token(rt_server_t *srv, struct mg_connection *conn, rt_conn_t 
         snprintf(why->detail, sizeof(why->detail), "%s", rt_tok_errname(RT_TOK_ETOO_LARGE));
         return false;
     } else {
-        cred = rt_api_bearer(mg_get_header(conn, "Authorization"));
+        cred = rt_api_bearer(rt__req_header(req, "Authorization"));
     }
     if (cred.len == 0) {
         free(tok);
@@ -127,7 +122,6 @@ static bool admit_token(rt_server_t *srv, struct mg_connection *conn, rt_conn_t 
     sodium_memzero(tok, tl > 0 ? (size_t)tl : 0);
     free(tok);
     if (rc) {
-        rt_metrics_token_refusal(&srv->metrics, rc);
         why->tok_err = rc;
         why->reason = rc == RT_TOK_EEXPIRED ? RT_REASON_TOKEN_EXPIRED : RT_REASON_TOKEN_INVALID;
         snprintf(why->detail, sizeof(why->detail), "%s", rt_tok_errname(rc));
@@ -138,9 +132,9 @@ static bool admit_token(rt_server_t *srv, struct mg_connection *conn, rt_conn_t 
 }
 
 /* since=<id> may repeat (one per channel; a comma list works too). */
-static bool admit_since(struct mg_connection *conn, rt_conn_t *c, rt__refusal_t *why)
+static bool admit_since(const rt__req_t *req, rt_conn_t *c, rt__refusal_t *why)
 {
-    const char *query = mg_get_request_info(conn)->query_string;
+    const char *query = req->query;
     c->nsince = 0;
     for (int i = 0; i < 16; i++) {
         char sv[16 * RT_POS_MAX];
@@ -181,13 +175,25 @@ static bool take_slot(rt_server_t *srv, rt_conn_t *c, rt__refusal_t *why)
     return true;
 }
 
-bool rt__session_admit(rt_server_t *srv, struct mg_connection *conn, rt_conn_t *c,
-                       rt__refusal_t *why)
+bool rt__session_admit(rt_server_t *srv, const rt__req_t *req, rt_conn_t *c, rt__refusal_t *why)
 {
     why->tok_err = 0;
     why->detail[0] = 0;
-    return admit_capacity(srv, conn, c, why) && admit_origin(srv, conn, why) &&
-           admit_token(srv, conn, c, why) && admit_since(conn, c, why) && take_slot(srv, c, why);
+    return admit_capacity(srv, req, c, why) && admit_origin(srv, req, why) &&
+           admit_token(srv, req, c, why) && admit_since(req, c, why) && take_slot(srv, c, why);
+}
+
+void rt__session_refused(rt_server_t *srv, const rt__req_t *req, const rt__refusal_t *why)
+{
+    atomic_fetch_add(&srv->metrics.refusals[why->reason], 1);
+    if (why->tok_err)
+        rt_metrics_token_refusal(&srv->metrics, why->tok_err);
+    if (why->reason == RT_REASON_ORIGIN_NOT_ALLOWED) {
+        atomic_fetch_add(&srv->metrics.origin_refused, 1);
+        char q[200];
+        rt_log_quote(rt__req_header(req, "Origin"), q, sizeof(q));
+        rt_log_warn("origin refused", "origin=%s peer=%s", q, req->remote_addr);
+    }
 }
 
 int rt__session_refuse_http(struct mg_connection *conn, const rt__refusal_t *why)

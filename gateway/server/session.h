@@ -14,6 +14,7 @@
 #define RT_SESSION_H
 
 #include "conn.h"
+#include "http.h"
 
 #include <stdbool.h>
 
@@ -29,9 +30,13 @@ typedef struct {
 /* Checks shared by WebSocket and SSE: draining, capacity (total and per IP),
  * origin, token, `since`. On success fills c->claims, c->since, takes a
  * connection slot (c->slot_held) and returns true; otherwise fills *why and
- * returns false. */
-bool rt__session_admit(rt_server_t *srv, struct mg_connection *conn, rt_conn_t *c,
-                       rt__refusal_t *why);
+ * returns false, having counted and logged nothing (what c holds, its per-IP
+ * place, goes with it): the front door may try a handshake here and leave a
+ * refusal to civetweb's thread (fastpath.c). Any thread. */
+bool rt__session_admit(rt_server_t *srv, const rt__req_t *req, rt_conn_t *c, rt__refusal_t *why);
+/* Count a refusal in the metrics (its reason, its token error, a refused
+ * origin, which is also logged). Call once per refused handshake. */
+void rt__session_refused(rt_server_t *srv, const rt__req_t *req, const rt__refusal_t *why);
 /* Answer a refused handshake with the HTTP error of its reason (400 when the
  * reason has none). Returns rt_reason_http_status(why->reason). */
 int rt__session_refuse_http(struct mg_connection *conn, const rt__refusal_t *why);

@@ -52,15 +52,18 @@ int rt__sse_handler(struct mg_connection *conn, void *cb)
         rt__send_error(conn, 405, "method_not_allowed", "use GET /v1/realtime/sse?token=…");
         return 405;
     }
-    rt_conn_t *c = rt__conn_new(srv, conn, true);
+    const struct mg_request_info *cri = mg_get_request_info(conn);
+    rt_conn_t *c = rt__conn_new(srv, conn, cri->remote_addr, cri->remote_port, true);
     if (!c) {
         rt__send_error(conn, 503, "internal_error", "out of memory");
         return 503;
     }
     c->ext = true; /* SSE is rtgw's own transport: every client of it opted in */
     rt__refusal_t why;
-    if (!rt__session_admit(srv, conn, c, &why)) {
-        atomic_fetch_add(&srv->metrics.refusals[why.reason], 1);
+    rt__req_t req;
+    rt__req_of(conn, &req);
+    if (!rt__session_admit(srv, &req, c, &why)) {
+        rt__session_refused(srv, &req, &why);
         int st = rt__session_refuse_http(conn, &why);
         rt__conn_unref(c);
         return st;

@@ -43,10 +43,10 @@
 /* A refused extended client: complete the upgrade, then close with the
  * documented code (ws_ready). Others get the HTTP error. Returns what
  * ws_connect returns: 0 to upgrade, 1 to refuse. */
-static int ws_refuse(rt_server_t *srv, struct mg_connection *conn, rt_conn_t *c,
-                     const rt__refusal_t *why)
+static int ws_refuse(rt_server_t *srv, struct mg_connection *conn, const rt__req_t *req,
+                     rt_conn_t *c, const rt__refusal_t *why)
 {
-    atomic_fetch_add(&srv->metrics.refusals[why->reason], 1);
+    rt__session_refused(srv, req, why);
     rt_log_info("websocket refused", "peer=%s reason=%s detail=%s ext=%d", c->peer,
                 rt_reason_name(why->reason), why->detail[0] ? why->detail : "-", c->ext);
     if (c->ext) {
@@ -82,15 +82,17 @@ static int ws_connect(const struct mg_connection *cconn, void *cb)
      * not ask for (which clients reject). Clear it when none was offered. */
     if (!mg_get_header(conn, "Sec-WebSocket-Protocol"))
         ((struct mg_request_info *)ri)->acceptedWebSocketSubprotocol = NULL;
-    rt_conn_t *c = rt__conn_new(srv, conn, false);
+    rt_conn_t *c = rt__conn_new(srv, conn, ri->remote_addr, ri->remote_port, false);
     if (!c) {
         rt__send_error(conn, 503, "internal_error", "out of memory");
         return 1;
     }
     c->ext = ws_is_ext(ri);
     rt__refusal_t why;
-    if (!rt__session_admit(srv, conn, c, &why))
-        return ws_refuse(srv, conn, c, &why);
+    rt__req_t req;
+    rt__req_of(conn, &req);
+    if (!rt__session_admit(srv, &req, c, &why))
+        return ws_refuse(srv, conn, &req, c, &why);
     /* Guard the client's frames from the first byte after the handshake; a
      * client that already sent frames would start the guard mid-stream
      * (sockhook.c's recv kept them in the kernel, where this sees them). */
