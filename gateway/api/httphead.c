@@ -1,10 +1,12 @@
 /*
- * httphead.c — where a request head ends, and whether its framing is
- * ambiguous (see httphead.h).
+ * httphead.c — where a request head ends, whether its framing is
+ * ambiguous, and the strict parse of the plainest heads (see httphead.h).
  */
+#define _GNU_SOURCE /* memmem */
 #include "httphead.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
@@ -48,4 +50,106 @@ const char *rt_http_framing_problem(const rt_http_header_t *h, int n)
     if (cl && nte)
         return "both Content-Length and Transfer-Encoding";
     return NULL;
+}
+
+/* ---- the strict parse ---- */
+
+static bool is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* The end of the line at p (its CR), or NULL when it does not end in CRLF
+ * before end, or holds a bare CR or LF. */
+static char *line_end(char *p, char *end)
+{
+    for (char *q = p; q + 1 < end; q++) {
+        if (*q == '\r')
+            return q[1] == '\n' ? q : NULL;
+        if (*q == '\n')
+            return NULL;
+    }
+    return NULL;
+}
+
+/* "METHOD SP /target SP HTTP/1.x", NUL-terminated in place. */
+static bool parse_request_line(char *p, char *eol, rt_http_strict_t *out)
+{
+    *eol = 0;
+    char *sp1 = strchr(p, ' ');
+    if (!sp1 || sp1 == p)
+        return false;
+    for (char *m = p; m < sp1; m++)
+        if (*m < 'A' || *m > 'Z')
+            return false;
+    char *target = sp1 + 1, *sp2 = strchr(target, ' ');
+    if (!sp2 || *target != '/')
+        return false;
+    for (char *t = target; t < sp2; t++)
+        if ((unsigned char)*t <= ' ' || (unsigned char)*t >= 127 || *t == '#' || *t == '%')
+            return false; /* civetweb decodes %-escapes in the path: those are its */
+    const char *v = sp2 + 1;
+    if (strcmp(v, "HTTP/1.1") == 0)
+        out->http_version = "1.1";
+    else if (strcmp(v, "HTTP/1.0") == 0)
+        out->http_version = "1.0";
+    else
+        return false;
+    *sp1 = *sp2 = 0;
+    out->method = p;
+    out->uri_raw = target;
+    char *qm = strchr(target, '?');
+    if (qm)
+        *qm = 0;
+    out->query = qm ? qm + 1 : NULL;
+    return true;
+}
+
+/* "Name: value" (spaces around the value trimmed), in place. */
+static bool parse_header(char *p, char *eol, rt_http_header_t *h)
+{
+    *eol = 0;
+    char *colon = p;
+    while (is_tchar((unsigned char)*colon))
+        colon++;
+    if (colon == p || *colon != ':')
+        return false; /* folding, white space before the colon, a bad name */
+    *colon = 0;
+    char *v = colon + 1;
+    while (*v == ' ')
+        v++;
+    char *e = eol;
+    while (e > v && e[-1] == ' ')
+        *--e = 0;
+    for (const char *c = v; *c; c++)
+        if ((unsigned char)*c < ' ' || *c == 127)
+            return false; /* HT too: rt_head_scan calls a head with one early */
+    h->name = p;
+    h->value = v;
+    return true;
+}
+
+int rt_http_parse_strict(char *buf, size_t n, rt_http_strict_t *out)
+{
+    char *hend = memmem(buf, n, "\r\n\r\n", 4);
+    if (!hend)
+        return -1;
+    /* No NUL before the end: the parts below are C strings. */
+    if (memchr(buf, 0, (size_t)(hend - buf)))
+        return -1;
+    out->head_len = (size_t)(hend - buf) + 4;
+    char *end = hend + 2; /* the last line's CRLF included */
+    char *eol = line_end(buf, end);
+    if (!eol || !parse_request_line(buf, eol, out))
+        return -1;
+    int nh = 0;
+    for (char *p = eol + 2; p < end; p = eol + 2) {
+        eol = line_end(p, end);
+        if (!eol || nh == RT_HTTP_STRICT_MAX_HEADERS || !parse_header(p, eol, &out->headers[nh]))
+            return -1;
+        nh++;
+    }
+    out->nheaders = nh;
+    return 0;
 }

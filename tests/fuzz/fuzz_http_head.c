@@ -16,7 +16,12 @@
  *     check only if no name holds white space or a control character, every
  *     Content-Length is the same decimal number, Transfer-Encoding is at most
  *     one "chunked", and not both are present (checked against a restatement
- *     of RFC 9112 §6.3, not the function's own code).
+ *     of RFC 9112 §6.3, not the function's own code);
+ *   - rt_http_parse_strict (the heads the front door answers itself) never
+ *     reads a head differently from civetweb: when it takes one, the head
+ *     ends exactly where rt_head_scan says, every line ends in CRLF, and its
+ *     headers are the names and values civetweb's split finds, in order; its
+ *     parts are well formed and lie inside the head.
  */
 #include "httphead.h"
 
@@ -127,6 +132,69 @@ static bool framing_ok(const rt_http_header_t *h, int n)
     return !(cl && te);
 }
 
+static bool inside(const char *p, const char *buf, size_t len)
+{
+    return p >= buf && p < buf + len;
+}
+
+static bool all_tchar(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+            return false;
+    return true;
+}
+
+/* rt_http_parse_strict against the scan and civetweb's split. */
+static void check_strict(const uint8_t *b, size_t n)
+{
+    static char buf[MAX_HEAD], head[MAX_HEAD + 1], copy[MAX_HEAD + 1];
+    static rt_http_strict_t st;
+    static rt_http_header_t h[MAX_HEADERS];
+    memcpy(buf, b, n);
+    if (rt_http_parse_strict(buf, n, &st) != 0)
+        return;
+    size_t hl = st.head_len;
+    CHECK(hl >= 4 && hl <= n && memcmp(b + hl - 4, "\r\n\r\n", 4) == 0);
+    /* It ends where the front door's scan (civetweb's rule) says. */
+    CHECK(oracle(b, hl, MAX_HEAD + 1) == RT_HEAD_COMPLETE);
+    CHECK(oracle(b, hl - 1, MAX_HEAD + 1) == RT_HEAD_WAIT);
+    /* Every line ends in CRLF: no bare CR or LF, and one line per header. */
+    size_t crlf = 0;
+    for (size_t i = 0; i < hl; i++) {
+        if (b[i] == '\r')
+            CHECK(i + 1 < hl && b[i + 1] == '\n');
+        if (b[i] == '\n')
+            CHECK(i > 0 && b[i - 1] == '\r');
+        crlf += b[i] == '\n';
+    }
+    CHECK(crlf == (size_t)st.nheaders + 2);
+    CHECK(st.nheaders <= RT_HTTP_STRICT_MAX_HEADERS);
+    /* Its parts. */
+    CHECK(inside(st.method, buf, hl) && *st.method);
+    for (const char *m = st.method; *m; m++)
+        CHECK(*m >= 'A' && *m <= 'Z');
+    CHECK(inside(st.uri_raw, buf, hl) && st.uri_raw[0] == '/');
+    CHECK(!strchr(st.uri_raw, '%') && !strchr(st.uri_raw, '#'));
+    CHECK(!st.query || inside(st.query, buf, hl));
+    CHECK(strcmp(st.http_version, "1.1") == 0 || strcmp(st.http_version, "1.0") == 0);
+    /* The same headers as civetweb's split of the same bytes. */
+    memcpy(head, b, hl);
+    head[hl] = 0;
+    int nh = split_headers(head, copy, h);
+    CHECK(nh == st.nheaders);
+    for (int i = 0; i < nh; i++) {
+        CHECK(inside(st.headers[i].name, buf, hl) && inside(st.headers[i].value, buf, hl + 1));
+        CHECK(all_tchar(st.headers[i].name));
+        CHECK(strcmp(st.headers[i].name, h[i].name) == 0);
+        CHECK(strcmp(st.headers[i].value, h[i].value) == 0);
+        for (const char *v = st.headers[i].value; *v; v++)
+            CHECK((unsigned char)*v >= ' ' && *v != 127);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
@@ -148,5 +216,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int nh = split_headers(head, copy, h);
     const char *why = rt_http_framing_problem(h, nh);
     CHECK((why == NULL) == framing_ok(h, nh));
+    check_strict(b, n);
     return 0;
 }

@@ -243,6 +243,22 @@ hh = {
     "control_byte": "GET / HTTP/1.1\r\nHost: x\x01y\r\n\r\n",
     "no_end": "GET / HTTP/1.1\r\nHost: x\r\n" + "X-Pad: " + "a" * 600,
     "high_bytes": head("GET /\xc3\xa9 HTTP/1.1", "X-Name: caf\xc3\xa9"),
+    # rt_http_parse_strict (the front door's own answers): taken, and refused
+    "strict_mint_pipelined": head("POST /v1/realtime/token HTTP/1.1", "Authorization: Bearer k",
+                                  "Content-Length: 2") + "[]" + head("GET /health HTTP/1.0"),
+    "strict_values_trimmed": head("GET /v1/realtime/connect?a=b?c HTTP/1.1", "X-A:   v  ", "X-B:", "X-C:\tw\t"),
+    "strict_tab_inside_value": head("GET / HTTP/1.1", "X-A: a\tb"),
+    "strict_folded": head("GET / HTTP/1.1", "X-A: a", " folded"),
+    "strict_bare_lf_line": "GET / HTTP/1.1\r\nX-A: a\nX-B: b\r\n\r\n",
+    "strict_bare_cr": "GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n",
+    "strict_percent_path": head("GET /v1/realtime/%63onnect HTTP/1.1", "Host: x"),
+    "strict_http2": head("GET / HTTP/2.0", "Host: x"),
+    "strict_lower_method": head("get / HTTP/1.1", "Host: x"),
+    "strict_64_headers": head("GET / HTTP/1.1", *["X-%d: v" % i for i in range(64)]),
+    "strict_63_headers": head("GET / HTTP/1.1", *["X-%d: v" % i for i in range(63)]),
+    "strict_nul_in_head": "GET / HTTP/1.1\r\nX-A: a\x00b\r\n\r\n",
+    "strict_no_colon": head("GET / HTTP/1.1", "Host x"),
+    "strict_space_in_name": head("GET / HTTP/1.1", "X A: b"),
 }
 for i, (k, v) in enumerate(hh.items()):
     put("http_head", k, bytes([0x5a ^ i, 0x40]) + v.encode("latin1"))

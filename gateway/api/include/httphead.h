@@ -6,7 +6,9 @@
  *   door holds a connection until then, gateway/server/frontdoor.c);
  * - whether its framing headers make the body's length ambiguous (RFC 9112
  *   §6.3; civetweb's begin_request guard refuses such a request,
- *   gateway/server/http.c).
+ *   gateway/server/http.c);
+ * - a strict parse of the plainest heads, the only ones the front door
+ *   answers itself (gateway/server/fastpath.c); anything else is civetweb's.
  * Any thread; no state but the caller's.
  */
 #ifndef RT_HTTPHEAD_H
@@ -44,5 +46,28 @@ typedef struct {
  * Transfer-Encoding twice or other than "chunked", or Content-Length and
  * Transfer-Encoding together. */
 const char *rt_http_framing_problem(const rt_http_header_t *h, int n);
+
+enum { RT_HTTP_STRICT_MAX_HEADERS = 63 }; /* civetweb keeps 64 and rtgw refuses 64 */
+
+/* A request head parsed by rt_http_parse_strict: pointers into its buffer. */
+typedef struct {
+    const char *method;       /* upper-case letters */
+    const char *uri_raw;      /* the path: '/' then visible ASCII, no '%' or '#' */
+    const char *query;        /* after the first '?', or NULL */
+    const char *http_version; /* "1.1" or "1.0" */
+    size_t head_len;          /* bytes up to and with the blank line */
+    int nheaders;
+    rt_http_header_t headers[RT_HTTP_STRICT_MAX_HEADERS]; /* values trimmed of spaces */
+} rt_http_strict_t;
+
+/* Parse the head at the start of buf[0..n) in place (NUL-terminating its
+ * parts), if it has the strict shape: "METHOD SP /path[?query] SP
+ * HTTP/1.x" then "Name: value" lines, every line ending in CRLF, names of
+ * RFC 9110 token characters, no folding, no control byte (HT included) in
+ * a value, spaces around it trimmed,
+ * at most RT_HTTP_STRICT_MAX_HEADERS headers, and a blank line within n.
+ * 0 with *out filled; -1 otherwise (buf may then be changed). Stricter than
+ * civetweb, never looser: what it takes, civetweb reads the same way. */
+int rt_http_parse_strict(char *buf, size_t n, rt_http_strict_t *out);
 
 #endif
