@@ -374,7 +374,8 @@ int rt_server_run(rt_config_t *cfg)
         rt__writers_stop(srv);
         return 1;
     }
-    pthread_create(&srv->heartbeat, NULL, rt__heartbeat_main, srv);
+    if (pthread_create(&srv->heartbeat, NULL, rt__heartbeat_main, srv) == 0)
+        pthread_setname_np(srv->heartbeat, "rtgw-heartbeat");
     install_signals();
     announce(cfg, listen);
     /* Not pause(): a process-directed SIGTERM may be handled by any thread

@@ -18,6 +18,7 @@
  * heartbeat, civetweb's). Locks: the writer's lock guards its ready list only;
  * a session's wlock is held for the length of one write to its socket.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "writer.h"
 #include "clock.h"
 #include "detached.h"
@@ -339,7 +340,8 @@ int rt__writers_start(rt_server_t *srv)
         w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
         epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev);
-        pthread_create(&w->thread, NULL, writer_main, w);
+        if (pthread_create(&w->thread, NULL, writer_main, w) == 0)
+            pthread_setname_np(w->thread, "rtgw-writer");
     }
     return 0;
 }

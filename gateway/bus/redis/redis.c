@@ -44,6 +44,7 @@
  * rt_bus_redis_new and the ops' free run on the thread that owns the bus
  * (the server's start and stop); free joins the subscriber thread.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "redis.h"
 
 #include "err.h"
@@ -182,6 +183,7 @@ rt_bus_t *rt_bus_redis_new(rt_hub_t *hub, const rt_bus_redis_opts_t *opts, char 
         goto fail;
     }
     b->thread_started = true;
+    pthread_setname_np(b->thread, "rtgw-redis");
     /* Give the first connection a moment, so /ready is true from the start
      * when Redis is there. */
     for (int i = 0; i < 100 && rc == 0 && !atomic_load(&b->up); i++)
