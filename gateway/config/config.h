@@ -38,6 +38,9 @@
     XX(shutdown_timeout_ms, "RTGW_SHUTDOWN_TIMEOUT_MS", 5000, 0, 600000,                           \
        "how long SIGTERM waits for clients to drain")                                              \
     XX(writer_threads, "RTGW_WRITER_THREADS", 1, 1, 64, "threads writing to subscriber sockets")   \
+    XX(accept_threads, "RTGW_ACCEPT_THREADS", 0, 0, 64,                                            \
+       "threads accepting connections and answering upgrades and mints (0: one per CPU, at most "  \
+       "4)")                                                                                       \
     XX(sndbuf_bytes, "RTGW_SOCKET_SNDBUF", 262144, 4096, 67108864,                                 \
        "socket send buffer per connection")                                                        \
     XX(idempotency_window_s, "RTGW_IDEMPOTENCY_WINDOW", 300, 1, 86400,                             \

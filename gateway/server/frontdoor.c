@@ -8,10 +8,12 @@
  * send nothing took every worker, and civetweb drained them one worker at a
  * time: any client could make GET /health wait for minutes.
  *
- * What. One thread runs an epoll over the public listening socket and the
- * connections accepted but not ready yet (pending, non-blocking, watched
- * edge-triggered). A pending connection costs a socket and ~250 bytes, no
- * thread. It is ready when
+ * What. A few threads, the lanes (RTGW_ACCEPT_THREADS; one per CPU, at most
+ * 4, by default), each run an epoll over the public listening socket, shared
+ * (EPOLLEXCLUSIVE: a new connection wakes one waiting lane), and the
+ * connections that lane accepted but that are not ready yet (pending,
+ * non-blocking, watched edge-triggered). A pending connection costs a socket
+ * and ~250 bytes, no thread. It is ready when
  * - plain HTTP: its first request head is in the kernel (a MSG_PEEK finds the
  *   blank line that ends it, "\r\n\r\n" or "\n\n", as civetweb reads it), or
  *   it holds a byte civetweb refuses in a head, or RT__MAX_REQUEST_HEAD bytes
@@ -20,7 +22,13 @@
  *   a token in the query or in Authorization is token_too_large);
  * - TLS: its first TLS record (the ClientHello) is complete, or its first byte
  *   is not a handshake record; civetweb then does the handshake.
- * A ready connection is queued for civetweb (rt__sockhook_handover), and a
+ * A ready plain-HTTP connection whose request the front door answers itself,
+ * a WebSocket upgrade rtgw admits or a token mint (fastpath.h), is answered
+ * on the lane's thread: an upgraded one becomes a session in a writer's
+ * epoll, a minted one waits here for its next request. A head that is in by
+ * the time of the accept is answered at once, without a round through the
+ * epoll. Any other ready connection is queued for civetweb
+ * (rt__sockhook_handover), and a
  * throwaway connection to civetweb's private loopback listener wakes
  * civetweb's master thread, whose accept() returns the queued socket
  * (sockhook.c). A throwaway is closed when civetweb's accept has closed the
@@ -35,9 +43,12 @@
  *
  * The caps.
  * - Global: max(RTGW_MAX_CONNECTIONS + RTGW_HTTP_THREADS, 1024) pending, and
- *   at most half of RLIMIT_NOFILE. At the cap the oldest pending connection is
- *   closed to make room: a flood of idle sockets cannot lock new clients out,
- *   since a real client is pending for one round trip.
+ *   at most half of RLIMIT_NOFILE, over every lane. At the cap the oldest
+ *   pending connection is closed to make room: a flood of idle sockets cannot
+ *   lock new clients out, since a real client is pending for one round trip.
+ *   A lane closes its own oldest; another lane's, when older (each lane
+ *   publishes its oldest's accept time), is closed by that lane on the
+ *   wake-up this one sends it (make_room).
  * - Per client address, with RTGW_MAX_CONNECTIONS_PER_IP set: max(that, 16)
  *   pending per peer address; one more is closed at accept. The floor: that
  *   variable bounds sessions and is often 1 or 2, while a browser opens up to
@@ -48,13 +59,17 @@
  *   connections wait in the kernel's backlog, as they did before.
  *
  * Threads and locks: rt__frontdoor_new, _start and _free run on the main
- * thread; everything else on the front door's thread, which owns the pending
- * and throwaway sockets and every field but stop while it runs. It takes the
- * hand-over lock (rt__sockhook_handover) and the per-IP counter's own lock,
- * never together.
+ * thread; rt__frontdoor_adopt on any (it picks a lane in turn); everything
+ * else on a lane's thread, which owns its lane's pending and throwaway
+ * sockets and fields while it runs. Lanes share the listener, the per-IP
+ * counter (its own lock), the global pending count and each other's
+ * oldest_ms and evict_owed (atomics). A lane takes the hand-over lock
+ * (rt__sockhook_handover), the per-IP counter's lock, and what answering a
+ * request takes (fastpath.h), one at a time.
  */
 #define _GNU_SOURCE
 #include "frontdoor.h"
+#include "fastpath.h"
 #include "http.h"
 #include "httphead.h"
 #include "clock.h"
@@ -142,32 +157,49 @@ typedef enum {
     HEAD_GONE
 } head_state_t;
 
-struct rt_frontdoor_s {
-    const rt_config_t *cfg;
-    int listen_fd, epfd, wake_fd;
+typedef struct rt_frontdoor_s rt_frontdoor_t;
+
+/* One front-door thread: its epoll (the shared listener, its pending
+ * connections, its throwaways) and what it alone touches. */
+typedef struct lane_s {
+    rt_frontdoor_t *d;
+    int epfd, wake_fd;
     item_t listener, wake;
-    struct sockaddr_in private_addr;
-    bool tls;
-    SSL_CTX *tls_ctx; /* RTGW_TLS_CERT set: rtgw terminates TLS here */
-    int64_t deadline_ms;
-    size_t max_pending;
-    rt_conncount_t *per_ip; /* NULL: no per-IP cap */
     pending_t *oldest, *newest;
     size_t npending;
+    atomic_llong oldest_ms;   /* oldest's accepted_ms (INT64_MAX: none), for other lanes */
+    atomic_size_t evict_owed; /* oldest connections another lane asked this one to close */
     kick_t *kicks;
     size_t kicks_owed;   /* hand-overs whose throwaway is still to be made */
     int64_t retry_at_ms; /* after a failed throwaway; 0: none */
-    bool paused;         /* the listener is out of the epoll's interest */
+    bool paused;         /* the listener is out of this epoll's interest */
     int64_t resume_at_ms;
     int64_t emfile_logged_ms;
     size_t handshakes_untrimmed; /* TLS handshakes since the last malloc_trim */
     int64_t trimmed_ms;
     pthread_mutex_t adopt_lock; /* guards adopted */
     adopted_t *adopted;         /* LIFO; admitted on the next wake-up */
+    size_t peeked;              /* plain HTTP: the bytes head_state's last peek saw */
     pthread_t thread;
     bool started;
-    atomic_bool stop;
     uint8_t peek[RT__MAX_REQUEST_HEAD];
+} lane_t;
+
+struct rt_frontdoor_s {
+    const rt_config_t *cfg;
+    int listen_fd;
+    struct sockaddr_in private_addr;
+    bool tls;
+    SSL_CTX *tls_ctx; /* RTGW_TLS_CERT set: rtgw terminates TLS here */
+    int64_t deadline_ms;
+    rt_conncount_t *per_ip; /* NULL: no per-IP cap (it locks itself) */
+    rt_server_t *srv;       /* the fast path's (fastpath.h); NULL: civetweb answers everything */
+    size_t max_pending;     /* the global cap, over every lane */
+    atomic_size_t npending; /* pending in every lane */
+    atomic_bool stop;
+    atomic_uint next_adopt; /* rt__frontdoor_adopt's round robin */
+    int nlanes;
+    lane_t *lanes;
 };
 
 /* ---- the public listener ---- */
@@ -235,30 +267,54 @@ static size_t pending_cap(const rt_config_t *cfg)
     return cap > 0 ? cap : 1;
 }
 
+/* How many front-door threads: RTGW_ACCEPT_THREADS, or with 0 one per
+ * online CPU, at most 4 (each holds a 32 KiB peek buffer and an epoll; more
+ * than the CPUs only adds switching). */
+static int lane_count(const rt_config_t *cfg)
+{
+    if (cfg->accept_threads > 0)
+        return (int)cfg->accept_threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 4 ? 4 : (int)n;
+}
+
+static int lane_init(rt_frontdoor_t *d, lane_t *l)
+{
+    l->d = d;
+    l->listener.kind = ITEM_LISTENER;
+    l->wake.kind = ITEM_WAKE;
+    atomic_init(&l->oldest_ms, INT64_MAX);
+    pthread_mutex_init(&l->adopt_lock, NULL);
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return l->epfd < 0 || l->wake_fd < 0 ? RT_E_IO : 0;
+}
+
 rt_frontdoor_t *rt__frontdoor_new(const rt_config_t *cfg, char *err, size_t cap)
 {
     rt_frontdoor_t *d = calloc(1, sizeof(*d));
-    if (!d) {
+    int nlanes = lane_count(cfg);
+    lane_t *lanes = calloc((size_t)nlanes, sizeof(*lanes));
+    if (!d || !lanes) {
+        free(d);
+        free(lanes);
         snprintf(err, cap, "out of memory");
         return NULL;
     }
     d->cfg = cfg;
-    d->listener.kind = ITEM_LISTENER;
-    d->wake.kind = ITEM_WAKE;
-    pthread_mutex_init(&d->adopt_lock, NULL);
     d->tls = cfg->tls_cert != NULL;
     if (d->tls && !(d->tls_ctx = rt__tls_ctx_new(cfg, err, cap))) {
+        free(lanes);
         free(d);
         return NULL;
     }
     if (d->tls)
         rt__sockhook_tls_enable();
     d->deadline_ms = cfg->request_timeout_ms;
-    d->max_pending = pending_cap(cfg);
-    d->epfd = d->wake_fd = -1;
     d->listen_fd = listen_public(cfg, err, cap);
     if (d->listen_fd < 0) {
         SSL_CTX_free(d->tls_ctx);
+        free(lanes);
         free(d);
         return NULL;
     }
@@ -266,9 +322,13 @@ rt_frontdoor_t *rt__frontdoor_new(const rt_config_t *cfg, char *err, size_t cap)
         d->per_ip = rt_conncount_new(cfg->max_connections_per_ip > PER_IP_MIN
                                          ? (size_t)cfg->max_connections_per_ip
                                          : PER_IP_MIN);
-    d->epfd = epoll_create1(EPOLL_CLOEXEC);
-    d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (d->epfd < 0 || d->wake_fd < 0 || (cfg->max_connections_per_ip > 0 && !d->per_ip)) {
+    d->lanes = lanes;
+    d->nlanes = nlanes;
+    d->max_pending = pending_cap(cfg);
+    int rc = 0;
+    for (int i = 0; i < nlanes; i++)
+        rc |= lane_init(d, &lanes[i]);
+    if (rc != 0 || (cfg->max_connections_per_ip > 0 && !d->per_ip)) {
         snprintf(err, cap, "cannot set up the listener: %s", strerror(errno));
         rt__frontdoor_free(d);
         return NULL;
@@ -278,28 +338,65 @@ rt_frontdoor_t *rt__frontdoor_new(const rt_config_t *cfg, char *err, size_t cap)
 
 /* ---- pending connections ---- */
 
-static void pending_unlink(rt_frontdoor_t *d, pending_t *p)
+/* Tell the other lanes when this one's oldest connection arrived. */
+static void publish_oldest(lane_t *l)
+{
+    atomic_store(&l->oldest_ms, l->oldest ? l->oldest->accepted_ms : INT64_MAX);
+}
+
+static void pending_close(lane_t *l, pending_t *p);
+
+/* At the global cap: close the oldest pending connection of all lanes. This
+ * lane closes its own; another lane's is closed by that lane, asked through
+ * its wake-up (evict_owed), a moment later. */
+static void make_room(lane_t *l)
+{
+    rt_frontdoor_t *d = l->d;
+    lane_t *victim = NULL;
+    long long oldest = INT64_MAX;
+    for (int i = 0; i < d->nlanes; i++) {
+        long long at = atomic_load(&d->lanes[i].oldest_ms);
+        if (at < oldest || (at == oldest && &d->lanes[i] == l)) {
+            oldest = at;
+            victim = &d->lanes[i];
+        }
+    }
+    if (!victim || oldest == INT64_MAX)
+        return; /* none published yet (another lane's is being linked) */
+    if (victim == l) {
+        if (l->oldest)
+            pending_close(l, l->oldest);
+        return;
+    }
+    atomic_fetch_add(&victim->evict_owed, 1);
+    uint64_t one = 1;
+    (void)!write(victim->wake_fd, &one, sizeof(one));
+}
+
+static void pending_unlink(lane_t *l, pending_t *p)
 {
     if (p->prev)
         p->prev->next = p->next;
     else
-        d->oldest = p->next;
+        l->oldest = p->next;
     if (p->next)
         p->next->prev = p->prev;
     else
-        d->newest = p->prev;
-    d->npending--;
+        l->newest = p->prev;
+    l->npending--;
+    atomic_fetch_sub(&l->d->npending, 1);
+    publish_oldest(l);
     if (p->counted)
-        rt_conncount_release(d->per_ip, p->ip);
+        rt_conncount_release(l->d->per_ip, p->ip);
 }
 
 /* Close a pending connection. What it sent is read first, so the close is a
  * FIN, not a reset that could hide it from the client. */
-static void pending_close(rt_frontdoor_t *d, pending_t *p)
+static void pending_close(lane_t *l, pending_t *p)
 {
-    pending_unlink(d, p);
-    if (p->head.scanned > 0 || d->tls)
-        (void)!read(p->fd, d->peek, sizeof(d->peek)); /* read(2): sockhook's recv is civetweb's */
+    pending_unlink(l, p);
+    if (p->head.scanned > 0 || l->d->tls)
+        (void)!read(p->fd, l->peek, sizeof(l->peek)); /* read(2): sockhook's recv is civetweb's */
     rt__tls_free(p->tls);
     close(p->fd);
     free(p);
@@ -311,11 +408,12 @@ static bool is_trusted_proxy(const rt_config_t *cfg, const char *ip)
     return rt_ip_trusted(ip, cfg->trusted_proxies);
 }
 
+static bool head_now(lane_t *l, pending_t *p);
+
 /* Take in a connection just accepted: counted per IP (or closed, over that
  * cap), the oldest pending one closed if the global cap is reached, then
  * watched until ready. */
-static void admit(rt_frontdoor_t *d, int fd, const struct sockaddr_storage *ss, socklen_t sl,
-                  rt_tls_t *tls)
+static void admit(lane_t *l, int fd, const struct sockaddr_storage *ss, socklen_t sl, rt_tls_t *tls)
 {
     pending_t *p = calloc(1, sizeof(*p));
     if (!p) {
@@ -334,29 +432,35 @@ static void admit(rt_frontdoor_t *d, int fd, const struct sockaddr_storage *ss, 
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, p->ip, sizeof(p->ip));
     else if (ss->ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, p->ip, sizeof(p->ip));
-    if (d->per_ip && !is_trusted_proxy(d->cfg, p->ip)) {
-        if (!rt_conncount_acquire(d->per_ip, p->ip))
+    if (l->d->per_ip && !is_trusted_proxy(l->d->cfg, p->ip)) {
+        if (!rt_conncount_acquire(l->d->per_ip, p->ip))
             goto refuse;
         p->counted = true;
     }
-    if (d->npending >= d->max_pending && d->oldest)
-        pending_close(d, d->oldest);
-    /* TLS: EPOLLOUT too, for a handshake flight the socket had no room for. */
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (d->tls ? EPOLLOUT : 0),
-                             .data.ptr = p};
-    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
-        goto refuse;
-    p->prev = d->newest;
-    if (d->newest)
-        d->newest->next = p;
+    if (atomic_load(&l->d->npending) >= l->d->max_pending)
+        make_room(l);
+    p->prev = l->newest;
+    if (l->newest)
+        l->newest->next = p;
     else
-        d->oldest = p;
-    d->newest = p;
-    d->npending++;
+        l->oldest = p;
+    l->newest = p;
+    l->npending++;
+    atomic_fetch_add(&l->d->npending, 1);
+    publish_oldest(l);
+    /* A client sends its head right after connecting: often it is in by
+     * now, and answered without a round through the epoll. */
+    if (!tls && l->d->srv && !l->d->tls && head_now(l, p))
+        return;
+    /* TLS: EPOLLOUT too, for a handshake flight the socket had no room for. */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (l->d->tls ? EPOLLOUT : 0),
+                             .data.ptr = p};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+        pending_close(l, p);
     return;
-refuse: /* over the per-IP cap, or not watchable: closed at once */
+refuse: /* over the per-IP cap: closed at once */
     if (p->counted)
-        rt_conncount_release(d->per_ip, p->ip);
+        rt_conncount_release(l->d->per_ip, p->ip);
     rt__tls_free(tls);
     close(fd);
     free(p);
@@ -403,21 +507,21 @@ static void refuse_plain_http(pending_t *p)
 
 /* TLS: the handshake, then the first request head, decrypted into p->tls's
  * buffer (the hooks hand it to civetweb). */
-static head_state_t tls_head_state(rt_frontdoor_t *d, pending_t *p)
+static head_state_t tls_head_state(lane_t *l, pending_t *p)
 {
     if (!p->tls) {
-        ssize_t n = recv(p->fd, d->peek, 1, MSG_PEEK | MSG_DONTWAIT);
+        ssize_t n = recv(p->fd, l->peek, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n < 0)
             return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? HEAD_WAIT
                                                                              : HEAD_GONE;
         if (n == 0)
             return HEAD_GONE;
-        if (d->peek[0] != 0x16) { /* not a TLS handshake record */
-            if (d->peek[0] >= 'A' && d->peek[0] <= 'Z')
+        if (l->peek[0] != 0x16) { /* not a TLS handshake record */
+            if (l->peek[0] >= 'A' && l->peek[0] <= 'Z')
                 refuse_plain_http(p);
             return HEAD_GONE;
         }
-        if (!(p->tls = rt__tls_new(d->tls_ctx, p->fd)))
+        if (!(p->tls = rt__tls_new(l->d->tls_ctx, p->fd)))
             return HEAD_GONE;
     }
     if (!p->handshaken) {
@@ -429,7 +533,7 @@ static head_state_t tls_head_state(rt_frontdoor_t *d, pending_t *p)
         if (r == 0)
             return HEAD_WAIT;
         p->handshaken = true;
-        d->handshakes_untrimmed++;
+        l->handshakes_untrimmed++;
     }
     /* The buffer grows a record at a time (most heads fit one): many
      * handshakes at once must not each hold the largest head's room. Read
@@ -451,67 +555,163 @@ static head_state_t tls_head_state(rt_frontdoor_t *d, pending_t *p)
 }
 
 /* Peek at what p has sent so far (MSG_PEEK: sockhook's recv lets it through). */
-static head_state_t head_state(rt_frontdoor_t *d, pending_t *p)
+static head_state_t head_state(lane_t *l, pending_t *p)
 {
-    if (d->tls)
-        return tls_head_state(d, p);
-    ssize_t n = recv(p->fd, d->peek, sizeof(d->peek), MSG_PEEK | MSG_DONTWAIT);
+    if (l->d->tls)
+        return tls_head_state(l, p);
+    ssize_t n = recv(p->fd, l->peek, sizeof(l->peek), MSG_PEEK | MSG_DONTWAIT);
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? HEAD_WAIT : HEAD_GONE;
     if (n == 0)
         return HEAD_GONE;
-    return http_head_state(p, d->peek, (size_t)n);
+    l->peeked = (size_t)n;
+    return http_head_state(p, l->peek, (size_t)n);
 }
 
 /* The head's first bytes as scanned: the peek of the kernel's, or for TLS
  * the decrypted buffer. */
-static const uint8_t *head_bytes(rt_frontdoor_t *d, pending_t *p)
+static const uint8_t *head_bytes(lane_t *l, pending_t *p)
 {
     size_t have;
-    return p->tls ? rt__tls_peek(p->tls, &have) : d->peek;
+    return p->tls ? rt__tls_peek(p->tls, &have) : l->peek;
 }
 
 /* Queue p for civetweb; its throwaway is made after this round of events. */
-static void hand_over(rt_frontdoor_t *d, pending_t *p, bool head_complete, rt_head_big_t big)
+static void hand_over(lane_t *l, pending_t *p, bool head_complete, rt_head_big_t big)
 {
-    epoll_ctl(d->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
     if (rt__sockhook_handover(p->fd, (struct sockaddr *)&p->peer, p->peerlen, p->accepted_ms,
                               head_complete, big, p->tls) != 0) {
-        pending_close(d, p);
+        pending_close(l, p);
         return;
     }
     p->tls = NULL; /* the hand-over queue's now */
-    pending_unlink(d, p);
+    pending_unlink(l, p);
     free(p);
-    d->kicks_owed++;
+    l->kicks_owed++;
 }
 
-static void pending_event(rt_frontdoor_t *d, pending_t *p, uint32_t events)
+/* Move p to the newest end of the pending list: its deadline counts from now
+ * (a kept-alive connection between two requests). */
+static void pending_renew(lane_t *l, pending_t *p)
 {
-    head_state_t st = head_state(d, p);
+    p->accepted_ms = rt_clock_mono_ms();
+    p->head = (rt_head_scan_t){0};
+    if (l->newest == p) {
+        publish_oldest(l);
+        return;
+    }
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        l->oldest = p->next;
+    p->next->prev = p->prev; /* not the newest: it has a next */
+    p->prev = l->newest;
+    p->next = NULL;
+    l->newest->next = p;
+    l->newest = p;
+    publish_oldest(l);
+}
+
+/* A complete plain-HTTP head the front door may answer itself (fastpath.h).
+ * true when p is done with (a session's now, or closed); false when it
+ * waits here for its next request (answered) or goes to civetweb (declined,
+ * *declined set). */
+static bool fast_path(lane_t *l, pending_t *p, bool *declined, bool *more)
+{
+    *declined = false;
+    *more = false;
+    int port = p->peer.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&p->peer)->sin6_port)
+                                             : ntohs(((struct sockaddr_in *)&p->peer)->sin_port);
+    rt_fast_conn_t fc = {.fd = p->fd, .ip = p->ip, .port = port, .buf = l->peek, .n = l->peeked};
+    rt_fast_kind_t kind = rt__fast_kind(&fc);
+    if (kind == RT_FAST_NONE) {
+        *declined = true;
+        return false;
+    }
+    /* A session's writer may end it and close the socket at once: out of
+     * this epoll first. */
+    if (kind == RT_FAST_UPGRADE)
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+    switch (rt__fast_serve(l->d->srv, &fc, kind)) {
+    case RT_FAST_TAKEN:
+        pending_unlink(l, p);
+        free(p);
+        return true;
+    case RT_FAST_ANSWERED:
+        pending_renew(l, p);
+        /* Bytes past the request at the peek: a pipelined next one. Any that
+         * came later are news to the (edge-triggered) epoll. */
+        *more = l->peeked > fc.consumed;
+        return false;
+    case RT_FAST_CLOSE:
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+        pending_close(l, p);
+        return true;
+    case RT_FAST_DECLINED:
+        break;
+    }
+    *declined = true;
+    return false;
+}
+
+/* Answer what the front door can of p's complete heads, one after another
+ * (a kept-alive client may have pipelined the next). true when p is done
+ * with here; *st is the state of its head now. */
+static bool serve_heads(lane_t *l, pending_t *p, head_state_t *st)
+{
+    bool declined = false, more = false;
+    while (*st == HEAD_COMPLETE && l->d->srv && !p->tls) {
+        if (fast_path(l, p, &declined, &more))
+            return true;
+        if (declined)
+            return false;
+        *st = more ? head_state(l, p) : HEAD_WAIT;
+    }
+    return false;
+}
+
+/* admit's look at a connection just accepted, before it is watched: true
+ * when it is done with (answered, or handed to civetweb). */
+static bool head_now(lane_t *l, pending_t *p)
+{
+    head_state_t st = head_state(l, p);
+    if (serve_heads(l, p, &st))
+        return true;
+    if (st != HEAD_COMPLETE)
+        return false; /* the epoll reports it when more comes (or already has) */
+    hand_over(l, p, true, RT_HEAD_FITS);
+    return true;
+}
+
+static void pending_event(lane_t *l, pending_t *p, uint32_t events)
+{
+    head_state_t st = head_state(l, p);
+    if (serve_heads(l, p, &st))
+        return;
     if (st == HEAD_COMPLETE || st == HEAD_EARLY)
-        hand_over(d, p, st == HEAD_COMPLETE, RT_HEAD_FITS);
+        hand_over(l, p, st == HEAD_COMPLETE, RT_HEAD_FITS);
     else if (st == HEAD_TOO_LARGE)
-        hand_over(d, p, false, http_head_big(head_bytes(d, p), RT__MAX_REQUEST_HEAD));
+        hand_over(l, p, false, http_head_big(head_bytes(l, p), RT__MAX_REQUEST_HEAD));
     else if (st == HEAD_GONE || (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-        pending_close(d, p);
+        pending_close(l, p);
 }
 
 /* Close every pending connection whose deadline has passed, oldest first. */
-static void sweep(rt_frontdoor_t *d, int64_t now)
+static void sweep(lane_t *l, int64_t now)
 {
-    while (d->oldest && now - d->oldest->accepted_ms >= d->deadline_ms)
-        pending_close(d, d->oldest);
+    while (l->oldest && now - l->oldest->accepted_ms >= l->d->deadline_ms)
+        pending_close(l, l->oldest);
 }
 
 /* ---- throwaways: waking civetweb ---- */
 
-static void kick_free(rt_frontdoor_t *d, kick_t *k)
+static void kick_free(lane_t *l, kick_t *k)
 {
     if (k->prev)
         k->prev->next = k->next;
     else
-        d->kicks = k->next;
+        l->kicks = k->next;
     if (k->next)
         k->next->prev = k->prev;
     close(k->fd);
@@ -519,7 +719,7 @@ static void kick_free(rt_frontdoor_t *d, kick_t *k)
 }
 
 /* Start one throwaway connection to civetweb's listener. 0, or RT_E_IO. */
-static int kick_connect(rt_frontdoor_t *d)
+static int kick_connect(lane_t *l)
 {
     kick_t *k = calloc(1, sizeof(*k));
     if (!k)
@@ -528,40 +728,40 @@ static int kick_connect(rt_frontdoor_t *d)
     k->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = k};
     if (k->fd < 0 ||
-        (connect(k->fd, (struct sockaddr *)&d->private_addr, sizeof(d->private_addr)) != 0 &&
+        (connect(k->fd, (struct sockaddr *)&l->d->private_addr, sizeof(l->d->private_addr)) != 0 &&
          errno != EINPROGRESS) ||
-        epoll_ctl(d->epfd, EPOLL_CTL_ADD, k->fd, &ev) != 0) {
+        epoll_ctl(l->epfd, EPOLL_CTL_ADD, k->fd, &ev) != 0) {
         if (k->fd >= 0)
             close(k->fd);
         free(k);
         return RT_E_IO;
     }
-    k->next = d->kicks;
-    if (d->kicks)
-        d->kicks->prev = k;
-    d->kicks = k;
+    k->next = l->kicks;
+    if (l->kicks)
+        l->kicks->prev = k;
+    l->kicks = k;
     return 0;
 }
 
 /* A throwaway's end: civetweb closed it (done), or its connect failed (the
  * hand-over it was for still needs one). */
-static void kick_event(rt_frontdoor_t *d, kick_t *k)
+static void kick_event(lane_t *l, kick_t *k)
 {
     int err = 0;
     socklen_t el = sizeof(err);
     if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0)
-        d->kicks_owed++;
-    kick_free(d, k);
+        l->kicks_owed++;
+    kick_free(l, k);
 }
 
-static void kicks_pay(rt_frontdoor_t *d, int64_t now)
+static void kicks_pay(lane_t *l, int64_t now)
 {
-    if (d->retry_at_ms && now < d->retry_at_ms)
+    if (l->retry_at_ms && now < l->retry_at_ms)
         return;
-    d->retry_at_ms = 0;
-    for (; d->kicks_owed > 0; d->kicks_owed--) {
-        if (kick_connect(d) != 0) {
-            d->retry_at_ms = now + RETRY_MS;
+    l->retry_at_ms = 0;
+    for (; l->kicks_owed > 0; l->kicks_owed--) {
+        if (kick_connect(l) != 0) {
+            l->retry_at_ms = now + RETRY_MS;
             return;
         }
     }
@@ -576,31 +776,34 @@ int rt__frontdoor_adopt(rt_frontdoor_t *d, int fd, rt_tls_t *tls)
         return RT_E_NOMEM;
     a->fd = fd;
     a->tls = tls;
-    pthread_mutex_lock(&d->adopt_lock);
-    a->next = d->adopted;
-    d->adopted = a;
-    pthread_mutex_unlock(&d->adopt_lock);
+    lane_t *l = &d->lanes[atomic_fetch_add(&d->next_adopt, 1) % (unsigned)d->nlanes];
+    pthread_mutex_lock(&l->adopt_lock);
+    a->next = l->adopted;
+    l->adopted = a;
+    pthread_mutex_unlock(&l->adopt_lock);
     uint64_t one = 1;
-    (void)!write(d->wake_fd, &one, sizeof(one));
+    (void)!write(l->wake_fd, &one, sizeof(one));
     return 0;
 }
 
 /* Watch the connections civetweb gave back, like new ones: their deadline
  * counts from now. */
-static void adopt_all(rt_frontdoor_t *d)
+static void adopt_all(lane_t *l)
 {
     uint64_t v;
-    (void)!read(d->wake_fd, &v, sizeof(v));
-    pthread_mutex_lock(&d->adopt_lock);
-    adopted_t *a = d->adopted;
-    d->adopted = NULL;
-    pthread_mutex_unlock(&d->adopt_lock);
+    (void)!read(l->wake_fd, &v, sizeof(v));
+    for (size_t n = atomic_exchange(&l->evict_owed, 0); n > 0 && l->oldest; n--)
+        pending_close(l, l->oldest);
+    pthread_mutex_lock(&l->adopt_lock);
+    adopted_t *a = l->adopted;
+    l->adopted = NULL;
+    pthread_mutex_unlock(&l->adopt_lock);
     while (a) {
         adopted_t *next = a->next;
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         if (getpeername(a->fd, (struct sockaddr *)&ss, &sl) == 0) {
-            admit(d, a->fd, &ss, sl, a->tls);
+            admit(l, a->fd, &ss, sl, a->tls);
         } else {
             rt__tls_free(a->tls);
             close(a->fd);
@@ -612,33 +815,37 @@ static void adopt_all(rt_frontdoor_t *d)
 
 /* ---- the listener ---- */
 
-static void listener_watch(rt_frontdoor_t *d, bool on, int64_t resume_at_ms)
+/* The listener is in every lane's epoll with EPOLLEXCLUSIVE (a new
+ * connection wakes one waiting lane, not all), which EPOLL_CTL_MOD cannot
+ * change: a pause takes it out, a resume puts it back. */
+static void listener_watch(lane_t *l, bool on, int64_t resume_at_ms)
 {
-    struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = &d->listener};
-    epoll_ctl(d->epfd, EPOLL_CTL_MOD, d->listen_fd, &ev);
-    d->paused = !on;
-    d->resume_at_ms = resume_at_ms;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &l->listener};
+    if (on != !l->paused)
+        epoll_ctl(l->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, l->d->listen_fd, &ev);
+    l->paused = !on;
+    l->resume_at_ms = resume_at_ms;
 }
 
-static void accept_batch(rt_frontdoor_t *d, int64_t now)
+static void accept_batch(lane_t *l, int64_t now)
 {
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
-        int c = accept4(d->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int c = accept4(l->d->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c >= 0) {
-            admit(d, c, &ss, sl, NULL);
+            admit(l, c, &ss, sl, NULL);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
             continue;
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            if (now - d->emfile_logged_ms >= 10000 || !d->emfile_logged_ms) {
+            if (now - l->emfile_logged_ms >= 10000 || !l->emfile_logged_ms) {
                 rt_log_warn("cannot accept connections", "detail=\"%s\" pending=%zu",
-                            strerror(errno), d->npending);
-                d->emfile_logged_ms = now;
+                            strerror(errno), l->npending);
+                l->emfile_logged_ms = now;
             }
-            listener_watch(d, false, now + PAUSE_MS);
+            listener_watch(l, false, now + PAUSE_MS);
         }
         return;
     }
@@ -646,13 +853,13 @@ static void accept_batch(rt_frontdoor_t *d, int64_t now)
 
 /* Pause the listener while civetweb has QUEUE_MAX connections to accept;
  * resume it when a pause is over. */
-static void listener_update(rt_frontdoor_t *d, int64_t now)
+static void listener_update(lane_t *l, int64_t now)
 {
     bool full = rt__sockhook_handover_queued() >= QUEUE_MAX;
-    if (!d->paused && full)
-        listener_watch(d, false, now + RETRY_MS);
-    else if (d->paused && now >= d->resume_at_ms)
-        listener_watch(d, !full, now + RETRY_MS);
+    if (!l->paused && full)
+        listener_watch(l, false, now + RETRY_MS);
+    else if (l->paused && now >= l->resume_at_ms)
+        listener_watch(l, !full, now + RETRY_MS);
 }
 
 /* After a burst of TLS handshakes, give their memory back. Each handshake
@@ -661,32 +868,32 @@ static void listener_update(rt_frontdoor_t *d, int64_t now)
  * the small blocks allocated among it that live on, and an idle wss
  * connection cost 8.9 KiB instead of 6.1 (bench/idle_tls.mjs). At most once
  * a second, once 64 handshakes are done and few are under way. */
-static void trim_after_handshakes(rt_frontdoor_t *d, int64_t now)
+static void trim_after_handshakes(lane_t *l, int64_t now)
 {
-    if (d->handshakes_untrimmed < TRIM_AFTER || d->npending > TRIM_PENDING_MAX ||
-        now - d->trimmed_ms < TRIM_EVERY_MS)
+    if (l->handshakes_untrimmed < TRIM_AFTER || l->npending > TRIM_PENDING_MAX ||
+        now - l->trimmed_ms < TRIM_EVERY_MS)
         return;
     malloc_trim(0);
-    d->handshakes_untrimmed = 0;
-    d->trimmed_ms = now;
+    l->handshakes_untrimmed = 0;
+    l->trimmed_ms = now;
 }
 
 /* ---- the thread ---- */
 
 /* How long epoll_wait may sleep: until the oldest deadline, a throwaway to
  * retry, or the end of a pause. */
-static int next_timeout(const rt_frontdoor_t *d, int64_t now)
+static int next_timeout(const lane_t *l, int64_t now)
 {
-    int64_t at = d->oldest ? d->oldest->accepted_ms + d->deadline_ms : INT64_MAX;
-    if (d->retry_at_ms && d->retry_at_ms < at)
-        at = d->retry_at_ms;
-    if (d->paused && d->resume_at_ms < at)
-        at = d->resume_at_ms;
+    int64_t at = l->oldest ? l->oldest->accepted_ms + l->d->deadline_ms : INT64_MAX;
+    if (l->retry_at_ms && l->retry_at_ms < at)
+        at = l->retry_at_ms;
+    if (l->paused && l->resume_at_ms < at)
+        at = l->resume_at_ms;
     /* Only while a trim could run (trim_after_handshakes): with more pending,
      * a deadline already past would make epoll_wait spin. */
-    if (d->handshakes_untrimmed >= TRIM_AFTER && d->npending <= TRIM_PENDING_MAX &&
-        d->trimmed_ms + TRIM_EVERY_MS < at)
-        at = d->trimmed_ms + TRIM_EVERY_MS;
+    if (l->handshakes_untrimmed >= TRIM_AFTER && l->npending <= TRIM_PENDING_MAX &&
+        l->trimmed_ms + TRIM_EVERY_MS < at)
+        at = l->trimmed_ms + TRIM_EVERY_MS;
     if (at == INT64_MAX)
         return -1;
     return at <= now ? 0 : at - now > 60000 ? 60000 : (int)(at - now);
@@ -694,49 +901,54 @@ static int next_timeout(const rt_frontdoor_t *d, int64_t now)
 
 static void *frontdoor_main(void *arg)
 {
-    rt_frontdoor_t *d = arg;
+    lane_t *l = arg;
     struct epoll_event ev[EVENTS];
-    while (!atomic_load(&d->stop)) {
-        int n = epoll_wait(d->epfd, ev, EVENTS, next_timeout(d, rt_clock_mono_ms()));
+    while (!atomic_load(&l->d->stop)) {
+        int n = epoll_wait(l->epfd, ev, EVENTS, next_timeout(l, rt_clock_mono_ms()));
         bool listener_ready = false;
         /* Accept last: admit may close the oldest pending connection, which
          * a later event of this round could point at. */
         for (int i = 0; i < n; i++) {
             item_t *it = ev[i].data.ptr;
             if (it->kind == ITEM_PENDING)
-                pending_event(d, (pending_t *)it, ev[i].events);
+                pending_event(l, (pending_t *)it, ev[i].events);
             else if (it->kind == ITEM_KICK)
-                kick_event(d, (kick_t *)it);
+                kick_event(l, (kick_t *)it);
             else if (it->kind == ITEM_LISTENER)
                 listener_ready = true;
             else if (it->kind == ITEM_WAKE)
-                adopt_all(d);
+                adopt_all(l);
         }
         int64_t now = rt_clock_mono_ms();
-        if (listener_ready && !d->paused)
-            accept_batch(d, now);
-        sweep(d, now);
-        if (d->tls)
-            trim_after_handshakes(d, now);
-        kicks_pay(d, now);
-        listener_update(d, now);
+        if (listener_ready && !l->paused)
+            accept_batch(l, now);
+        sweep(l, now);
+        if (l->d->tls)
+            trim_after_handshakes(l, now);
+        kicks_pay(l, now);
+        listener_update(l, now);
     }
     return NULL;
 }
 
-int rt__frontdoor_start(rt_frontdoor_t *d, int private_port)
+int rt__frontdoor_start(rt_frontdoor_t *d, int private_port, rt_server_t *srv)
 {
+    d->srv = srv;
     d->private_addr = (struct sockaddr_in){.sin_family = AF_INET,
                                            .sin_port = htons((uint16_t)private_port),
                                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &d->listener};
-    struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &d->wake};
-    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->listen_fd, &lev) != 0 ||
-        epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->wake_fd, &wev) != 0)
-        return RT_E_IO;
-    if (pthread_create(&d->thread, NULL, frontdoor_main, d) != 0)
-        return RT_E_NOMEM;
-    d->started = true;
+    for (int i = 0; i < d->nlanes; i++) {
+        lane_t *l = &d->lanes[i];
+        struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &l->listener};
+        struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &l->wake};
+        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, d->listen_fd, &lev) != 0 ||
+            epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wake_fd, &wev) != 0)
+            return RT_E_IO;
+        if (pthread_create(&l->thread, NULL, frontdoor_main, l) != 0)
+            return RT_E_NOMEM;
+        pthread_setname_np(l->thread, "rtgw-frontdoor");
+        l->started = true;
+    }
     return 0;
 }
 
@@ -744,25 +956,33 @@ void rt__frontdoor_free(rt_frontdoor_t *d)
 {
     if (!d)
         return;
-    if (d->started) {
-        atomic_store(&d->stop, true);
+    atomic_store(&d->stop, true);
+    for (int i = 0; i < d->nlanes; i++) {
+        lane_t *l = &d->lanes[i];
+        if (!l->started)
+            continue;
         uint64_t one = 1;
-        (void)!write(d->wake_fd, &one, sizeof(one));
-        pthread_join(d->thread, NULL);
+        (void)!write(l->wake_fd, &one, sizeof(one));
+        pthread_join(l->thread, NULL);
     }
-    adopt_all(d); /* given back after the thread stopped: closed below */
-    while (d->oldest)
-        pending_close(d, d->oldest);
-    while (d->kicks)
-        kick_free(d, d->kicks);
+    for (int i = 0; i < d->nlanes; i++) {
+        lane_t *l = &d->lanes[i];
+        if (l->wake_fd >= 0)
+            adopt_all(l); /* given back after the thread stopped: closed below */
+        while (l->oldest)
+            pending_close(l, l->oldest);
+        while (l->kicks)
+            kick_free(l, l->kicks);
+        if (l->epfd >= 0)
+            close(l->epfd);
+        if (l->wake_fd >= 0)
+            close(l->wake_fd);
+        pthread_mutex_destroy(&l->adopt_lock);
+    }
     if (d->listen_fd >= 0)
         close(d->listen_fd);
-    if (d->epfd >= 0)
-        close(d->epfd);
-    if (d->wake_fd >= 0)
-        close(d->wake_fd);
     rt_conncount_free(d->per_ip);
     SSL_CTX_free(d->tls_ctx);
-    pthread_mutex_destroy(&d->adopt_lock);
+    free(d->lanes);
     free(d);
 }

@@ -28,10 +28,12 @@ typedef struct rt_frontdoor_s rt_frontdoor_t;
  * until rt__frontdoor_start. */
 rt_frontdoor_t *rt__frontdoor_new(const rt_config_t *cfg, char *err, size_t cap);
 
+typedef struct rt_server_s rt_server_t;
 /* Start the front door's thread, handing ready connections to civetweb's
- * listener at 127.0.0.1:private_port (rt__sockhook_handover_begin first).
- * 0, or a negative RT_E_* value. Main thread. */
-int rt__frontdoor_start(rt_frontdoor_t *d, int private_port);
+ * listener at 127.0.0.1:private_port (rt__sockhook_handover_begin first),
+ * except the upgrades and mints it answers itself for srv (fastpath.h; NULL:
+ * none). 0, or a negative RT_E_* value. Main thread. */
+int rt__frontdoor_start(rt_frontdoor_t *d, int private_port, rt_server_t *srv);
 
 typedef struct rt_tls_s rt_tls_t;
 /* Take back socket fd (with its TLS, or NULL), a kept-alive connection

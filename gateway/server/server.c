@@ -279,7 +279,7 @@ static bool http_start(rt_server_t *srv, char *listen, size_t cap)
     if (!civetweb_start(srv, listen, cap))
         return false;
     rt__routes_register(srv);
-    if (rt__frontdoor_start(srv->frontdoor, civetweb_port(srv)) != 0) {
+    if (rt__frontdoor_start(srv->frontdoor, civetweb_port(srv), srv) != 0) {
         rt_log_error("cannot start the HTTP server", "listen=%s detail=\"no front door thread\"",
                      listen);
         return false;

@@ -49,8 +49,7 @@
 
 /* Draining, and capacity: the total (a fast path; the slot is taken by
  * take_slot) and per client IP. */
-static bool admit_capacity(rt_server_t *srv, const rt__req_t *req, rt_conn_t *c,
-                           rt__refusal_t *why)
+static bool admit_capacity(rt_server_t *srv, const rt__req_t *req, rt_conn_t *c, rt__refusal_t *why)
 {
     if (atomic_load(&srv->draining)) {
         why->reason = RT_REASON_SHUTTING_DOWN;
@@ -85,8 +84,7 @@ static bool admit_origin(rt_server_t *srv, const rt__req_t *req, rt__refusal_t *
 }
 
 /* The token, from ?token= or Authorization: Bearer, verified into c->claims. */
-static bool admit_token(rt_server_t *srv, const rt__req_t *req, rt_conn_t *c,
-                        rt__refusal_t *why)
+static bool admit_token(rt_server_t *srv, const rt__req_t *req, rt_conn_t *c, rt__refusal_t *why)
 {
     /* On the heap, sized by the token limit: this runs on a connection thread
      * whose small stack also has to carry token verification below it. One
@@ -411,7 +409,14 @@ void rt__session_go(rt_server_t *srv, rt_conn_t *c)
         }
     }
     atomic_store(&c->writer, w);
-    rt__writer_schedule(c);
+    /* A wake-up only when there is something to write (an ack, a replay,
+     * frames published since the subscription) or a close to send: waking
+     * the writer for an empty queue cost a context switch per connect. A
+     * frame pushed from here on wakes the writer itself (it is set now). */
+    size_t frames = 0;
+    rt_sub_queue_size(c->sub, &frames, NULL);
+    if (frames > 0 || atomic_load(&c->state) != RT_CONN_OPEN)
+        rt__writer_schedule(c);
 }
 
 int rt__session_detach(rt_conn_t *c, struct mg_connection *conn)

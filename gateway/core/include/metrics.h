@@ -26,6 +26,8 @@ typedef struct {
     atomic_ullong publish_errors;
     atomic_ullong auth_failures;
     atomic_ullong origin_refused;
+    atomic_ullong frontdoor_upgrades; /* answered by the front door itself (fastpath.h) */
+    atomic_ullong frontdoor_mints;
     atomic_ullong frames_written;
     atomic_ullong bytes_written;
     atomic_ullong publish_lat_us[RT_METRICS_LAT_BUCKETS + 1]; /* +Inf last */

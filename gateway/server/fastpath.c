@@ -1,0 +1,233 @@
+/*
+ * fastpath.c — the upgrade and the mint, answered by the front door (see
+ * fastpath.h).
+ *
+ * The head parser here is stricter than civetweb's, never looser: whatever it
+ * does not recognise exactly is declined, and civetweb parses and answers it
+ * as it always did. What the two requests then do is the code civetweb's
+ * handlers run too: rt__session_admit and the session's life (session.c),
+ * rt_api_token (api/mint.c), the rate limit and the JSON response's head
+ * (http.c). The 101 is civetweb's, byte for byte.
+ *
+ * An upgrade rtgw would refuse is declined before anything is counted: the
+ * refusal, its metrics and its log come from civetweb's thread, which checks
+ * the token again (a refused connect costs two verifications; an admitted one
+ * costs one).
+ */
+#include "fastpath.h"
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "session.h"
+#include "writer.h"
+
+#include <civetweb.h>
+#include <errno.h>
+#include <openssl/sha.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define CONNECT_PATH "/v1/realtime/connect"
+#define TOKEN_PATH "/v1/realtime/token"
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+/* A mint body the front door parses on its own thread: bounded, so that one
+ * connection's request keeps the others waiting a few microseconds at most.
+ * A larger one (a token for many topics) goes to civetweb. */
+#define FAST_MINT_BODY_MAX 16384
+
+/* ---- the head ---- */
+
+/* The head in fc->buf, parsed in place into fc->req. false: not the strict
+ * shape taken here. */
+static bool parse_head(rt_fast_conn_t *fc)
+{
+    rt_http_strict_t *h = &fc->head;
+    if (rt_http_parse_strict((char *)fc->buf, fc->n, h) != 0)
+        return false;
+    fc->head_len = h->head_len;
+    fc->req = (rt__req_t){h->method, h->uri_raw, h->query,   h->http_version,
+                          fc->ip,    fc->port,   h->headers, h->nheaders};
+    return true;
+}
+
+/* How many times header name appears. */
+static int header_count(const rt__req_t *req, const char *name)
+{
+    int n = 0;
+    for (int i = 0; i < req->nheaders; i++)
+        n += strcasecmp(req->headers[i].name, name) == 0;
+    return n;
+}
+
+/* Whether the comma-separated value h lists token (any case). */
+static bool lists(const char *h, const char *token)
+{
+    size_t tl = strlen(token);
+    while (h && *h) {
+        h += strspn(h, " \t,");
+        size_t n = strcspn(h, ",");
+        size_t m = n;
+        while (m > 0 && (h[m - 1] == ' ' || h[m - 1] == '\t'))
+            m--;
+        if (m == tl && strncasecmp(h, token, tl) == 0)
+            return true;
+        h += n;
+    }
+    return false;
+}
+
+/* What every request taken here must not have: a probe id (doctor's record
+ * is made on civetweb's thread), an expectation, an ambiguous body length. */
+static bool plain_enough(const rt__req_t *req)
+{
+    if (rt__req_header(req, "X-Rtgw-Probe") || rt__req_header(req, "Expect") ||
+        (req->query && strstr(req->query, "rtgw_probe")))
+        return false;
+    return rt_http_framing_problem(req->headers, req->nheaders) == NULL;
+}
+
+/* A WebSocket upgrade civetweb would take, in its plainest form. *ext is set
+ * for the one subprotocol offer taken here, rtgw.v1 alone. */
+static bool is_upgrade(const rt_fast_conn_t *fc)
+{
+    const rt__req_t *r = &fc->req;
+    const char *up = rt__req_header(r, "Upgrade"),
+               *ver = rt__req_header(r, "Sec-WebSocket-Version"),
+               *key = rt__req_header(r, "Sec-WebSocket-Key"),
+               *proto = rt__req_header(r, "Sec-WebSocket-Protocol");
+    return strcmp(r->method, "GET") == 0 && strcmp(r->uri_raw, CONNECT_PATH) == 0 &&
+           strcmp(r->http_version, "1.1") == 0 && fc->n == fc->head_len && up &&
+           strcasecmp(up, "websocket") == 0 && lists(rt__req_header(r, "Connection"), "upgrade") &&
+           ver && strcmp(ver, "13") == 0 && key && *key && strlen(key) <= 64 &&
+           header_count(r, "Sec-WebSocket-Key") == 1 && header_count(r, "Upgrade") == 1 &&
+           header_count(r, "Sec-WebSocket-Protocol") <= 1 &&
+           (!proto || strcmp(proto, "rtgw.v1") == 0) && !rt__req_header(r, "Content-Length") &&
+           !rt__req_header(r, "Transfer-Encoding");
+}
+
+/* A mint whose Content-Length body is all in buf and within the limit. */
+static bool is_mint(rt_server_t *srv, const rt_fast_conn_t *fc)
+{
+    const rt__req_t *r = &fc->req;
+    const char *cl = rt__req_header(r, "Content-Length");
+    if (strcmp(r->method, "POST") != 0 || strcmp(r->uri_raw, TOKEN_PATH) != 0 || !cl ||
+        rt__req_header(r, "Transfer-Encoding") || strlen(cl) > 9)
+        return false;
+    size_t len = (size_t)strtoul(cl, NULL, 10); /* a decimal number: plain_enough */
+    return len <= (size_t)srv->cfg->max_body_bytes && len <= FAST_MINT_BODY_MAX &&
+           fc->n - fc->head_len >= len;
+}
+
+rt_fast_kind_t rt__fast_kind(rt_fast_conn_t *fc)
+{
+    if (fc->n < 16 || (memcmp(fc->buf, "GET ", 4) != 0 && memcmp(fc->buf, "POST ", 5) != 0))
+        return RT_FAST_NONE;
+    if (!parse_head(fc) || !plain_enough(&fc->req))
+        return RT_FAST_NONE;
+    if (is_upgrade(fc))
+        return RT_FAST_UPGRADE;
+    return strcmp(fc->req.method, "POST") == 0 && strcmp(fc->req.uri_raw, TOKEN_PATH) == 0
+               ? RT_FAST_MINT
+               : RT_FAST_NONE;
+}
+
+/* ---- answering ---- */
+
+/* Read the request's n bytes off the socket (a MSG_PEEK saw them) and write
+ * the answer. 0, or RT_E_IO. The socket is fresh or between requests: its
+ * send buffer has room for a small answer. */
+static int consume_and_answer(int fd, uint8_t *scratch, size_t n, const char *out, size_t len)
+{
+    ssize_t r = read(fd, scratch, n); /* read(2): sockhook's recv is civetweb's */
+    if (r != (ssize_t)n)
+        return RT_E_IO;
+    r = write(fd, out, len);
+    return r == (ssize_t)len ? 0 : RT_E_IO;
+}
+
+static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
+{
+    rt_conn_t *c = rt__conn_new(srv, NULL, fc->ip, fc->port, false);
+    if (!c)
+        return RT_FAST_DECLINED;
+    const char *proto = rt__req_header(&fc->req, "Sec-WebSocket-Protocol");
+    char flag[8];
+    c->ext = proto || (rt_query_param(fc->req.query, "rtgw", 0, flag, sizeof(flag)) > 0 &&
+                       strcmp(flag, "1") == 0);
+    rt__refusal_t why;
+    if (!rt__session_admit(srv, &fc->req, c, &why)) {
+        rt__conn_unref(c); /* civetweb refuses it, and counts it */
+        return RT_FAST_DECLINED;
+    }
+    rt__session_pin_positions(srv, c); /* before the 101: see session.h */
+    /* Sec-WebSocket-Accept (RFC 6455 §4.2.2). */
+    char keyguid[64 + sizeof(WS_GUID)];
+    int kl = snprintf(keyguid, sizeof(keyguid), "%s" WS_GUID,
+                      rt__req_header(&fc->req, "Sec-WebSocket-Key"));
+    unsigned char sha[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)keyguid, (size_t)kl, sha);
+    char accept[sodium_base64_ENCODED_LEN(SHA_DIGEST_LENGTH, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64(accept, sizeof(accept), sha, sizeof(sha), sodium_base64_VARIANT_ORIGINAL);
+    char resp[256];
+    int rl = snprintf(resp, sizeof(resp),
+                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+                      "Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
+                      accept, proto ? "Sec-WebSocket-Protocol: rtgw.v1\r\n" : "");
+    rt__req_log(&fc->req, 101);
+    if (consume_and_answer(fc->fd, fc->buf, fc->head_len, resp, (size_t)rl) != 0) {
+        rt__conn_unref(c);
+        return RT_FAST_CLOSE;
+    }
+    atomic_fetch_add(&srv->metrics.frontdoor_upgrades, 1);
+    c->fd = fc->fd;
+    c->detached = true; /* never civetweb's: its writer reads it from the start */
+    rt__session_start(srv, c, NULL);
+    rt__session_go(srv, c);
+    rt__conn_unref(c); /* the epoll registration holds it now */
+    return RT_FAST_TAKEN;
+}
+
+static rt_fast_result_t mint(rt_server_t *srv, rt_fast_conn_t *fc)
+{
+    const rt__req_t *req = &fc->req;
+    size_t blen = (size_t)strtoul(rt__req_header(req, "Content-Length"), NULL, 10);
+    rt_resp_t r = {0};
+    char extra[48] = "";
+    if (rt__rate_check(srv, req, srv->mint_limit, 1, "token mints", "RTGW_RATE_LIMIT_MINT", &r,
+                       extra, sizeof(extra)) == 0)
+        rt_api_token(&srv->api, rt__req_header(req, "Authorization"),
+                     (const char *)fc->buf + fc->head_len, blen, rt_clock_wall_ms() / 1000, &r);
+    const char *body = r.body ? r.body : "{}";
+    size_t len = r.body ? r.len : 2;
+    const char *hdr = extra[0] ? extra : NULL;
+    int hl = rt__json_head(srv, req, r.status, len, hdr, NULL, 0);
+    bool closes = rt__req_closes(req);
+    rt__req_log(req, r.status);
+    char *out = hl > 0 ? malloc((size_t)hl + 1 + len) : NULL;
+    rt_fast_result_t res = RT_FAST_CLOSE;
+    if (out) {
+        rt__json_head(srv, req, r.status, len, hdr, out, (size_t)hl + 1);
+        memcpy(out + hl, body, len);
+        fc->consumed = fc->head_len + blen;
+        if (consume_and_answer(fc->fd, fc->buf, fc->consumed, out, (size_t)hl + len) == 0)
+            res = closes ? RT_FAST_CLOSE : RT_FAST_ANSWERED;
+        atomic_fetch_add(&srv->metrics.frontdoor_mints, 1);
+        free(out);
+    }
+    rt_resp_clear(&r);
+    return res;
+}
+
+rt_fast_result_t rt__fast_serve(rt_server_t *srv, rt_fast_conn_t *fc, rt_fast_kind_t kind)
+{
+    if (kind == RT_FAST_UPGRADE)
+        return upgrade(srv, fc);
+    if (kind == RT_FAST_MINT && is_mint(srv, fc))
+        return mint(srv, fc);
+    return RT_FAST_DECLINED;
+}

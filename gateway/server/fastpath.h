@@ -1,0 +1,68 @@
+/*
+ * fastpath.h — the two requests the front door answers itself, on its own
+ * thread, instead of handing the connection to civetweb: a WebSocket upgrade
+ * on /v1/realtime/connect that rtgw admits, and POST /v1/realtime/token with
+ * its body in hand. They are what every subscriber's connect costs (a mint,
+ * then the upgrade), and civetweb's way to them is four threads and three
+ * extra sockets per connection (the hand-over, its master's queue, a worker,
+ * the detach): see docs/architecture.md §5.
+ *
+ * Only the plain shape of each is taken: an exact path, a strict HTTP/1.x
+ * head (CRLF lines, no folding, at most 63 headers), no probe id, no Expect,
+ * nothing ambiguous; for the upgrade no body and no byte after the head, and
+ * for the mint a Content-Length body that has arrived whole. Everything else,
+ * refusals of the upgrade included, is declined untouched (nothing read,
+ * nothing written, nothing counted) and civetweb answers it as it always
+ * did: one behaviour, whoever answers.
+ *
+ * Plain HTTP only: a TLS connection goes to civetweb (its TLS state moves
+ * with it, tlsconn.h).
+ *
+ * The front door's thread only.
+ */
+#ifndef RT_FASTPATH_H
+#define RT_FASTPATH_H
+
+#include "http.h"
+#include "srv.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    RT_FAST_NONE,    /* not a request the front door takes */
+    RT_FAST_UPGRADE, /* a WebSocket upgrade it may take */
+    RT_FAST_MINT     /* a token mint it may take (rt__fast_serve checks its body) */
+} rt_fast_kind_t;
+
+typedef enum {
+    RT_FAST_DECLINED, /* nothing read or written: hand it to civetweb */
+    RT_FAST_TAKEN,    /* the socket is a session's now (a writer's epoll) */
+    RT_FAST_ANSWERED, /* answered, and the request read off: wait for the next */
+    RT_FAST_CLOSE     /* answered (or broken): close the connection */
+} rt_fast_result_t;
+
+/* What the front door knows of a connection whose first head is complete:
+ * its socket, the peer, and the bytes a MSG_PEEK saw (the head first). */
+typedef struct {
+    int fd;
+    const char *ip; /* the peer's address, as text */
+    int port;
+    uint8_t *buf; /* the peeked bytes; parsed in place */
+    size_t n;
+    /* Filled by rt__fast_kind: */
+    size_t head_len;       /* bytes up to and with the blank line */
+    size_t consumed;       /* RT_FAST_ANSWERED: the request's bytes read off */
+    rt__req_t req;         /* pointers into buf and head */
+    rt_http_strict_t head; /* httphead.h */
+} rt_fast_conn_t;
+
+/* Which request buf holds, parsing its head in place into the scratch state
+ * that rt__fast_serve reads next. */
+rt_fast_kind_t rt__fast_kind(rt_fast_conn_t *fc);
+/* Answer the request rt__fast_kind found. For RT_FAST_UPGRADE the caller
+ * has taken the socket out of its own epoll first (a session's writer may
+ * close it at once). */
+rt_fast_result_t rt__fast_serve(rt_server_t *srv, rt_fast_conn_t *fc, rt_fast_kind_t kind);
+
+#endif

@@ -1,0 +1,249 @@
+// The front door's own answers (gateway/server/fastpath.c): a WebSocket upgrade
+// rtgw admits, and a token mint whose body has arrived, are answered on the
+// front door's thread; everything else goes to civetweb as before. Raw bytes,
+// the way a client or an attacker sends them. Each case checks which side
+// answered (rtgw_frontdoor_answered_total) as well as what the client saw, so a
+// fast path that silently stops answering, or answers what it should leave to
+// civetweb, fails here.
+import assert from "node:assert/strict";
+import net from "node:net";
+import { defcase, run } from "../lib/harness.mjs";
+import { startGateway, mint, publish } from "../lib/gateway.mjs";
+import { http, topic, metrics, metric } from "../lib/http.mjs";
+import { rawExchange } from "../lib/rawhttp.mjs";
+import { connect, wsUrl } from "../lib/ws.mjs";
+
+const UPGRADES = 'rtgw_frontdoor_answered_total{request="upgrade"}';
+const MINTS = 'rtgw_frontdoor_answered_total{request="mint"}';
+// RFC 6455 §1.3's sample key and its accept value.
+const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
+const ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+const CIVETWEB_101 =
+  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+  `Sec-WebSocket-Accept: ${ACCEPT}\r\n`;
+
+const upgradeHead = (gw, token, extra = "", eol = "\r\n") =>
+  [`GET /v1/realtime/connect?token=${token} HTTP/1.1`, `Host: 127.0.0.1:${gw.port}`, "Upgrade: websocket",
+    "Connection: Upgrade", `Sec-WebSocket-Key: ${KEY}`, "Sec-WebSocket-Version: 13"].join(eol) +
+  eol + extra + eol;
+const mintBody = (channel) => JSON.stringify([topic(channel, "t")]);
+const mintHead = (gw, body, { key = gw.key, version = "1.1", extra = "" } = {}) =>
+  `POST /v1/realtime/token HTTP/${version}\r\nHost: 127.0.0.1:${gw.port}\r\nAuthorization: Bearer ${key}\r\n` +
+  `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n`;
+
+async function counters(gw) {
+  const m = await metrics(gw);
+  return { upgrades: metric(m, UPGRADES), mints: metric(m, MINTS), text: m };
+}
+
+// A raw WebSocket client: sends `parts` (gapMs apart), then collects bytes.
+// next(text) waits until the bytes received so far include `text`.
+function rawWs(gw, parts, { gapMs = 0 } = {}) {
+  const sock = net.connect(gw.port, "127.0.0.1");
+  let buf = Buffer.alloc(0), ended = false;
+  const waiters = [];
+  const poke = () => { for (const w of waiters.splice(0)) w(); };
+  sock.on("data", (d) => { buf = Buffer.concat([buf, d]); poke(); });
+  sock.on("end", () => { ended = true; poke(); });
+  sock.on("error", () => { ended = true; poke(); });
+  sock.on("connect", async () => {
+    for (let i = 0; i < parts.length; i++) {
+      if (i && gapMs) await new Promise((r) => setTimeout(r, gapMs));
+      sock.write(parts[i]);
+    }
+  });
+  return {
+    sock,
+    text: () => buf.toString("latin1"),
+    ended: () => ended,
+    async next(text, ms = 5000) {
+      const until = Date.now() + ms;
+      while (!buf.toString("latin1").includes(text)) {
+        if (ended || Date.now() > until)
+          throw new Error(`waited for ${JSON.stringify(text)}; got ${JSON.stringify(buf.toString("latin1"))}`);
+        await new Promise((r) => { waiters.push(r); setTimeout(r, 50); });
+      }
+    },
+  };
+}
+
+defcase("upgrade_answered_by_front_door_with_civetwebs_101", async (t) => {
+  const gw = await startGateway(t);
+  const c = rawWs(gw, [upgradeHead(gw, await mint(gw, [topic("c", "t")]))]);
+  t.cleanup(() => c.sock.destroy());
+  await c.next("\r\n\r\n");
+  assert.equal(c.text(), CIVETWEB_101 + "\r\n", "the 101 differs from civetweb's");
+  assert.equal((await publish(gw, "c", "t", { n: 1 })).status, 200);
+  await c.next('"n":1');
+  const k = await counters(gw);
+  assert.equal(k.upgrades, 1, k.text);
+  assert.equal(metric(k.text, "rtgw_connections"), 1);
+});
+
+defcase("upgrade_extended_subprotocol_acked", async (t) => {
+  const gw = await startGateway(t);
+  const tok = await mint(gw, [topic("c", "t")]);
+  const c = rawWs(gw, [upgradeHead(gw, tok, "Sec-WebSocket-Protocol: rtgw.v1\r\n")]);
+  t.cleanup(() => c.sock.destroy());
+  await c.next("rtgw.subscribed");
+  assert.ok(c.text().startsWith(CIVETWEB_101 + "Sec-WebSocket-Protocol: rtgw.v1\r\n\r\n"), c.text());
+  assert.equal((await counters(gw)).upgrades, 1);
+});
+
+defcase("upgrade_head_in_pieces", async (t) => {
+  const gw = await startGateway(t);
+  const head = upgradeHead(gw, await mint(gw, [topic("c", "t")]));
+  const c = rawWs(gw, [head.slice(0, 7), head.slice(7, 90), head.slice(90)], { gapMs: 150 });
+  t.cleanup(() => c.sock.destroy());
+  await c.next("\r\n\r\n");
+  assert.ok(c.text().startsWith(CIVETWEB_101), c.text());
+  assert.equal((await publish(gw, "c", "t", { n: 2 })).status, 200);
+  await c.next('"n":2');
+  assert.equal((await counters(gw)).upgrades, 1);
+});
+
+// Refusals are civetweb's, counted once: the front door's admission attempt
+// counts nothing.
+defcase("upgrade_refused_token_named_and_counted_once", async (t) => {
+  const gw = await startGateway(t);
+  const r = await rawExchange(gw, [upgradeHead(gw, "not.a.token")], { ms: 3000 });
+  assert.equal(r.responses[0]?.status, 401, r.text);
+  const name = r.responses[0].json.error;
+  assert.match(name, /^token_/, r.text);
+  const k = await counters(gw);
+  assert.equal(k.upgrades, 0, "the front door answered a refused upgrade");
+  assert.equal(metric(k.text, 'rtgw_refusals_total{reason="token_invalid"}'), 1, k.text);
+  assert.equal(metric(k.text, `rtgw_token_refusals_total{reason="${name}"}`), 1, k.text);
+});
+
+defcase("upgrade_refused_origin_counted_once", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_ALLOWED_ORIGINS: "https://app.example" } });
+  const tok = await mint(gw, [topic("c", "t")]);
+  const r = await rawExchange(gw, [upgradeHead(gw, tok, "Origin: https://evil.example\r\n")], { ms: 3000 });
+  assert.equal(r.responses[0]?.status, 403, r.text);
+  assert.equal(r.responses[0].json.error, "origin_not_allowed", r.text);
+  const k = await counters(gw);
+  assert.equal(k.upgrades, 0);
+  assert.equal(metric(k.text, "rtgw_origin_refused_total"), 1, k.text);
+  assert.equal(metric(k.text, 'rtgw_refusals_total{reason="origin_not_allowed"}'), 1, k.text);
+  assert.equal((gw.logs().match(/origin refused/g) || []).length, 1, gw.logs());
+});
+
+// A frame sent before the 101 could arrive: civetweb's refusal, as before.
+defcase("upgrade_with_early_frame_left_to_civetweb", async (t) => {
+  const gw = await startGateway(t);
+  const frame = Buffer.from([0x81, 0x82, 1, 2, 3, 4, "h".charCodeAt(0) ^ 1, "i".charCodeAt(0) ^ 2]);
+  const head = Buffer.from(upgradeHead(gw, await mint(gw, [topic("c", "t")])));
+  const r = await rawExchange(gw, [Buffer.concat([head, frame])], { ms: 3000 });
+  assert.equal(r.responses[0]?.status, 400, r.text);
+  assert.equal(r.responses[0].json.error, "protocol_error", r.text);
+  assert.equal((await counters(gw)).upgrades, 0);
+});
+
+// Bare LF line ends: legal for civetweb, never parsed by the front door.
+defcase("upgrade_bare_lf_head_left_to_civetweb", async (t) => {
+  const gw = await startGateway(t);
+  const c = rawWs(gw, [upgradeHead(gw, await mint(gw, [topic("c", "t")]), "", "\n")]);
+  t.cleanup(() => c.sock.destroy());
+  await c.next("\r\n\r\n");
+  assert.ok(c.text().startsWith(CIVETWEB_101), c.text());
+  assert.equal((await counters(gw)).upgrades, 0);
+});
+
+defcase("mint_pipelined_answered_in_order_then_civetweb", async (t) => {
+  const gw = await startGateway(t);
+  const b1 = mintBody("c1"), b2 = mintBody("c2");
+  const r = await rawExchange(gw, [mintHead(gw, b1) + b1 + mintHead(gw, b2) + b2 +
+    "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"], { ms: 4000 });
+  assert.deepEqual(r.responses.map((x) => x.status), [201, 201, 200], r.text);
+  const claims = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url"));
+  assert.equal(claims(r.responses[0].json.jwt).topics[0].channel, "c1");
+  assert.equal(claims(r.responses[1].json.jwt).topics[0].channel, "c2");
+  assert.equal(r.responses[0].headers["x-rtgw"] !== undefined, true, "no X-Rtgw mark");
+  assert.ok(r.closedByServer);
+  assert.equal((await counters(gw)).mints, 2);
+});
+
+defcase("mint_body_late_left_to_civetweb", async (t) => {
+  const gw = await startGateway(t);
+  const b = mintBody("c");
+  const r = await rawExchange(gw, [mintHead(gw, b, { extra: "Connection: close\r\n" }), b], { ms: 4000, gapMs: 300 });
+  assert.equal(r.responses[0]?.status, 201, r.text);
+  assert.equal((await counters(gw)).mints, 0, "a mint without its body was answered by the front door");
+});
+
+defcase("mint_http10_closes_after_answer", async (t) => {
+  const gw = await startGateway(t);
+  const b = mintBody("c");
+  const r = await rawExchange(gw, [mintHead(gw, b, { version: "1.0" }) + b], { ms: 4000 });
+  assert.equal(r.responses[0]?.status, 201, r.text);
+  assert.equal(r.responses[0].headers.connection, "close", r.text);
+  assert.ok(r.closedByServer, "an HTTP/1.0 connection stayed open");
+  assert.ok(r.ms < 2000, `closed after ${r.ms} ms`);
+  assert.equal((await counters(gw)).mints, 1);
+});
+
+defcase("mint_kept_alive_closed_at_the_deadline", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_REQUEST_TIMEOUT_MS: "1000" } });
+  const b = mintBody("c");
+  const r = await rawExchange(gw, [mintHead(gw, b) + b], { ms: 6000 });
+  assert.equal(r.responses[0]?.status, 201, r.text);
+  assert.ok(r.closedByServer, "an idle kept-alive connection was never closed");
+  assert.ok(r.ms >= 900 && r.ms < 4000, `closed after ${r.ms} ms (deadline 1000 ms)`);
+});
+
+defcase("mint_wrong_key_401_then_next_request_served", async (t) => {
+  const gw = await startGateway(t);
+  const b = mintBody("c");
+  const r = await rawExchange(gw, [mintHead(gw, b, { key: "signkey-test-" + "0".repeat(64) }) + b +
+    mintHead(gw, b, { extra: "Connection: close\r\n" }) + b], { ms: 4000 });
+  assert.deepEqual(r.responses.map((x) => x.status), [401, 201], r.text);
+  assert.doesNotMatch(r.text, /signkey-test-0000/, "the key was echoed");
+  assert.equal((await counters(gw)).mints, 2);
+});
+
+defcase("mint_rate_limited_429_with_retry_after", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_RATE_LIMIT_MINT: "1" } });
+  const b = mintBody("c");
+  const r = await rawExchange(gw, [mintHead(gw, b) + b + mintHead(gw, b) + b +
+    mintHead(gw, b, { extra: "Connection: close\r\n" }) + b], { ms: 4000 });
+  assert.deepEqual(r.responses.map((x) => x.status), [201, 201, 429], r.text);
+  assert.equal(r.responses[2].json.error, "rate_limited");
+  assert.ok(Number(r.responses[2].headers["retry-after"]) >= 1, r.text);
+  assert.equal(metric((await counters(gw)).text, 'rtgw_refusals_total{reason="rate_limited"}'), 1);
+});
+
+// Ambiguous framing on a mint: refused by the framing guard, never minted.
+defcase("mint_ambiguous_framing_left_to_the_guard", async (t) => {
+  const gw = await startGateway(t);
+  const b = mintBody("c");
+  const r = await rawExchange(gw, [mintHead(gw, b, { extra: "Transfer-Encoding: chunked\r\n" }) + b], { ms: 4000 });
+  assert.equal(r.responses.length, 1, r.text);
+  assert.equal(r.responses[0].status, 400, r.text);
+  assert.equal(r.responses[0].json.error, "ambiguous_framing", r.text);
+  assert.ok(r.closedByServer);
+  const k = await counters(gw);
+  assert.equal(k.mints, 0);
+  assert.equal(metric(k.text, "rtgw_tokens_minted_total"), 0);
+});
+
+// Several front-door threads at once: every connect minted and subscribed, and
+// every subscriber receives.
+defcase("many_connects_over_two_front_door_threads", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_ACCEPT_THREADS: "2", RTGW_MAX_CONNECTIONS: "1000" } });
+  const subs = await Promise.all(Array.from({ length: 200 }, async (_, i) =>
+    connect(wsUrl(gw, await mint(gw, [topic("c", "t")], { fresh: i % 2 === 0 })), { t })));
+  assert.equal((await publish(gw, "c", "t", { all: 1 })).status, 200);
+  for (const s of subs) {
+    for (;;) {
+      const m = await s.next(5000, "the event");
+      if (m.kind === "data") { assert.deepEqual(m.data, { all: 1 }); break; }
+    }
+  }
+  const k = await counters(gw);
+  assert.equal(k.upgrades, 200, k.text);
+  assert.ok(k.mints >= 100, k.text);
+  assert.equal(metric(k.text, "rtgw_connections"), 200);
+});
+
+await run();
