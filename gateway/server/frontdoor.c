@@ -905,9 +905,10 @@ static void *frontdoor_main(void *arg)
     struct epoll_event ev[EVENTS];
     while (!atomic_load(&l->d->stop)) {
         int n = epoll_wait(l->epfd, ev, EVENTS, next_timeout(l, rt_clock_mono_ms()));
-        bool listener_ready = false;
-        /* Accept last: admit may close the oldest pending connection, which
-         * a later event of this round could point at. */
+        bool listener_ready = false, woken = false;
+        /* Accepts and wake-ups last: admitting a connection may close the
+         * oldest pending one (make_room, evict_owed), which a later event of
+         * this round could point at. */
         for (int i = 0; i < n; i++) {
             item_t *it = ev[i].data.ptr;
             if (it->kind == ITEM_PENDING)
@@ -917,8 +918,10 @@ static void *frontdoor_main(void *arg)
             else if (it->kind == ITEM_LISTENER)
                 listener_ready = true;
             else if (it->kind == ITEM_WAKE)
-                adopt_all(l);
+                woken = true;
         }
+        if (woken)
+            adopt_all(l);
         int64_t now = rt_clock_mono_ms();
         if (listener_ready && !l->paused)
             accept_batch(l, now);
