@@ -16,6 +16,9 @@
 #   BENCH_RTGW_ENV   extra RTGW_ settings for rtgw, e.g. "RTGW_WRITER_THREADS=2" (experiments)
 #   BENCH_REF_TICK_US  the reference's coalescing interval (default 2000)
 #   BENCH_S8_RATE    S8's publish rate (default 2000 msg/s to 1,000 subscribers)
+#   BENCH_RTGW_BIN   the rtgw binary to run (default BUILD_DIR/rtgw): an A/B against an older build
+#   BENCH_S4_CONNS   connections opened in S4/S4o (default 2000; 2,000 take ~0.1-0.2 s,
+#                    8000 gives steadier connect rates)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +27,7 @@ case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 SERVERS=${BENCH_SERVERS:-"rtgw ref floor node nats mosquitto"}
 SCENARIOS=${BENCH_SCENARIOS:-"S1 S2 S3 S4 S5 S6 S7 S8"}
 DUR=${BENCH_DURATION:-10}
+S4N=${BENCH_S4_CONNS:-2000}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/rtgw-bench.XXXXXX)}
 mkdir -p "$OUT"
 RESULTS="$OUT/results.txt"
@@ -38,7 +42,7 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
 fi
 cmake --build "$BUILD" -j "$(nproc)" --target rtgw loadgen bench_floor bench_ref bench_tokens >"$OUT/build.log" 2>&1 ||
     { cat "$OUT/build.log"; say "build failed"; exit 1; }
-RTGW="$BUILD/rtgw"
+RTGW="${BENCH_RTGW_BIN:-$BUILD/rtgw}"
 LOADGEN="$BUILD/bench/loadgen"
 FLOOR="$BUILD/bench/bench_floor"
 REF="$BUILD/bench/bench_ref"
@@ -241,10 +245,10 @@ for s in $SERVERS; do
     want S3 && run S3 "$s" 10100 150 --subs 10000 --idle 3 --concurrency 200
     if want S4; then
         if [ "$s" = rtgw ]; then
-            run S4 rtgw 2100 90 --subs 2000 --concurrency 64 --mint-http --mint-conns 8
-            run S4o rtgw 2100 90 --subs 2000 --concurrency 64
+            run S4 rtgw $((S4N + 100)) 90 --subs "$S4N" --concurrency 64 --mint-http --mint-conns 8
+            run S4o rtgw $((S4N + 100)) 90 --subs "$S4N" --concurrency 64
         else
-            run S4 "$s" 2100 90 --subs 2000 --concurrency 64
+            run S4 "$s" $((S4N + 100)) 90 --subs "$S4N" --concurrency 64
         fi
     fi
     want S5 && run S5 "$s" 10100 150 --subs 10000 --topics 10000 --rate 2000 --duration "$DUR" --concurrency 200
