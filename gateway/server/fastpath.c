@@ -64,23 +64,6 @@ static int header_count(const rt__req_t *req, const char *name)
     return n;
 }
 
-/* Whether the comma-separated value h lists token (any case). */
-static bool lists(const char *h, const char *token)
-{
-    size_t tl = strlen(token);
-    while (h && *h) {
-        h += strspn(h, " \t,");
-        size_t n = strcspn(h, ",");
-        size_t m = n;
-        while (m > 0 && (h[m - 1] == ' ' || h[m - 1] == '\t'))
-            m--;
-        if (m == tl && strncasecmp(h, token, tl) == 0)
-            return true;
-        h += n;
-    }
-    return false;
-}
-
 /* What every request taken here must not have: a probe id (doctor's record
  * is made on civetweb's thread), an expectation, an ambiguous body length. */
 static bool plain_enough(const rt__req_t *req)
@@ -102,8 +85,9 @@ static bool is_upgrade(const rt_fast_conn_t *fc)
                *proto = rt__req_header(r, "Sec-WebSocket-Protocol");
     return strcmp(r->method, "GET") == 0 && strcmp(r->uri_raw, CONNECT_PATH) == 0 &&
            strcmp(r->http_version, "1.1") == 0 && fc->n == fc->head_len && up &&
-           strcasecmp(up, "websocket") == 0 && lists(rt__req_header(r, "Connection"), "upgrade") &&
-           ver && strcmp(ver, "13") == 0 && key && *key && strlen(key) <= 64 &&
+           strcasecmp(up, "websocket") == 0 &&
+           rt__header_lists(rt__req_header(r, "Connection"), "upgrade") && ver &&
+           strcmp(ver, "13") == 0 && key && *key && strlen(key) <= 64 &&
            header_count(r, "Sec-WebSocket-Key") == 1 && header_count(r, "Upgrade") == 1 &&
            header_count(r, "Sec-WebSocket-Protocol") <= 1 &&
            (!proto || strcmp(proto, "rtgw.v1") == 0) && !rt__req_header(r, "Content-Length") &&

@@ -69,8 +69,7 @@ const char *rt__cors_origin(rt_server_t *srv, struct mg_connection *conn)
     return rt__req_cors_origin(srv, &req);
 }
 
-/* Whether the comma-separated header value h lists token (any case). */
-static bool has_token(const char *h, const char *token)
+bool rt__header_lists(const char *h, const char *token)
 {
     size_t tl = strlen(token);
     while (h && *h) {
@@ -95,10 +94,10 @@ static bool has_token(const char *h, const char *token)
 bool rt__req_closes(const rt__req_t *req)
 {
     const char *h = rt__req_header(req, "Connection");
-    if (has_token(h, "close"))
+    if (rt__header_lists(h, "close"))
         return true;
     bool http10 = req->http_version && strcmp(req->http_version, "1.0") == 0;
-    return http10 && !has_token(h, "keep-alive");
+    return http10 && !rt__header_lists(h, "keep-alive");
 }
 
 const char *rt__connection_close_header(struct mg_connection *conn)
