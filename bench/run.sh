@@ -17,6 +17,8 @@
 #   BENCH_REF_TICK_US  the reference's coalescing interval (default 2000)
 #   BENCH_S8_RATE    S8's publish rate (default 2000 msg/s to 1,000 subscribers)
 #   BENCH_RTGW_BIN   the rtgw binary to run (default BUILD_DIR/rtgw): an A/B against an older build
+#   BENCH_PIN        "S:L": servers on CPUs S, the load generator on CPUs L (e.g. "1:0"), so
+#                    that neither preempts the other; default: both float over every CPU
 #   BENCH_S4_CONNS   connections opened in S4/S4o (default 2000; 2,000 take ~0.1-0.2 s,
 #                    8000 gives steadier connect rates)
 set -uo pipefail
@@ -28,6 +30,11 @@ SERVERS=${BENCH_SERVERS:-"rtgw ref floor node nats mosquitto"}
 SCENARIOS=${BENCH_SCENARIOS:-"S1 S2 S3 S4 S5 S6 S7 S8"}
 DUR=${BENCH_DURATION:-10}
 S4N=${BENCH_S4_CONNS:-2000}
+# BENCH_PIN="S:L": run every server on CPUs S and the load generator on CPUs L (taskset lists)
+PIN_SERVER="" PIN_LOADGEN=""
+if [ -n "${BENCH_PIN:-}" ]; then
+    PIN_SERVER="taskset -c ${BENCH_PIN%%:*}" PIN_LOADGEN="taskset -c ${BENCH_PIN##*:}"
+fi
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/rtgw-bench.XXXXXX)}
 mkdir -p "$OUT"
 RESULTS="$OUT/results.txt"
@@ -152,27 +159,27 @@ start_server() {
     case $name in
         rtgw)
             WSP=$RT_PORT PUBP=$RT_PORT
-            (cd "$OUT" && exec env $(rtgw_env "$maxc") "$RTGW" serve --env-file /dev/null) >"$log" 2>&1 &
+            (cd "$OUT" && exec $PIN_SERVER env $(rtgw_env "$maxc") "$RTGW" serve --env-file /dev/null) >"$log" 2>&1 &
             SPID=$! ;;
         floor)
             WSP=$FLOOR_WS PUBP=$FLOOR_PUB
-            "$FLOOR" "$FLOOR_WS" "$FLOOR_PUB" >"$log" 2>&1 &
+            $PIN_SERVER "$FLOOR" "$FLOOR_WS" "$FLOOR_PUB" >"$log" 2>&1 &
             SPID=$! ;;
         ref)
             WSP=$REF_WS PUBP=$REF_PUB
-            "$REF" "$REF_WS" "$REF_PUB" 127.0.0.1 "${BENCH_REF_TICK_US:-2000}" >"$log" 2>&1 &
+            $PIN_SERVER "$REF" "$REF_WS" "$REF_PUB" 127.0.0.1 "${BENCH_REF_TICK_US:-2000}" >"$log" 2>&1 &
             SPID=$! ;;
         node)
             WSP=$NODE_PORT PUBP=$NODE_PORT
-            PORT=$NODE_PORT LOG_LEVEL=warn node "$NODEDIR/server.mjs" >"$log" 2>&1 &
+            PORT=$NODE_PORT LOG_LEVEL=warn $PIN_SERVER node "$NODEDIR/server.mjs" >"$log" 2>&1 &
             SPID=$! ;;
         nats)
             WSP=$NATS_WS PUBP=$NATS_PUB
-            "$NATS" -c "$OUT/nats.conf" >"$log" 2>&1 &
+            $PIN_SERVER "$NATS" -c "$OUT/nats.conf" >"$log" 2>&1 &
             SPID=$! ;;
         mosquitto)
             WSP=$MQ_WS PUBP=$MQ_PUB
-            "$MOSQ" -c "$OUT/mosquitto.conf" >"$log" 2>&1 &
+            $PIN_SERVER "$MOSQ" -c "$OUT/mosquitto.conf" >"$log" 2>&1 &
             SPID=$! ;;
     esac
     if ! wait_port "$WSP" || ! wait_port "$PUBP"; then
@@ -203,7 +210,7 @@ run() {
     [ "$name" = mosquitto ] && proto=mqtt
     [ "$name" = ref ] && proto=floor # the reference speaks the floor's protocol
     local line
-    line=$(timeout "$limit" "$LOADGEN" --proto "$proto" --ws-port "$WSP" --pub-port "$PUBP" \
+    line=$(timeout "$limit" $PIN_LOADGEN "$LOADGEN" --proto "$proto" --ws-port "$WSP" --pub-port "$PUBP" \
         --server-pid "$SPID" --key "$KEY" --label "$SCEN" "$@" 2>>"$OUT/loadgen.$SCEN.$name.err" | grep '^RESULT')
     if [ -z "$line" ]; then
         say "$SCEN $name: no result (see $OUT/loadgen.$SCEN.$name.err)"

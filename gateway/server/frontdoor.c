@@ -85,6 +85,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -267,14 +268,17 @@ static size_t pending_cap(const rt_config_t *cfg)
     return cap > 0 ? cap : 1;
 }
 
-/* How many front-door threads: RTGW_ACCEPT_THREADS, or with 0 one per
- * online CPU, at most 4 (each holds a 32 KiB peek buffer and an epoll; more
- * than the CPUs only adds switching). */
+/* How many front-door threads: RTGW_ACCEPT_THREADS, or with 0 one per CPU
+ * this process may run on (its affinity mask: a container's cpuset, taskset),
+ * at most 4 (each holds a 32 KiB peek buffer and an epoll; more than the
+ * CPUs only adds switching). */
 static int lane_count(const rt_config_t *cfg)
 {
     if (cfg->accept_threads > 0)
         return (int)cfg->accept_threads;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set)
+                                                          : sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > 4 ? 4 : (int)n;
 }
 
