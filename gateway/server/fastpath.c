@@ -19,6 +19,7 @@
 #include "err.h"
 #include "log.h"
 #include "session.h"
+#include "tlsconn.h"
 #include "writer.h"
 
 #include <civetweb.h>
@@ -84,7 +85,8 @@ static bool is_upgrade(const rt_fast_conn_t *fc)
                *key = rt__req_header(r, "Sec-WebSocket-Key"),
                *proto = rt__req_header(r, "Sec-WebSocket-Protocol");
     return strcmp(r->method, "GET") == 0 && strcmp(r->uri_raw, CONNECT_PATH) == 0 &&
-           strcmp(r->http_version, "1.1") == 0 && fc->n == fc->head_len && up &&
+           strcmp(r->http_version, "1.1") == 0 && fc->n == fc->head_len &&
+           !(fc->tls && rt__tls_more_than(fc->tls, fc->head_len)) && up &&
            strcasecmp(up, "websocket") == 0 &&
            rt__header_lists(rt__req_header(r, "Connection"), "upgrade") && ver &&
            strcmp(ver, "13") == 0 && key && *key && strlen(key) <= 64 &&
@@ -122,15 +124,20 @@ rt_fast_kind_t rt__fast_kind(rt_fast_conn_t *fc)
 
 /* ---- answering ---- */
 
-/* Read the request's n bytes off the socket (a MSG_PEEK saw them) and write
- * the answer. 0, or RT_E_IO. The socket is fresh or between requests: its
- * send buffer has room for a small answer. */
-static int consume_and_answer(int fd, uint8_t *scratch, size_t n, const char *out, size_t len)
+/* Read the request's n bytes off the connection (a MSG_PEEK saw them, or
+ * the TLS buffer holds them) and write the answer. 0, or RT_E_IO. The
+ * connection is fresh or between requests: its send buffer has room for a
+ * small answer. */
+static int consume_and_answer(rt_fast_conn_t *fc, size_t n, const char *out, size_t len)
 {
-    ssize_t r = read(fd, scratch, n); /* read(2): sockhook's recv is civetweb's */
+    if (fc->tls) {
+        rt__tls_consume(fc->tls, n);
+        return rt__tls_write(fc->tls, out, len) == (ssize_t)len ? 0 : RT_E_IO;
+    }
+    ssize_t r = read(fc->fd, fc->buf, n); /* read(2): sockhook's recv is civetweb's */
     if (r != (ssize_t)n)
         return RT_E_IO;
-    r = write(fd, out, len);
+    r = write(fc->fd, out, len);
     return r == (ssize_t)len ? 0 : RT_E_IO;
 }
 
@@ -163,12 +170,14 @@ static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
                       "Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
                       accept, proto ? "Sec-WebSocket-Protocol: rtgw.v1\r\n" : "");
     rt__req_log(&fc->req, 101);
-    if (consume_and_answer(fc->fd, fc->buf, fc->head_len, resp, (size_t)rl) != 0) {
+    if (consume_and_answer(fc, fc->head_len, resp, (size_t)rl) != 0) {
         rt__conn_unref(c);
         return RT_FAST_CLOSE;
     }
     atomic_fetch_add(&srv->metrics.frontdoor_upgrades, 1);
     c->fd = fc->fd;
+    c->tls = fc->tls; /* its writer encrypts and decrypts from now on */
+    fc->tls = NULL;
     c->detached = true; /* never civetweb's: its writer reads it from the start */
     rt__session_start(srv, c, NULL);
     rt__session_go(srv, c);
@@ -198,7 +207,7 @@ static rt_fast_result_t mint(rt_server_t *srv, rt_fast_conn_t *fc)
         rt__json_head(srv, req, r.status, len, hdr, out, (size_t)hl + 1);
         memcpy(out + hl, body, len);
         fc->consumed = fc->head_len + blen;
-        if (consume_and_answer(fc->fd, fc->buf, fc->consumed, out, (size_t)hl + len) == 0)
+        if (consume_and_answer(fc, fc->consumed, out, (size_t)hl + len) == 0)
             res = closes ? RT_FAST_CLOSE : RT_FAST_ANSWERED;
         atomic_fetch_add(&srv->metrics.frontdoor_mints, 1);
         free(out);

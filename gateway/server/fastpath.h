@@ -15,8 +15,10 @@
  * nothing written, nothing counted) and civetweb answers it as it always
  * did: one behaviour, whoever answers.
  *
- * Plain HTTP only: a TLS connection goes to civetweb (its TLS state moves
- * with it, tlsconn.h).
+ * Over TLS (rtgw terminates it, tlsconn.h) the same: the front door hands
+ * the decrypted head (a copy: parsing writes into it), reads it off the TLS
+ * buffer and answers through the connection's TLS; an upgraded session takes
+ * the TLS state with it to its writer.
  *
  * The front door's thread only.
  */
@@ -43,9 +45,13 @@ typedef enum {
 } rt_fast_result_t;
 
 /* What the front door knows of a connection whose first head is complete:
- * its socket, the peer, and the bytes a MSG_PEEK saw (the head first). */
+ * its socket (and TLS), the peer, and its bytes so far, the head first (a
+ * MSG_PEEK's, or a copy of the decrypted ones). */
+typedef struct rt_tls_s rt_tls_t;
+
 typedef struct {
     int fd;
+    rt_tls_t *tls;  /* the connection's TLS, or NULL; an upgrade takes it (set to NULL) */
     const char *ip; /* the peer's address, as text */
     int port;
     uint8_t *buf; /* the peeked bytes; parsed in place */

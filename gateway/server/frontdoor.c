@@ -20,9 +20,10 @@
  *   without the end: civetweb then answers as it always did (for the latter,
  *   rt__http_error names the refusal from which line ran past the limit:
  *   a token in the query or in Authorization is token_too_large);
- * - TLS: its first TLS record (the ClientHello) is complete, or its first byte
- *   is not a handshake record; civetweb then does the handshake.
- * A ready plain-HTTP connection whose request the front door answers itself,
+ * - TLS: the front door runs the handshake, then decrypts until the same is
+ *   true of the plaintext (tls_head_state); a first byte that is not a TLS
+ *   handshake record is refused (plain HTTP gets a 400 saying so).
+ * A ready connection whose request the front door answers itself (plain or TLS),
  * a WebSocket upgrade rtgw admits or a token mint (fastpath.h), is answered
  * on the lane's thread: an upgraded one becomes a session in a writer's
  * epoll, a minted one waits here for its next request. A head that is in by
@@ -627,7 +628,15 @@ static bool fast_path(lane_t *l, pending_t *p, bool *declined, bool *more)
     *more = false;
     int port = p->peer.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&p->peer)->sin6_port)
                                              : ntohs(((struct sockaddr_in *)&p->peer)->sin_port);
-    rt_fast_conn_t fc = {.fd = p->fd, .ip = p->ip, .port = port, .buf = l->peek, .n = l->peeked};
+    rt_fast_conn_t fc = {.fd = p->fd, .tls = p->tls, .ip = p->ip, .port = port, .buf = l->peek};
+    if (p->tls) { /* parsing writes into the head: a copy of the decrypted bytes */
+        size_t have;
+        const uint8_t *plain = rt__tls_peek(p->tls, &have);
+        fc.n = have < sizeof(l->peek) ? have : sizeof(l->peek);
+        memcpy(l->peek, plain, fc.n);
+    } else {
+        fc.n = l->peeked;
+    }
     rt_fast_kind_t kind = rt__fast_kind(&fc);
     if (kind == RT_FAST_NONE) {
         *declined = true;
@@ -637,7 +646,9 @@ static bool fast_path(lane_t *l, pending_t *p, bool *declined, bool *more)
      * this epoll first. */
     if (kind == RT_FAST_UPGRADE)
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
-    switch (rt__fast_serve(l->d->srv, &fc, kind)) {
+    rt_fast_result_t r = rt__fast_serve(l->d->srv, &fc, kind);
+    p->tls = fc.tls; /* NULL when a session took it */
+    switch (r) {
     case RT_FAST_TAKEN:
         pending_unlink(l, p);
         free(p);
@@ -646,7 +657,7 @@ static bool fast_path(lane_t *l, pending_t *p, bool *declined, bool *more)
         pending_renew(l, p);
         /* Bytes past the request at the peek: a pipelined next one. Any that
          * came later are news to the (edge-triggered) epoll. */
-        *more = l->peeked > fc.consumed;
+        *more = p->tls ? rt__tls_readable(p->tls) : l->peeked > fc.consumed;
         return false;
     case RT_FAST_CLOSE:
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
@@ -665,7 +676,7 @@ static bool fast_path(lane_t *l, pending_t *p, bool *declined, bool *more)
 static bool serve_heads(lane_t *l, pending_t *p, head_state_t *st)
 {
     bool declined = false, more = false;
-    while (*st == HEAD_COMPLETE && l->d->srv && !p->tls) {
+    while (*st == HEAD_COMPLETE && l->d->srv) {
         if (fast_path(l, p, &declined, &more))
             return true;
         if (declined)

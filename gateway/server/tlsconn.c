@@ -304,15 +304,20 @@ void rt__tls_consume(rt_tls_t *t, size_t n)
     }
 }
 
-bool rt__tls_readable(const rt_tls_t *t)
+bool rt__tls_more_than(const rt_tls_t *t, size_t n)
 {
-    if (t->len > t->off)
+    if (t->len - t->off > n)
         return true;
     pthread_mutex_t *lock = (pthread_mutex_t *)&t->lock;
     pthread_mutex_lock(lock);
     bool r = t->rec ? rt__tlsrec_pending(t->rec) : SSL_pending(t->ssl) > 0;
     pthread_mutex_unlock(lock);
     return r;
+}
+
+bool rt__tls_readable(const rt_tls_t *t)
+{
+    return rt__tls_more_than(t, 0);
 }
 
 void rt__tls_drop_buffered(rt_tls_t *t)

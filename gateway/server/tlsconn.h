@@ -52,6 +52,9 @@ const uint8_t *rt__tls_peek(const rt_tls_t *t, size_t *len);
 void rt__tls_consume(rt_tls_t *t, size_t n);
 /* Whether plaintext is ready without touching the socket. */
 bool rt__tls_readable(const rt_tls_t *t);
+/* Whether more than n bytes of plaintext are ready without touching the
+ * socket (buffered, or in whole records not yet decrypted). */
+bool rt__tls_more_than(const rt_tls_t *t, size_t n);
 
 /* recv(2)-like: buffered plaintext first, then one record from the socket.
  * n > 0; 0 at the peer's end of stream; -1 with errno EAGAIN (nothing yet),

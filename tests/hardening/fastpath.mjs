@@ -7,11 +7,14 @@
 // civetweb, fails here.
 import assert from "node:assert/strict";
 import net from "node:net";
+import tls from "node:tls";
 import { defcase, run } from "../lib/harness.mjs";
 import { startGateway, mint, publish } from "../lib/gateway.mjs";
 import { http, topic, metrics, metric } from "../lib/http.mjs";
 import { rawExchange } from "../lib/rawhttp.mjs";
 import { connect, wsUrl } from "../lib/ws.mjs";
+import { selfSigned } from "../lib/certs.mjs";
+import { tmpDir } from "../lib/proc.mjs";
 
 const UPGRADES = 'rtgw_frontdoor_answered_total{request="upgrade"}';
 const MINTS = 'rtgw_frontdoor_answered_total{request="mint"}';
@@ -225,6 +228,34 @@ defcase("mint_ambiguous_framing_left_to_the_guard", async (t) => {
   const k = await counters(gw);
   assert.equal(k.mints, 0);
   assert.equal(metric(k.text, "rtgw_tokens_minted_total"), 0);
+});
+
+// Over rtgw's own TLS: the front door answers from the decrypted head and
+// through the connection's TLS; the wss session takes the TLS to its writer.
+defcase("wss_upgrade_and_pipelined_https_mints_answered", async (t) => {
+  const gw = await startGateway(t, { tls: selfSigned(tmpDir(t, "rtgw-fast-"), "gw") });
+  const b1 = mintBody("c1"), b2 = mintBody("c2");
+  const text = await new Promise((resolve, reject) => {
+    const sock = tls.connect({ port: gw.port, host: "127.0.0.1", servername: "localhost", ca: gw.ca }, () =>
+      sock.write(mintHead(gw, b1) + b1 + mintHead(gw, b2, { extra: "Connection: close\r\n" }) + b2));
+    let buf = "";
+    sock.on("data", (d) => (buf += d.toString("latin1")));
+    sock.on("end", () => resolve(buf));
+    sock.on("error", reject);
+    setTimeout(() => { sock.destroy(); resolve(buf); }, 4000);
+  });
+  const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+  assert.deepEqual(statuses, [201, 201], text);
+  const jwt = JSON.parse(text.slice(text.lastIndexOf("\r\n\r\n") + 4)).jwt;
+  const sub = await connect(wsUrl(gw, jwt), { t, wsOpts: { ca: gw.ca } });
+  assert.equal((await publish(gw, "c2", "t", { over: "tls" })).status, 200);
+  for (;;) {
+    const m = await sub.next(5000, "the event over wss");
+    if (m.kind === "data") { assert.deepEqual(m.data, { over: "tls" }); break; }
+  }
+  const k = await counters(gw);
+  assert.equal(k.upgrades, 1, k.text);
+  assert.ok(k.mints >= 2, k.text);
 });
 
 // Several front-door threads at once: every connect minted and subscribed, and

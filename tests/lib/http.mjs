@@ -46,11 +46,11 @@ function parseJson(text) {
   try { return JSON.parse(text); } catch { return undefined; }
 }
 
-// A request to the gateway `gw` ({ url }), with `key` as the Bearer token.
+// A request to the gateway `gw` ({ url, ca }: https:// trusts gw.ca), with `key` as the Bearer token.
 export function http(gw, method, p, { body, headers = {}, key, fresh = false } = {}) {
   const h = { ...headers };
   if (key) h.Authorization = `Bearer ${key}`;
-  return request(`${gw.url}${p}`, { method, headers: h, body, fresh });
+  return request(`${gw.url}${p}`, { method, headers: h, body, fresh, ca: gw.ca });
 }
 
 export async function mintBody(gw, body, key = gw.key) {
