@@ -4,6 +4,8 @@
  */
 #include "wsframe.h"
 
+#include <string.h>
+
 int rt_ws_hdr_parse(const uint8_t *p, size_t n, rt_ws_hdr_t *h)
 {
     if (n < 2)
@@ -188,4 +190,15 @@ rt_reason_t rt_ws_rx_payload(rt_ws_rx_t *rx, bool fin, int opcode, const uint8_t
             return RT_REASON_INVALID_PAYLOAD; /* the message ends inside a character */
     }
     return RT_REASON_NORMAL;
+}
+
+bool rt_ws_key_valid(const char *key)
+{
+    if (!key || strlen(key) != 24 || key[22] != '=' || key[23] != '=')
+        return false;
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 22; i++)
+        if (!strchr(b64, key[i]))
+            return false;
+    return true;
 }

@@ -89,7 +89,7 @@ static bool is_upgrade(const rt_fast_conn_t *fc)
            !(fc->tls && rt__tls_more_than(fc->tls, fc->head_len)) && up &&
            strcasecmp(up, "websocket") == 0 &&
            rt__header_lists(rt__req_header(r, "Connection"), "upgrade") && ver &&
-           strcmp(ver, "13") == 0 && key && *key && strlen(key) <= 64 &&
+           strcmp(ver, "13") == 0 && rt_ws_key_valid(key) &&
            header_count(r, "Sec-WebSocket-Key") == 1 && header_count(r, "Upgrade") == 1 &&
            header_count(r, "Sec-WebSocket-Protocol") <= 1 &&
            (!proto || strcmp(proto, "rtgw.v1") == 0) && !rt__req_header(r, "Content-Length") &&
@@ -157,7 +157,7 @@ static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
     }
     rt__session_pin_positions(srv, c); /* before the 101: see session.h */
     /* Sec-WebSocket-Accept (RFC 6455 §4.2.2). */
-    char keyguid[64 + sizeof(WS_GUID)];
+    char keyguid[24 + sizeof(WS_GUID)]; /* rt_ws_key_valid: 24 characters */
     int kl = snprintf(keyguid, sizeof(keyguid), "%s" WS_GUID,
                       rt__req_header(&fc->req, "Sec-WebSocket-Key"));
     unsigned char sha[SHA_DIGEST_LENGTH];

@@ -82,6 +82,18 @@ static int ws_connect(const struct mg_connection *cconn, void *cb)
      * not ask for (which clients reject). Clear it when none was offered. */
     if (!mg_get_header(conn, "Sec-WebSocket-Protocol"))
         ((struct mg_request_info *)ri)->acceptedWebSocketSubprotocol = NULL;
+    /* A key civetweb cannot answer (64 bytes or more) made it send a 500
+     * after this callback had admitted the session, and its close callback
+     * never ran: the connection slot was never given back. */
+    if (!rt_ws_key_valid(mg_get_header(conn, "Sec-WebSocket-Key"))) {
+        atomic_fetch_add(&srv->metrics.refusals[RT_REASON_BAD_REQUEST], 1);
+        rt_log_info("websocket refused", "peer=%s reason=bad_request detail=sec_websocket_key",
+                    ri->remote_addr);
+        rt__send_error(conn, 400, "bad_request",
+                       "Sec-WebSocket-Key must be 24 base64 characters, a 16-byte nonce "
+                       "(RFC 6455 section 4.1)");
+        return 1;
+    }
     rt_conn_t *c = rt__conn_new(srv, conn, ri->remote_addr, ri->remote_port, false);
     if (!c) {
         rt__send_error(conn, 503, "internal_error", "out of memory");

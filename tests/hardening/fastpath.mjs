@@ -132,6 +132,33 @@ defcase("upgrade_refused_origin_counted_once", async (t) => {
   assert.equal((gw.logs().match(/origin refused/g) || []).length, 1, gw.logs());
 });
 
+// A key civetweb could not answer (64 bytes or more) used to be admitted, then
+// answered 500, and its connection slot was never given back: with
+// RTGW_MAX_CONNECTIONS=2, two such requests locked every client out. Both
+// paths now refuse a key that is not a 16-byte nonce, before admission.
+defcase("bad_websocket_keys_refused_without_taking_a_slot", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_MAX_CONNECTIONS: "2" } });
+  const tok = await mint(gw, [topic("c", "t")]);
+  for (const key of ["A".repeat(70), "A".repeat(64), "A".repeat(63), "dGhlIHNhbXBsZSBub25jZQ", "not base64 at all!!!!!=="]) {
+    const head = upgradeHead(gw, tok).replace(KEY, key);
+    const r = await rawExchange(gw, [head], { ms: 3000 });
+    assert.equal(r.responses[0]?.status, 400, `key ${JSON.stringify(key)}: ${r.text}`);
+    assert.equal(r.responses[0].json.error, "bad_request", r.text);
+    assert.match(r.responses[0].json.message, /Sec-WebSocket-Key/, r.text);
+  }
+  const subs = [await connect(wsUrl(gw, tok), { t }), await connect(wsUrl(gw, tok), { t })];
+  assert.equal((await publish(gw, "c", "t", { slots: 2 })).status, 200);
+  for (const s of subs) {
+    for (;;) {
+      const m = await s.next(5000, "the event");
+      if (m.kind === "data") break;
+    }
+  }
+  const k = await counters(gw);
+  assert.equal(metric(k.text, 'rtgw_refusals_total{reason="bad_request"}'), 5, k.text);
+  assert.equal(metric(k.text, "rtgw_connections"), 2);
+});
+
 // A frame sent before the 101 could arrive: civetweb's refusal, as before.
 defcase("upgrade_with_early_frame_left_to_civetweb", async (t) => {
   const gw = await startGateway(t);

@@ -678,6 +678,24 @@ static void compact_bad(const char *in, size_t len)
         rt_test_fail(__FILE__, __LINE__, "rt_json_compact accepted '%.*s': %ld", (int)len, in, n);
 }
 
+RT_TEST(ws_key_is_a_16_byte_nonce)
+{
+    RT_ASSERT(rt_ws_key_valid("dGhlIHNhbXBsZSBub25jZQ==")); /* RFC 6455 §1.3 */
+    RT_ASSERT(rt_ws_key_valid("AAAAAAAAAAAAAAAAAAAAAA=="));
+    RT_ASSERT(rt_ws_key_valid("+/+/+/+/+/+/+/+/+/+/+w=="));
+    RT_ASSERT(!rt_ws_key_valid(NULL));
+    RT_ASSERT(!rt_ws_key_valid(""));
+    RT_ASSERT(!rt_ws_key_valid("dGhlIHNhbXBsZSBub25jZQ="));    /* 23 */
+    RT_ASSERT(!rt_ws_key_valid("dGhlIHNhbXBsZSBub25jZQ=== ")); /* 26 */
+    RT_ASSERT(!rt_ws_key_valid("dGhlIHNhbXBsZSBub25jZQAA"));   /* no padding: 18 bytes */
+    RT_ASSERT(!rt_ws_key_valid("dGhlIHNhbXBsZSBub25j ZQ=="));  /* a space */
+    RT_ASSERT(!rt_ws_key_valid("dGhlIHNhbXBsZSBub25j-Q=="));   /* base64url */
+    char big[80];
+    memset(big, 'A', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    RT_ASSERT(!rt_ws_key_valid(big)); /* civetweb answered 500 and kept the slot */
+}
+
 RT_TEST(jsonraw_keeps_token_bytes)
 {
     compact_ok("0.1", "0.1");

@@ -97,6 +97,11 @@ rt_reason_t rt_ws_rx_payload(rt_ws_rx_t *rx, bool fin, int opcode, const uint8_t
  * registry): 1000-1003, 1007-1014 and 3000-4999. */
 bool rt_ws_close_code_ok(int code);
 
+/* Whether a Sec-WebSocket-Key is what RFC 6455 §4.1 requires: a 16-byte
+ * nonce in base64, 24 characters ending in "==" (and no more: civetweb 1.15
+ * answers 500 after the handshake callback for a key of 64 bytes or more). */
+bool rt_ws_key_valid(const char *key);
+
 /* Whether p[0..n) is complete, valid UTF-8 (no overlongs, no surrogates,
  * nothing above U+10FFFF). */
 bool rt_utf8_valid(const uint8_t *p, size_t n);
