@@ -36,6 +36,10 @@ typedef struct rt_bus_s rt_bus_t;
 
 typedef struct {
     const char *name; /* "memory" or "redis" */
+    /* Whether subscribing may wait on the network (position, subscribe_channel,
+     * read_history): who must never wait (the front door's threads) leaves
+     * such sessions to a thread that may (fastpath.h). */
+    bool waits;
     /* Publish one event: assigns its position (*pos), delivers it to this
      * node's hub (and, for redis, every node's). With an idempotency key, a
      * repeat within the window is not published again: *dup is set and *pos is

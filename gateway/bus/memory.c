@@ -32,6 +32,7 @@ static void mem_free(rt_bus_t *bus)
 
 static const rt_bus_ops_t mem_ops = {
     .name = "memory",
+    .waits = false,
     .publish = mem_publish,
     .subscribe_channel = NULL,
     .unsubscribe_channel = NULL,

@@ -218,8 +218,13 @@ static rt_fast_result_t mint(rt_server_t *srv, rt_fast_conn_t *fc)
 
 rt_fast_result_t rt__fast_serve(rt_server_t *srv, rt_fast_conn_t *fc, rt_fast_kind_t kind)
 {
-    if (kind == RT_FAST_UPGRADE)
+    /* With the Redis bus, subscribing waits on Redis (positions, SUBSCRIBE,
+     * history): a frozen Redis would freeze the front door, /health with it.
+     * civetweb's threads may wait; the front door's may not. */
+    if (kind == RT_FAST_UPGRADE && !srv->bus->ops->waits)
         return upgrade(srv, fc);
+    if (kind == RT_FAST_UPGRADE)
+        return RT_FAST_DECLINED;
     if (kind == RT_FAST_MINT && is_mint(srv, fc))
         return mint(srv, fc);
     return RT_FAST_DECLINED;

@@ -15,6 +15,10 @@
  * nothing written, nothing counted) and civetweb answers it as it always
  * did: one behaviour, whoever answers.
  *
+ * Nothing here may wait on the network: with the Redis bus, whose
+ * subscriptions do (bus.h, waits), upgrades go to civetweb; mints never touch
+ * the bus.
+ *
  * Over TLS (rtgw terminates it, tlsconn.h) the same: the front door hands
  * the decrypted head (a copy: parsing writes into it), reads it off the TLS
  * buffer and answers through the connection's TLS; an upgraded session takes

@@ -64,8 +64,12 @@ export async function startRedis(t, opts = {}) {
       return exited;
     },
     async restart() { await r.stop(); await r.start(); },
+    // Freeze (SIGSTOP) and thaw (SIGCONT) the server: connections stay open and
+    // every command waits, as with a stalled or partitioned Redis.
+    pause() { if (child && child.exitCode === null) process.kill(child.pid, "SIGSTOP"); },
+    resume() { if (child && child.exitCode === null) process.kill(child.pid, "SIGCONT"); },
   };
-  if (t) t.cleanup(async () => { await r.kill9(); fs.rmSync(dir, { recursive: true, force: true }); });
+  if (t) t.cleanup(async () => { r.resume(); await r.kill9(); fs.rmSync(dir, { recursive: true, force: true }); });
   await r.start();
   return r;
 }

@@ -11,6 +11,8 @@ requireNodeModules("ws");
 const { metrics, metric, topic: T } = await import("../lib/http.mjs");
 const { waitFor, sleep, withTimeout } = await import("../lib/wait.mjs");
 const { connect, wsUrl } = await import("../lib/ws.mjs");
+const { http } = await import("../lib/http.mjs");
+const { rawExchange } = await import("../lib/rawhttp.mjs");
 
 
 // Two (or n) nodes sharing one key and one Redis.
@@ -361,6 +363,36 @@ defcase("tee_on_one_node_reaches_sse_on_another_verbatim", async (t) => {
   await waitFor(() => s.raw.length - start >= Buffer.from(body).length - 4, 10000, "the tee'd bytes on node B");
   await sleep(200);
   assert.equal(s.raw.slice(start), body);
+});
+
+// With the Redis bus a subscription waits on Redis (positions, SUBSCRIBE,
+// history), so the front door leaves upgrades to civetweb's threads: a frozen
+// Redis holds those connects, never the front door. /health and a mint (which
+// never touches the bus) are answered meanwhile.
+defcase("frozen_redis_never_blocks_the_front_door", async (t) => {
+  const redis = await startRedis(t);
+  const key = keygen();
+  const gw = await startGateway(t, { key, env: { RTGW_REDIS_URL: redis.url, RTGW_ACCEPT_THREADS: "1", RTGW_REDIS_TIMEOUT_MS: "3000" } });
+  const toks = [];
+  for (let i = 0; i < 4; i++) toks.push(await mint(gw, [T(`frozen-${i}`, "t")]));
+  redis.pause();
+  const pending = toks.map((tok) => rawExchange(gw, [
+    `GET /v1/realtime/connect?token=${tok} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"], { ms: 8000 }));
+  await sleep(300);
+  for (let i = 0; i < 5; i++) {
+    const t0 = Date.now();
+    const r = await withTimeout(http(gw, "GET", "/health", { fresh: true }), 2000, "GET /health while Redis is frozen");
+    assert.equal(r.status, 200);
+    assert.ok(Date.now() - t0 < 1000, `GET /health took ${Date.now() - t0} ms while Redis was frozen`);
+  }
+  const t0 = Date.now();
+  await withTimeout(mint(gw, [T("frozen-x", "t")], { fresh: true }), 2000, "a mint while Redis is frozen");
+  assert.ok(Date.now() - t0 < 1000, `a mint took ${Date.now() - t0} ms while Redis was frozen`);
+  redis.resume();
+  await Promise.all(pending);
+  const m = await metrics(gw);
+  assert.equal(metric(m, 'rtgw_frontdoor_answered_total{request="upgrade"}'), 0, m);
 });
 
 await run();

@@ -94,6 +94,7 @@ static void redis_free(rt_bus_t *bus)
 
 static const rt_bus_ops_t redis_ops = {
     .name = "redis",
+    .waits = true,
     .publish = rt__redis_publish,
     .subscribe_channel = rt__redis_subscribe_channel,
     .unsubscribe_channel = rt__redis_unsubscribe_channel,
