@@ -106,7 +106,7 @@ static bool parse_request_line(char *p, char *eol, rt_http_strict_t *out)
     return true;
 }
 
-/* "Name: value" (spaces around the value trimmed), in place. */
+/* "Name: value" (spaces before the value skipped, none after it), in place. */
 static bool parse_header(char *p, char *eol, rt_http_header_t *h)
 {
     *eol = 0;
@@ -119,9 +119,8 @@ static bool parse_header(char *p, char *eol, rt_http_header_t *h)
     char *v = colon + 1;
     while (*v == ' ')
         v++;
-    char *e = eol;
-    while (e > v && e[-1] == ' ')
-        *--e = 0;
+    if (eol > v && eol[-1] == ' ')
+        return false; /* civetweb keeps trailing spaces in a value: "13 " is not 13 */
     for (const char *c = v; *c; c++)
         if ((unsigned char)*c < ' ' || *c == 127)
             return false; /* HT too: rt_head_scan calls a head with one early */

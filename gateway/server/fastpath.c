@@ -24,6 +24,7 @@
 
 #include <civetweb.h>
 #include <errno.h>
+#include <linux/sockios.h>
 #include <openssl/sha.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -31,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define CONNECT_PATH "/v1/realtime/connect"
@@ -96,7 +99,20 @@ static bool is_upgrade(const rt_fast_conn_t *fc)
            !rt__req_header(r, "Transfer-Encoding");
 }
 
-/* A mint whose Content-Length body is all in buf and within the limit. */
+/* Whether the answers already written on fd (and its TLS) have all left:
+ * a client that stops reading is civetweb's, whose write waits for it, where
+ * the front door's would come up short. */
+static bool nothing_unsent(const rt_fast_conn_t *fc)
+{
+    int queued = 0;
+    return ioctl(fc->fd, SIOCOUTQ, &queued) == 0 && queued == 0 &&
+           !(fc->tls && rt__tls_unsent(fc->tls));
+}
+
+/* A mint whose Content-Length body is all in buf, within the limit, and
+ * nothing after it: a pipelined request is civetweb's, which buffers it (a
+ * peek would leave it in the kernel, the receive window could close on it),
+ * takes one request per hand-over, and writes at the reader's pace. */
 static bool is_mint(rt_server_t *srv, const rt_fast_conn_t *fc)
 {
     const rt__req_t *r = &fc->req;
@@ -106,7 +122,8 @@ static bool is_mint(rt_server_t *srv, const rt_fast_conn_t *fc)
         return false;
     size_t len = (size_t)strtoul(cl, NULL, 10); /* a decimal number: plain_enough */
     return len <= (size_t)srv->cfg->max_body_bytes && len <= FAST_MINT_BODY_MAX &&
-           fc->n - fc->head_len >= len;
+           fc->n == fc->head_len + len &&
+           !(fc->tls && rt__tls_more_than(fc->tls, fc->head_len + len)) && nothing_unsent(fc);
 }
 
 rt_fast_kind_t rt__fast_kind(rt_fast_conn_t *fc)
@@ -134,7 +151,11 @@ static int consume_and_answer(rt_fast_conn_t *fc, size_t n, const char *out, siz
         rt__tls_consume(fc->tls, n);
         return rt__tls_write(fc->tls, out, len) == (ssize_t)len ? 0 : RT_E_IO;
     }
-    ssize_t r = read(fc->fd, fc->buf, n); /* read(2): sockhook's recv is civetweb's */
+    /* Discarded, not copied: fc->req points into fc->buf, whose parsed
+     * strings a read there would overwrite with the raw head (and the debug
+     * request line would print it, Authorization and all). recvfrom(2), not
+     * recv(2): sockhook's recv is civetweb's. */
+    ssize_t r = recvfrom(fc->fd, NULL, n, MSG_TRUNC | MSG_DONTWAIT, NULL, NULL);
     if (r != (ssize_t)n)
         return RT_E_IO;
     r = write(fc->fd, out, len);
@@ -169,11 +190,11 @@ static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
                       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
                       "Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
                       accept, proto ? "Sec-WebSocket-Protocol: rtgw.v1\r\n" : "");
-    rt__req_log(&fc->req, 101);
     if (consume_and_answer(fc, fc->head_len, resp, (size_t)rl) != 0) {
         rt__conn_unref(c);
         return RT_FAST_CLOSE;
     }
+    rt__req_log(&fc->req, 101);
     atomic_fetch_add(&srv->metrics.frontdoor_upgrades, 1);
     c->fd = fc->fd;
     c->tls = fc->tls; /* its writer encrypts and decrypts from now on */
@@ -191,8 +212,9 @@ static rt_fast_result_t mint(rt_server_t *srv, rt_fast_conn_t *fc)
     size_t blen = (size_t)strtoul(rt__req_header(req, "Content-Length"), NULL, 10);
     rt_resp_t r = {0};
     char extra[48] = "";
-    if (rt__rate_check(srv, req, srv->mint_limit, 1, "token mints", "RTGW_RATE_LIMIT_MINT", &r,
-                       extra, sizeof(extra)) == 0)
+    bool limited = rt__rate_check(srv, req, srv->mint_limit, 1, "token mints",
+                                  "RTGW_RATE_LIMIT_MINT", &r, extra, sizeof(extra)) != 0;
+    if (!limited)
         rt_api_token(&srv->api, rt__req_header(req, "Authorization"),
                      (const char *)fc->buf + fc->head_len, blen, rt_clock_wall_ms() / 1000, &r);
     const char *body = r.body ? r.body : "{}";
@@ -200,16 +222,17 @@ static rt_fast_result_t mint(rt_server_t *srv, rt_fast_conn_t *fc)
     const char *hdr = extra[0] ? extra : NULL;
     int hl = rt__json_head(srv, req, r.status, len, hdr, NULL, 0);
     bool closes = rt__req_closes(req);
-    rt__req_log(req, r.status);
     char *out = hl > 0 ? malloc((size_t)hl + 1 + len) : NULL;
     rt_fast_result_t res = RT_FAST_CLOSE;
     if (out) {
         rt__json_head(srv, req, r.status, len, hdr, out, (size_t)hl + 1);
         memcpy(out + hl, body, len);
-        fc->consumed = fc->head_len + blen;
-        if (consume_and_answer(fc, fc->consumed, out, (size_t)hl + len) == 0)
+        if (consume_and_answer(fc, fc->head_len + blen, out, (size_t)hl + len) == 0) {
             res = closes ? RT_FAST_CLOSE : RT_FAST_ANSWERED;
-        atomic_fetch_add(&srv->metrics.frontdoor_mints, 1);
+            atomic_fetch_add(&srv->metrics.frontdoor_mints, 1);
+            if (!limited) /* civetweb's path logs a 429 as "rate limited" only */
+                rt__req_log(req, r.status);
+        }
         free(out);
     }
     rt_resp_clear(&r);

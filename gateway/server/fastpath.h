@@ -10,10 +10,16 @@
  * Only the plain shape of each is taken: an exact path, a strict HTTP/1.x
  * head (CRLF lines, no folding, at most 63 headers), no probe id, no Expect,
  * nothing ambiguous; for the upgrade no body and no byte after the head, and
- * for the mint a Content-Length body that has arrived whole. Everything else,
+ * for the mint a Content-Length body that has arrived whole, nothing after it
+ * (a pipelined request is civetweb's) and nothing unsent on the connection
+ * from an earlier answer (a client that does not read is civetweb's, whose
+ * write waits). One request per event: a connection never holds a front-door
+ * thread for more than one answer. Everything else,
  * refusals of the upgrade included, is declined untouched (nothing read,
  * nothing written, nothing counted) and civetweb answers it as it always
- * did: one behaviour, whoever answers.
+ * did: one behaviour, whoever answers. (A refused upgrade is admitted and
+ * dropped here first: its token is verified twice, and for that moment it
+ * holds its per-IP place.)
  *
  * Nothing here may wait on the network: with the Redis bus, whose
  * subscriptions do (bus.h, waits), upgrades go to civetweb; mints never touch
@@ -62,7 +68,6 @@ typedef struct {
     size_t n;
     /* Filled by rt__fast_kind: */
     size_t head_len;       /* bytes up to and with the blank line */
-    size_t consumed;       /* RT_FAST_ANSWERED: the request's bytes read off */
     rt__req_t req;         /* pointers into buf and head */
     rt_http_strict_t head; /* httphead.h */
 } rt_fast_conn_t;

@@ -128,6 +128,7 @@ typedef struct pending_s {
     rt_head_scan_t head; /* how far its first head has been scanned */
     bool counted;        /* holds a place in per_ip under ip */
     bool handshaken;     /* TLS: the handshake is done */
+    bool answered;       /* the front door answered a request of it (fastpath.h) */
     rt_tls_t *tls;       /* TLS: the connection's, until handed over */
     char ip[INET6_ADDRSTRLEN];
     struct sockaddr_storage peer;
@@ -400,7 +401,7 @@ static void pending_unlink(lane_t *l, pending_t *p)
 static void pending_close(lane_t *l, pending_t *p)
 {
     pending_unlink(l, p);
-    if (p->head.scanned > 0 || l->d->tls)
+    if (p->head.scanned > 0 || p->answered || l->d->tls)
         (void)!read(p->fd, l->peek, sizeof(l->peek)); /* read(2): sockhook's recv is civetweb's */
     rt__tls_free(p->tls);
     close(p->fd);
@@ -622,10 +623,9 @@ static void pending_renew(lane_t *l, pending_t *p)
  * true when p is done with (a session's now, or closed); false when it
  * waits here for its next request (answered) or goes to civetweb (declined,
  * *declined set). */
-static bool fast_path(lane_t *l, pending_t *p, bool *declined, bool *more)
+static bool fast_path(lane_t *l, pending_t *p, bool *declined)
 {
     *declined = false;
-    *more = false;
     int port = p->peer.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&p->peer)->sin6_port)
                                              : ntohs(((struct sockaddr_in *)&p->peer)->sin_port);
     rt_fast_conn_t fc = {.fd = p->fd, .tls = p->tls, .ip = p->ip, .port = port, .buf = l->peek};
@@ -648,16 +648,16 @@ static bool fast_path(lane_t *l, pending_t *p, bool *declined, bool *more)
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
     rt_fast_result_t r = rt__fast_serve(l->d->srv, &fc, kind);
     p->tls = fc.tls; /* NULL when a session took it */
+    p->answered |= r == RT_FAST_ANSWERED || r == RT_FAST_CLOSE;
     switch (r) {
     case RT_FAST_TAKEN:
         pending_unlink(l, p);
         free(p);
         return true;
     case RT_FAST_ANSWERED:
+        /* Nothing was past the request (fastpath.h); what comes later is
+         * news to the edge-triggered epoll. */
         pending_renew(l, p);
-        /* Bytes past the request at the peek: a pipelined next one. Any that
-         * came later are news to the (edge-triggered) epoll. */
-        *more = p->tls ? rt__tls_readable(p->tls) : l->peeked > fc.consumed;
         return false;
     case RT_FAST_CLOSE:
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
@@ -670,19 +670,18 @@ static bool fast_path(lane_t *l, pending_t *p, bool *declined, bool *more)
     return false;
 }
 
-/* Answer what the front door can of p's complete heads, one after another
- * (a kept-alive client may have pipelined the next). true when p is done
- * with here; *st is the state of its head now. */
+/* Answer p's complete head if the front door can. true when p is done with
+ * here; *st is the state of its head now (HEAD_WAIT once answered: one
+ * request per event, so one connection cannot hold the lane). */
 static bool serve_heads(lane_t *l, pending_t *p, head_state_t *st)
 {
-    bool declined = false, more = false;
-    while (*st == HEAD_COMPLETE && l->d->srv) {
-        if (fast_path(l, p, &declined, &more))
-            return true;
-        if (declined)
-            return false;
-        *st = more ? head_state(l, p) : HEAD_WAIT;
-    }
+    if (*st != HEAD_COMPLETE || !l->d->srv)
+        return false;
+    bool declined = false;
+    if (fast_path(l, p, &declined))
+        return true;
+    if (!declined)
+        *st = HEAD_WAIT;
     return false;
 }
 

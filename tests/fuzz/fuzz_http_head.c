@@ -70,9 +70,10 @@ static rt_head_state_t scan_in_pieces(const uint8_t *b, size_t n, size_t max, ui
     return st;
 }
 
-/* Header lines as civetweb splits them: after the request line, up to the
- * first empty line; the name up to ':', the value without the blanks around
- * it. Lines without ':' are skipped. Writes NUL-terminated copies into buf. */
+/* Header lines as civetweb 1.15 splits them: after the request line, up to
+ * the first empty line; the name up to ':', the value without the blanks
+ * before it (trailing ones are kept). Lines without ':' are skipped. Writes
+ * NUL-terminated copies into buf. */
 static int split_headers(const char *head, char *buf, rt_http_header_t *h)
 {
     strcpy(buf, head);
@@ -94,9 +95,6 @@ static int split_headers(const char *head, char *buf, rt_http_header_t *h)
             char *v = colon + 1;
             while (*v == ' ' || *v == '\t')
                 v++;
-            size_t vl = strlen(v);
-            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-                v[--vl] = 0;
             h[n].name = line;
             h[n].value = v;
             n++;

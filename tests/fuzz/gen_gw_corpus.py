@@ -259,6 +259,9 @@ hh = {
     "strict_nul_in_head": "GET / HTTP/1.1\r\nX-A: a\x00b\r\n\r\n",
     "strict_no_colon": head("GET / HTTP/1.1", "Host x"),
     "strict_space_in_name": head("GET / HTTP/1.1", "X A: b"),
+    "strict_leading_spaces": head("GET / HTTP/1.1", "X-A:   v", "X-B:"),
+    "strict_trailing_space": head("GET /v1/realtime/connect HTTP/1.1", "Sec-WebSocket-Version: 13 "),
+    "strict_cl_trailing_space": head("POST /v1/realtime/token HTTP/1.1", "Content-Length: 2 ") + "[]",
 }
 for i, (k, v) in enumerate(hh.items()):
     put("http_head", k, bytes([0x5a ^ i, 0x40]) + v.encode("latin1"))

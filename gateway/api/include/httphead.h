@@ -57,14 +57,14 @@ typedef struct {
     const char *http_version; /* "1.1" or "1.0" */
     size_t head_len;          /* bytes up to and with the blank line */
     int nheaders;
-    rt_http_header_t headers[RT_HTTP_STRICT_MAX_HEADERS]; /* values trimmed of spaces */
+    rt_http_header_t headers[RT_HTTP_STRICT_MAX_HEADERS]; /* leading spaces skipped */
 } rt_http_strict_t;
 
 /* Parse the head at the start of buf[0..n) in place (NUL-terminating its
  * parts), if it has the strict shape: "METHOD SP /path[?query] SP
  * HTTP/1.x" then "Name: value" lines, every line ending in CRLF, names of
  * RFC 9110 token characters, no folding, no control byte (HT included) in
- * a value, spaces around it trimmed,
+ * a value, spaces before it skipped and none after it (civetweb keeps them),
  * at most RT_HTTP_STRICT_MAX_HEADERS headers, and a blank line within n.
  * 0 with *out filled; -1 otherwise (buf may then be changed). Stricter than
  * civetweb, never looser: what it takes, civetweb reads the same way. */
