@@ -443,7 +443,9 @@ static void admit(lane_t *l, int fd, const struct sockaddr_storage *ss, socklen_
             goto refuse;
         p->counted = true;
     }
-    if (atomic_load(&l->d->npending) >= l->d->max_pending)
+    /* Counted before the cap is checked: two lanes admitting at once must
+     * not both see room for one (each admission past the cap closes one). */
+    if (atomic_fetch_add(&l->d->npending, 1) >= l->d->max_pending)
         make_room(l);
     p->prev = l->newest;
     if (l->newest)
@@ -452,7 +454,6 @@ static void admit(lane_t *l, int fd, const struct sockaddr_storage *ss, socklen_
         l->oldest = p;
     l->newest = p;
     l->npending++;
-    atomic_fetch_add(&l->d->npending, 1);
     publish_oldest(l);
     /* A client sends its head right after connecting: often it is in by
      * now, and answered without a round through the epoll. */

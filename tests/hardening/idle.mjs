@@ -116,7 +116,7 @@ defcase("global_pending_cap_closes_the_oldest", async (t) => {
   await sleep(300);
   assert.equal(old.open(), 1024, "connections within the cap were closed");
   const young = await openIdle(gw.port, 50, { t, localAddress: ATTACKER });
-  await waitFor(() => old.open() === 1024 - 50, 3000, "the 50 oldest to be closed");
+  await waitFor(() => old.open() === 1024 - 50, 3000, "the 50 oldest to be closed").catch((e) => { throw new Error(`${e.message}: old open ${old.open()}, young open ${young.open()}`); });
   assert.equal(young.open(), 50, "a young connection was closed instead of an old one");
   const during = await slowestHealth(gw.url);
   assert.ok(during < LATE_MS, `GET /health took ${during.toFixed(1)} ms at the cap`);
