@@ -165,7 +165,7 @@ defcase("secrets_never_logged", async (t) => {
     key: gw.key, key_hex: gw.key.replace(/^signkey-\w+-/, ""), hashed, hashed_hex: hashed.replace(/^signkey-\w+-/, ""),
     fallback, wrong_key: wrong, jwt, jwt2, jwt_signature: jwt.split(".")[2], jwt_payload: jwt.split(".")[1],
   };
-  for (const [name, s] of Object.entries(secrets)) assert.ok(!out.includes(s), `${name} appears in the logs`);
+  for (const [name, s] of Object.entries(secrets)) assert.ok(!out.includes(s), `${name} appears in the logs: ${out.split("\n").filter((l) => l.includes(s)).map((l) => l.split(s).join("[" + name + "]")).join("\n")}`);
 });
 
 defcase("dev_mode_banner_and_demo_page", async (t) => {
