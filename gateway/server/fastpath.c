@@ -151,11 +151,13 @@ static int consume_and_answer(rt_fast_conn_t *fc, size_t n, const char *out, siz
         rt__tls_consume(fc->tls, n);
         return rt__tls_write(fc->tls, out, len) == (ssize_t)len ? 0 : RT_E_IO;
     }
-    /* Discarded, not copied: fc->req points into fc->buf, whose parsed
-     * strings a read there would overwrite with the raw head (and the debug
-     * request line would print it, Authorization and all). recvfrom(2), not
+    /* Discarded, not copied (TCP's MSG_TRUNC, tcp(7)): fc->req points into
+     * fc->buf, whose parsed strings a read there would overwrite with the raw
+     * head (and the debug request line would print it, Authorization and
+     * all: integration.ops.secrets_never_logged). fc->buf is passed only as
+     * room the kernel may address (valgrind checks it). recvfrom(2), not
      * recv(2): sockhook's recv is civetweb's. */
-    ssize_t r = recvfrom(fc->fd, NULL, n, MSG_TRUNC | MSG_DONTWAIT, NULL, NULL);
+    ssize_t r = recvfrom(fc->fd, fc->buf, n, MSG_TRUNC | MSG_DONTWAIT, NULL, NULL);
     if (r != (ssize_t)n)
         return RT_E_IO;
     r = write(fc->fd, out, len);
