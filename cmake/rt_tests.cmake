@@ -24,11 +24,11 @@ function(rt_add_test_suite name)
   rt_add_case_tests(${name} ${name} ${T_SOURCES})
 endfunction()
 
-# rt_add_node_cases(<suite> <file.mjs> [LABEL l] [TIMEOUT s])
+# rt_add_node_cases(<suite> <file.mjs> [LABEL l...] [TIMEOUT s])
 # Registers each `defcase("name", …)` of a Node test file (tests/lib/harness.mjs)
 # as CTest entry "<suite>.<name>", with RTGW_BIN pointing at the built gateway.
 function(rt_add_node_cases suite file)
-  cmake_parse_arguments(N "" "LABEL;TIMEOUT" "" ${ARGN})
+  cmake_parse_arguments(N "" "TIMEOUT" "LABEL" ${ARGN})
   if(NOT N_LABEL)
     set(N_LABEL ${suite})
   endif()
@@ -46,7 +46,7 @@ function(rt_add_node_cases suite file)
     add_test(NAME ${suite}.${name} COMMAND ${RT_NODE} ${file} ${name})
     set_tests_properties(${suite}.${name} PROPERTIES
       ENVIRONMENT "RTGW_BIN=$<TARGET_FILE:rtgw>;TOKENTOOL=$<TARGET_FILE:tokentool>;RT_SANITIZED=$<BOOL:${RT_SANITIZE}>"
-      SKIP_RETURN_CODE 77 TIMEOUT ${N_TIMEOUT} LABELS ${N_LABEL})
+      SKIP_RETURN_CODE 77 TIMEOUT ${N_TIMEOUT} LABELS "${N_LABEL}")
   endforeach()
 endfunction()
 
