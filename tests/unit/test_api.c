@@ -4,6 +4,7 @@
  * end to end through the hub and an in-memory subscriber.
  */
 #include "api.h"
+#include "httphead.h"
 #include "hub.h"
 #include "rt_test.h"
 
@@ -933,4 +934,72 @@ RT_TEST(resp_error_shape)
     rt_resp_clear(&r);
     RT_ASSERT(r.body == NULL);
     rt_resp_clear(&r);
+}
+
+/* rt_http_parse_strict: what the front door answers itself (fastpath.c), and
+ * what it must leave to civetweb. */
+static int strict(const char *head, rt_http_strict_t *out)
+{
+    static char buf[4096];
+    size_t n = strlen(head);
+    memcpy(buf, head, n);
+    return rt_http_parse_strict(buf, n, out);
+}
+
+RT_TEST(strict_head_takes_the_plain_shape)
+{
+    rt_http_strict_t h;
+    const char *up = "GET /v1/realtime/connect?token=a.b.c&rtgw=1 HTTP/1.1\r\nHost: x\r\n"
+                     "Upgrade: websocket\r\nConnection: Upgrade\r\nX-Empty:\r\n\r\n";
+    RT_ASSERT_INT_EQ(strict(up, &h), 0);
+    RT_ASSERT_STR_EQ(h.method, "GET");
+    RT_ASSERT_STR_EQ(h.uri_raw, "/v1/realtime/connect");
+    RT_ASSERT_STR_EQ(h.query, "token=a.b.c&rtgw=1");
+    RT_ASSERT_STR_EQ(h.http_version, "1.1");
+    RT_ASSERT_INT_EQ((int)h.head_len, (int)strlen(up));
+    RT_ASSERT_INT_EQ(h.nheaders, 4);
+    RT_ASSERT_STR_EQ(h.headers[1].name, "Upgrade");
+    RT_ASSERT_STR_EQ(h.headers[1].value, "websocket");
+    RT_ASSERT_STR_EQ(h.headers[3].value, "");
+    /* a body after the head is not part of it */
+    RT_ASSERT_INT_EQ(strict("POST /t HTTP/1.0\r\nContent-Length:   2\r\n\r\n[]", &h), 0);
+    RT_ASSERT_STR_EQ(h.http_version, "1.0");
+    RT_ASSERT_STR_EQ(h.headers[0].value, "2"); /* spaces before a value skipped */
+    RT_ASSERT_INT_EQ((int)h.head_len, 41);     /* 18 + 21 + 2: the body's 2 bytes are not counted */
+    RT_ASSERT(h.query == NULL);
+}
+
+RT_TEST(strict_head_declines_what_civetweb_reads_otherwise)
+{
+    rt_http_strict_t h;
+    const char *no[] = {
+        "GET / HTTP/1.1\nHost: x\n\n",               /* bare LF */
+        "GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n",   /* a bare LF inside */
+        "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",      /* a bare CR */
+        "GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n", /* obs-fold */
+        "GET / HTTP/1.1\r\nX : a\r\n\r\n",           /* space before the colon */
+        "GET / HTTP/1.1\r\nX: a\tb\r\n\r\n",         /* a tab: the scan calls it early */
+        "GET / HTTP/1.1\r\nX: 13 \r\n\r\n",          /* civetweb keeps the space */
+        "GET / HTTP/1.1\r\nHost x\r\n\r\n",          /* no colon */
+        "GET /%63onnect HTTP/1.1\r\n\r\n",           /* civetweb decodes %-escapes */
+        "GET http://x/ HTTP/1.1\r\n\r\n",            /* absolute form */
+        "get / HTTP/1.1\r\n\r\n",                    /* lower-case method */
+        "GET / HTTP/2.0\r\n\r\n",                    /* version */
+        "GET /  HTTP/1.1\r\n\r\n",                   /* two spaces */
+        "GET / HTTP/1.1\r\nHost: x\r\n",             /* no end */
+    };
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        RT_ASSERT_INT_EQ(strict(no[i], &h), -1);
+    /* 63 headers are taken, 64 are not (civetweb keeps 64, rtgw refuses 64) */
+    char many[4096];
+    for (int n = 63; n <= 64; n++) {
+        size_t off = (size_t)snprintf(many, sizeof(many), "GET / HTTP/1.1\r\n");
+        for (int i = 0; i < n; i++)
+            off += (size_t)snprintf(many + off, sizeof(many) - off, "X-%d: v\r\n", i);
+        snprintf(many + off, sizeof(many) - off, "\r\n");
+        RT_ASSERT_INT_EQ(strict(many, &h), n == 63 ? 0 : -1);
+    }
+    /* a NUL inside the head */
+    char nul[] = "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n";
+    RT_ASSERT_INT_EQ(rt_http_parse_strict(nul, sizeof(nul) - 1, &h), -1);
 }
