@@ -20,7 +20,8 @@
 /* The mark on every response rtgw writes (JSON replies and errors, /health,
  * /metrics, SSE heads, CORS preflights, the HTTP layer's own refusals): a
  * proxy's or an app's answer lacks it, which is how `rtgw doctor` tells who
- * answered. The 101 is civetweb's and carries no extra header; after it, the
+ * answered. The 101 (civetweb's, or the front door's, byte for byte the same:
+ * fastpath.c) carries no extra header; after it, the
  * first frame (rtgw.subscribed, or a close with an rtgw code) is the mark. */
 #define RT__MARK_HEADER "X-Rtgw: " RT_VERSION "\r\n"
 
