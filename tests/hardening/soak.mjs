@@ -36,6 +36,9 @@ const RATE = Number(process.env.RT_SOAK_RATE || 20);
 const DROP = Number(process.env.RT_SOAK_DROP || 0.01);
 const AWAY_MS = Number(process.env.RT_SOAK_AWAY_MS || 3000);
 const NODES = Number(process.env.RT_SOAK_NODES || 1);
+// The tokens outlive the run: past their expiry every resume was refused 4409
+// (a 100-minute run on 2026-12-07 turned into a reconnect loop at 60 minutes).
+const TOKEN_TTL = Math.max(3600, SECONDS + 600);
 
 const log = (...a) => console.error(`[${new Date().toISOString()}]`, ...a);
 const redis = NODES > 1 ? await startRedis(null) : null;
@@ -46,6 +49,7 @@ for (let i = 0; i < NODES; i++)
   gws.push(await startGateway(null, {
     key,
     env: { RTGW_MAX_CONNECTIONS: String(SUBS + 200), RTGW_RATE_LIMIT_CLIENT_FRAMES: "0", RTGW_LOG_LEVEL: "warn",
+      RTGW_TOKEN_MAX_TTL: String(TOKEN_TTL),
       ...(redis ? { RTGW_REDIS_URL: redis.url } : {}) },
     startMs: 60000,
   }));
@@ -56,7 +60,7 @@ const published = new Array(CHANNELS).fill(null); // last n published per channe
 let stopping = false;
 
 const tokens = [];
-for (let c = 0; c < CHANNELS; c++) tokens.push(await mint(gw, [topic(`soak:${c}`, "t")], { ttl: 3600, fresh: true }));
+for (let c = 0; c < CHANNELS; c++) tokens.push(await mint(gw, [topic(`soak:${c}`, "t")], { ttl: TOKEN_TTL, fresh: true }));
 
 // Order and completeness are checked on the payload's n (the publisher sends
 // n = 0, 1, 2 … round-robin, so channel ch carries ch, ch + CHANNELS, …); the
