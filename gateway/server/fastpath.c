@@ -53,7 +53,6 @@ static bool parse_head(rt_fast_conn_t *fc)
     rt_http_strict_t *h = &fc->head;
     if (rt_http_parse_strict((char *)fc->buf, fc->n, h) != 0)
         return false;
-    fc->head_len = h->head_len;
     fc->req = (rt__req_t){h->method, h->uri_raw, h->query,   h->http_version,
                           fc->ip,    fc->port,   h->headers, h->nheaders};
     return true;
@@ -88,8 +87,8 @@ static bool is_upgrade(const rt_fast_conn_t *fc)
                *key = rt__req_header(r, "Sec-WebSocket-Key"),
                *proto = rt__req_header(r, "Sec-WebSocket-Protocol");
     return strcmp(r->method, "GET") == 0 && strcmp(r->uri_raw, CONNECT_PATH) == 0 &&
-           strcmp(r->http_version, "1.1") == 0 && fc->n == fc->head_len &&
-           !(fc->tls && rt__tls_more_than(fc->tls, fc->head_len)) && up &&
+           strcmp(r->http_version, "1.1") == 0 && fc->n == fc->head.head_len &&
+           !(fc->tls && rt__tls_more_than(fc->tls, fc->head.head_len)) && up &&
            strcasecmp(up, "websocket") == 0 &&
            rt__header_lists(rt__req_header(r, "Connection"), "upgrade") && ver &&
            strcmp(ver, "13") == 0 && rt_ws_key_valid(key) &&
@@ -122,8 +121,8 @@ static bool is_mint(rt_server_t *srv, const rt_fast_conn_t *fc)
         return false;
     size_t len = (size_t)strtoul(cl, NULL, 10); /* a decimal number: plain_enough */
     return len <= (size_t)srv->cfg->max_body_bytes && len <= FAST_MINT_BODY_MAX &&
-           fc->n == fc->head_len + len &&
-           !(fc->tls && rt__tls_more_than(fc->tls, fc->head_len + len)) && nothing_unsent(fc);
+           fc->n == fc->head.head_len + len &&
+           !(fc->tls && rt__tls_more_than(fc->tls, fc->head.head_len + len)) && nothing_unsent(fc);
 }
 
 rt_fast_kind_t rt__fast_kind(rt_fast_conn_t *fc)
@@ -192,7 +191,7 @@ static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
                       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
                       "Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
                       accept, proto ? "Sec-WebSocket-Protocol: rtgw.v1\r\n" : "");
-    if (consume_and_answer(fc, fc->head_len, resp, (size_t)rl) != 0) {
+    if (consume_and_answer(fc, fc->head.head_len, resp, (size_t)rl) != 0) {
         rt__conn_unref(c);
         return RT_FAST_CLOSE;
     }
@@ -218,7 +217,8 @@ static rt_fast_result_t mint(rt_server_t *srv, rt_fast_conn_t *fc)
                                   "RTGW_RATE_LIMIT_MINT", &r, extra, sizeof(extra)) != 0;
     if (!limited)
         rt_api_token(&srv->api, rt__req_header(req, "Authorization"),
-                     (const char *)fc->buf + fc->head_len, blen, rt_clock_wall_ms() / 1000, &r);
+                     (const char *)fc->buf + fc->head.head_len, blen, rt_clock_wall_ms() / 1000,
+                     &r);
     const char *body = r.body ? r.body : "{}";
     size_t len = r.body ? r.len : 2;
     const char *hdr = extra[0] ? extra : NULL;
@@ -229,7 +229,7 @@ static rt_fast_result_t mint(rt_server_t *srv, rt_fast_conn_t *fc)
     if (out) {
         rt__json_head(srv, req, r.status, len, hdr, out, (size_t)hl + 1);
         memcpy(out + hl, body, len);
-        if (consume_and_answer(fc, fc->head_len + blen, out, (size_t)hl + len) == 0) {
+        if (consume_and_answer(fc, fc->head.head_len + blen, out, (size_t)hl + len) == 0) {
             res = closes ? RT_FAST_CLOSE : RT_FAST_ANSWERED;
             atomic_fetch_add(&srv->metrics.frontdoor_mints, 1);
             if (!limited) /* civetweb's path logs a 429 as "rate limited" only */

@@ -67,9 +67,8 @@ typedef struct {
     uint8_t *buf; /* the peeked bytes; parsed in place */
     size_t n;
     /* Filled by rt__fast_kind: */
-    size_t head_len;       /* bytes up to and with the blank line */
     rt__req_t req;         /* pointers into buf and head */
-    rt_http_strict_t head; /* httphead.h */
+    rt_http_strict_t head; /* httphead.h: head.head_len is where the head ends */
 } rt_fast_conn_t;
 
 /* Which request buf holds, parsing its head in place into the scratch state
