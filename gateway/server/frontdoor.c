@@ -129,6 +129,7 @@ typedef struct pending_s {
     bool counted;        /* holds a place in per_ip under ip */
     bool handshaken;     /* TLS: the handshake is done */
     bool answered;       /* the front door answered a request of it (fastpath.h) */
+    bool watched;        /* in the lane's epoll (not when answered at accept, head_now) */
     rt_tls_t *tls;       /* TLS: the connection's, until handed over */
     char ip[INET6_ADDRSTRLEN];
     struct sockaddr_storage peer;
@@ -464,6 +465,8 @@ static void admit(lane_t *l, int fd, const struct sockaddr_storage *ss, socklen_
                              .data.ptr = p};
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
         pending_close(l, p);
+    else
+        p->watched = true;
     return;
 refuse: /* over the per-IP cap: closed at once */
     if (p->counted)
@@ -583,10 +586,19 @@ static const uint8_t *head_bytes(lane_t *l, pending_t *p)
     return p->tls ? rt__tls_peek(p->tls, &have) : l->peek;
 }
 
+/* Out of the lane's epoll, if it is in (a head answered at accept never was:
+ * a DEL would fail with ENOENT, one wasted system call per connect). */
+static void unwatch(lane_t *l, pending_t *p)
+{
+    if (p->watched)
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+    p->watched = false;
+}
+
 /* Queue p for civetweb; its throwaway is made after this round of events. */
 static void hand_over(lane_t *l, pending_t *p, bool head_complete, rt_head_big_t big)
 {
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+    unwatch(l, p);
     if (rt__sockhook_handover(p->fd, (struct sockaddr *)&p->peer, p->peerlen, p->accepted_ms,
                               head_complete, big, p->tls) != 0) {
         pending_close(l, p);
@@ -646,7 +658,7 @@ static bool fast_path(lane_t *l, pending_t *p, bool *declined)
     /* A session's writer may end it and close the socket at once: out of
      * this epoll first. */
     if (kind == RT_FAST_UPGRADE)
-        epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+        unwatch(l, p);
     rt_fast_result_t r = rt__fast_serve(l->d->srv, &fc, kind);
     p->tls = fc.tls; /* NULL when a session took it */
     p->answered |= r == RT_FAST_ANSWERED || r == RT_FAST_CLOSE;
@@ -661,7 +673,7 @@ static bool fast_path(lane_t *l, pending_t *p, bool *declined)
         pending_renew(l, p);
         return false;
     case RT_FAST_CLOSE:
-        epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+        unwatch(l, p);
         pending_close(l, p);
         return true;
     case RT_FAST_DECLINED:
