@@ -11,6 +11,8 @@
 #   CP_RTGW_ENV    extra rtgw settings, e.g. "RTGW_ACCEPT_THREADS=1"
 #   CP_PERF=1      also record the busiest front-door thread with perf (cpu-clock, call graphs)
 #                  into $CP_OUT/perf.data (needs perf)
+#   CP_PERF_OPTS   perf's call-graph option (default -g; "--call-graph dwarf,16384" for
+#                  stacks through code built without frame pointers)
 #   CP_OUT         directory for the log and perf data (default: a new /tmp dir)
 # Bounded: the load generator runs under `timeout 60`, rtgw is stopped at the end.
 set -uo pipefail
@@ -46,7 +48,7 @@ threads >"$OUT/threads.before"
 head -1 /proc/stat >"$OUT/stat.before"
 if [ "${CP_PERF:-0}" = 1 ]; then
     FD=$(grep rtgw-frontdoor "$OUT/threads.before" | head -1 | cut -d' ' -f1)
-    perf record -e cpu-clock -g -t "$FD" -o "$OUT/perf.data" -- sleep 3 >/dev/null 2>&1 &
+    perf record -e cpu-clock ${CP_PERF_OPTS:--g} -t "$FD" -o "$OUT/perf.data" -- sleep 3 >/dev/null 2>&1 &
     PERF=$!
     sleep 0.2
 fi
