@@ -19,7 +19,9 @@
 #include "err.h"
 #include "log.h"
 #include "session.h"
+#include "frontdoor.h"
 #include "tlsconn.h"
+#include "waiters.h"
 #include "writer.h"
 
 #include <civetweb.h>
@@ -144,23 +146,132 @@ rt_fast_kind_t rt__fast_kind(rt_fast_conn_t *fc)
  * the TLS buffer holds them) and write the answer. 0, or RT_E_IO. The
  * connection is fresh or between requests: its send buffer has room for a
  * small answer. */
-static int consume_and_answer(rt_fast_conn_t *fc, size_t n, const char *out, size_t len)
+static int consume_and_answer(int fd, rt_tls_t *tls, uint8_t *room, size_t n, const char *out,
+                              size_t len)
 {
-    if (fc->tls) {
-        rt__tls_consume(fc->tls, n);
-        return rt__tls_write(fc->tls, out, len) == (ssize_t)len ? 0 : RT_E_IO;
+    if (tls) {
+        rt__tls_consume(tls, n);
+        return rt__tls_write(tls, out, len) == (ssize_t)len ? 0 : RT_E_IO;
     }
-    /* Discarded, not copied (TCP's MSG_TRUNC, tcp(7)): fc->req points into
-     * fc->buf, whose parsed strings a read there would overwrite with the raw
-     * head (and the debug request line would print it, Authorization and
-     * all: integration.ops.secrets_never_logged). fc->buf is passed only as
-     * room the kernel may address (valgrind checks it). recvfrom(2), not
-     * recv(2): sockhook's recv is civetweb's. */
-    ssize_t r = recvfrom(fc->fd, fc->buf, n, MSG_TRUNC | MSG_DONTWAIT, NULL, NULL);
+    /* Discarded, not copied (TCP's MSG_TRUNC, tcp(7)): the parsed request
+     * points into the front door's buffer, whose strings a read there would
+     * overwrite with the raw head (and the debug request line would print it,
+     * Authorization and all: integration.ops.secrets_never_logged). room is
+     * passed only as n bytes the kernel may address (valgrind checks it).
+     * recvfrom(2), not recv(2): sockhook's recv is civetweb's. */
+    ssize_t r = recvfrom(fd, room, n, MSG_TRUNC | MSG_DONTWAIT, NULL, NULL);
     if (r != (ssize_t)n)
         return RT_E_IO;
-    r = write(fc->fd, out, len);
+    r = write(fd, out, len);
     return r == (ssize_t)len ? 0 : RT_E_IO;
+}
+
+/* An admitted upgrade, with all its answer needs once the front door's
+ * buffer (where its head was parsed) has moved on to other connections. */
+typedef struct {
+    rt_server_t *srv;
+    rt_conn_t *c; /* admitted: holds its slot and its per-IP place */
+    int fd;
+    rt_tls_t *tls;
+    size_t head_len; /* the request's bytes, read off once answered */
+    int rl;
+    char resp[192]; /* the 101 */
+    char *query;    /* for the debug request line (redacted there): a copy, or NULL */
+    char ip[64];
+} upgrade_t;
+
+/* The request as the debug line and the refusal's head read it: no headers
+ * kept (no CORS for an upgrade; the answer closes). */
+static rt__req_t upgrade_req(const upgrade_t *u)
+{
+    return (rt__req_t){.method = "GET",
+                       .uri_raw = CONNECT_PATH,
+                       .query = u->query,
+                       .http_version = "1.1",
+                       .remote_addr = u->ip};
+}
+
+/* A server that began draining after the admission: the client gets what
+ * admission would have said then (503 shutting_down, as civetweb's path
+ * answers), the slot back at once, and a close. Frees u. */
+static void upgrade_refuse_draining(upgrade_t *u, uint8_t *room)
+{
+    rt__refusal_t why = {.reason = RT_REASON_SHUTTING_DOWN};
+    rt__req_t req = upgrade_req(u);
+    rt_resp_t r = {0};
+    rt_resp_error(&r, rt_reason_http_status(why.reason), rt_reason_name(why.reason), "%s",
+                  rt_reason_text(why.reason));
+    char head[1024];
+    int hl =
+        rt__json_head(u->srv, &req, r.status, r.len, "Connection: close\r\n", head, sizeof(head));
+    if (hl > 0 && (size_t)hl < sizeof(head) && hl + r.len <= sizeof(head)) {
+        memcpy(head + hl, r.body, r.len);
+        if (consume_and_answer(u->fd, u->tls, room, u->head_len, head, (size_t)hl + r.len) == 0)
+            rt__req_log(&req, r.status);
+    }
+    rt_resp_clear(&r);
+    rt__session_refused(u->srv, &req, &why);
+    rt__conn_unref(u->c);
+    rt__tls_free(u->tls);
+    close(u->fd);
+    free(u->query);
+    free(u);
+}
+
+/* Answer 101 and hand the session to a writer; its positions are pinned
+ * (rt__session_pin_positions: before the 101, see session.h). RT_FAST_TAKEN,
+ * or RT_FAST_CLOSE when the client is gone (u->fd and u->tls are still the
+ * caller's then). Frees u->query. */
+static rt_fast_result_t upgrade_answer(upgrade_t *u, uint8_t *room)
+{
+    rt_server_t *srv = u->srv;
+    rt_conn_t *c = u->c;
+    rt_fast_result_t res = RT_FAST_CLOSE;
+    if (consume_and_answer(u->fd, u->tls, room, u->head_len, u->resp, (size_t)u->rl) != 0) {
+        rt__conn_unref(c);
+    } else {
+        rt__req_t req = upgrade_req(u);
+        rt__req_log(&req, 101);
+        atomic_fetch_add(&srv->metrics.frontdoor_upgrades, 1);
+        c->fd = u->fd;
+        c->tls = u->tls;    /* its writer encrypts and decrypts from now on */
+        c->detached = true; /* never civetweb's: its writer reads it from the start */
+        rt__session_start(srv, c, NULL);
+        rt__session_go(srv, c);
+        rt__conn_unref(c); /* the epoll registration holds it now */
+        res = RT_FAST_TAKEN;
+    }
+    free(u->query);
+    u->query = NULL;
+    return res;
+}
+
+/* On a waiter's thread (waiters.h): the bus's waits happen here. A job may
+ * outlive the admission's view of the server: one that runs once a drain
+ * began (its broadcast would miss the session) is refused instead, checked
+ * again after the pinning, which may wait on the bus. */
+static void upgrade_run(void *arg)
+{
+    upgrade_t *u = arg;
+    uint8_t room[RT__MAX_REQUEST_HEAD]; /* a waiter's stack is 8 MiB */
+    if (!atomic_load(&u->srv->draining))
+        rt__session_pin_positions(u->srv, u->c);
+    if (atomic_load(&u->srv->draining)) {
+        upgrade_refuse_draining(u, room);
+        return;
+    }
+    if (upgrade_answer(u, room) == RT_FAST_CLOSE) {
+        rt__tls_free(u->tls);
+        close(u->fd);
+    }
+    free(u);
+}
+
+/* Queued when the server drains or stops (rt_waiters_drop_queued). */
+static void upgrade_drop(void *arg)
+{
+    uint8_t room[RT__MAX_REQUEST_HEAD];
+    upgrade_refuse_draining(arg, room);
 }
 
 static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
@@ -177,7 +288,17 @@ static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
         rt__conn_unref(c); /* civetweb refuses it, and counts it */
         return RT_FAST_DECLINED;
     }
-    rt__session_pin_positions(srv, c); /* before the 101: see session.h */
+    bool waits = srv->bus->ops->waits;
+    upgrade_t stack_u, *u = waits ? calloc(1, sizeof(*u)) : &stack_u;
+    if (!u) {
+        rt__conn_unref(c);
+        return RT_FAST_DECLINED;
+    }
+    *u = (upgrade_t){
+        .srv = srv, .c = c, .fd = fc->fd, .tls = fc->tls, .head_len = fc->head.head_len};
+    snprintf(u->ip, sizeof(u->ip), "%s", fc->ip);
+    if (rt_log_enabled(RT_LOG_DEBUG) && fc->req.query)
+        u->query = strdup(fc->req.query);
     /* Sec-WebSocket-Accept (RFC 6455 §4.2.2). */
     char keyguid[24 + sizeof(WS_GUID)]; /* rt_ws_key_valid: 24 characters */
     int kl = snprintf(keyguid, sizeof(keyguid), "%s" WS_GUID,
@@ -186,24 +307,28 @@ static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
     SHA1((const unsigned char *)keyguid, (size_t)kl, sha);
     char accept[sodium_base64_ENCODED_LEN(SHA_DIGEST_LENGTH, sodium_base64_VARIANT_ORIGINAL)];
     sodium_bin2base64(accept, sizeof(accept), sha, sizeof(sha), sodium_base64_VARIANT_ORIGINAL);
-    char resp[256];
-    int rl = snprintf(resp, sizeof(resp),
-                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
-                      "Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
-                      accept, proto ? "Sec-WebSocket-Protocol: rtgw.v1\r\n" : "");
-    if (consume_and_answer(fc, fc->head.head_len, resp, (size_t)rl) != 0) {
-        rt__conn_unref(c);
-        return RT_FAST_CLOSE;
+    u->rl = snprintf(u->resp, sizeof(u->resp),
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+                     "Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
+                     accept, proto ? "Sec-WebSocket-Protocol: rtgw.v1\r\n" : "");
+    if (!waits) {
+        rt__session_pin_positions(srv, c);
+        rt_fast_result_t r = upgrade_answer(u, fc->buf);
+        if (r == RT_FAST_TAKEN)
+            fc->tls = NULL;
+        return r;
     }
-    rt__req_log(&fc->req, 101);
-    atomic_fetch_add(&srv->metrics.frontdoor_upgrades, 1);
-    c->fd = fc->fd;
-    c->tls = fc->tls; /* its writer encrypts and decrypts from now on */
+    /* With the Redis bus, pinning and subscribing wait on Redis: a waiter
+     * does them, the socket and its TLS go with the job. A full queue (Redis
+     * slow or gone, and connects still coming) leaves the connect to
+     * civetweb, untouched, which waits in its own threads. */
+    if (!rt_waiters_submit(srv->waiters, upgrade_run, upgrade_drop, u)) {
+        free(u->query);
+        free(u);
+        rt__conn_unref(c);
+        return RT_FAST_DECLINED;
+    }
     fc->tls = NULL;
-    c->detached = true; /* never civetweb's: its writer reads it from the start */
-    rt__session_start(srv, c, NULL);
-    rt__session_go(srv, c);
-    rt__conn_unref(c); /* the epoll registration holds it now */
     return RT_FAST_TAKEN;
 }
 
@@ -229,7 +354,8 @@ static rt_fast_result_t mint(rt_server_t *srv, rt_fast_conn_t *fc)
     if (out) {
         rt__json_head(srv, req, r.status, len, hdr, out, (size_t)hl + 1);
         memcpy(out + hl, body, len);
-        if (consume_and_answer(fc, fc->head.head_len + blen, out, (size_t)hl + len) == 0) {
+        if (consume_and_answer(fc->fd, fc->tls, fc->buf, fc->head.head_len + blen, out,
+                               (size_t)hl + len) == 0) {
             res = closes ? RT_FAST_CLOSE : RT_FAST_ANSWERED;
             atomic_fetch_add(&srv->metrics.frontdoor_mints, 1);
             if (!limited) /* civetweb's path logs a 429 as "rate limited" only */
@@ -245,11 +371,10 @@ rt_fast_result_t rt__fast_serve(rt_server_t *srv, rt_fast_conn_t *fc, rt_fast_ki
 {
     /* With the Redis bus, subscribing waits on Redis (positions, SUBSCRIBE,
      * history): a frozen Redis would freeze the front door, /health with it.
-     * civetweb's threads may wait; the front door's may not. */
-    if (kind == RT_FAST_UPGRADE && !srv->bus->ops->waits)
-        return upgrade(srv, fc);
+     * The waiters' threads (waiters.h) may wait; without them (they could not
+     * start), civetweb's do. */
     if (kind == RT_FAST_UPGRADE)
-        return RT_FAST_DECLINED;
+        return !srv->bus->ops->waits || srv->waiters ? upgrade(srv, fc) : RT_FAST_DECLINED;
     if (kind == RT_FAST_MINT && is_mint(srv, fc))
         return mint(srv, fc);
     return RT_FAST_DECLINED;

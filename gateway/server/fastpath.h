@@ -22,8 +22,12 @@
  * holds its per-IP place.)
  *
  * Nothing here may wait on the network: with the Redis bus, whose
- * subscriptions do (bus.h, waits), upgrades go to civetweb; mints never touch
- * the bus.
+ * subscriptions do (bus.h, waits), an admitted upgrade goes, socket and TLS
+ * with it, to a subscribe thread (waiters.h), which pins its positions,
+ * answers the 101 and hands the session to its writer; when their queue is
+ * full (Redis slow or gone), the upgrade is declined to civetweb, untouched.
+ * A job that runs once the server drains answers 503 shutting_down, as
+ * admission would. Mints never touch the bus.
  *
  * Over TLS (rtgw terminates it, tlsconn.h) the same: the front door hands
  * the decrypted head (a copy: parsing writes into it), reads it off the TLS

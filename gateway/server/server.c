@@ -15,6 +15,8 @@
  *   lives in a writer's epoll, so an open subscriber costs no thread.
  * - writers (RTGW_WRITER_THREADS, writer.c): drain subscriber queues into
  *   sockets, and read detached sessions' client frames (detached.c).
+ * - subscribe threads (waiters.c), with the Redis bus only: the front door's
+ *   upgrades, whose positions and subscriptions wait on Redis.
  * - heartbeat (heartbeat.c): pings, idle (no pong) detection, token expiry,
  *   sweeps.
  * - this thread: waits for a signal: SIGHUP reloads the keys and origins
@@ -39,6 +41,7 @@
 #include "reload.h"
 #include "routes.h"
 #include "sockhook.h"
+#include "waiters.h"
 #include "writer.h"
 
 #include <civetweb.h>
@@ -48,6 +51,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Upgrades queued for the subscribe threads before the front door leaves
+ * the next ones to civetweb: with Redis answering, a job takes a few round
+ * trips (well under a millisecond), so the queue is short; with Redis frozen
+ * each takes up to two RTGW_REDIS_TIMEOUT_MS, and a longer queue would only
+ * keep clients waiting longer. */
+#define WAITERS_QUEUE 128
 
 static volatile sig_atomic_t got_signal, got_hup;
 static void on_signal(int sig)
@@ -262,6 +272,8 @@ static void civetweb_stop(rt_server_t *srv)
     rt__sockhook_park_end();
     rt__frontdoor_free(srv->frontdoor);
     srv->frontdoor = NULL;
+    rt_waiters_free(srv->waiters); /* after the front door: nothing submits now */
+    srv->waiters = NULL;
     if (srv->ctx)
         mg_stop(srv->ctx);
     rt__sockhook_handover_end();
@@ -279,6 +291,17 @@ static bool http_start(rt_server_t *srv, char *listen, size_t cap)
     if (!civetweb_start(srv, listen, cap))
         return false;
     rt__routes_register(srv);
+    if (srv->bus->ops->waits) {
+        /* The front door's upgrades wait on Redis here (fastpath.c): two
+         * threads per pooled Redis connection, so that some wait on a
+         * SUBSCRIBE's confirmation while others use the pool. Without them
+         * civetweb's threads take those upgrades, as they did before. */
+        int n = (int)(srv->cfg->redis_pool * 2 < 32 ? srv->cfg->redis_pool * 2 : 32);
+        srv->waiters = rt_waiters_new(n, WAITERS_QUEUE, "rtgw-subscribe");
+        if (!srv->waiters)
+            rt_log_warn("cannot start the subscribe threads",
+                        "detail=\"upgrades with the Redis bus take the slower path\"");
+    }
     if (rt__frontdoor_start(srv->frontdoor, civetweb_port(srv), srv) != 0) {
         rt_log_error("cannot start the HTTP server", "listen=%s detail=\"no front door thread\"",
                      listen);
@@ -319,6 +342,10 @@ static void drain(rt_server_t *srv)
     rt_log_info("shutting down", "signal=%d connections=%ld", (int)got_signal,
                 atomic_load(&srv->nconns));
     atomic_store(&srv->draining, true);
+    /* Upgrades still queued for the subscribe threads (Redis slow or gone)
+     * are closed now, their slots given back: the wait below is for open
+     * sessions, not for Redis. */
+    rt_waiters_drop_queued(srv->waiters);
     rt_frame_t *closing_ws = rt_ws_frame_new(RT_WS_TEXT, "{\"kind\":\"closing\"}", 18);
     rt_frame_t *closing_sse = rt_frame_new(64);
     closing_sse->len = (uint32_t)snprintf(closing_sse->data, 64,

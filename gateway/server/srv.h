@@ -9,7 +9,7 @@
  * there: a libc override cannot receive a context.)
  *
  * Fields set before civetweb starts are not reassigned afterwards: cfg, ctx,
- * frontdoor, live, topts, hub, bus, api, writers, nwriters, started_ms, the ping frames,
+ * frontdoor, waiters, live, topts, hub, bus, api, writers, nwriters, started_ms, the ping frames,
  * the limiters and ip_conns (the objects they point to lock themselves). The
  * rest: conns under conns_lock; nconns, next_writer, draining, stop and the
  * counters in metrics are atomics. Freed by server.c after every thread has
@@ -17,6 +17,7 @@
  *
  * The files, one stage of a session's life each:
  *   frontdoor.c       the public listener: connections until their first head
+ *   fastpath.c        the upgrade and the mint, answered by the front door
  *   sockhook.c        libc/OpenSSL hooks: the hand-over to civetweb, peer → fd,
  *                     the client frame guard
  *   reload.c          SIGHUP: new keys and origins from the env file
@@ -58,11 +59,13 @@ typedef struct rt_conn_s rt_conn_t;           /* conn.h */
 typedef struct rt_writer_s rt_writer_t;       /* writer.h */
 typedef struct rt_frontdoor_s rt_frontdoor_t; /* frontdoor.h */
 typedef struct rt_tls_s rt_tls_t;             /* tlsconn.h */
+typedef struct rt_waiters_s rt_waiters_t;     /* waiters.h */
 
 typedef struct rt_server_s {
     rt_config_t *cfg;
     struct mg_context *ctx;
     rt_frontdoor_t *frontdoor; /* the public listener (frontdoor.c) */
+    rt_waiters_t *waiters;     /* the front door's upgrades that wait on the bus; NULL: none */
     rt_livecell_t *live;       /* keys and origins: SIGHUP swaps the snapshot (live.h) */
     rt_token_opts_t topts;
     rt_hub_t *hub;

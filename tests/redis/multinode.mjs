@@ -3,8 +3,9 @@
 // idempotency across nodes, node-level subscriptions, and startup refusals.
 // Every process (rtgw, redis-server) is started by the case and stopped by PID.
 import assert from "node:assert/strict";
+import net from "node:net";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
-import { startGateway, mint, keygen } from "../lib/gateway.mjs";
+import { startGateway, mint, keygen, publish } from "../lib/gateway.mjs";
 import { startRedis } from "../lib/redis.mjs";
 
 requireNodeModules("ws");
@@ -13,6 +14,8 @@ const { waitFor, sleep, withTimeout } = await import("../lib/wait.mjs");
 const { connect, wsUrl } = await import("../lib/ws.mjs");
 const { http } = await import("../lib/http.mjs");
 const { rawExchange } = await import("../lib/rawhttp.mjs");
+const { selfSigned } = await import("../lib/certs.mjs");
+const { tmpDir } = await import("../lib/proc.mjs");
 
 
 // Two (or n) nodes sharing one key and one Redis.
@@ -390,9 +393,120 @@ defcase("frozen_redis_never_blocks_the_front_door", async (t) => {
   await withTimeout(mint(gw, [T("frozen-x", "t")], { fresh: true }), 2000, "a mint while Redis is frozen");
   assert.ok(Date.now() - t0 < 1000, `a mint took ${Date.now() - t0} ms while Redis was frozen`);
   redis.resume();
-  await Promise.all(pending);
+  // Each upgrade waited for Redis on a subscribe thread, not on the front
+  // door's, and completes once Redis is back.
+  for (const r of await Promise.all(pending))
+    assert.equal(r.responses[0]?.status, 101, r.text);
   const m = await metrics(gw);
-  assert.equal(metric(m, 'rtgw_frontdoor_answered_total{request="upgrade"}'), 0, m);
+  assert.equal(metric(m, 'rtgw_frontdoor_answered_total{request="upgrade"}'), 4, m);
+});
+
+// A raw upgrade on a fresh socket; resolves with the response's status line
+// once its head is in (the socket stays open: close() ends it), or "" at ms.
+function rawUpgrade(gw, tok, ms) {
+  return new Promise((resolve) => {
+    const sock = net.connect(gw.port, "127.0.0.1");
+    let buf = "";
+    const timer = setTimeout(() => resolve({ status: "", sock }), ms);
+    sock.on("connect", () => sock.write(
+      `GET /v1/realtime/connect?token=${tok} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+    sock.on("data", (d) => {
+      buf += d.toString("latin1");
+      if (buf.includes("\r\n\r\n")) { clearTimeout(timer); resolve({ status: buf.split("\r\n")[0], sock }); }
+    });
+    sock.on("error", () => {});
+    sock.on("close", () => { clearTimeout(timer); resolve({ status: buf.split("\r\n")[0], sock }); });
+  });
+}
+
+defcase("frozen_redis_full_subscribe_queue_leaves_upgrades_to_civetweb_none_lost", async (t) => {
+  // 8 subscribe threads (RTGW_REDIS_POOL 4, two each) and a queue of 128:
+  // with Redis frozen, the 137th upgrade and later go to civetweb, and every
+  // one of them completes once Redis is back.
+  const redis = await startRedis(t);
+  const key = keygen();
+  const gw = await startGateway(t, { key, env: { RTGW_REDIS_URL: redis.url, RTGW_REDIS_TIMEOUT_MS: "5000", RTGW_HTTP_THREADS: "16" } });
+  const tok = await mint(gw, [T("overflow", "t")]);
+  await withTimeout(subscribe(t, gw, tok).then((c) => c.close()), 10000, "a first subscription while Redis runs");
+  redis.pause();
+  const n = 180;
+  const pending = [];
+  for (let i = 0; i < n; i++) pending.push(rawUpgrade(gw, tok, 20000));
+  await sleep(1000); // every upgrade is in: queued, running, or on civetweb's threads
+  redis.resume();
+  const got = await Promise.all(pending);
+  for (const g of got) g.sock.destroy();
+  const statuses = got.map((g) => g.status);
+  assert.equal(statuses.filter((s) => s.startsWith("HTTP/1.1 101")).length, n, JSON.stringify(statuses.filter((s) => !s.startsWith("HTTP/1.1 101"))));
+  const m = await metrics(gw);
+  const fast = metric(m, 'rtgw_frontdoor_answered_total{request="upgrade"}');
+  // 1 (the first subscription) + at most 8 running + 128 queued.
+  assert.ok(fast >= 1 + 128 && fast <= 1 + 136, `front door answered ${fast} upgrades`);
+});
+
+defcase("upgrades_with_redis_answered_by_the_front_door_receive_across_nodes", async (t) => {
+  const redis = await startRedis(t);
+  const [a, b] = await nodes(t, redis);
+  const tok = await mint(b, [T("fp-redis", "t")]);
+  const s1 = await subscribe(t, b, tok);
+  let m = await metrics(b);
+  assert.equal(metric(m, 'rtgw_frontdoor_answered_total{request="upgrade"}'), 1, m);
+  for (let i = 0; i < 3; i++) assert.equal((await pub(a, "fp-redis", "t", { i })).status, 200);
+  await waitFor(() => s1.data().length === 3, 5000, "three events through Redis");
+  const last = s1.data()[1].id;
+  s1.close();
+  // A resume through the front door too: the one event after `last` again.
+  const s2 = await subscribe(t, b, tok, last);
+  assert.equal(s2.ack.recovered, true, JSON.stringify(s2.ack));
+  await waitFor(() => s2.data().length === 1, 5000, "the replayed event");
+  assert.deepEqual(s2.data()[0].data, { i: 2 });
+  // A forged token is still refused with its reason (civetweb answers it).
+  const bad = await rawExchange(b, [
+    `GET /v1/realtime/connect?token=${tok.slice(0, -4)}AAAA HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"], { ms: 3000 });
+  assert.equal(bad.responses[0]?.status, 401, bad.text);
+  m = await metrics(b);
+  assert.equal(metric(m, 'rtgw_frontdoor_answered_total{request="upgrade"}'), 2, m);
+});
+
+// wss with Redis: the TLS goes with the job to a subscribe thread, which
+// answers the 101 through it and hands both to the session's writer.
+defcase("wss_upgrade_with_redis_answered_by_the_front_door_receives", async (t) => {
+  const redis = await startRedis(t);
+  const key = keygen();
+  const gw = await startGateway(t, { key, tls: selfSigned(tmpDir(t, "rtgw-mn-"), "gw"), env: { RTGW_REDIS_URL: redis.url } });
+  const tok = await mint(gw, [T("fp-wss", "t")]);
+  const c = await connect(wsUrl(gw, tok), { protocols: ["rtgw.v1"], t, wsOpts: { ca: gw.ca } });
+  assert.equal((await c.next(5000, "the ack over wss")).kind, "rtgw.subscribed");
+  assert.equal((await publish(gw, "fp-wss", "t", { over: "wss" })).status, 200);
+  for (;;) {
+    const m = await c.next(5000, "the event over wss");
+    if (m.kind === "data") { assert.deepEqual(m.data, { over: "wss" }); break; }
+  }
+  const m = await metrics(gw);
+  assert.equal(metric(m, 'rtgw_frontdoor_answered_total{request="upgrade"}'), 1, m);
+});
+
+defcase("sigterm_with_upgrades_waiting_on_frozen_redis_answers_503_and_exits", async (t) => {
+  const redis = await startRedis(t);
+  const key = keygen();
+  const gw = await startGateway(t, { key, env: { RTGW_REDIS_URL: redis.url, RTGW_REDIS_TIMEOUT_MS: "1000", RTGW_SHUTDOWN_TIMEOUT_MS: "500" } });
+  const tok = await mint(gw, [T("stopping", "t")]);
+  redis.pause();
+  const pending = [];
+  for (let i = 0; i < 40; i++) pending.push(rawUpgrade(gw, tok, 15000));
+  await sleep(300);
+  const t0 = Date.now();
+  const { code } = await withTimeout(gw.stop(), 10000, "rtgw stopping with upgrades queued");
+  assert.equal(code, 0);
+  assert.ok(Date.now() - t0 < 8000, `stop took ${Date.now() - t0} ms`);
+  // Every waiting client is told why, as admission would have during the
+  // drain: the queued ones at once, the running ones after their wait.
+  const got = await withTimeout(Promise.all(pending), 5000, "every waiting client answered");
+  for (const g of got) g.sock.destroy();
+  redis.resume();
+  assert.deepEqual(got.map((g) => g.status).filter((s) => !s.startsWith("HTTP/1.1 503")), []);
 });
 
 await run();
