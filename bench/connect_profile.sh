@@ -8,7 +8,11 @@
 #   CP_SUBS        connections (default 8000; each needs a descriptor here and in rtgw)
 #   CP_CONC        connections in flight (default 64, as S4)
 #   CP_MINT_CONNS  keep-alive mint connections (default 8, as S4); 0: tokens minted offline (S4o)
-#   CP_RTGW_ENV    extra rtgw settings, e.g. "RTGW_ACCEPT_THREADS=1"
+#   CP_TOPICS      channels the subscribers are spread over (default 1, as S4; CP_SUBS: one
+#                  channel each, a new channel per connect: with Redis, a SUBSCRIBE each)
+#   CP_RTGW_ENV    extra rtgw settings, e.g. "RTGW_ACCEPT_THREADS=1", or
+#                  "RTGW_REDIS_URL=redis://127.0.0.1:6379" (a Redis you started) for the Redis bus
+#   CP_RTGW_BIN    the rtgw binary (default BUILD_DIR/rtgw): an A/B against an older build
 #   CP_PERF=1      also record the busiest front-door thread with perf (cpu-clock, call graphs)
 #                  into $CP_OUT/perf.data (needs perf)
 #   CP_PERF_OPTS   perf's call-graph option (default -g; "--call-graph dwarf,16384" for
@@ -20,7 +24,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-build}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
-RTGW="$BUILD/rtgw"
+RTGW="${CP_RTGW_BIN:-$BUILD/rtgw}"
 LOADGEN="$BUILD/bench/loadgen"
 SUBS=${CP_SUBS:-8000}
 CONC=${CP_CONC:-64}
@@ -55,7 +59,7 @@ fi
 mint=()
 [ "$MINTS" -gt 0 ] && mint=(--mint-http --mint-conns "$MINTS")
 timeout 60 "$LOADGEN" --proto rtgw --ws-port "$PORT" --pub-port "$PORT" --server-pid "$PID" --key "$KEY" \
-    --label S4 --subs "$SUBS" --concurrency "$CONC" "${mint[@]}" 2>"$OUT/loadgen.err" |
+    --label S4 --subs "$SUBS" --concurrency "$CONC" --topics "${CP_TOPICS:-1}" "${mint[@]}" 2>"$OUT/loadgen.err" |
     grep '^RESULT' | tr ' ' '\n' | grep -E '^(connected|failed|connect_rate|connect_s|connect_cpu_s|loadgen_cpu_s)=' | tr '\n' ' '
 echo
 head -1 /proc/stat >"$OUT/stat.after"
