@@ -162,8 +162,9 @@ static void render_server(sb_t *sb, rt_metrics_t *m, const rt_hub_stats_t *hs)
               "# HELP rtgw_frontdoor_answered_total Requests the front door answered itself, "
               "without an HTTP worker thread.\n# TYPE rtgw_frontdoor_answered_total counter\n"
               "rtgw_frontdoor_answered_total{request=\"upgrade\"} %llu\n"
-              "rtgw_frontdoor_answered_total{request=\"mint\"} %llu\n",
-              LOAD(m->frontdoor_upgrades), LOAD(m->frontdoor_mints));
+              "rtgw_frontdoor_answered_total{request=\"mint\"} %llu\n"
+              "rtgw_frontdoor_answered_total{request=\"refusal\"} %llu\n",
+              LOAD(m->frontdoor_upgrades), LOAD(m->frontdoor_mints), LOAD(m->frontdoor_refusals));
     by_reason(sb, "rtgw_disconnects_total", "Connections ended, by reason.", m->disconnects, true);
     by_reason(sb, "rtgw_refusals_total", "Connections refused before streaming, by reason.",
               m->refusals, false);

@@ -274,6 +274,38 @@ static void upgrade_drop(void *arg)
     upgrade_refuse_draining(arg, room);
 }
 
+/* A plain client's refused upgrade, answered as civetweb's path answers it
+ * (ws.c, ws_refuse): the same metrics and log line, the same bytes (the
+ * refusal's JSON error under rt__json_head), and the connection closed, as
+ * civetweb closes it whatever its Connection header asks (tested in
+ * hardening.fastpath). One token verification, no hand-over: a
+ * flood of forged or expired tokens costs what the front door's check
+ * costs. */
+static rt_fast_result_t refuse(rt_server_t *srv, rt_fast_conn_t *fc, rt_conn_t *c,
+                               const rt__refusal_t *why)
+{
+    rt_resp_t r = {0};
+    rt__session_refusal_resp(why, &r);
+    int hl = rt__json_head(srv, &fc->req, r.status, r.len, NULL, NULL, 0);
+    char *out = hl > 0 ? malloc((size_t)hl + 1 + r.len) : NULL;
+    rt_fast_result_t res = out ? RT_FAST_CLOSE : RT_FAST_DECLINED; /* civetweb answers */
+    if (out) {
+        rt__json_head(srv, &fc->req, r.status, r.len, NULL, out, (size_t)hl + 1);
+        memcpy(out + hl, r.body, r.len);
+        if (consume_and_answer(fc->fd, fc->tls, fc->buf, fc->head.head_len, out,
+                               (size_t)hl + r.len) == 0) {
+            rt__session_refused(srv, &fc->req, why);
+            rt_log_info("websocket refused", "peer=%s reason=%s detail=%s ext=%d", c->peer,
+                        rt_reason_name(why->reason), why->detail[0] ? why->detail : "-", c->ext);
+            rt__req_log(&fc->req, r.status);
+            atomic_fetch_add(&srv->metrics.frontdoor_refusals, 1);
+        }
+        free(out);
+    }
+    rt_resp_clear(&r);
+    return res;
+}
+
 static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
 {
     rt_conn_t *c = rt__conn_new(srv, NULL, fc->ip, fc->port, false);
@@ -285,8 +317,13 @@ static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
                        strcmp(flag, "1") == 0);
     rt__refusal_t why;
     if (!rt__session_admit(srv, &fc->req, c, &why)) {
-        rt__conn_unref(c); /* civetweb refuses it, and counts it */
-        return RT_FAST_DECLINED;
+        if (c->ext) { /* a 101, then a close with the reason's code: civetweb's */
+            rt__conn_unref(c);
+            return RT_FAST_DECLINED;
+        }
+        rt_fast_result_t r = refuse(srv, fc, c, &why);
+        rt__conn_unref(c);
+        return r;
     }
     bool waits = srv->bus->ops->waits;
     upgrade_t stack_u, *u = waits ? calloc(1, sizeof(*u)) : &stack_u;

@@ -14,12 +14,13 @@
  * (a pipelined request is civetweb's) and nothing unsent on the connection
  * from an earlier answer (a client that does not read is civetweb's, whose
  * write waits). One request per event: a connection never holds a front-door
- * thread for more than one answer. Everything else,
- * refusals of the upgrade included, is declined untouched (nothing read,
- * nothing written, nothing counted) and civetweb answers it as it always
- * did: one behaviour, whoever answers. (A refused upgrade is admitted and
- * dropped here first: its token is verified twice, and for that moment it
- * holds its per-IP place.)
+ * thread for more than one answer. A plain client's refused upgrade is
+ * answered here too, with civetweb's bytes, metrics and log line, and closed
+ * as civetweb closes it (one token verification: a flood of forged tokens
+ * costs no hand-over); an extended client's refusal (a 101, then a close
+ * with the reason's code) is civetweb's. Everything else is declined
+ * untouched (nothing read, nothing written, nothing counted) and civetweb
+ * answers it as it always did: one behaviour, whoever answers.
  *
  * Nothing here may wait on the network: with the Redis bus, whose
  * subscriptions do (bus.h, waits), an admitted upgrade goes, socket and TLS

@@ -417,6 +417,19 @@ static bool is_trusted_proxy(const rt_config_t *cfg, const char *ip)
 
 static bool head_now(lane_t *l, pending_t *p);
 
+/* Into the lane's epoll, edge-triggered, unless it is already in (an answer
+ * at accept may have put it there). false: it could not be watched. */
+static bool watch(lane_t *l, pending_t *p)
+{
+    if (p->watched)
+        return true;
+    /* TLS: EPOLLOUT too, for a handshake flight the socket had no room for. */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (l->d->tls ? EPOLLOUT : 0),
+                             .data.ptr = p};
+    p->watched = epoll_ctl(l->epfd, EPOLL_CTL_ADD, p->fd, &ev) == 0;
+    return p->watched;
+}
+
 /* Take in a connection just accepted: counted per IP (or closed, over that
  * cap), the oldest pending one closed if the global cap is reached, then
  * watched until ready. */
@@ -460,13 +473,8 @@ static void admit(lane_t *l, int fd, const struct sockaddr_storage *ss, socklen_
      * now, and answered without a round through the epoll. */
     if (!tls && l->d->srv && !l->d->tls && head_now(l, p))
         return;
-    /* TLS: EPOLLOUT too, for a handshake flight the socket had no room for. */
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (l->d->tls ? EPOLLOUT : 0),
-                             .data.ptr = p};
-    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+    if (!watch(l, p))
         pending_close(l, p);
-    else
-        p->watched = true;
     return;
 refuse: /* over the per-IP cap: closed at once */
     if (p->counted)
@@ -669,7 +677,12 @@ static bool fast_path(lane_t *l, pending_t *p, bool *declined)
         return true;
     case RT_FAST_ANSWERED:
         /* Nothing was past the request (fastpath.h); what comes later is
-         * news to the edge-triggered epoll. */
+         * news to the edge-triggered epoll (which the connection is in, or
+         * back in if it was answered at accept). */
+        if (!watch(l, p)) {
+            pending_close(l, p);
+            return true;
+        }
         pending_renew(l, p);
         return false;
     case RT_FAST_CLOSE:

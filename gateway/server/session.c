@@ -194,12 +194,20 @@ void rt__session_refused(rt_server_t *srv, const rt__req_t *req, const rt__refus
     }
 }
 
-int rt__session_refuse_http(struct mg_connection *conn, const rt__refusal_t *why)
+void rt__session_refusal_resp(const rt__refusal_t *why, rt_resp_t *r)
 {
     int st = rt_reason_http_status(why->reason);
-    rt__send_error(conn, st ? st : 400,
-                   why->tok_err ? rt_tok_errname(why->tok_err) : rt_reason_name(why->reason),
-                   "%s%s%s", rt_reason_text(why->reason), why->detail[0] ? ": " : "", why->detail);
+    rt_resp_error(r, st ? st : 400,
+                  why->tok_err ? rt_tok_errname(why->tok_err) : rt_reason_name(why->reason),
+                  "%s%s%s", rt_reason_text(why->reason), why->detail[0] ? ": " : "", why->detail);
+}
+
+int rt__session_refuse_http(struct mg_connection *conn, const rt__refusal_t *why)
+{
+    rt_resp_t r = {0};
+    rt__session_refusal_resp(why, &r);
+    int st = r.status;
+    rt__send_resp(conn, &r);
     return st;
 }
 

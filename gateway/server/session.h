@@ -37,8 +37,11 @@ bool rt__session_admit(rt_server_t *srv, const rt__req_t *req, rt_conn_t *c, rt_
 /* Count a refusal in the metrics (its reason, its token error, a refused
  * origin, which is also logged). Call once per refused handshake. */
 void rt__session_refused(rt_server_t *srv, const rt__req_t *req, const rt__refusal_t *why);
-/* Answer a refused handshake with the HTTP error of its reason (400 when the
- * reason has none). Returns rt_reason_http_status(why->reason). */
+/* The HTTP error a refused handshake is answered with: the status of its
+ * reason (400 when the reason has none), the token error's name or the
+ * reason's, and its text with the detail. */
+void rt__session_refusal_resp(const rt__refusal_t *why, rt_resp_t *r);
+/* Answer a refused handshake with that error. Returns the status sent. */
 int rt__session_refuse_http(struct mg_connection *conn, const rt__refusal_t *why);
 /* The subscription starts after the 101 (or the SSE headers) went out, but a
  * client may publish, or cause a publish, as soon as it sees them. Pin each

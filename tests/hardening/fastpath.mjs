@@ -18,6 +18,7 @@ import { tmpDir } from "../lib/proc.mjs";
 
 const UPGRADES = 'rtgw_frontdoor_answered_total{request="upgrade"}';
 const MINTS = 'rtgw_frontdoor_answered_total{request="mint"}';
+const REFUSALS = 'rtgw_frontdoor_answered_total{request="refusal"}';
 // RFC 6455 §1.3's sample key and its accept value.
 const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
 const ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
@@ -36,7 +37,7 @@ const mintHead = (gw, body, { key = gw.key, version = "1.1", extra = "" } = {}) 
 
 async function counters(gw) {
   const m = await metrics(gw);
-  return { upgrades: metric(m, UPGRADES), mints: metric(m, MINTS), text: m };
+  return { upgrades: metric(m, UPGRADES), mints: metric(m, MINTS), refusals: metric(m, REFUSALS), text: m };
 }
 
 // A raw WebSocket client: sends `parts` (gapMs apart), then collects bytes.
@@ -105,18 +106,65 @@ defcase("upgrade_head_in_pieces", async (t) => {
   assert.equal((await counters(gw)).upgrades, 1);
 });
 
-// Refusals are civetweb's, counted once: the front door's admission attempt
-// counts nothing.
+// A plain client's refusal is the front door's, named and counted once (one
+// verification, no hand-over), and the connection closed as civetweb closes
+// it after a refused upgrade.
 defcase("upgrade_refused_token_named_and_counted_once", async (t) => {
   const gw = await startGateway(t);
   const r = await rawExchange(gw, [upgradeHead(gw, "not.a.token")], { ms: 3000 });
   assert.equal(r.responses[0]?.status, 401, r.text);
+  assert.ok(r.closedByServer, "the connection stays open after a refused upgrade");
   const name = r.responses[0].json.error;
   assert.match(name, /^token_/, r.text);
   const k = await counters(gw);
-  assert.equal(k.upgrades, 0, "the front door answered a refused upgrade");
+  assert.equal(k.upgrades, 0, "a refused upgrade counted as admitted");
+  assert.equal(k.refusals, 1, k.text);
   assert.equal(metric(k.text, 'rtgw_refusals_total{reason="token_invalid"}'), 1, k.text);
   assert.equal(metric(k.text, `rtgw_token_refusals_total{reason="${name}"}`), 1, k.text);
+  assert.equal((gw.logs().match(/websocket refused/g) || []).length, 1, gw.logs());
+});
+
+// The refusal's bytes are civetweb's: the same refused request with a
+// trailing space in Host (which the front door leaves to civetweb) gets the
+// same response, Date aside.
+defcase("upgrade_refusal_bytes_equal_civetwebs", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_ALLOWED_ORIGINS: "https://app.example" } });
+  const tok = await mint(gw, [topic("c", "t")]);
+  const expired = "eyJhbGciOiJIUzI1NiJ9.e30.AAAA";
+  for (const [token, extra] of [[expired, ""], [tok, "Origin: https://app.example\r\nX-Forwarded-For: 1.2.3.4\r\n"], [tok, "Origin: https://evil.example\r\n"]]) {
+    const before = await counters(gw);
+    const fast = await rawExchange(gw, [upgradeHead(gw, token, extra)], { ms: 3000 });
+    const mid = await counters(gw);
+    const slow = await rawExchange(gw, [upgradeHead(gw, token, extra).replace(`Host: 127.0.0.1:${gw.port}`, `Host: 127.0.0.1:${gw.port} `)], { ms: 3000 });
+    const after = await counters(gw);
+    if (token === tok && extra.includes("app.example")) { // admitted: both 101, nothing refused
+      assert.ok(fast.text.startsWith(CIVETWEB_101) && slow.text.startsWith(CIVETWEB_101), fast.text + slow.text);
+      continue;
+    }
+    assert.equal(mid.refusals - before.refusals, 1, "the front door did not answer the refusal");
+    assert.equal(after.refusals - mid.refusals, 0, "the front door answered the one civetweb should");
+    const norm = (x) => x.replace(/\r\nDate: [^\r]*/, "");
+    assert.ok(fast.responses[0]?.status >= 400, fast.text);
+    assert.equal(norm(fast.text), norm(slow.text));
+    assert.equal(fast.closedByServer, slow.closedByServer);
+  }
+});
+
+// Closed as civetweb closes it: after a refused upgrade, even one whose
+// Connection header lists keep-alive, the connection ends (a next request on
+// it is not read).
+defcase("upgrade_refused_closes_even_when_keep_alive_is_asked", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_ALLOWED_ORIGINS: "https://app.example" } });
+  const tok = await mint(gw, [topic("c", "t")]);
+  const head = upgradeHead(gw, tok, "Origin: https://evil.example\r\n").replace("Connection: Upgrade", "Connection: keep-alive, Upgrade");
+  const body = mintBody("c2");
+  const k0 = await counters(gw);
+  const r = await rawExchange(gw, [head, mintHead(gw, body) + body], { ms: 3000, gapMs: 300 });
+  assert.deepEqual(r.responses.map((x) => x.status), [403], r.text);
+  assert.ok(r.closedByServer, r.text);
+  const k = await counters(gw);
+  assert.equal(k.refusals - k0.refusals, 1, k.text);
+  assert.equal(k.mints - k0.mints, 0, k.text);
 });
 
 defcase("upgrade_refused_origin_counted_once", async (t) => {
@@ -127,6 +175,7 @@ defcase("upgrade_refused_origin_counted_once", async (t) => {
   assert.equal(r.responses[0].json.error, "origin_not_allowed", r.text);
   const k = await counters(gw);
   assert.equal(k.upgrades, 0);
+  assert.equal(k.refusals, 1, k.text);
   assert.equal(metric(k.text, "rtgw_origin_refused_total"), 1, k.text);
   assert.equal(metric(k.text, 'rtgw_refusals_total{reason="origin_not_allowed"}'), 1, k.text);
   assert.equal((gw.logs().match(/origin refused/g) || []).length, 1, gw.logs());

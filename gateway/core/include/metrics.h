@@ -28,6 +28,7 @@ typedef struct {
     atomic_ullong origin_refused;
     atomic_ullong frontdoor_upgrades; /* answered by the front door itself (fastpath.h) */
     atomic_ullong frontdoor_mints;
+    atomic_ullong frontdoor_refusals; /* upgrades it refused (plain clients; fastpath.h) */
     atomic_ullong frames_written;
     atomic_ullong bytes_written;
     atomic_ullong publish_lat_us[RT_METRICS_LAT_BUCKETS + 1]; /* +Inf last */
