@@ -405,6 +405,25 @@ defcase("wss_upgrade_and_https_mints_answered", async (t) => {
   assert.ok(k.mints >= 2, k.text);
 });
 
+// A refused wss upgrade: answered through the connection's TLS, then closed.
+defcase("wss_refused_upgrade_answered_and_closed", async (t) => {
+  const gw = await startGateway(t, { tls: selfSigned(tmpDir(t, "rtgw-fast-"), "gw") });
+  const res = await new Promise((resolve, reject) => {
+    const sock = tls.connect({ port: gw.port, host: "127.0.0.1", servername: "localhost", ca: gw.ca }, () =>
+      sock.write(upgradeHead(gw, "not.a.token")));
+    let buf = "";
+    sock.on("data", (d) => (buf += d.toString("latin1")));
+    sock.on("end", () => resolve({ text: buf, closed: true }));
+    sock.on("error", reject);
+    setTimeout(() => { sock.destroy(); resolve({ text: buf, closed: false }); }, 3000);
+  });
+  assert.equal(parseResponses(res.text)[0]?.status, 401, res.text);
+  assert.ok(res.closed, "the wss connection stayed open after its refusal");
+  const k = await counters(gw);
+  assert.equal(k.refusals, 1, k.text);
+  assert.equal(k.upgrades, 0, k.text);
+});
+
 // Several front-door threads at once: every connect minted and subscribed, and
 // every subscriber receives.
 defcase("many_connects_over_two_front_door_threads", async (t) => {
