@@ -261,11 +261,16 @@ ssize_t rt__tls_fill(rt_tls_t *t, size_t cap)
 {
     if (t->off > 0 && t->off == t->len)
         t->off = t->len = 0;
-    if (t->cap < cap) {
-        uint8_t *nb = realloc(t->buf, cap);
+    if (t->cap < cap) { /* not realloc: the old block is wiped before it is freed */
+        uint8_t *nb = malloc(cap);
         if (!nb) {
             errno = ENOMEM;
             return -1;
+        }
+        if (t->buf) {
+            memcpy(nb, t->buf, t->len);
+            OPENSSL_cleanse(t->buf, t->len);
+            free(t->buf);
         }
         t->buf = nb;
         t->cap = cap;
@@ -298,6 +303,8 @@ void rt__tls_consume(rt_tls_t *t, size_t n)
 {
     t->off += n < t->len - t->off ? n : t->len - t->off;
     if (t->off == t->len) { /* empty: an idle connection holds no buffer */
+        if (t->buf)
+            OPENSSL_cleanse(t->buf, t->len); /* request heads: tokens, a signing key */
         free(t->buf);
         t->buf = NULL;
         t->off = t->len = t->cap = 0;
@@ -422,6 +429,8 @@ void rt__tls_free(rt_tls_t *t)
         return;
     SSL_free(t->ssl);
     rt__tlsrec_free(t->rec);
+    if (t->buf)
+        OPENSSL_cleanse(t->buf, t->len);
     free(t->buf);
     pthread_mutex_destroy(&t->lock);
     OPENSSL_cleanse(t, sizeof(*t));

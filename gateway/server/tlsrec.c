@@ -372,11 +372,15 @@ static int on_handshake(rt_tlsrec_t *r, const uint8_t *p, size_t len)
     return 0;
 }
 
-/* Drop the record at the front of r->in; free `in` when nothing follows. */
+/* Drop the record at the front of r->in; free `in` when nothing follows.
+ * Its decrypted bytes (a token refresh carries a token) are wiped: what the
+ * move did not overwrite is in the tail it left. */
 static void consume_record(rt_tlsrec_t *r)
 {
+    size_t was = r->in_len;
     memmove(r->in, r->in + r->rec_len, r->in_len - r->rec_len);
     r->in_len -= r->rec_len;
+    OPENSSL_cleanse(r->in + r->in_len, was - r->in_len);
     r->rec_len = r->plain_off = r->plain_len = 0;
     if (r->in_len == 0) {
         free(r->in);
@@ -502,6 +506,8 @@ void rt__tlsrec_free(rt_tlsrec_t *r)
 {
     if (!r)
         return;
+    if (r->in)
+        OPENSSL_cleanse(r->in, r->in_len); /* a record in reading, maybe decrypted */
     free(r->in);
     free(r->out);
     OPENSSL_cleanse(r, sizeof(*r));
