@@ -67,6 +67,14 @@ enum {
 
 enum { T_ALERT = 21, T_HANDSHAKE = 22, T_APPDATA = 23, HS_KEY_UPDATE = 24 };
 
+/* The fatal alerts a protocol error is answered with (RFC 8446 §6.2). */
+enum {
+    A_UNEXPECTED_MESSAGE = 10,
+    A_BAD_RECORD_MAC = 20,
+    A_RECORD_OVERFLOW = 22,
+    A_DECODE_ERROR = 50,
+};
+
 typedef struct {
     const char *cipher; /* OpenSSL's name */
     const char *md;     /* the suite's hash, for HKDF */
@@ -100,6 +108,8 @@ struct rt_tlsrec_s {
     bool key_update_owed; /* the client asked for our KeyUpdate, or REKEY_AFTER */
     bool eof;
     int empty_run; /* records in a row without data */
+    uint8_t alert; /* the fatal alert a protocol error owes the client; 0: none */
+    bool fatal;    /* a fatal alert went out (or was received): nothing more is sent */
 };
 
 /* ---- the ciphers and keys ---- */
@@ -323,11 +333,26 @@ ssize_t rt__tlsrec_write(rt_tlsrec_t *r, int fd, const void *buf, size_t len)
 void rt__tlsrec_close_notify(rt_tlsrec_t *r, int fd)
 {
     static const uint8_t alert[] = {1, 0}; /* warning, close_notify */
-    if (!r || fd < 0 || r->out)
+    if (!r || fd < 0 || r->out || r->fatal)
         return; /* a record half sent: an alert now would corrupt the stream */
     size_t n = seal(r, T_ALERT, alert, sizeof(alert), scratch);
     if (n)
         (void)!write(fd, scratch, n);
+}
+
+/* The fatal alert a protocol error owes (r->alert), once, best effort: the
+ * connection closes next whatever the socket takes. errno is kept. */
+static void send_alert(rt_tlsrec_t *r, int fd)
+{
+    if (!r->alert || r->fatal || r->out || fd < 0)
+        return; /* a record half sent: an alert now would corrupt the stream */
+    int e = errno;
+    const uint8_t alert[] = {2, r->alert}; /* fatal, its description */
+    r->fatal = true;
+    size_t n = seal(r, T_ALERT, alert, sizeof(alert), scratch);
+    if (n)
+        (void)!write(fd, scratch, n); /* write(2): sockhook hooks send(2) */
+    errno = e;
 }
 
 /* ---- receiving ---- */
@@ -346,16 +371,22 @@ static int open_record(rt_tlsrec_t *r, size_t body, size_t *plen)
         EVP_DecryptUpdate(c, NULL, &nh, r->in, HDR) != 1 ||
         EVP_DecryptUpdate(c, ct, &n1, ct, (int)clen) != 1 ||
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, TAG, ct + clen) != 1 ||
-        EVP_DecryptFinal_ex(c, ct + n1, &n2) != 1)
-        return -1; /* bad_record_mac */
+        EVP_DecryptFinal_ex(c, ct + n1, &n2) != 1) {
+        r->alert = A_BAD_RECORD_MAC;
+        return -1;
+    }
     r->rd.seq++;
-    if (clen > MAX_PLAIN + 1)
-        return -1; /* record_overflow: the inner plaintext is at most 2^14 + 1 (§5.4) */
+    if (clen > MAX_PLAIN + 1) { /* the inner plaintext is at most 2^14 + 1 (§5.4) */
+        r->alert = A_RECORD_OVERFLOW;
+        return -1;
+    }
     size_t n = clen;
     while (n > 0 && ct[n - 1] == 0) /* padding */
         n--;
-    if (n == 0 || n - 1 > MAX_PLAIN)
+    if (n == 0 || n - 1 > MAX_PLAIN) { /* no content type (§5.4), or too long */
+        r->alert = n == 0 ? A_UNEXPECTED_MESSAGE : A_RECORD_OVERFLOW;
         return -1;
+    }
     *plen = n - 1;
     return ct[n - 1];
 }
@@ -363,8 +394,14 @@ static int open_record(rt_tlsrec_t *r, size_t body, size_t *plen)
 /* A KeyUpdate from the client, at p (len bytes of handshake messages). */
 static int on_handshake(rt_tlsrec_t *r, const uint8_t *p, size_t len)
 {
-    if (len != 5 || p[0] != HS_KEY_UPDATE || p[1] || p[2] || p[3] != 1 || p[4] > 1)
-        return -1; /* no other post-handshake message is ours to accept */
+    if (len < 1 || p[0] != HS_KEY_UPDATE) { /* no other post-handshake message is ours */
+        r->alert = A_UNEXPECTED_MESSAGE;
+        return -1;
+    }
+    if (len != 5 || p[1] || p[2] || p[3] != 1 || p[4] > 1) {
+        r->alert = A_DECODE_ERROR;
+        return -1;
+    }
     if (dir_update(r->suite, &r->rd) != 0)
         return -1;
     if (p[4] == 1)
@@ -398,6 +435,9 @@ static int next_record(rt_tlsrec_t *r)
         return 0;
     size_t body = (size_t)r->in[3] << 8 | r->in[4];
     if (r->in[0] != T_APPDATA || r->in[1] != 3 || body > MAX_CIPHER || body < 1 + TAG) {
+        r->alert = r->in[0] != T_APPDATA || r->in[1] != 3 ? A_UNEXPECTED_MESSAGE
+                   : body > MAX_CIPHER                    ? A_RECORD_OVERFLOW
+                                                          : A_BAD_RECORD_MAC;
         errno = EPROTO;
         return -1;
     }
@@ -414,6 +454,7 @@ static int next_record(rt_tlsrec_t *r)
         return 1;
     }
     if (++r->empty_run > MAX_EMPTY) { /* a flood of records that carry nothing */
+        r->alert = A_UNEXPECTED_MESSAGE;
         errno = EPROTO;
         return -1;
     }
@@ -426,6 +467,13 @@ static int next_record(rt_tlsrec_t *r)
         errno = 0;
         return -1;
     }
+    if (type == T_ALERT) { /* any other alert ends the connection, unanswered (§6) */
+        r->fatal = true;
+        errno = EPROTO;
+        return -1;
+    }
+    if (type != T_HANDSHAKE && type >= 0)
+        r->alert = A_UNEXPECTED_MESSAGE;
     if (type != T_HANDSHAKE || on_handshake(r, p, plen) != 0) {
         errno = EPROTO;
         return -1;
@@ -459,6 +507,8 @@ ssize_t rt__tlsrec_read(rt_tlsrec_t *r, int fd, void *out, size_t cap)
             return (ssize_t)n;
         }
         int got = next_record(r);
+        if (got < 0 && errno != 0)
+            send_alert(r, fd);
         if (got < 0)
             return errno == 0 ? 0 : -1;
         if (got > 0)

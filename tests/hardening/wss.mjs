@@ -169,12 +169,50 @@ defcase("tls13_forged_record_after_handshake_closes_only_that_connection", async
   await new Promise((resolve, reject) => { sec.once("secureConnect", resolve); sec.once("error", reject); });
   assert.equal(sec.getProtocol(), "TLSv1.3");
   const closed = new Promise((resolve) => sec.once("close", resolve));
-  sec.on("error", () => {});
+  let err = null;
+  sec.on("error", (e) => (err = e));
   const body = Buffer.alloc(64, 0x41);
   raw.write(Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0, body.length]), body]));
   await Promise.race([closed, sleep(5000).then(() => { throw new Error("the connection stayed open"); })]);
+  // Told why before the close (RFC 8446 §5.2: bad_record_mac; OpenSSL's, in the front door).
+  assert.match(String(err?.code), /BAD_RECORD_MAC/, String(err));
   assert.equal((await publish(gw, "forged", "t", { other: "fine" })).status, 200);
   assert.deepEqual((await s.next(5000, "the event")).data, { other: "fine" });
+});
+
+// The same on a wss session, in rtgw's own record layer (tlsrec.c): each
+// protocol error is answered with its fatal alert (RFC 8446 §6.2) before the
+// close, as OpenSSL does for the connections it still holds. A record that
+// does not decrypt: bad_record_mac; a record of another outer type:
+// unexpected_message; one longer than 2^14 + 256: record_overflow.
+defcase("tls13_protocol_errors_on_a_wss_session_answered_with_their_alert", async (t) => {
+  const gw = await tlsGateway(t);
+  const tok = await mint(gw, [topic("alerts", "t")]);
+  const head = `GET /v1/realtime/connect?token=${tok} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n` +
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  const cases = [
+    ["BAD_RECORD_MAC", Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0, 64]), Buffer.alloc(64, 0x41)])],
+    ["UNEXPECTED_MESSAGE", Buffer.concat([Buffer.from([0x16, 0x03, 0x03, 0, 64]), Buffer.alloc(64, 0x41)])],
+    ["RECORD_OVERFLOW", Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x41, 0x01]), Buffer.alloc(64, 0x41)])],
+  ];
+  for (const [want, bytes] of cases) {
+    const raw = net.connect(gw.port, "127.0.0.1");
+    t.cleanup(() => raw.destroy());
+    await new Promise((resolve) => raw.once("connect", resolve));
+    const sec = tls.connect({ socket: raw, servername: "localhost", ca: gw.ca });
+    await new Promise((resolve, reject) => { sec.once("secureConnect", resolve); sec.once("error", reject); });
+    let got = "", err = null;
+    sec.on("data", (d) => (got += d.toString("latin1")));
+    sec.on("error", (e) => (err = e));
+    const closed = new Promise((resolve) => sec.once("close", resolve));
+    sec.write(head);
+    await waitFor(() => got.includes("\r\n\r\n"), 5000, "the 101");
+    assert.ok(got.startsWith("HTTP/1.1 101"), got);
+    await sleep(100); // the session is its writer's now, with rtgw's record layer
+    raw.write(bytes);
+    await Promise.race([closed, sleep(5000).then(() => { throw new Error(`${want}: the connection stayed open`); })]);
+    assert.match(String(err?.code), new RegExp(want), `${want}: ${err}`);
+  }
 });
 
 // CPU ticks (user + system) of a process, from /proc.
