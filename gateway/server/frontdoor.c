@@ -73,6 +73,7 @@
 #include "fastpath.h"
 #include "http.h"
 #include "httphead.h"
+#include "linger.h"
 #include "clock.h"
 #include "err.h"
 #include "log.h"
@@ -106,6 +107,7 @@ enum {
     LISTEN_BACKLOG = 1024,
     ACCEPT_BATCH = 256, /* accepts per wake-up, so pending sockets are not starved */
     EVENTS = 256,
+    LINGER_MIN = 64,                /* lingering connections a lane may hold, at least */
     TLS_RECORD_PLAIN = 16384 + 512, /* a TLS record's plaintext, and some */
     TRIM_AFTER = 64,                /* trim_after_handshakes */
     TRIM_PENDING_MAX = 16,
@@ -114,7 +116,7 @@ enum {
     PAUSE_MS = 100, /* out of descriptors */
 };
 
-typedef enum { ITEM_LISTENER, ITEM_WAKE, ITEM_PENDING, ITEM_KICK } item_kind_t;
+typedef enum { ITEM_LISTENER, ITEM_WAKE, ITEM_PENDING, ITEM_KICK, ITEM_LINGER } item_kind_t;
 
 /* What an epoll event points at: the first member of everything watched. */
 typedef struct {
@@ -138,10 +140,13 @@ typedef struct pending_s {
 } pending_t;
 
 /* A kept-alive connection civetweb gave back between two requests
- * (rt__frontdoor_adopt), waiting for the front door's thread. */
+ * (rt__frontdoor_adopt), or an answered one to linger (rt__frontdoor_linger),
+ * waiting for the front door's thread. */
 typedef struct adopted_s {
     int fd;
     rt_tls_t *tls;
+    int64_t linger_ms; /* 0: wait for its next request */
+    size_t linger_max;
     struct adopted_s *next;
 } adopted_t;
 
@@ -181,6 +186,7 @@ typedef struct lane_s {
     int64_t emfile_logged_ms;
     size_t handshakes_untrimmed; /* TLS handshakes since the last malloc_trim */
     int64_t trimmed_ms;
+    rt_linger_t *linger;        /* answered connections closing gently (linger.h) */
     pthread_mutex_t adopt_lock; /* guards adopted */
     adopted_t *adopted;         /* LIFO; admitted on the next wake-up */
     size_t peeked;              /* plain HTTP: the bytes head_state's last peek saw */
@@ -294,7 +300,10 @@ static int lane_init(rt_frontdoor_t *d, lane_t *l)
     pthread_mutex_init(&l->adopt_lock, NULL);
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    return l->epfd < 0 || l->wake_fd < 0 ? RT_E_IO : 0;
+    /* Lingering connections, bounded like pending ones: each holds a socket. */
+    size_t cap = d->max_pending / (size_t)d->nlanes;
+    l->linger = rt__linger_new(l->epfd, ITEM_LINGER, cap > LINGER_MIN ? cap : LINGER_MIN);
+    return l->epfd < 0 || l->wake_fd < 0 || !l->linger ? RT_E_IO : 0;
 }
 
 rt_frontdoor_t *rt__frontdoor_new(const rt_config_t *cfg, char *err, size_t cap)
@@ -809,13 +818,13 @@ static void kicks_pay(lane_t *l, int64_t now)
 
 /* ---- kept-alive connections ---- */
 
-int rt__frontdoor_adopt(rt_frontdoor_t *d, int fd, rt_tls_t *tls)
+/* Queue fd for a lane, in turn, and wake it. */
+static int adopt(rt_frontdoor_t *d, int fd, rt_tls_t *tls, int64_t linger_ms, size_t linger_max)
 {
     adopted_t *a = malloc(sizeof(*a));
     if (!a)
         return RT_E_NOMEM;
-    a->fd = fd;
-    a->tls = tls;
+    *a = (adopted_t){.fd = fd, .tls = tls, .linger_ms = linger_ms, .linger_max = linger_max};
     lane_t *l = &d->lanes[atomic_fetch_add(&d->next_adopt, 1) % (unsigned)d->nlanes];
     pthread_mutex_lock(&l->adopt_lock);
     a->next = l->adopted;
@@ -824,6 +833,16 @@ int rt__frontdoor_adopt(rt_frontdoor_t *d, int fd, rt_tls_t *tls)
     uint64_t one = 1;
     (void)!write(l->wake_fd, &one, sizeof(one));
     return 0;
+}
+
+int rt__frontdoor_adopt(rt_frontdoor_t *d, int fd, rt_tls_t *tls)
+{
+    return adopt(d, fd, tls, 0, 0);
+}
+
+int rt__frontdoor_linger(rt_frontdoor_t *d, int fd, rt_tls_t *tls, int64_t ms, size_t max)
+{
+    return adopt(d, fd, tls, ms > 0 ? ms : 1, max);
 }
 
 /* Watch the connections civetweb gave back, like new ones: their deadline
@@ -842,7 +861,10 @@ static void adopt_all(lane_t *l)
         adopted_t *next = a->next;
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
-        if (getpeername(a->fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (a->linger_ms > 0) {
+            rt__linger_add(l->linger, a->fd, a->tls, rt_clock_mono_ms() + a->linger_ms,
+                           a->linger_max);
+        } else if (getpeername(a->fd, (struct sockaddr *)&ss, &sl) == 0) {
             admit(l, a->fd, &ss, sl, a->tls);
         } else {
             rt__tls_free(a->tls);
@@ -925,6 +947,8 @@ static void trim_after_handshakes(lane_t *l, int64_t now)
 static int next_timeout(const lane_t *l, int64_t now)
 {
     int64_t at = l->oldest ? l->oldest->accepted_ms + l->d->deadline_ms : INT64_MAX;
+    if (rt__linger_next(l->linger) < at)
+        at = rt__linger_next(l->linger);
     if (l->retry_at_ms && l->retry_at_ms < at)
         at = l->retry_at_ms;
     if (l->paused && l->resume_at_ms < at)
@@ -955,6 +979,8 @@ static void *frontdoor_main(void *arg)
                 pending_event(l, (pending_t *)it, ev[i].events);
             else if (it->kind == ITEM_KICK)
                 kick_event(l, (kick_t *)it);
+            else if (it->kind == ITEM_LINGER)
+                rt__linger_event(l->linger, it);
             else if (it->kind == ITEM_LISTENER)
                 listener_ready = true;
             else if (it->kind == ITEM_WAKE)
@@ -966,6 +992,7 @@ static void *frontdoor_main(void *arg)
         if (listener_ready && !l->paused)
             accept_batch(l, now);
         sweep(l, now);
+        rt__linger_sweep(l->linger, now);
         if (l->d->tls)
             trim_after_handshakes(l, now);
         kicks_pay(l, now);
@@ -1016,6 +1043,7 @@ void rt__frontdoor_free(rt_frontdoor_t *d)
             pending_close(l, l->oldest);
         while (l->kicks)
             kick_free(l, l->kicks);
+        rt__linger_free(l->linger);
         if (l->epfd >= 0)
             close(l->epfd);
         if (l->wake_fd >= 0)

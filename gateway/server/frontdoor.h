@@ -43,6 +43,11 @@ typedef struct rt_tls_s rt_tls_t;
  * RTGW_REQUEST_TIMEOUT_MS from now. Any thread (a civetweb worker's poll,
  * sockhook.c). 0, or RT_E_NOMEM (fd and tls still the caller's). */
 int rt__frontdoor_adopt(rt_frontdoor_t *d, int fd, rt_tls_t *tls);
+/* Take socket fd (with its TLS, or NULL), answered and half-closed, to read
+ * and drop what its client still sends until it closes, max bytes, or ms
+ * from now (linger.h). Any thread (rt__sockhook_linger). 0, or RT_E_NOMEM
+ * (fd and tls still the caller's). */
+int rt__frontdoor_linger(rt_frontdoor_t *d, int fd, rt_tls_t *tls, int64_t ms, size_t max);
 
 /* Stop accepting, close every connection not yet handed over, join the
  * thread and free d. Before civetweb stops. Main thread; NULL is a no-op. */

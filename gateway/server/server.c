@@ -279,9 +279,11 @@ static void civetweb_stop(rt_server_t *srv)
     rt__sockhook_handover_end();
 }
 
-static int park_in_frontdoor(void *frontdoor, int fd, rt_tls_t *tls)
+static int park_in_frontdoor(void *frontdoor, int fd, rt_tls_t *tls, int64_t linger_ms,
+                             size_t linger_max)
 {
-    return rt__frontdoor_adopt(frontdoor, fd, tls);
+    return linger_ms > 0 ? rt__frontdoor_linger(frontdoor, fd, tls, linger_ms, linger_max)
+                         : rt__frontdoor_adopt(frontdoor, fd, tls);
 }
 
 /* civetweb, its routes, then the front door's thread: no request reaches

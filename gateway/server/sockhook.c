@@ -475,11 +475,15 @@ static bool guard_feed(guard_t *g, const uint8_t *p, size_t n, rt_reason_t *why)
     return true;
 }
 
+static bool give_to_frontdoor(int fd, int64_t linger_ms, size_t linger_max);
+
 void rt__sockhook_linger(int fd, int64_t ms, size_t max)
 {
     if (fd < 0)
         return;
     shutdown(fd, SHUT_WR);
+    if (give_to_frontdoor(fd, ms, max))
+        return;
     int64_t until = rt_clock_mono_ms() + ms;
     char scratch[16384];
     for (size_t dropped = 0; dropped < max;) {
@@ -742,6 +746,43 @@ void rt__sockhook_request_done(int fd)
         guards[fd].between = true;
 }
 
+/* Give fd's socket (a duplicate, with its TLS) to the front door, to wait
+ * for its next request (linger_ms 0) or to linger, and point civetweb's
+ * descriptor at a closed socketpair, as a detaching session does, so its
+ * reads end at once and the worker is free. true when given. */
+static bool give_to_frontdoor(int fd, int64_t linger_ms, size_t linger_max)
+{
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
+        return false;
+    bool given = false;
+    pthread_mutex_lock(&park_lock);
+    int nfd = park_fn ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    /* civetweb's descriptor first: once the front door has the socket, it is
+     * never owned twice. */
+    if (nfd >= 0 && dup2(sp[0], fd) < 0) {
+        close(nfd);
+        nfd = -1;
+    }
+    if (nfd >= 0) {
+        guard_t *g = (size_t)fd < nguards ? &guards[fd] : NULL;
+        rt_tls_t *t = g ? g->tls : NULL;
+        if (g)
+            g->tls = NULL;
+        if (t)
+            rt__tls_set_fd(t, nfd);
+        if (park_fn(park_ctx, nfd, t, linger_ms, linger_max) != 0) { /* out of memory */
+            rt__tls_free(t);
+            close(nfd);
+        }
+        given = true;
+    }
+    pthread_mutex_unlock(&park_lock);
+    close(sp[0]);
+    close(sp[1]);
+    return given;
+}
+
 /* civetweb waits for a kept-alive connection's next request: if nothing of
  * it has arrived, give the connection back to the front door (a duplicate of
  * the socket, with its TLS), and point civetweb's descriptor at a closed
@@ -762,33 +803,7 @@ static bool park_if_idle(int fd)
         getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
         (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
         return false; /* bytes, an end or an error for civetweb; or a detached session's pair */
-    int sp[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
-        return false;
-    bool parked = false;
-    pthread_mutex_lock(&park_lock);
-    int nfd = park_fn ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
-    /* civetweb's descriptor first: once the front door has the socket, it is
-     * never owned twice. */
-    if (nfd >= 0 && dup2(sp[0], fd) < 0) {
-        close(nfd);
-        nfd = -1;
-    }
-    if (nfd >= 0) {
-        rt_tls_t *t = g->tls;
-        g->tls = NULL;
-        if (t)
-            rt__tls_set_fd(t, nfd);
-        if (park_fn(park_ctx, nfd, t) != 0) { /* out of memory: the connection ends */
-            rt__tls_free(t);
-            close(nfd);
-        }
-        parked = true;
-    }
-    pthread_mutex_unlock(&park_lock);
-    close(sp[0]);
-    close(sp[1]);
-    return parked;
+    return give_to_frontdoor(fd, 0, 0);
 }
 
 /* glibc declares poll's array write-only (__attr_access), which it is not

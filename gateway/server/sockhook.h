@@ -70,17 +70,22 @@ void rt__sockhook_handover_end(void);
 /* After a final answer on fd: half-close, then read and drop what the client
  * still sends (its raw bytes; at most max, for at most ms) until it closes,
  * so that closing does not reset the connection: a reset makes the client's
- * kernel drop the answer it has not read yet. The calling thread waits. */
+ * kernel drop the answer it has not read yet. The front door does the wait
+ * (linger.h; the socket goes to it as a parked one does, and civetweb's
+ * descriptor ends at once); only when it cannot take the socket (stopping,
+ * out of memory) does the calling thread wait. */
 void rt__sockhook_linger(int fd, int64_t ms, size_t max);
 
 /* Kept-alive connections between requests go back to the front door: after
  * rt__sockhook_request_done(fd) (civetweb's end_request), civetweb's next
  * poll for that connection's next request, if nothing of it has arrived,
- * calls fn(ctx, dup of fd, its TLS or NULL) (0: taken; the front door's
- * rt__frontdoor_adopt) and ends civetweb's side of it. begin once the front
- * door exists; end before it is freed (in-flight calls finish first). Main
- * thread. */
-typedef int (*rt__sockhook_park_fn)(void *ctx, int fd, rt_tls_t *tls);
+ * calls fn(ctx, dup of fd, its TLS or NULL, 0, 0) (0: taken; the front door's
+ * rt__frontdoor_adopt) and ends civetweb's side of it; rt__sockhook_linger
+ * calls fn(ctx, dup, TLS, linger_ms, linger_max) (rt__frontdoor_linger). begin
+ * once the front door exists; end before it is freed (in-flight calls finish
+ * first). Main thread. */
+typedef int (*rt__sockhook_park_fn)(void *ctx, int fd, rt_tls_t *tls, int64_t linger_ms,
+                                    size_t linger_max);
 void rt__sockhook_park_begin(rt__sockhook_park_fn fn, void *ctx);
 void rt__sockhook_park_end(void);
 /* civetweb has finished a request on fd (any status but 101). Its worker. */

@@ -18,6 +18,7 @@
  * The files, one stage of a session's life each:
  *   frontdoor.c       the public listener: connections until their first head
  *   fastpath.c        the upgrade and the mint, answered by the front door
+ *   linger.c          answered connections the front door closes gently
  *   sockhook.c        libc/OpenSSL hooks: the hand-over to civetweb, peer → fd,
  *                     the client frame guard
  *   reload.c          SIGHUP: new keys and origins from the env file

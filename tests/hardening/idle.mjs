@@ -82,6 +82,40 @@ defcase("health_fast_with_300_idle_sockets", async (t) => {
   assert.equal(idle.open(), 300, "idle sockets were closed before their deadline");
 });
 
+// Oversized heads that are answered 431 and never closed by their clients:
+// each such connection lingered on a civetweb worker for up to 2 s (reading
+// what the client still sent, so the close is not a reset), and enough of them
+// (civetweb has RTGW_HTTP_THREADS + 32 workers) held every worker: GET /health
+// waited for one, ~2 s, for as long as the flood went on. The front door lingers now
+// (linger.h), at no worker's cost. Each client still gets its 431 and then a
+// clean close (FIN) within the 2 s.
+defcase("oversized_heads_never_closed_hold_no_worker", async (t) => {
+  const gw = await startGateway(t, { env: { RTGW_HTTP_THREADS: "2" } });
+  const big = `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(40000)}\r\n\r\n`;
+  const results = [];
+  const socks = [];
+  for (let i = 0; i < 100; i++) {
+    const r = { got: "", fin: false, reset: false };
+    const s = net.connect({ port: gw.port, host: "127.0.0.1", localAddress: ATTACKER, allowHalfOpen: true });
+    s.on("error", () => (r.reset = true));
+    s.on("data", (d) => (r.got += d.toString("latin1")));
+    s.on("end", () => (r.fin = true)); // never ended from this side
+    s.on("connect", () => s.write(big));
+    socks.push(s);
+    results.push(r);
+  }
+  t.cleanup(() => socks.forEach((s) => s.destroy()));
+  // Once 40 are answered (more than civetweb's 34 workers), /health at once.
+  await waitFor(() => results.filter((r) => r.got.includes("\r\n\r\n")).length >= 40, 10000, "40 answers");
+  const worst = await slowestHealth(gw.url);
+  assert.ok(worst < LATE_MS, `GET /health took ${worst} ms with 431s lingering`);
+  await waitFor(() => results.every((r) => r.got.includes("\r\n\r\n")), 10000, "every 431");
+  for (const r of results) assert.match(r.got, /^HTTP\/1\.1 431 /, r.got.slice(0, 100));
+  // The clients never close: each is closed within the linger (2 s), cleanly.
+  await waitFor(() => results.every((r) => r.fin || r.reset), 5000, "every lingering connection closed");
+  assert.equal(results.filter((r) => r.reset).length, 0, "a lingering connection was reset");
+});
+
 defcase("health_fast_with_idle_sockets_up_to_the_per_ip_cap", async (t) => {
   needFds(200);
   const gw = await startGateway(t, { env: { RTGW_MAX_CONNECTIONS_PER_IP: "50" } });
