@@ -13,6 +13,8 @@
 #   CP_RTGW_ENV    extra rtgw settings, e.g. "RTGW_ACCEPT_THREADS=1", or
 #                  "RTGW_REDIS_URL=redis://127.0.0.1:6379" (a Redis you started) for the Redis bus
 #   CP_RTGW_BIN    the rtgw binary (default BUILD_DIR/rtgw): an A/B against an older build
+#   CP_REFUSED=1   every connect refused: tokens minted offline with another signing key
+#                  (a flood of forged tokens); the figure is refused_rate (refusals a second)
 #   CP_PERF=1      also record the busiest front-door thread with perf (cpu-clock, call graphs)
 #                  into $CP_OUT/perf.data (needs perf)
 #   CP_PERF_OPTS   perf's call-graph option (default -g; "--call-graph dwarf,16384" for
@@ -58,9 +60,17 @@ if [ "${CP_PERF:-0}" = 1 ]; then
 fi
 mint=()
 [ "$MINTS" -gt 0 ] && mint=(--mint-http --mint-conns "$MINTS")
-timeout 60 "$LOADGEN" --proto rtgw --ws-port "$PORT" --pub-port "$PORT" --server-pid "$PID" --key "$KEY" \
+LGKEY=$KEY
+if [ "${CP_REFUSED:-0}" = 1 ]; then
+    mint=()
+    LGKEY=$("$RTGW" keygen --env bench) # not the gateway's: every upgrade is refused 401
+fi
+timeout 60 "$LOADGEN" --proto rtgw --ws-port "$PORT" --pub-port "$PORT" --server-pid "$PID" --key "$LGKEY" \
     --label S4 --subs "$SUBS" --concurrency "$CONC" --topics "${CP_TOPICS:-1}" "${mint[@]}" 2>"$OUT/loadgen.err" |
-    grep '^RESULT' | tr ' ' '\n' | grep -E '^(connected|failed|connect_rate|connect_s|connect_cpu_s|loadgen_cpu_s)=' | tr '\n' ' '
+    grep '^RESULT' | tr ' ' '\n' | grep -E '^(connected|failed|connect_rate|connect_s|connect_cpu_s|loadgen_cpu_s)=' | tr '\n' ' ' |
+    tee "$OUT/result.txt"
+[ "${CP_REFUSED:-0}" = 1 ] && awk '{for (i = 1; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}}
+    END {if (v["connect_s"] > 0) printf "refused_rate=%d refused_cpu_us=%.0f", v["failed"] / v["connect_s"], v["connect_cpu_s"] * 1e6 / v["failed"]}' "$OUT/result.txt"
 echo
 head -1 /proc/stat >"$OUT/stat.after"
 threads >"$OUT/threads.after"
