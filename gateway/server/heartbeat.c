@@ -13,6 +13,7 @@
 #include "log.h"
 
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* One session's check. now: monotonic ms; wall: wall-clock seconds. */
@@ -45,6 +46,41 @@ static void heartbeat_conn(rt_server_t *srv, rt_conn_t *c, int64_t now, int64_t 
     }
 }
 
+void rt__heartbeat_init(rt_server_t *srv)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->heartbeat_cond, &a);
+    pthread_condattr_destroy(&a);
+    pthread_mutex_init(&srv->heartbeat_lock, NULL);
+}
+
+void rt__heartbeat_wake(rt_server_t *srv)
+{
+    pthread_mutex_lock(&srv->heartbeat_lock);
+    pthread_cond_broadcast(&srv->heartbeat_cond);
+    pthread_mutex_unlock(&srv->heartbeat_lock);
+}
+
+/* One tick's sleep, or less once srv->stop is set (rt__heartbeat_wake). */
+static void sleep_tick(rt_server_t *srv, int64_t tick_ms)
+{
+    struct timespec at;
+    clock_gettime(CLOCK_MONOTONIC, &at);
+    at.tv_sec += tick_ms / 1000;
+    at.tv_nsec += (tick_ms % 1000) * 1000000;
+    if (at.tv_nsec >= 1000000000) {
+        at.tv_sec++;
+        at.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&srv->heartbeat_lock);
+    while (!atomic_load(&srv->stop) &&
+           pthread_cond_timedwait(&srv->heartbeat_cond, &srv->heartbeat_lock, &at) == 0)
+        ; /* a wake-up for the stop, or a spurious one: the loop checks */
+    pthread_mutex_unlock(&srv->heartbeat_lock);
+}
+
 void *rt__heartbeat_main(void *arg)
 {
     rt_server_t *srv = arg;
@@ -55,7 +91,9 @@ void *rt__heartbeat_main(void *arg)
     int64_t shorter = interval < srv->cfg->pong_timeout_ms ? interval : srv->cfg->pong_timeout_ms;
     int64_t tick = shorter / 4 < 10 ? 10 : shorter / 4 > 1000 ? 1000 : shorter / 4;
     while (!atomic_load(&srv->stop)) {
-        usleep((useconds_t)tick * 1000);
+        sleep_tick(srv, tick);
+        if (atomic_load(&srv->stop))
+            break;
         int64_t now = rt_clock_mono_ms();
         int64_t wall = rt_clock_wall_ms() / 1000;
         pthread_mutex_lock(&srv->conns_lock);

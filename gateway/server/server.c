@@ -274,6 +274,7 @@ static void civetweb_stop(rt_server_t *srv)
     srv->frontdoor = NULL;
     rt_waiters_free(srv->waiters); /* after the front door: nothing submits now */
     srv->waiters = NULL;
+    rt__sockhook_stopping(); /* civetweb's polls end within 100 ms */
     if (srv->ctx)
         mg_stop(srv->ctx);
     rt__sockhook_handover_end();
@@ -368,6 +369,7 @@ static void drain(rt_server_t *srv)
 static void server_stop(rt_server_t *srv)
 {
     atomic_store(&srv->stop, true);
+    rt__heartbeat_wake(srv);
     civetweb_stop(srv);
     pthread_join(srv->heartbeat, NULL);
     rt__writers_stop(srv);
@@ -403,6 +405,7 @@ int rt_server_run(rt_config_t *cfg)
         rt__writers_stop(srv);
         return 1;
     }
+    rt__heartbeat_init(srv);
     if (pthread_create(&srv->heartbeat, NULL, rt__heartbeat_main, srv) == 0)
         pthread_setname_np(srv->heartbeat, "rtgw-heartbeat");
     install_signals();

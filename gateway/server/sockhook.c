@@ -808,6 +808,38 @@ static bool park_if_idle(int fd)
 
 /* glibc declares poll's array write-only (__attr_access), which it is not
  * for poll's callers: GCC then calls every read of it "uninitialized". */
+/* ---- stopping ---- */
+
+/* civetweb's master thread polls its listener for up to 2 s at a time
+ * (SOCKET_TIMEOUT_QUANTUM) and checks its stop flag in between, so mg_stop
+ * took 2 s however idle the server was (and every test's gateway with it).
+ * Long polls are cut into slices; once the server stops, a slice ends the
+ * poll as a timeout (what civetweb does at its stop flag anyway). */
+enum { POLL_SLICE_MS = 100 };
+static atomic_bool stopping;
+
+void rt__sockhook_stopping(void)
+{
+    atomic_store(&stopping, true);
+}
+
+static int poll_sliced(struct pollfd *fds, nfds_t n, int timeout)
+{
+    if (timeout >= 0 && timeout <= POLL_SLICE_MS)
+        return libc_poll(fds, n, timeout);
+    int64_t until = timeout < 0 ? INT64_MAX : rt_clock_mono_ms() + timeout;
+    for (;;) {
+        if (atomic_load_explicit(&stopping, memory_order_relaxed))
+            return 0;
+        int64_t left = until - rt_clock_mono_ms();
+        if (left <= 0)
+            return 0;
+        int r = libc_poll(fds, n, left < POLL_SLICE_MS ? (int)left : POLL_SLICE_MS);
+        if (r != 0)
+            return r;
+    }
+}
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 int poll(struct pollfd *fds, nfds_t n, int timeout)
@@ -820,7 +852,7 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
         for (nfds_t i = 0; i < n; i++)
             if (tls_of(fds[i].fd))
                 return poll_tls(fds, n, timeout);
-    return libc_poll(fds, n, timeout);
+    return poll_sliced(fds, n, timeout);
 }
 #pragma GCC diagnostic pop
 

@@ -88,6 +88,10 @@ typedef int (*rt__sockhook_park_fn)(void *ctx, int fd, rt_tls_t *tls, int64_t li
                                     size_t linger_max);
 void rt__sockhook_park_begin(rt__sockhook_park_fn fn, void *ctx);
 void rt__sockhook_park_end(void);
+/* The server is stopping: civetweb's polls end within 100 ms (as timeouts),
+ * so that mg_stop does not wait out its master thread's 2-second poll. Main
+ * thread, right before mg_stop. */
+void rt__sockhook_stopping(void);
 /* civetweb has finished a request on fd (any status but 101). Its worker. */
 void rt__sockhook_request_done(int fd);
 

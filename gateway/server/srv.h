@@ -87,7 +87,9 @@ typedef struct rt_server_s {
     rt_conncount_t *ip_conns;
     rt_probes_t *probes; /* doctor's probe record (core/probes.h; NULL: not kept) */
     pthread_t heartbeat;
-    rt_config_t *reloaded; /* main thread only: what the last SIGHUP loaded (reload.c) */
+    pthread_mutex_t heartbeat_lock; /* with heartbeat_cond: its sleep, cut short at stop */
+    pthread_cond_t heartbeat_cond;  /* CLOCK_MONOTONIC */
+    rt_config_t *reloaded;          /* main thread only: what the last SIGHUP loaded (reload.c) */
 } rt_server_t;
 
 #endif

@@ -348,6 +348,10 @@ int rt__writers_start(rt_server_t *srv)
 
 void rt__writers_stop(rt_server_t *srv)
 {
+    for (int i = 0; i < srv->nwriters; i++) { /* srv->stop is set: no epoll_wait out */
+        uint64_t one = 1;
+        (void)!write(srv->writers[i].evfd, &one, sizeof(one));
+    }
     for (int i = 0; i < srv->nwriters; i++) {
         pthread_join(srv->writers[i].thread, NULL);
         close(srv->writers[i].epfd);

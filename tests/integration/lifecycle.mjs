@@ -141,6 +141,20 @@ defcase("graceful_shutdown_sigterm", async (t) => {
   assert.match(gw.logs(), /shutting down/);
 });
 
+// An idle gateway stops at once: civetweb's master thread polled its listener
+// 2 s at a time, the heartbeat slept a tick (up to 1 s) and the writers 500 ms
+// before they looked at the stop, so every stop took ~2 s (a deploy's restart,
+// and each test's gateway). Now each is woken (sockhook.c poll slices, the
+// heartbeat's condition, the writers' eventfd).
+defcase("idle_gateway_stops_within_a_second", async (t) => {
+  const gw = await startGateway(t);
+  assert.equal((await http(gw, "GET", "/health")).status, 200);
+  const t0 = Date.now();
+  const { code } = await withTimeout(gw.stop("SIGTERM"), 5000, "exit after SIGTERM");
+  assert.equal(code, 0);
+  assert.ok(Date.now() - t0 < 1000, `an idle gateway took ${Date.now() - t0} ms to stop`);
+});
+
 // A client that never answers the close does not hold the process past its timeout.
 defcase("graceful_shutdown_bounded_by_timeout", async (t) => {
   const SHUTDOWN = 1000;
