@@ -29,8 +29,11 @@ void rt_backfill_clear(rt_backfill_t *bf)
 int rt_bus_attach(rt_bus_t *bus, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
                   size_t ntopics, const rt_pos_t *cands, size_t ncands, rt_resume_t *out)
 {
-    if (!bus->ops->read_history)
-        return rt_hub_subscribe_any(bus->hub, sub, channel, topics, ntopics, cands, ncands, out);
+    if (!bus->ops->read_history) {
+        int r = rt_hub_subscribe_any(bus->hub, sub, channel, topics, ntopics, cands, ncands, out);
+        out->bus_down = false;
+        return r;
+    }
     /* (1) a confirmed node-level subscription: from here on, every event
      * reaches the hub's ring; the hold is released below, once sub itself
      * keeps the channel wanted (the hub's interest hook). */
@@ -47,5 +50,15 @@ int rt_bus_attach(rt_bus_t *bus, rt_sub_t *sub, rt_slice_t channel, const rt_sli
     rt_backfill_clear(&bf);
     if (bus->ops->unsubscribe_channel)
         bus->ops->unsubscribe_channel(bus, channel);
+    out->bus_down = rc == RT_E_UNAVAILABLE;
+    return r;
+}
+
+int rt_bus_attach_live(rt_bus_t *bus, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
+                       size_t ntopics, bool had_since, rt_resume_t *out)
+{
+    rt_backfill_t bf = {0};
+    int r = rt_hub_subscribe_backfill(bus->hub, sub, channel, topics, ntopics, had_since, &bf, out);
+    out->bus_down = bus->ops->waits;
     return r;
 }

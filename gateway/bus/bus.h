@@ -143,6 +143,15 @@ int rt_bus_position(rt_bus_t *bus, rt_slice_t channel, rt_pos_t *out);
 int rt_bus_attach(rt_bus_t *bus, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
                   size_t ntopics, const rt_pos_t *cands, size_t ncands, rt_resume_t *out);
 
+/* The same without waiting on the bus: no confirmed node-level subscription
+ * first and no history (recovered=false when had_since); live events reach sub
+ * once the node's subscription is made (the hub's interest hook). For a
+ * session's further channels once one found the bus down (out->bus_down), so
+ * that a token for many channels does not wait a timeout for each. 0 or
+ * RT_E_NOMEM. */
+int rt_bus_attach_live(rt_bus_t *bus, rt_sub_t *sub, rt_slice_t channel, const rt_slice_t *topics,
+                       size_t ntopics, bool had_since, rt_resume_t *out);
+
 /* Release what read_history put in bf. */
 void rt_backfill_clear(rt_backfill_t *bf);
 

@@ -165,6 +165,13 @@ static void render_server(sb_t *sb, rt_metrics_t *m, const rt_hub_stats_t *hs)
               "rtgw_frontdoor_answered_total{request=\"mint\"} %llu\n"
               "rtgw_frontdoor_answered_total{request=\"refusal\"} %llu\n",
               LOAD(m->frontdoor_upgrades), LOAD(m->frontdoor_mints), LOAD(m->frontdoor_refusals));
+    gauge_signed(sb, "rtgw_subscribe_queue",
+                 "Upgrades waiting for a subscribe thread (Redis bus: their subscription waits on "
+                 "Redis).",
+                 (long long)atomic_load(&m->subscribe_queued));
+    metric(sb, "rtgw_subscribe_queue_full_total", "counter",
+           "Upgrades refused 503 over_capacity because the subscribe queue was full.",
+           LOAD(m->subscribe_queue_full));
     by_reason(sb, "rtgw_disconnects_total", "Connections ended, by reason.", m->disconnects, true);
     by_reason(sb, "rtgw_refusals_total", "Connections refused before streaming, by reason.",
               m->refusals, false);

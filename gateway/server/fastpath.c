@@ -20,6 +20,7 @@
 #include "log.h"
 #include "session.h"
 #include "frontdoor.h"
+#include "linger.h"
 #include "tlsconn.h"
 #include "waiters.h"
 #include "writer.h"
@@ -180,6 +181,16 @@ typedef struct {
     char ip[64];
 } upgrade_t;
 
+/* The query copy holds the token: wiped, then freed. */
+static void free_query(upgrade_t *u)
+{
+    if (u->query) {
+        sodium_memzero(u->query, strlen(u->query));
+        free(u->query);
+        u->query = NULL;
+    }
+}
+
 /* The request as the debug line and the refusal's head read it: no headers
  * kept (no CORS for an upgrade; the answer closes). */
 static rt__req_t upgrade_req(const upgrade_t *u)
@@ -214,7 +225,7 @@ static void upgrade_refuse_draining(upgrade_t *u, uint8_t *room)
     rt__conn_unref(u->c);
     rt__tls_free(u->tls);
     close(u->fd);
-    free(u->query);
+    free_query(u);
     free(u);
 }
 
@@ -241,8 +252,7 @@ static rt_fast_result_t upgrade_answer(upgrade_t *u, uint8_t *room)
         rt__conn_unref(c); /* the epoll registration holds it now */
         res = RT_FAST_TAKEN;
     }
-    free(u->query);
-    u->query = NULL;
+    free_query(u);
     return res;
 }
 
@@ -253,6 +263,7 @@ static rt_fast_result_t upgrade_answer(upgrade_t *u, uint8_t *room)
 static void upgrade_run(void *arg)
 {
     upgrade_t *u = arg;
+    atomic_fetch_sub(&u->srv->metrics.subscribe_queued, 1);
     uint8_t room[RT__MAX_REQUEST_HEAD]; /* a waiter's stack is 8 MiB */
     if (!atomic_load(&u->srv->draining))
         rt__session_pin_positions(u->srv, u->c);
@@ -270,6 +281,8 @@ static void upgrade_run(void *arg)
 /* Queued when the server drains or stops (rt_waiters_drop_queued). */
 static void upgrade_drop(void *arg)
 {
+    upgrade_t *u = arg;
+    atomic_fetch_sub(&u->srv->metrics.subscribe_queued, 1);
     uint8_t room[RT__MAX_REQUEST_HEAD];
     upgrade_refuse_draining(arg, room);
 }
@@ -282,15 +295,15 @@ static void upgrade_drop(void *arg)
  * flood of forged or expired tokens costs what the front door's check
  * costs. */
 static rt_fast_result_t refuse(rt_server_t *srv, rt_fast_conn_t *fc, rt_conn_t *c,
-                               const rt__refusal_t *why)
+                               const rt__refusal_t *why, const char *extra_headers)
 {
     rt_resp_t r = {0};
     rt__session_refusal_resp(why, &r);
-    int hl = rt__json_head(srv, &fc->req, r.status, r.len, NULL, NULL, 0);
+    int hl = rt__json_head(srv, &fc->req, r.status, r.len, extra_headers, NULL, 0);
     char *out = hl > 0 ? malloc((size_t)hl + 1 + r.len) : NULL;
     rt_fast_result_t res = out ? RT_FAST_CLOSE : RT_FAST_DECLINED; /* civetweb answers */
     if (out) {
-        rt__json_head(srv, &fc->req, r.status, r.len, NULL, out, (size_t)hl + 1);
+        rt__json_head(srv, &fc->req, r.status, r.len, extra_headers, out, (size_t)hl + 1);
         memcpy(out + hl, r.body, r.len);
         if (consume_and_answer(fc->fd, fc->tls, fc->buf, fc->head.head_len, out,
                                (size_t)hl + r.len) == 0) {
@@ -304,6 +317,53 @@ static rt_fast_result_t refuse(rt_server_t *srv, rt_fast_conn_t *fc, rt_conn_t *
     }
     rt_resp_clear(&r);
     return res;
+}
+
+/* An extended client's refusal, as civetweb's path gives it (ws.c,
+ * ws_close_refused): the 101, then at once a close with the reason's code and
+ * "name: detail" (a browser reads those; a failed upgrade is only 1006 to
+ * it). The connection then lingers: the front door reads until the client
+ * answers the close. */
+static rt_fast_result_t refuse_ext(rt_server_t *srv, rt_fast_conn_t *fc, rt_conn_t *c,
+                                   const rt__refusal_t *why, const char *resp, size_t rl)
+{
+    char reason[123];
+    snprintf(reason, sizeof(reason), "%s%s%s", rt_reason_name(why->reason),
+             why->detail[0] ? ": " : "", why->detail);
+    rt_frame_t *f = rt_ws_close_frame_new(rt_reason_ws_code(why->reason), reason);
+    char *out = f ? malloc(rl + f->len) : NULL;
+    rt_fast_result_t res = out ? RT_FAST_CLOSE : RT_FAST_DECLINED; /* civetweb answers */
+    if (out) {
+        memcpy(out, resp, rl);
+        memcpy(out + rl, f->data, f->len);
+        if (consume_and_answer(fc->fd, fc->tls, fc->buf, fc->head.head_len, out, rl + f->len) ==
+            0) {
+            rt__session_refused(srv, &fc->req, why);
+            rt_log_info("websocket refused", "peer=%s reason=%s detail=%s ext=%d", c->peer,
+                        rt_reason_name(why->reason), why->detail[0] ? why->detail : "-", c->ext);
+            rt__req_log(&fc->req, 101);
+            atomic_fetch_add(&srv->metrics.frontdoor_refusals, 1);
+            res = RT_FAST_LINGER;
+        }
+        free(out);
+    }
+    rt_frame_unref(f);
+    return res;
+}
+
+/* The subscribe queue is full (Redis slow or gone, and connects keep coming):
+ * the upgrade is refused 503 over_capacity with Retry-After (for an extended
+ * client, the 101 and a close with 4503), its slot given back at once. Handing
+ * it to civetweb instead would park a worker on Redis, and enough of them
+ * (RTGW_HTTP_THREADS + 32) left /health and every other route unanswered. */
+static rt_fast_result_t refuse_queue_full(rt_server_t *srv, rt_fast_conn_t *fc, rt_conn_t *c,
+                                          const upgrade_t *u)
+{
+    atomic_fetch_add(&srv->metrics.subscribe_queue_full, 1);
+    rt__refusal_t why = {.reason = RT_REASON_OVER_CAPACITY};
+    snprintf(why.detail, sizeof(why.detail), "connects wait on Redis; retry with backoff");
+    return c->ext ? refuse_ext(srv, fc, c, &why, u->resp, (size_t)u->rl)
+                  : refuse(srv, fc, c, &why, "Retry-After: 1\r\n");
 }
 
 static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
@@ -321,7 +381,7 @@ static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
             rt__conn_unref(c);
             return RT_FAST_DECLINED;
         }
-        rt_fast_result_t r = refuse(srv, fc, c, &why);
+        rt_fast_result_t r = refuse(srv, fc, c, &why, NULL);
         rt__conn_unref(c);
         return r;
     }
@@ -356,14 +416,15 @@ static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
         return r;
     }
     /* With the Redis bus, pinning and subscribing wait on Redis: a waiter
-     * does them, the socket and its TLS go with the job. A full queue (Redis
-     * slow or gone, and connects still coming) leaves the connect to
-     * civetweb, untouched, which waits in its own threads. */
+     * does them, the socket and its TLS go with the job. */
+    atomic_fetch_add(&srv->metrics.subscribe_queued, 1);
     if (!rt_waiters_submit(srv->waiters, upgrade_run, upgrade_drop, u)) {
-        free(u->query);
+        atomic_fetch_sub(&srv->metrics.subscribe_queued, 1);
+        rt_fast_result_t r = refuse_queue_full(srv, fc, c, u);
+        free_query(u);
         free(u);
         rt__conn_unref(c);
-        return RT_FAST_DECLINED;
+        return r;
     }
     fc->tls = NULL;
     return RT_FAST_TAKEN;

@@ -56,7 +56,8 @@ typedef enum {
     RT_FAST_DECLINED, /* nothing read or written: hand it to civetweb */
     RT_FAST_TAKEN,    /* the socket is a session's now (a writer's epoll) */
     RT_FAST_ANSWERED, /* answered, and the request read off: wait for the next */
-    RT_FAST_CLOSE     /* answered (or broken): close the connection */
+    RT_FAST_CLOSE,    /* answered (or broken): close the connection */
+    RT_FAST_LINGER    /* a final answer: half-close, then linger (linger.h) */
 } rt_fast_result_t;
 
 /* What the front door knows of a connection whose first head is complete:

@@ -698,6 +698,19 @@ static bool fast_path(lane_t *l, pending_t *p, bool *declined)
         unwatch(l, p);
         pending_close(l, p);
         return true;
+    case RT_FAST_LINGER: { /* a final answer the client may still be sending behind */
+        int fd = p->fd;
+        rt_tls_t *tls = p->tls;
+        p->tls = NULL;
+        unwatch(l, p);
+        pending_unlink(l, p);
+        free(p);
+        if (tls)
+            rt__tls_close_notify(tls);
+        shutdown(fd, SHUT_WR);
+        rt__linger_add(l->linger, fd, tls, rt_clock_mono_ms() + RT__LINGER_MS, RT__LINGER_MAX);
+        return true;
+    }
     case RT_FAST_DECLINED:
         break;
     }

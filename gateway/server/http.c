@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "err.h"
 #include "frontdoor.h"
+#include "linger.h"
 #include "log.h"
 #include "httphead.h"
 #include "probe_record.h"
@@ -552,7 +553,7 @@ int rt__http_error(struct mg_connection *conn, int status, const char *errmsg)
         /* The rest of the head is still coming: read it off before the close
          * (the same bound as a 413's body), or the client may see a reset
          * instead of the 431. */
-        rt__sockhook_linger(conn_fd(conn), 2000, 8u << 20);
+        rt__sockhook_linger(conn_fd(conn), RT__LINGER_MS, RT__LINGER_MAX);
     } else if (strcmp(text, "Malformed message") == 0)
         refuse_and_close(conn, status, name,
                          "%s: the request head is malformed, cut off, or longer than the limit of "

@@ -25,6 +25,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* How long, and how many bytes, a connection lingers after its final answer. */
+#define RT__LINGER_MS 2000
+#define RT__LINGER_MAX (8u << 20)
+
 typedef struct rt_linger_s rt_linger_t;
 typedef struct rt_tls_s rt_tls_t;
 

@@ -40,6 +40,7 @@
 #include "notify.h"
 #include "reload.h"
 #include "routes.h"
+#include "session.h"
 #include "sockhook.h"
 #include "waiters.h"
 #include "writer.h"
@@ -344,23 +345,17 @@ static void drain(rt_server_t *srv)
 {
     rt_log_info("shutting down", "signal=%d connections=%ld", (int)got_signal,
                 atomic_load(&srv->nconns));
+    /* Under conns_lock: a session listed later sees the flag and is told
+     * itself (session.c, conns_add), so none misses the broadcast. */
+    pthread_mutex_lock(&srv->conns_lock);
     atomic_store(&srv->draining, true);
+    for (rt_conn_t *c = srv->conns; c; c = c->next)
+        rt__session_tell_closing(c);
+    pthread_mutex_unlock(&srv->conns_lock);
     /* Upgrades still queued for the subscribe threads (Redis slow or gone)
      * are closed now, their slots given back: the wait below is for open
      * sessions, not for Redis. */
     rt_waiters_drop_queued(srv->waiters);
-    rt_frame_t *closing_ws = rt_ws_frame_new(RT_WS_TEXT, "{\"kind\":\"closing\"}", 18);
-    rt_frame_t *closing_sse = rt_frame_new(64);
-    closing_sse->len = (uint32_t)snprintf(closing_sse->data, 64,
-                                          "event: closing\ndata: {\"kind\":\"closing\"}\n\n");
-    pthread_mutex_lock(&srv->conns_lock);
-    for (rt_conn_t *c = srv->conns; c; c = c->next) {
-        rt_sub_push(c->sub, c->sse ? closing_sse : closing_ws);
-        rt__conn_close_async(c, RT_REASON_SHUTTING_DOWN);
-    }
-    pthread_mutex_unlock(&srv->conns_lock);
-    rt_frame_unref(closing_ws);
-    rt_frame_unref(closing_sse);
     int64_t until = rt_clock_mono_ms() + srv->cfg->shutdown_timeout_ms;
     while (atomic_load(&srv->nconns) > 0 && rt_clock_mono_ms() < until)
         usleep(20000);

@@ -223,15 +223,40 @@ void rt__session_pin_positions(rt_server_t *srv, rt_conn_t *c)
 {
     if (c->nsince)
         return;
+    /* Each position may wait a bus timeout (Redis): the first that finds the
+     * bus down ends the loop, and so does a drain. */
     for (size_t i = 0; i < c->claims.ntopics && c->nconnect_pos < 16; i++) {
-        if (rt__session_first_of_channel(&c->claims, i) &&
-            rt_bus_position(srv->bus, rt_slice_cstr(c->claims.topics[i].channel),
-                            &c->connect_pos[c->nconnect_pos]) == 0)
+        if (!rt__session_first_of_channel(&c->claims, i))
+            continue;
+        if (atomic_load(&srv->draining))
+            break;
+        int rc = rt_bus_position(srv->bus, rt_slice_cstr(c->claims.topics[i].channel),
+                                 &c->connect_pos[c->nconnect_pos]);
+        if (rc == RT_E_UNAVAILABLE)
+            break;
+        if (rc == 0)
             c->nconnect_pos++;
     }
 }
 
 /* ---- the list of sessions ---- */
+
+void rt__session_tell_closing(rt_conn_t *c)
+{
+    rt_frame_t *f;
+    if (c->sse) {
+        f = rt_frame_new(64);
+        if (f)
+            f->len =
+                (uint32_t)snprintf(f->data, 64, "event: closing\ndata: {\"kind\":\"closing\"}\n\n");
+    } else {
+        f = rt_ws_frame_new(RT_WS_TEXT, "{\"kind\":\"closing\"}", 18);
+    }
+    if (f && c->sub)
+        rt_sub_push(c->sub, f);
+    rt_frame_unref(f);
+    rt__conn_close_async(c, RT_REASON_SHUTTING_DOWN);
+}
 
 static void conns_add(rt_server_t *srv, rt_conn_t *c)
 {
@@ -241,7 +266,12 @@ static void conns_add(rt_server_t *srv, rt_conn_t *c)
     if (srv->conns)
         srv->conns->prev = c;
     srv->conns = c;
+    /* drain() sets the flag under this lock and tells every listed session:
+     * one listed after its walk is told here. */
+    bool late = atomic_load(&srv->draining);
     pthread_mutex_unlock(&srv->conns_lock);
+    if (late)
+        rt__session_tell_closing(c);
     if (!c->slot_held) { /* an extended-protocol refusal, listed until it closes */
         atomic_fetch_add(&srv->nconns, 1);
         c->slot_held = true;
@@ -293,7 +323,7 @@ static void ack_channel(json_t *ack, json_t *channels, const char *ch, const rt_
  * topic i of its claims), resuming from its `since` candidates, or from the
  * positions pinned before the handshake. 0, or RT_E_NOMEM. */
 static int attach_channel(rt_server_t *srv, rt_conn_t *c, size_t i, rt_slice_t *names, size_t *n,
-                          rt_resume_t *res)
+                          bool bus_down, rt_resume_t *res)
 {
     const char *ch = c->claims.topics[i].channel;
     *n = 0;
@@ -302,7 +332,14 @@ static int attach_channel(rt_server_t *srv, rt_conn_t *c, size_t i, rt_slice_t *
             names[(*n)++] = rt_slice_cstr(c->claims.topics[j].name);
     const rt_pos_t *cands = c->nsince ? c->since : c->connect_pos;
     size_t ncands = c->nsince ? c->nsince : c->nconnect_pos;
-    if (rt_bus_attach(srv->bus, c->sub, rt_slice_cstr(ch), names, *n, cands, ncands, res) != 0) {
+    /* Once one channel found the bus down (or the server drains), the rest
+     * attach without waiting: a token for 16 channels would otherwise wait
+     * 16 bus timeouts, twice. */
+    int rc =
+        bus_down || atomic_load(&srv->draining)
+            ? rt_bus_attach_live(srv->bus, c->sub, rt_slice_cstr(ch), names, *n, ncands > 0, res)
+            : rt_bus_attach(srv->bus, c->sub, rt_slice_cstr(ch), names, *n, cands, ncands, res);
+    if (rc != 0) {
         rt_log_error("subscribe failed", "reason=out_of_memory peer=%s", c->peer);
         return RT_E_NOMEM;
     }
@@ -322,15 +359,16 @@ static char *session_subscribe(rt_server_t *srv, rt_conn_t *c)
                                      "expires_at", (json_int_t)c->token_exp)
                          : NULL;
     json_t *channels = c->ext ? json_object() : NULL;
-    bool all_recovered = true, had_since = false;
+    bool all_recovered = true, had_since = false, bus_down = false;
     for (size_t i = 0; i < c->claims.ntopics; i++) {
         if (!rt__session_first_of_channel(&c->claims, i))
             continue;
         rt_slice_t names[256];
         size_t n;
         rt_resume_t res;
-        if (attach_channel(srv, c, i, names, &n, &res) != 0)
+        if (attach_channel(srv, c, i, names, &n, bus_down, &res) != 0)
             continue;
+        bus_down |= res.bus_down;
         if (res.had_since) {
             had_since = true;
             all_recovered &= res.recovered;

@@ -120,6 +120,7 @@
 #include <sys/types.h>
 
 #include "sockhook.h"
+#include "linger.h"
 #include "clock.h"
 #include "tlsconn.h"
 #include "conn.h"
@@ -503,7 +504,7 @@ void rt__sockhook_linger(int fd, int64_t ms, size_t max)
 /* After the close frame: the client must read it (1009, not 1006). */
 static void guard_linger(int fd)
 {
-    rt__sockhook_linger(fd, 2000, SIZE_MAX);
+    rt__sockhook_linger(fd, RT__LINGER_MS, SIZE_MAX);
 }
 
 /* After a read of n bytes on fd (recv: decrypted bytes, for TLS): 0 to

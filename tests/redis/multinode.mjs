@@ -413,36 +413,111 @@ function rawUpgrade(gw, tok, ms) {
       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
     sock.on("data", (d) => {
       buf += d.toString("latin1");
-      if (buf.includes("\r\n\r\n")) { clearTimeout(timer); resolve({ status: buf.split("\r\n")[0], sock }); }
+      if (buf.includes("\r\n\r\n")) { clearTimeout(timer); resolve({ status: buf.split("\r\n")[0], head: buf, sock }); }
     });
     sock.on("error", () => {});
     sock.on("close", () => { clearTimeout(timer); resolve({ status: buf.split("\r\n")[0], sock }); });
   });
 }
 
-defcase("frozen_redis_full_subscribe_queue_leaves_upgrades_to_civetweb_none_lost", async (t) => {
-  // 8 subscribe threads (RTGW_REDIS_POOL 4, two each) and a queue of 128:
-  // with Redis frozen, the 137th upgrade and later go to civetweb, and every
-  // one of them completes once Redis is back.
+defcase("frozen_redis_full_subscribe_queue_sheds_503_and_keeps_health", async (t) => {
+  // 8 subscribe threads (RTGW_REDIS_POOL 4, two each) and a queue of 128: with
+  // Redis frozen, the 137th upgrade and later are refused at once, 503
+  // over_capacity with Retry-After (an extended client: the 101, then a close
+  // with 4503), instead of parking civetweb's workers on Redis: /health stays
+  // answered (with 260 it went unanswered before). The 136 taken complete once
+  // Redis is back.
   const redis = await startRedis(t);
   const key = keygen();
-  const gw = await startGateway(t, { key, env: { RTGW_REDIS_URL: redis.url, RTGW_REDIS_TIMEOUT_MS: "5000", RTGW_HTTP_THREADS: "16" } });
+  const gw = await startGateway(t, { key, env: { RTGW_REDIS_URL: redis.url, RTGW_REDIS_TIMEOUT_MS: "5000" } });
   const tok = await mint(gw, [T("overflow", "t")]);
   await withTimeout(subscribe(t, gw, tok).then((c) => c.close()), 10000, "a first subscription while Redis runs");
   redis.pause();
-  const n = 180;
+  const n = 260;
   const pending = [];
   for (let i = 0; i < n; i++) pending.push(rawUpgrade(gw, tok, 20000));
-  await sleep(1000); // every upgrade is in: queued, running, or on civetweb's threads
+  await waitFor(async () => metric(await metrics(gw), "rtgw_subscribe_queue_full_total") === n - 136, 10000, "the overflow refused");
+  const m1 = await metrics(gw);
+  assert.equal(metric(m1, "rtgw_subscribe_queue"), 128, m1);
+  const h = await withTimeout(http(gw, "GET", "/health", { fresh: true }), 2000, "GET /health with 260 upgrades on a frozen Redis");
+  assert.equal(h.status, 200);
+  // An extended client beyond the queue: told why in the close.
+  const ext = await rawExchange(gw, [
+    `GET /v1/realtime/connect?token=${tok} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: rtgw.v1\r\n\r\n"], { ms: 3000 });
+  assert.ok(ext.text.startsWith("HTTP/1.1 101"), ext.text);
+  const body = Buffer.from(ext.text.slice(ext.text.indexOf("\r\n\r\n") + 4), "latin1");
+  assert.equal(body[0], 0x88, "a close frame after the 101");
+  assert.equal(body.readUInt16BE(2), 4503);
+  assert.match(body.slice(4).toString(), /^over_capacity: /);
   redis.resume();
   const got = await Promise.all(pending);
   for (const g of got) g.sock.destroy();
   const statuses = got.map((g) => g.status);
-  assert.equal(statuses.filter((s) => s.startsWith("HTTP/1.1 101")).length, n, JSON.stringify(statuses.filter((s) => !s.startsWith("HTTP/1.1 101"))));
+  assert.equal(statuses.filter((s) => s.startsWith("HTTP/1.1 101")).length, 136, JSON.stringify(statuses));
+  assert.equal(statuses.filter((s) => s.startsWith("HTTP/1.1 503")).length, n - 136, JSON.stringify(statuses));
+  assert.ok(got.filter((g) => g.status.startsWith("HTTP/1.1 503")).every((g) => /\r\nRetry-After: 1\r\n/.test(g.head)));
   const m = await metrics(gw);
-  const fast = metric(m, 'rtgw_frontdoor_answered_total{request="upgrade"}');
-  // 1 (the first subscription) + at most 8 running + 128 queued.
-  assert.ok(fast >= 1 + 128 && fast <= 1 + 136, `front door answered ${fast} upgrades`);
+  assert.equal(metric(m, 'rtgw_frontdoor_answered_total{request="upgrade"}'), 1 + 136, m);
+  assert.equal(metric(m, 'rtgw_refusals_total{reason="over_capacity"}'), n - 136 + 1, m);
+  assert.equal(metric(m, "rtgw_subscribe_queue"), 0, m);
+});
+
+// A token for 16 channels on a frozen Redis: each channel's position and
+// subscription waited a Redis timeout, one after the other, so a stop with
+// such upgrades in flight took 35 s or more (past a typical grace period).
+// The first channel that finds Redis down ends the waits, and so does a drain.
+defcase("sigterm_on_frozen_redis_with_16_channel_tokens_exits_promptly", async (t) => {
+  const redis = await startRedis(t);
+  const key = keygen();
+  const gw = await startGateway(t, { key, env: { RTGW_REDIS_URL: redis.url } });
+  const topics = [];
+  for (let i = 0; i < 16; i++) topics.push(T(`mc${i}`, "t"));
+  const tok = await mint(gw, topics);
+  redis.pause();
+  const pending = [];
+  for (let i = 0; i < 20; i++) pending.push(rawUpgrade(gw, tok, 30000));
+  await sleep(500);
+  const t0 = Date.now();
+  const { code } = await withTimeout(gw.stop(), 20000, "rtgw stopping");
+  assert.equal(code, 0);
+  assert.ok(Date.now() - t0 < 6000, `stop took ${Date.now() - t0} ms`);
+  const got = await Promise.all(pending);
+  for (const g of got) g.sock.destroy();
+  redis.resume();
+});
+
+// A session listed after the drain's broadcast is told itself: an upgrade
+// civetweb answers (a head the front door leaves to it), whose positions wait
+// on a frozen Redis across the SIGTERM, gets its 101 after the broadcast,
+// then {"kind":"closing"} and a 1001 close, not silence until the exit.
+defcase("session_listed_after_the_drain_began_is_told_closing", async (t) => {
+  const redis = await startRedis(t);
+  const key = keygen();
+  const gw = await startGateway(t, { key, env: { RTGW_REDIS_URL: redis.url, RTGW_REDIS_TIMEOUT_MS: "3000", RTGW_SHUTDOWN_TIMEOUT_MS: "4000" } });
+  const tok = await mint(gw, [T("late", "t")]);
+  redis.pause();
+  // A trailing space in Host: the front door leaves the upgrade to civetweb.
+  const sock = net.connect(gw.port, "127.0.0.1");
+  t.cleanup(() => sock.destroy());
+  let buf = Buffer.alloc(0);
+  sock.on("data", (d) => (buf = Buffer.concat([buf, d])));
+  sock.on("error", () => {});
+  const closed = new Promise((resolve) => sock.on("close", resolve));
+  sock.on("connect", () => sock.write(
+    `GET /v1/realtime/connect?token=${tok} HTTP/1.1\r\nHost: x \r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+  await sleep(500);
+  const exited = gw.stop();
+  await sleep(500);
+  redis.resume();
+  await withTimeout(closed, 6000, "the late session closed");
+  await exited;
+  const text = buf.toString("latin1");
+  assert.ok(text.startsWith("HTTP/1.1 101"), text.slice(0, 200));
+  assert.ok(text.includes('{"kind":"closing"}'), "no closing frame for a session listed after the broadcast");
+  const m = await metrics(gw).catch(() => null); // the gateway is gone: nothing to read
+  assert.equal(m, null);
 });
 
 defcase("upgrades_with_redis_answered_by_the_front_door_receive_across_nodes", async (t) => {

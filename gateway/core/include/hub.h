@@ -92,6 +92,7 @@ typedef struct {
     bool had_since;
     rt_pos_t current; /* the channel's latest position (offset 0: none yet) */
     size_t replayed;  /* frames replayed from history */
+    bool bus_down;    /* the bus could not be read: attached without replay (bus.h) */
 } rt_resume_t;
 
 /* Subscribe sub to `topics` of `channel` ("*" means every topic). When since
