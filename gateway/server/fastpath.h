@@ -26,9 +26,12 @@
  * subscriptions do (bus.h, waits), an admitted upgrade goes, socket and TLS
  * with it, to a subscribe thread (waiters.h), which pins its positions,
  * answers the 101 and hands the session to its writer; when their queue is
- * full (Redis slow or gone), the upgrade is declined to civetweb, untouched.
- * A job that runs once the server drains answers 503 shutting_down, as
- * admission would. Mints never touch the bus.
+ * full (Redis slow or gone), the upgrade is refused 503 over_capacity with
+ * Retry-After (an extended client: the 101, then a 4503 close, and the
+ * connection lingers: RT_FAST_LINGER), never handed to civetweb, whose
+ * workers would wait on Redis in turn. A job that runs once the server
+ * drains answers 503 shutting_down, as admission would. Mints never touch the
+ * bus.
  *
  * Over TLS (rtgw terminates it, tlsconn.h) the same: the front door hands
  * the decrypted head (a copy: parsing writes into it), reads it off the TLS
