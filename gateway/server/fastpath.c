@@ -287,6 +287,24 @@ static void upgrade_drop(void *arg)
     upgrade_refuse_draining(arg, room);
 }
 
+/* The 101 for fc's upgrade into out (civetweb's bytes; Sec-WebSocket-Accept:
+ * RFC 6455 §4.2.2); its length. */
+static int switching_protocols(const rt_fast_conn_t *fc, char *out, size_t cap)
+{
+    char keyguid[24 + sizeof(WS_GUID)]; /* rt_ws_key_valid: 24 characters */
+    int kl = snprintf(keyguid, sizeof(keyguid), "%s" WS_GUID,
+                      rt__req_header(&fc->req, "Sec-WebSocket-Key"));
+    unsigned char sha[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)keyguid, (size_t)kl, sha);
+    char accept[sodium_base64_ENCODED_LEN(SHA_DIGEST_LENGTH, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64(accept, sizeof(accept), sha, sizeof(sha), sodium_base64_VARIANT_ORIGINAL);
+    bool proto = rt__req_header(&fc->req, "Sec-WebSocket-Protocol") != NULL; /* rtgw.v1 */
+    return snprintf(out, cap,
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+                    "Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
+                    accept, proto ? "Sec-WebSocket-Protocol: rtgw.v1\r\n" : "");
+}
+
 /* A plain client's refused upgrade, answered as civetweb's path answers it
  * (ws.c, ws_refuse): the same metrics and log line, the same bytes (the
  * refusal's JSON error under rt__json_head), and the connection closed, as
@@ -377,11 +395,10 @@ static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
                        strcmp(flag, "1") == 0);
     rt__refusal_t why;
     if (!rt__session_admit(srv, &fc->req, c, &why)) {
-        if (c->ext) { /* a 101, then a close with the reason's code: civetweb's */
-            rt__conn_unref(c);
-            return RT_FAST_DECLINED;
-        }
-        rt_fast_result_t r = refuse(srv, fc, c, &why, NULL);
+        char resp[192];
+        int rl = c->ext ? switching_protocols(fc, resp, sizeof(resp)) : 0;
+        rt_fast_result_t r = c->ext ? refuse_ext(srv, fc, c, &why, resp, (size_t)rl)
+                                    : refuse(srv, fc, c, &why, NULL);
         rt__conn_unref(c);
         return r;
     }
@@ -396,18 +413,7 @@ static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
     snprintf(u->ip, sizeof(u->ip), "%s", fc->ip);
     if (rt_log_enabled(RT_LOG_DEBUG) && fc->req.query)
         u->query = strdup(fc->req.query);
-    /* Sec-WebSocket-Accept (RFC 6455 §4.2.2). */
-    char keyguid[24 + sizeof(WS_GUID)]; /* rt_ws_key_valid: 24 characters */
-    int kl = snprintf(keyguid, sizeof(keyguid), "%s" WS_GUID,
-                      rt__req_header(&fc->req, "Sec-WebSocket-Key"));
-    unsigned char sha[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)keyguid, (size_t)kl, sha);
-    char accept[sodium_base64_ENCODED_LEN(SHA_DIGEST_LENGTH, sodium_base64_VARIANT_ORIGINAL)];
-    sodium_bin2base64(accept, sizeof(accept), sha, sizeof(sha), sodium_base64_VARIANT_ORIGINAL);
-    u->rl = snprintf(u->resp, sizeof(u->resp),
-                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
-                     "Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
-                     accept, proto ? "Sec-WebSocket-Protocol: rtgw.v1\r\n" : "");
+    u->rl = switching_protocols(fc, u->resp, sizeof(u->resp));
     if (!waits) {
         rt__session_pin_positions(srv, c);
         rt_fast_result_t r = upgrade_answer(u, fc->buf);

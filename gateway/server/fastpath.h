@@ -14,13 +14,15 @@
  * (a pipelined request is civetweb's) and nothing unsent on the connection
  * from an earlier answer (a client that does not read is civetweb's, whose
  * write waits). One request per event: a connection never holds a front-door
- * thread for more than one answer. A plain client's refused upgrade is
- * answered here too, with civetweb's bytes, metrics and log line, and closed
- * as civetweb closes it (one token verification: a flood of forged tokens
- * costs no hand-over); an extended client's refusal (a 101, then a close
- * with the reason's code) is civetweb's. Everything else is declined
- * untouched (nothing read, nothing written, nothing counted) and civetweb
- * answers it as it always did: one behaviour, whoever answers.
+ * thread for more than one answer. A refused upgrade is answered here too,
+ * with civetweb's bytes, metrics and log line (one token verification: a
+ * flood of forged tokens costs no hand-over): a plain client's HTTP error,
+ * then the close civetweb makes; an extended client's 101, then a close with
+ * the reason's code, then a linger until it answers (civetweb listed such a
+ * session until then: it counted in rtgw_connections_total, which a refusal
+ * here does not). Everything else is declined untouched (nothing read,
+ * nothing written, nothing counted) and civetweb answers it as it always did:
+ * one behaviour, whoever answers.
  *
  * Nothing here may wait on the network: with the Redis bus, whose
  * subscriptions do (bus.h, waits), an admitted upgrade goes, socket and TLS

@@ -124,6 +124,30 @@ defcase("upgrade_refused_token_named_and_counted_once", async (t) => {
   assert.equal((gw.logs().match(/websocket refused/g) || []).length, 1, gw.logs());
 });
 
+// An extended client (rtgw.v1) is refused the way civetweb refuses it: the
+// 101, then a close with the reason's code and "name: detail" (a browser reads
+// those, where a failed upgrade is only 1006), then the connection ends once
+// the client answers the close. The same bytes as civetweb's for the same
+// refusal (a trailing space in Host leaves it to civetweb), Date aside.
+defcase("extended_upgrade_refused_with_a_close_code", async (t) => {
+  const gw = await startGateway(t);
+  const head = upgradeHead(gw, "not.a.token", "Sec-WebSocket-Protocol: rtgw.v1\r\n");
+  const k0 = await counters(gw);
+  const fast = await rawExchange(gw, [head], { ms: 3000, halfClose: false });
+  const k1 = await counters(gw);
+  const slow = await rawExchange(gw, [head.replace(`Host: 127.0.0.1:${gw.port}`, `Host: 127.0.0.1:${gw.port} `)], { ms: 3000 });
+  const k2 = await counters(gw);
+  assert.equal(k1.refusals - k0.refusals, 1, "the front door did not answer the refusal");
+  assert.equal(k2.refusals - k1.refusals, 0, "the front door answered the one civetweb should");
+  assert.ok(fast.text.startsWith(CIVETWEB_101 + "Sec-WebSocket-Protocol: rtgw.v1\r\n\r\n"), fast.text);
+  const body = Buffer.from(fast.text.slice(fast.text.indexOf("\r\n\r\n") + 4), "latin1");
+  assert.equal(body[0], 0x88, "a close frame after the 101");
+  assert.equal(body.readUInt16BE(2), 4402); // token_invalid (reason.h)
+  assert.match(body.slice(4).toString(), /^token_invalid/);
+  assert.equal(fast.text, slow.text);
+  assert.equal(metric(k2.text, 'rtgw_refusals_total{reason="token_invalid"}'), 2, k2.text);
+});
+
 // The refusal's bytes are civetweb's: the same refused request with a
 // trailing space in Host (which the front door leaves to civetweb) gets the
 // same response, Date aside.
