@@ -190,6 +190,7 @@ typedef struct lane_s {
     pthread_mutex_t adopt_lock; /* guards adopted */
     adopted_t *adopted;         /* LIFO; admitted on the next wake-up */
     size_t peeked;              /* plain HTTP: the bytes head_state's last peek saw */
+    size_t peek_used;           /* bytes of peek written since the last wipe (wiped) */
     pthread_t thread;
     bool started;
     uint8_t peek[RT__MAX_REQUEST_HEAD];
@@ -411,8 +412,12 @@ static void pending_unlink(lane_t *l, pending_t *p)
 static void pending_close(lane_t *l, pending_t *p)
 {
     pending_unlink(l, p);
-    if (p->head.scanned > 0 || p->answered || l->d->tls)
-        (void)!read(p->fd, l->peek, sizeof(l->peek)); /* read(2): sockhook's recv is civetweb's */
+    if (p->head.scanned > 0 || p->answered || l->d->tls) {
+        /* read(2): sockhook's recv is civetweb's. Wiped: it may hold a key. */
+        ssize_t r = read(p->fd, l->peek, sizeof(l->peek));
+        if (r > 0)
+            explicit_bzero(l->peek, (size_t)r);
+    }
     rt__tls_free(p->tls);
     close(p->fd);
     free(p);
@@ -425,6 +430,17 @@ static bool is_trusted_proxy(const rt_config_t *cfg, const char *ip)
 }
 
 static bool head_now(lane_t *l, pending_t *p);
+
+/* The peek buffer holds the last head looked at, plain or decrypted, whose
+ * Authorization may be the signing key (a mint, a publish): wiped once the
+ * event is done with it, the bytes used only. Returns r. */
+static bool wiped(lane_t *l, bool r)
+{
+    if (l->peek_used > 0)
+        explicit_bzero(l->peek, l->peek_used);
+    l->peek_used = 0;
+    return r;
+}
 
 /* Into the lane's epoll, edge-triggered, unless it is already in (an answer
  * at accept may have put it there). false: it could not be watched. */
@@ -480,7 +496,7 @@ static void admit(lane_t *l, int fd, const struct sockaddr_storage *ss, socklen_
     publish_oldest(l);
     /* A client sends its head right after connecting: often it is in by
      * now, and answered without a round through the epoll. */
-    if (!tls && l->d->srv && !l->d->tls && head_now(l, p))
+    if (!tls && l->d->srv && !l->d->tls && wiped(l, head_now(l, p)))
         return;
     if (!watch(l, p))
         pending_close(l, p);
@@ -587,6 +603,8 @@ static head_state_t head_state(lane_t *l, pending_t *p)
     if (l->d->tls)
         return tls_head_state(l, p);
     ssize_t n = recv(p->fd, l->peek, sizeof(l->peek), MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 && (size_t)n > l->peek_used)
+        l->peek_used = (size_t)n;
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? HEAD_WAIT : HEAD_GONE;
     if (n == 0)
@@ -664,6 +682,8 @@ static bool fast_path(lane_t *l, pending_t *p, bool *declined)
         const uint8_t *plain = rt__tls_peek(p->tls, &have);
         fc.n = have < sizeof(l->peek) ? have : sizeof(l->peek);
         memcpy(l->peek, plain, fc.n);
+        if (fc.n > l->peek_used)
+            l->peek_used = fc.n;
     } else {
         fc.n = l->peeked;
     }
@@ -988,9 +1008,10 @@ static void *frontdoor_main(void *arg)
          * this round could point at. */
         for (int i = 0; i < n; i++) {
             item_t *it = ev[i].data.ptr;
-            if (it->kind == ITEM_PENDING)
+            if (it->kind == ITEM_PENDING) {
                 pending_event(l, (pending_t *)it, ev[i].events);
-            else if (it->kind == ITEM_KICK)
+                wiped(l, true);
+            } else if (it->kind == ITEM_KICK)
                 kick_event(l, (kick_t *)it);
             else if (it->kind == ITEM_LINGER)
                 rt__linger_event(l->linger, it);
