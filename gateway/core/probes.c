@@ -4,6 +4,7 @@
  * the ring (64 entries), which is cheaper than an index at this size.
  */
 #include "probes.h"
+#include "httplist.h"
 #include "err.h"
 
 #include <pthread.h>
@@ -48,35 +49,17 @@ bool rt_probe_id_valid(const char *id, size_t len)
     return true;
 }
 
-/* True if the comma-separated list v holds the token t (case-insensitive). */
-static bool list_has(const char *v, const char *t)
-{
-    size_t tl = strlen(t);
-    while (*v) {
-        while (*v == ' ' || *v == '\t' || *v == ',')
-            v++;
-        size_t n = strcspn(v, ",");
-        size_t k = n;
-        while (k && (v[k - 1] == ' ' || v[k - 1] == '\t'))
-            k--;
-        if (k == tl && strncasecmp(v, t, tl) == 0)
-            return true;
-        v += n;
-    }
-    return false;
-}
-
 rt_probe_conn_t rt_probe_conn_class(const char *v)
 {
     if (!v)
         return RT_PROBE_CONN_ABSENT;
     if (v[strspn(v, " \t")] == 0)
         return RT_PROBE_CONN_EMPTY;
-    if (list_has(v, "upgrade"))
+    if (rt_http_list_has(v, "upgrade"))
         return RT_PROBE_CONN_UPGRADE;
-    if (list_has(v, "keep-alive"))
+    if (rt_http_list_has(v, "keep-alive"))
         return RT_PROBE_CONN_KEEPALIVE;
-    if (list_has(v, "close"))
+    if (rt_http_list_has(v, "close"))
         return RT_PROBE_CONN_CLOSE;
     return RT_PROBE_CONN_OTHER;
 }

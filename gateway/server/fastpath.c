@@ -20,6 +20,7 @@
 #include "log.h"
 #include "session.h"
 #include "frontdoor.h"
+#include "httplist.h"
 #include "linger.h"
 #include "tlsconn.h"
 #include "waiters.h"
@@ -93,7 +94,7 @@ static bool is_upgrade(const rt_fast_conn_t *fc)
            strcmp(r->http_version, "1.1") == 0 && fc->n == fc->head.head_len &&
            !(fc->tls && rt__tls_more_than(fc->tls, fc->head.head_len)) && up &&
            strcasecmp(up, "websocket") == 0 &&
-           rt__header_lists(rt__req_header(r, "Connection"), "upgrade") && ver &&
+           rt_http_list_has(rt__req_header(r, "Connection"), "upgrade") && ver &&
            strcmp(ver, "13") == 0 && rt_ws_key_valid(key) &&
            header_count(r, "Sec-WebSocket-Key") == 1 && header_count(r, "Upgrade") == 1 &&
            header_count(r, "Sec-WebSocket-Protocol") <= 1 &&

@@ -3,6 +3,7 @@
  * locks of their own (the limiters lock themselves).
  */
 #include "http.h"
+#include "httplist.h"
 #include "clock.h"
 #include "err.h"
 #include "frontdoor.h"
@@ -70,22 +71,6 @@ const char *rt__cors_origin(rt_server_t *srv, struct mg_connection *conn)
     return rt__req_cors_origin(srv, &req);
 }
 
-bool rt__header_lists(const char *h, const char *token)
-{
-    size_t tl = strlen(token);
-    while (h && *h) {
-        h += strspn(h, " \t,");
-        size_t n = strcspn(h, ",");
-        size_t m = n;
-        while (m > 0 && (h[m - 1] == ' ' || h[m - 1] == '\t'))
-            m--;
-        if (m == tl && strncasecmp(h, token, tl) == 0)
-            return true;
-        h += n;
-    }
-    return false;
-}
-
 /* Whether the connection closes after this response because the request
  * asked for it: HTTP/1.0 without "Connection: keep-alive", or any
  * "Connection: close". Such a response must say "Connection: close" itself
@@ -95,10 +80,10 @@ bool rt__header_lists(const char *h, const char *token)
 bool rt__req_closes(const rt__req_t *req)
 {
     const char *h = rt__req_header(req, "Connection");
-    if (rt__header_lists(h, "close"))
+    if (rt_http_list_has(h, "close"))
         return true;
     bool http10 = req->http_version && strcmp(req->http_version, "1.0") == 0;
-    return http10 && !rt__header_lists(h, "keep-alive");
+    return http10 && !rt_http_list_has(h, "keep-alive");
 }
 
 const char *rt__connection_close_header(struct mg_connection *conn)

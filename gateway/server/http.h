@@ -39,9 +39,6 @@ typedef struct {
     int nheaders;
 } rt__req_t;
 
-/* Whether the comma-separated header value h (NULL: none) lists token, in
- * any case ("Connection: keep-alive, Upgrade" lists "upgrade"). */
-bool rt__header_lists(const char *h, const char *token);
 /* The request civetweb parsed for conn. */
 void rt__req_of(struct mg_connection *conn, rt__req_t *req);
 /* The value of header `name` (any case), the first if it repeats, or NULL. */

@@ -1,7 +1,9 @@
 /* Unit tests for gateway/core/probes.c: the ring of doctor probe requests
- * (bounded per id and in total, oldest first) and the Connection classes. */
+ * (bounded per id and in total, oldest first), the Connection classes, and
+ * the comma-separated lists they are read with (httplist.c). */
 #include "err.h"
 #include "probes.h"
+#include "httplist.h"
 #include "rt_test.h"
 
 #include <stdio.h>
@@ -65,4 +67,16 @@ RT_TEST(connection_header_classes)
     RT_ASSERT_INT_EQ(rt_probe_conn_class("close"), RT_PROBE_CONN_CLOSE);
     RT_ASSERT_INT_EQ(rt_probe_conn_class("upgraded"), RT_PROBE_CONN_OTHER);
     RT_ASSERT_STR_EQ(rt_probe_conn_name(RT_PROBE_CONN_KEEPALIVE), "keep-alive");
+}
+
+RT_TEST(http_list_has_reads_comma_separated_values)
+{
+    RT_ASSERT(rt_http_list_has("keep-alive, Upgrade", "upgrade"));
+    RT_ASSERT(rt_http_list_has("Upgrade", "UPGRADE"));
+    RT_ASSERT(rt_http_list_has(" ,\tclose\t, ", "close"));
+    RT_ASSERT(!rt_http_list_has("upgrade-insecure", "upgrade"));
+    RT_ASSERT(!rt_http_list_has("up grade", "upgrade"));
+    RT_ASSERT(!rt_http_list_has("", "close"));
+    RT_ASSERT(!rt_http_list_has(NULL, "close"));
+    RT_ASSERT(!rt_http_list_has("keep-alive", "keep"));
 }
