@@ -203,16 +203,17 @@ static rt__req_t upgrade_req(const upgrade_t *u)
                        .remote_addr = u->ip};
 }
 
-/* A server that began draining after the admission: the client gets what
- * admission would have said then (503 shutting_down, as civetweb's path
- * answers), the slot back at once, and a close. Frees u. */
-static void upgrade_refuse_draining(upgrade_t *u, uint8_t *room)
+/* A job refused after its admission: the client gets what civetweb's path
+ * says for the same (a drain that began meanwhile: 503 shutting_down, as
+ * admission would; bytes sent before the 101: 400 protocol_error, as ws.c),
+ * the slot back at once, and a close. Frees u. */
+static void upgrade_refuse(upgrade_t *u, uint8_t *room, rt_reason_t reason, int status,
+                           const char *text)
 {
-    rt__refusal_t why = {.reason = RT_REASON_SHUTTING_DOWN};
+    rt__refusal_t why = {.reason = reason};
     rt__req_t req = upgrade_req(u);
     rt_resp_t r = {0};
-    rt_resp_error(&r, rt_reason_http_status(why.reason), rt_reason_name(why.reason), "%s",
-                  rt_reason_text(why.reason));
+    rt_resp_error(&r, status, rt_reason_name(reason), "%s", text);
     char head[1024];
     int hl =
         rt__json_head(u->srv, &req, r.status, r.len, "Connection: close\r\n", head, sizeof(head));
@@ -257,6 +258,23 @@ static rt_fast_result_t upgrade_answer(upgrade_t *u, uint8_t *room)
     return res;
 }
 
+/* Whether the client sent anything after its head while the job waited (the
+ * head is still unread: the kernel's, or the TLS buffer's). room holds
+ * head_len + 1 bytes. */
+static bool early_bytes(const upgrade_t *u, uint8_t *room)
+{
+    if (!u->tls) /* recvfrom(2): sockhook's recv is civetweb's */
+        return recvfrom(u->fd, room, u->head_len + 1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL) >
+               (ssize_t)u->head_len;
+    if (rt__tls_more_than(u->tls, u->head_len))
+        return true;
+    char b;
+    if (recvfrom(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL) <= 0)
+        return false;
+    (void)rt__tls_fill(u->tls, u->head_len + 17 * 1024); /* a record past the head */
+    return rt__tls_more_than(u->tls, u->head_len);
+}
+
 /* On a waiter's thread (waiters.h): the bus's waits happen here. A job may
  * outlive the admission's view of the server: one that runs once a drain
  * began (its broadcast would miss the session) is refused instead, checked
@@ -265,11 +283,17 @@ static void upgrade_run(void *arg)
 {
     upgrade_t *u = arg;
     atomic_fetch_sub(&u->srv->metrics.subscribe_queued, 1);
-    uint8_t room[RT__MAX_REQUEST_HEAD]; /* a waiter's stack is 8 MiB */
+    uint8_t room[RT__MAX_REQUEST_HEAD + 1]; /* a waiter's stack is 8 MiB */
     if (!atomic_load(&u->srv->draining))
         rt__session_pin_positions(u->srv, u->c);
     if (atomic_load(&u->srv->draining)) {
-        upgrade_refuse_draining(u, room);
+        upgrade_refuse(u, room, RT_REASON_SHUTTING_DOWN, 503,
+                       rt_reason_text(RT_REASON_SHUTTING_DOWN));
+        return;
+    }
+    if (early_bytes(u, room)) { /* frames before the 101, sent while it waited */
+        upgrade_refuse(u, room, RT_REASON_PROTOCOL_ERROR, 400,
+                       "the client sent data before the WebSocket handshake completed");
         return;
     }
     if (upgrade_answer(u, room) == RT_FAST_CLOSE) {
@@ -285,7 +309,7 @@ static void upgrade_drop(void *arg)
     upgrade_t *u = arg;
     atomic_fetch_sub(&u->srv->metrics.subscribe_queued, 1);
     uint8_t room[RT__MAX_REQUEST_HEAD];
-    upgrade_refuse_draining(arg, room);
+    upgrade_refuse(u, room, RT_REASON_SHUTTING_DOWN, 503, rt_reason_text(RT_REASON_SHUTTING_DOWN));
 }
 
 /* The 101 for fc's upgrade into out (civetweb's bytes; Sec-WebSocket-Accept:

@@ -4,6 +4,7 @@
 // Every process (rtgw, redis-server) is started by the case and stopped by PID.
 import assert from "node:assert/strict";
 import net from "node:net";
+import tls from "node:tls";
 import { defcase, run, requireNodeModules } from "../lib/harness.mjs";
 import { startGateway, mint, keygen, publish } from "../lib/gateway.mjs";
 import { startRedis } from "../lib/redis.mjs";
@@ -13,7 +14,7 @@ const { metrics, metric, topic: T } = await import("../lib/http.mjs");
 const { waitFor, sleep, withTimeout } = await import("../lib/wait.mjs");
 const { connect, wsUrl } = await import("../lib/ws.mjs");
 const { http } = await import("../lib/http.mjs");
-const { rawExchange } = await import("../lib/rawhttp.mjs");
+const { rawExchange, parseResponses } = await import("../lib/rawhttp.mjs");
 const { selfSigned } = await import("../lib/certs.mjs");
 const { tmpDir } = await import("../lib/proc.mjs");
 
@@ -518,6 +519,57 @@ defcase("session_listed_after_the_drain_began_is_told_closing", async (t) => {
   assert.ok(text.includes('{"kind":"closing"}'), "no closing frame for a session listed after the broadcast");
   const m = await metrics(gw).catch(() => null); // the gateway is gone: nothing to read
   assert.equal(m, null);
+});
+
+// RFC 6455 §4.1: a client waits for the 101 before it sends anything. One
+// that sends a frame while its upgrade waits on Redis is refused 400
+// protocol_error, as civetweb's path refuses early bytes (ws.c), not served
+// with the frame read as its first message.
+defcase("frame_sent_before_the_101_while_redis_waits_refused_400", async (t) => {
+  const redis = await startRedis(t);
+  const key = keygen();
+  const gw = await startGateway(t, { key, env: { RTGW_REDIS_URL: redis.url, RTGW_REDIS_TIMEOUT_MS: "3000" } });
+  const tok = await mint(gw, [T("early", "t")]);
+  redis.pause();
+  const frame = Buffer.from([0x81, 0x82, 1, 2, 3, 4, 0x7a ^ 1, 0x7b ^ 2]); // masked text "{}"
+  const pending = rawExchange(gw, [
+    `GET /v1/realtime/connect?token=${tok} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", frame], { ms: 6000, gapMs: 200 });
+  await sleep(600);
+  redis.resume();
+  const r = await pending;
+  assert.equal(r.responses[0]?.status, 400, r.text);
+  assert.equal(r.responses[0].json.error, "protocol_error", r.text);
+  const m = await metrics(gw);
+  assert.equal(metric(m, 'rtgw_refusals_total{reason="protocol_error"}'), 1, m);
+  assert.equal(metric(m, "rtgw_connections"), 0, m);
+});
+
+// The same over wss: the frame arrives as a TLS record behind the head.
+defcase("wss_frame_sent_before_the_101_while_redis_waits_refused_400", async (t) => {
+  const redis = await startRedis(t);
+  const key = keygen();
+  const gw = await startGateway(t, { key, tls: selfSigned(tmpDir(t, "rtgw-mn-"), "gw"), env: { RTGW_REDIS_URL: redis.url, RTGW_REDIS_TIMEOUT_MS: "3000" } });
+  const tok = await mint(gw, [T("early-tls", "t")]);
+  redis.pause();
+  const frame = Buffer.from([0x81, 0x82, 1, 2, 3, 4, 0x7a ^ 1, 0x7b ^ 2]);
+  const text = new Promise((resolve, reject) => {
+    const sock = tls.connect({ port: gw.port, host: "127.0.0.1", servername: "localhost", ca: gw.ca }, () => {
+      sock.write(`GET /v1/realtime/connect?token=${tok} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+      setTimeout(() => sock.write(frame), 200);
+    });
+    let buf = "";
+    sock.on("data", (d) => (buf += d.toString("latin1")));
+    sock.on("end", () => resolve(buf));
+    sock.on("error", () => resolve(buf));
+    setTimeout(() => { sock.destroy(); resolve(buf); }, 6000);
+  });
+  await sleep(600);
+  redis.resume();
+  const r = parseResponses(await text);
+  assert.equal(r[0]?.status, 400, JSON.stringify(r));
+  assert.equal(r[0].json.error, "protocol_error");
 });
 
 defcase("upgrades_with_redis_answered_by_the_front_door_receive_across_nodes", async (t) => {
