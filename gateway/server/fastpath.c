@@ -226,6 +226,12 @@ static void upgrade_refuse(upgrade_t *u, uint8_t *room, rt_reason_t reason, int 
     rt__session_refused(u->srv, &req, &why);
     rt__conn_unref(u->c);
     rt__tls_free(u->tls);
+    /* What else it sent (early frames) is read first, so the close is a FIN,
+     * not a reset that could drop the answer unread in the client's kernel.
+     * room holds RT__MAX_REQUEST_HEAD bytes; wiped (a frame may carry a token). */
+    ssize_t n = read(u->fd, room, RT__MAX_REQUEST_HEAD);
+    if (n > 0)
+        sodium_memzero(room, (size_t)n);
     close(u->fd);
     free_query(u);
     free(u);
