@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "waiters.h"
+#include "clock.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@
 typedef struct {
     rt_waiter_fn run, drop;
     void *arg;
+    int64_t queued_ms; /* monotonic, at submit */
 } job_t;
 
 struct rt_waiters_s {
@@ -80,12 +82,20 @@ bool rt_waiters_submit(rt_waiters_t *w, rt_waiter_fn run, rt_waiter_fn drop, voi
     pthread_mutex_lock(&w->lock);
     bool ok = !w->stop && w->count < w->cap;
     if (ok) {
-        w->ring[(w->head + w->count) % w->cap] = (job_t){run, drop, arg};
+        w->ring[(w->head + w->count) % w->cap] = (job_t){run, drop, arg, rt_clock_mono_ms()};
         w->count++;
         pthread_cond_signal(&w->cond);
     }
     pthread_mutex_unlock(&w->lock);
     return ok;
+}
+
+int64_t rt_waiters_oldest_ms(rt_waiters_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    int64_t t = w->count > 0 ? w->ring[w->head].queued_ms : INT64_MAX;
+    pthread_mutex_unlock(&w->lock);
+    return t;
 }
 
 size_t rt_waiters_queued(rt_waiters_t *w)

@@ -400,11 +400,12 @@ static rt_fast_result_t refuse_ext(rt_server_t *srv, rt_fast_conn_t *fc, rt_conn
     return res;
 }
 
-/* The subscribe queue is full (Redis slow or gone, and connects keep coming):
- * the upgrade is refused 503 over_capacity with Retry-After (for an extended
- * client, the 101 and a close with 4503), its slot given back at once. Handing
- * it to civetweb instead would park a worker on Redis, and enough of them
- * (RTGW_HTTP_THREADS + 32) left /health and every other route unanswered. */
+/* The subscribe threads are behind (Redis slow or gone, and connects keep
+ * coming) or their queue is full: the upgrade is refused 503 over_capacity
+ * with Retry-After (for an extended client, the 101 and a close with 4503),
+ * its slot given back at once. Handing it to civetweb instead would park a
+ * worker on Redis, and enough of them (RTGW_HTTP_THREADS + 32) left /health
+ * and every other route unanswered. */
 static rt_fast_result_t refuse_queue_full(rt_server_t *srv, rt_fast_conn_t *fc, rt_conn_t *c,
                                           const upgrade_t *u)
 {
@@ -453,9 +454,13 @@ static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
         return r;
     }
     /* With the Redis bus, pinning and subscribing wait on Redis: a waiter
-     * does them, the socket and its TLS go with the job. */
+     * does them, the socket and its TLS go with the job. Redis not keeping
+     * up (the oldest queued upgrade has waited longer than a Redis round
+     * trip's bound) or the queue full: refused, the client backs off. */
+    bool behind =
+        rt_clock_mono_ms() - rt_waiters_oldest_ms(srv->waiters) > srv->cfg->redis_timeout_ms;
     atomic_fetch_add(&srv->metrics.subscribe_queued, 1);
-    if (!rt_waiters_submit(srv->waiters, upgrade_run, upgrade_drop, u)) {
+    if (behind || !rt_waiters_submit(srv->waiters, upgrade_run, upgrade_drop, u)) {
         atomic_fetch_sub(&srv->metrics.subscribe_queued, 1);
         rt_fast_result_t r = refuse_queue_full(srv, fc, c, u);
         free_query(u);

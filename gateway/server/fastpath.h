@@ -27,8 +27,10 @@
  * Nothing here may wait on the network: with the Redis bus, whose
  * subscriptions do (bus.h, waits), an admitted upgrade goes, socket and TLS
  * with it, to a subscribe thread (waiters.h), which pins its positions,
- * answers the 101 and hands the session to its writer; when their queue is
- * full (Redis slow or gone), the upgrade is refused 503 over_capacity with
+ * answers the 101 and hands the session to its writer; when they fall
+ * behind (the oldest queued upgrade has waited longer than
+ * RTGW_REDIS_TIMEOUT_MS: Redis slow or gone) or their queue is full, the
+ * upgrade is refused 503 over_capacity with
  * Retry-After (an extended client: the 101, then a 4503 close, and the
  * connection lingers: RT_FAST_LINGER), never handed to civetweb, whose
  * workers would wait on Redis in turn. A job that runs once the server

@@ -53,12 +53,11 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Upgrades queued for the subscribe threads before the front door leaves
- * the next ones to civetweb: with Redis answering, a job takes a few round
- * trips (well under a millisecond), so the queue is short; with Redis frozen
- * each takes up to two RTGW_REDIS_TIMEOUT_MS, and a longer queue would only
- * keep clients waiting longer. */
-#define WAITERS_QUEUE 128
+/* At most this many upgrades queued for the subscribe threads (each holds a
+ * socket and a connection slot, a few hundred bytes): a reconnect storm with
+ * Redis answering queues thousands for a moment. What sheds connects when
+ * Redis is slow is the age of the oldest queued one (fastpath.c), not this. */
+#define WAITERS_QUEUE 4096
 
 static volatile sig_atomic_t got_signal, got_hup;
 static void on_signal(int sig)

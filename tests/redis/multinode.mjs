@@ -421,28 +421,38 @@ function rawUpgrade(gw, tok, ms) {
   });
 }
 
-defcase("frozen_redis_full_subscribe_queue_sheds_503_and_keeps_health", async (t) => {
-  // 8 subscribe threads (RTGW_REDIS_POOL 4, two each) and a queue of 128: with
-  // Redis frozen, the 137th upgrade and later are refused at once, 503
-  // over_capacity with Retry-After (an extended client: the 101, then a close
-  // with 4503), instead of parking civetweb's workers on Redis: /health stays
-  // answered (with 260 it went unanswered before). The 136 taken complete once
-  // Redis is back.
+defcase("subscribe_threads_behind_on_a_frozen_redis_shed_503_and_keep_health", async (t) => {
+  // With Redis frozen, upgrades queue for the subscribe threads; once the
+  // oldest has waited longer than RTGW_REDIS_TIMEOUT_MS (Redis is not keeping
+  // up), the next ones are refused at once, 503 over_capacity with
+  // Retry-After (an extended client: the 101, then a close with 4503),
+  // instead of parking civetweb's workers on Redis: /health stays answered
+  // (the build before left it unanswered). The queued ones complete once
+  // Redis is back. (A reconnect storm with Redis answering is not shed:
+  // bench/node_kill.mjs, 5,000 immediate reconnects, no refusal.)
   const redis = await startRedis(t);
   const key = keygen();
-  const gw = await startGateway(t, { key, env: { RTGW_REDIS_URL: redis.url, RTGW_REDIS_TIMEOUT_MS: "5000" } });
+  const gw = await startGateway(t, { key, env: { RTGW_REDIS_URL: redis.url, RTGW_REDIS_TIMEOUT_MS: "1000" } });
   const tok = await mint(gw, [T("overflow", "t")]);
   await withTimeout(subscribe(t, gw, tok).then((c) => c.close()), 10000, "a first subscription while Redis runs");
   redis.pause();
-  const n = 260;
-  const pending = [];
-  for (let i = 0; i < n; i++) pending.push(rawUpgrade(gw, tok, 20000));
-  await waitFor(async () => metric(await metrics(gw), "rtgw_subscribe_queue_full_total") === n - 136, 10000, "the overflow refused");
-  const m1 = await metrics(gw);
-  assert.equal(metric(m1, "rtgw_subscribe_queue"), 128, m1);
-  const h = await withTimeout(http(gw, "GET", "/health", { fresh: true }), 2000, "GET /health with 260 upgrades on a frozen Redis");
+  const first = [];
+  for (let i = 0; i < 60; i++) first.push(rawUpgrade(gw, tok, 30000));
+  await sleep(1500); // the oldest queued upgrade has waited longer than the Redis timeout
+  const m0 = await metrics(gw);
+  assert.equal(metric(m0, "rtgw_subscribe_queue_full_total"), 0, m0);
+  assert.ok(metric(m0, "rtgw_subscribe_queue") > 0, m0);
+  const late = [];
+  for (let i = 0; i < 40; i++) late.push(rawUpgrade(gw, tok, 5000));
+  const lateGot = await Promise.all(late);
+  for (const g of lateGot) {
+    g.sock.destroy();
+    assert.ok(g.status.startsWith("HTTP/1.1 503"), g.status);
+    assert.match(g.head, /\r\nRetry-After: 1\r\n/);
+  }
+  const h = await withTimeout(http(gw, "GET", "/health", { fresh: true }), 2000, "GET /health with upgrades waiting on a frozen Redis");
   assert.equal(h.status, 200);
-  // An extended client beyond the queue: told why in the close.
+  // An extended client meanwhile: told why in the close.
   const ext = await rawExchange(gw, [
     `GET /v1/realtime/connect?token=${tok} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: rtgw.v1\r\n\r\n"], { ms: 3000 });
@@ -452,15 +462,13 @@ defcase("frozen_redis_full_subscribe_queue_sheds_503_and_keeps_health", async (t
   assert.equal(body.readUInt16BE(2), 4503);
   assert.match(body.slice(4).toString(), /^over_capacity: /);
   redis.resume();
-  const got = await Promise.all(pending);
+  const got = await Promise.all(first);
   for (const g of got) g.sock.destroy();
-  const statuses = got.map((g) => g.status);
-  assert.equal(statuses.filter((s) => s.startsWith("HTTP/1.1 101")).length, 136, JSON.stringify(statuses));
-  assert.equal(statuses.filter((s) => s.startsWith("HTTP/1.1 503")).length, n - 136, JSON.stringify(statuses));
-  assert.ok(got.filter((g) => g.status.startsWith("HTTP/1.1 503")).every((g) => /\r\nRetry-After: 1\r\n/.test(g.head)));
+  assert.deepEqual(got.map((g) => g.status).filter((s) => !s.startsWith("HTTP/1.1 101")), []);
   const m = await metrics(gw);
-  assert.equal(metric(m, 'rtgw_frontdoor_answered_total{request="upgrade"}'), 1 + 136, m);
-  assert.equal(metric(m, 'rtgw_refusals_total{reason="over_capacity"}'), n - 136 + 1, m);
+  assert.equal(metric(m, 'rtgw_frontdoor_answered_total{request="upgrade"}'), 1 + 60, m);
+  assert.equal(metric(m, "rtgw_subscribe_queue_full_total"), 41, m);
+  assert.equal(metric(m, 'rtgw_refusals_total{reason="over_capacity"}'), 41, m);
   assert.equal(metric(m, "rtgw_subscribe_queue"), 0, m);
 });
 

@@ -3,6 +3,7 @@
  * queued is dropped, never run, when the queue is dropped or freed. */
 #include "rt_test.h"
 #include "waiters.h"
+#include "clock.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -144,4 +145,22 @@ RT_TEST(bad_sizes_are_refused)
 {
     RT_ASSERT(rt_waiters_new(0, 4, "x") == NULL);
     RT_ASSERT(rt_waiters_new(1, 0, "x") == NULL);
+}
+
+RT_TEST(oldest_queued_time_is_the_head_of_the_queue)
+{
+    reset();
+    rt_waiters_t *w = rt_waiters_new(1, 8, "test-waiter");
+    RT_ASSERT(rt_waiters_oldest_ms(w) == INT64_MAX); /* nothing waits */
+    RT_ASSERT(rt_waiters_submit(w, job_run, job_drop, (void *)1));
+    wait_running(1); /* taken: the queue is empty again */
+    RT_ASSERT(rt_waiters_oldest_ms(w) == INT64_MAX);
+    int64_t before = rt_clock_mono_ms();
+    RT_ASSERT(rt_waiters_submit(w, job_run, job_drop, (void *)2));
+    usleep(20000);
+    RT_ASSERT(rt_waiters_submit(w, job_run, job_drop, (void *)3));
+    int64_t oldest = rt_waiters_oldest_ms(w);
+    RT_ASSERT(oldest >= before && oldest <= before + 10); /* job 2's, not job 3's */
+    gate(true);
+    rt_waiters_free(w);
 }

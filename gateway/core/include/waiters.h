@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct rt_waiters_s rt_waiters_t;
 typedef void (*rt_waiter_fn)(void *arg);
@@ -30,6 +31,9 @@ rt_waiters_t *rt_waiters_new(int nthreads, size_t cap, const char *name);
  * stopping. drop(arg) is called instead of run when the queue is freed
  * first. */
 bool rt_waiters_submit(rt_waiters_t *w, rt_waiter_fn run, rt_waiter_fn drop, void *arg);
+/* When the oldest job not yet started was queued (rt_clock_mono_ms), or
+ * INT64_MAX when none waits: how far behind the threads are. */
+int64_t rt_waiters_oldest_ms(rt_waiters_t *w);
 /* Jobs queued and not yet started (for tests and metrics). */
 size_t rt_waiters_queued(rt_waiters_t *w);
 /* Drop every job not yet started (drop(arg) each, on this thread); the
