@@ -168,6 +168,35 @@ static int consume_and_answer(int fd, rt_tls_t *tls, uint8_t *room, size_t n, co
     return r == (ssize_t)len ? 0 : RT_E_IO;
 }
 
+/* A JSON answer (rt__json_head's head, then body) written after the
+ * request's n bytes are read off. 0; RT_E_NOMEM with nothing read or written
+ * (civetweb may still answer); RT_E_IO. */
+static int answer_json(rt_server_t *srv, const rt__req_t *req, int fd, rt_tls_t *tls, uint8_t *room,
+                       size_t n, int status, const char *body, size_t len, const char *extra)
+{
+    int hl = rt__json_head(srv, req, status, len, extra, NULL, 0);
+    char *out = hl > 0 ? malloc((size_t)hl + 1 + len) : NULL;
+    if (!out)
+        return RT_E_NOMEM;
+    rt__json_head(srv, req, status, len, extra, out, (size_t)hl + 1);
+    memcpy(out + hl, body, len);
+    int rc = consume_and_answer(fd, tls, room, n, out, (size_t)hl + len);
+    free(out);
+    return rc;
+}
+
+/* A refused upgrade's accounting once its answer is out, as ws.c's
+ * ws_refuse does it: the refusal's metrics, the info line, the request line. */
+static void refused(rt_server_t *srv, const rt__req_t *req, const char *peer, bool ext,
+                    const rt__refusal_t *why, int status)
+{
+    rt__session_refused(srv, req, why);
+    rt_log_info("websocket refused", "peer=%s reason=%s detail=%s ext=%d", peer,
+                rt_reason_name(why->reason), why->detail[0] ? why->detail : "-", ext);
+    rt__req_log(req, status);
+    atomic_fetch_add(&srv->metrics.frontdoor_refusals, 1);
+}
+
 /* An admitted upgrade, with all its answer needs once the front door's
  * buffer (where its head was parsed) has moved on to other connections. */
 typedef struct {
@@ -214,14 +243,9 @@ static void upgrade_refuse(upgrade_t *u, uint8_t *room, rt_reason_t reason, int 
     rt__req_t req = upgrade_req(u);
     rt_resp_t r = {0};
     rt_resp_error(&r, status, rt_reason_name(reason), "%s", text);
-    char head[1024];
-    int hl =
-        rt__json_head(u->srv, &req, r.status, r.len, "Connection: close\r\n", head, sizeof(head));
-    if (hl > 0 && (size_t)hl < sizeof(head) && hl + r.len <= sizeof(head)) {
-        memcpy(head + hl, r.body, r.len);
-        if (consume_and_answer(u->fd, u->tls, room, u->head_len, head, (size_t)hl + r.len) == 0)
-            rt__req_log(&req, r.status);
-    }
+    if (answer_json(u->srv, &req, u->fd, u->tls, room, u->head_len, r.status, r.body, r.len,
+                    "Connection: close\r\n") == 0)
+        rt__req_log(&req, r.status);
     rt_resp_clear(&r);
     rt__session_refused(u->srv, &req, &why);
     rt__conn_unref(u->c);
@@ -288,7 +312,6 @@ static bool early_bytes(const upgrade_t *u, uint8_t *room)
 static void upgrade_run(void *arg)
 {
     upgrade_t *u = arg;
-    atomic_fetch_sub(&u->srv->metrics.subscribe_queued, 1);
     uint8_t room[RT__MAX_REQUEST_HEAD + 1]; /* a waiter's stack is 8 MiB */
     if (!atomic_load(&u->srv->draining))
         rt__session_pin_positions(u->srv, u->c);
@@ -313,7 +336,6 @@ static void upgrade_run(void *arg)
 static void upgrade_drop(void *arg)
 {
     upgrade_t *u = arg;
-    atomic_fetch_sub(&u->srv->metrics.subscribe_queued, 1);
     uint8_t room[RT__MAX_REQUEST_HEAD];
     upgrade_refuse(u, room, RT_REASON_SHUTTING_DOWN, 503, rt_reason_text(RT_REASON_SHUTTING_DOWN));
 }
@@ -348,24 +370,12 @@ static rt_fast_result_t refuse(rt_server_t *srv, rt_fast_conn_t *fc, rt_conn_t *
 {
     rt_resp_t r = {0};
     rt__session_refusal_resp(why, &r);
-    int hl = rt__json_head(srv, &fc->req, r.status, r.len, extra_headers, NULL, 0);
-    char *out = hl > 0 ? malloc((size_t)hl + 1 + r.len) : NULL;
-    rt_fast_result_t res = out ? RT_FAST_CLOSE : RT_FAST_DECLINED; /* civetweb answers */
-    if (out) {
-        rt__json_head(srv, &fc->req, r.status, r.len, extra_headers, out, (size_t)hl + 1);
-        memcpy(out + hl, r.body, r.len);
-        if (consume_and_answer(fc->fd, fc->tls, fc->buf, fc->head.head_len, out,
-                               (size_t)hl + r.len) == 0) {
-            rt__session_refused(srv, &fc->req, why);
-            rt_log_info("websocket refused", "peer=%s reason=%s detail=%s ext=%d", c->peer,
-                        rt_reason_name(why->reason), why->detail[0] ? why->detail : "-", c->ext);
-            rt__req_log(&fc->req, r.status);
-            atomic_fetch_add(&srv->metrics.frontdoor_refusals, 1);
-        }
-        free(out);
-    }
+    int rc = answer_json(srv, &fc->req, fc->fd, fc->tls, fc->buf, fc->head.head_len, r.status,
+                         r.body, r.len, extra_headers);
+    if (rc == 0)
+        refused(srv, &fc->req, c->peer, c->ext, why, r.status);
     rt_resp_clear(&r);
-    return res;
+    return rc == RT_E_NOMEM ? RT_FAST_DECLINED : RT_FAST_CLOSE; /* no memory: civetweb answers */
 }
 
 /* An extended client's refusal, as civetweb's path gives it (ws.c,
@@ -387,11 +397,7 @@ static rt_fast_result_t refuse_ext(rt_server_t *srv, rt_fast_conn_t *fc, rt_conn
         memcpy(out + rl, f->data, f->len);
         if (consume_and_answer(fc->fd, fc->tls, fc->buf, fc->head.head_len, out, rl + f->len) ==
             0) {
-            rt__session_refused(srv, &fc->req, why);
-            rt_log_info("websocket refused", "peer=%s reason=%s detail=%s ext=%d", c->peer,
-                        rt_reason_name(why->reason), why->detail[0] ? why->detail : "-", c->ext);
-            rt__req_log(&fc->req, 101);
-            atomic_fetch_add(&srv->metrics.frontdoor_refusals, 1);
+            refused(srv, &fc->req, c->peer, c->ext, why, 101);
             res = RT_FAST_LINGER;
         }
         free(out);
@@ -459,9 +465,7 @@ static rt_fast_result_t upgrade(rt_server_t *srv, rt_fast_conn_t *fc)
      * trip's bound) or the queue full: refused, the client backs off. */
     bool behind =
         rt_clock_mono_ms() - rt_waiters_oldest_ms(srv->waiters) > srv->cfg->redis_timeout_ms;
-    atomic_fetch_add(&srv->metrics.subscribe_queued, 1);
     if (behind || !rt_waiters_submit(srv->waiters, upgrade_run, upgrade_drop, u)) {
-        atomic_fetch_sub(&srv->metrics.subscribe_queued, 1);
         rt_fast_result_t r = refuse_queue_full(srv, fc, c, u);
         free_query(u);
         free(u);
@@ -486,22 +490,13 @@ static rt_fast_result_t mint(rt_server_t *srv, rt_fast_conn_t *fc)
                      &r);
     const char *body = r.body ? r.body : "{}";
     size_t len = r.body ? r.len : 2;
-    const char *hdr = extra[0] ? extra : NULL;
-    int hl = rt__json_head(srv, req, r.status, len, hdr, NULL, 0);
-    bool closes = rt__req_closes(req);
-    char *out = hl > 0 ? malloc((size_t)hl + 1 + len) : NULL;
     rt_fast_result_t res = RT_FAST_CLOSE;
-    if (out) {
-        rt__json_head(srv, req, r.status, len, hdr, out, (size_t)hl + 1);
-        memcpy(out + hl, body, len);
-        if (consume_and_answer(fc->fd, fc->tls, fc->buf, fc->head.head_len + blen, out,
-                               (size_t)hl + len) == 0) {
-            res = closes ? RT_FAST_CLOSE : RT_FAST_ANSWERED;
-            atomic_fetch_add(&srv->metrics.frontdoor_mints, 1);
-            if (!limited) /* civetweb's path logs a 429 as "rate limited" only */
-                rt__req_log(req, r.status);
-        }
-        free(out);
+    if (answer_json(srv, req, fc->fd, fc->tls, fc->buf, fc->head.head_len + blen, r.status, body,
+                    len, extra[0] ? extra : NULL) == 0) {
+        res = rt__req_closes(req) ? RT_FAST_CLOSE : RT_FAST_ANSWERED;
+        atomic_fetch_add(&srv->metrics.frontdoor_mints, 1);
+        if (!limited) /* civetweb's path logs a 429 as "rate limited" only */
+            rt__req_log(req, r.status);
     }
     rt_resp_clear(&r);
     return res;

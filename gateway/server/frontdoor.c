@@ -189,8 +189,7 @@ typedef struct lane_s {
     rt_linger_t *linger;        /* answered connections closing gently (linger.h) */
     pthread_mutex_t adopt_lock; /* guards adopted */
     adopted_t *adopted;         /* LIFO; admitted on the next wake-up */
-    size_t peeked;              /* plain HTTP: the bytes head_state's last peek saw */
-    size_t peek_used;           /* bytes of peek written since the last wipe (wiped) */
+    size_t peeked; /* the bytes in peek: the last plain peek, or a decrypted head's copy */
     pthread_t thread;
     bool started;
     uint8_t peek[RT__MAX_REQUEST_HEAD];
@@ -436,9 +435,9 @@ static bool head_now(lane_t *l, pending_t *p);
  * event is done with it, the bytes used only. Returns r. */
 static bool wiped(lane_t *l, bool r)
 {
-    if (l->peek_used > 0)
-        explicit_bzero(l->peek, l->peek_used);
-    l->peek_used = 0;
+    if (l->peeked > 0)
+        explicit_bzero(l->peek, l->peeked);
+    l->peeked = 0;
     return r;
 }
 
@@ -603,8 +602,6 @@ static head_state_t head_state(lane_t *l, pending_t *p)
     if (l->d->tls)
         return tls_head_state(l, p);
     ssize_t n = recv(p->fd, l->peek, sizeof(l->peek), MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 && (size_t)n > l->peek_used)
-        l->peek_used = (size_t)n;
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? HEAD_WAIT : HEAD_GONE;
     if (n == 0)
@@ -682,8 +679,7 @@ static bool fast_path(lane_t *l, pending_t *p, bool *declined)
         const uint8_t *plain = rt__tls_peek(p->tls, &have);
         fc.n = have < sizeof(l->peek) ? have : sizeof(l->peek);
         memcpy(l->peek, plain, fc.n);
-        if (fc.n > l->peek_used)
-            l->peek_used = fc.n;
+        l->peeked = fc.n;
     } else {
         fc.n = l->peeked;
     }
@@ -1069,6 +1065,8 @@ void rt__frontdoor_free(rt_frontdoor_t *d)
         (void)!write(l->wake_fd, &one, sizeof(one));
         pthread_join(l->thread, NULL);
     }
+    d->srv = NULL; /* what is adopted now is closed, never answered (the subscribe
+                    * threads and the writers stop after this) */
     for (int i = 0; i < d->nlanes; i++) {
         lane_t *l = &d->lanes[i];
         if (l->wake_fd >= 0)

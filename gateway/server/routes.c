@@ -18,6 +18,7 @@
  * publish requests lives in api/ (no HTTP types); these adapt civetweb to it.
  */
 #include "routes.h"
+#include "waiters.h"
 #include "clock.h"
 #include "http.h"
 #include "probe_record.h"
@@ -252,6 +253,9 @@ static int h_ready(struct mg_connection *conn, void *cb)
 static int h_metrics(struct mg_connection *conn, void *cb)
 {
     rt_server_t *srv = cb;
+    /* A gauge read from its source: the subscribe queue counts itself. */
+    atomic_store(&srv->metrics.subscribe_queued,
+                 srv->waiters ? (long long)rt_waiters_queued(srv->waiters) : 0);
     char *text =
         rt_metrics_render(&srv->metrics, srv->hub, (rt_clock_wall_ms() - srv->started_ms) / 1000);
     if (!text) {

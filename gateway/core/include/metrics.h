@@ -29,7 +29,8 @@ typedef struct {
     atomic_ullong frontdoor_upgrades; /* answered by the front door itself (fastpath.h) */
     atomic_ullong frontdoor_mints;
     atomic_ullong frontdoor_refusals;   /* upgrades it refused (fastpath.h) */
-    atomic_llong subscribe_queued;      /* upgrades waiting for a subscribe thread (Redis bus) */
+    atomic_llong subscribe_queued;      /* upgrades waiting for a subscribe thread (Redis bus): set
+                                         * from the queue itself when rendered (routes.c) */
     atomic_ullong subscribe_queue_full; /* upgrades refused 503 for a full queue */
     atomic_ullong frames_written;
     atomic_ullong bytes_written;
