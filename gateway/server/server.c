@@ -165,6 +165,11 @@ static bool server_setup(rt_server_t *srv, rt_config_t *cfg)
     srv->sse_ping_frame = rt_frame_new(16);
     memcpy(srv->sse_ping_frame->data, ": ping\n\n", 8);
     srv->sse_ping_frame->len = 8;
+    static const char closing[] = "{\"kind\":\"closing\"}";
+    srv->closing_frame = rt_ws_frame_new(RT_WS_TEXT, closing, sizeof(closing) - 1);
+    srv->sse_closing_frame = rt_frame_new(64);
+    srv->sse_closing_frame->len = (uint32_t)snprintf(srv->sse_closing_frame->data, 64,
+                                                     "event: closing\ndata: %s\n\n", closing);
     srv->nwriters = (int)cfg->writer_threads;
     return true;
 }
@@ -349,7 +354,7 @@ static void drain(rt_server_t *srv)
     pthread_mutex_lock(&srv->conns_lock);
     atomic_store(&srv->draining, true);
     for (rt_conn_t *c = srv->conns; c; c = c->next)
-        rt__session_tell_closing(c);
+        rt__session_tell_closing(srv, c);
     pthread_mutex_unlock(&srv->conns_lock);
     /* Upgrades still queued for the subscribe threads (Redis slow or gone)
      * are closed now, their slots given back: the wait below is for open
@@ -381,6 +386,8 @@ static void server_stop(rt_server_t *srv)
     rt_probes_free(srv->probes);
     rt_frame_unref(srv->ping_frame);
     rt_frame_unref(srv->sse_ping_frame);
+    rt_frame_unref(srv->closing_frame);
+    rt_frame_unref(srv->sse_closing_frame);
     free(srv->writers);
     free(srv);
 }

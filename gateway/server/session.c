@@ -241,20 +241,10 @@ void rt__session_pin_positions(rt_server_t *srv, rt_conn_t *c)
 
 /* ---- the list of sessions ---- */
 
-void rt__session_tell_closing(rt_conn_t *c)
+void rt__session_tell_closing(rt_server_t *srv, rt_conn_t *c)
 {
-    rt_frame_t *f;
-    if (c->sse) {
-        f = rt_frame_new(64);
-        if (f)
-            f->len =
-                (uint32_t)snprintf(f->data, 64, "event: closing\ndata: {\"kind\":\"closing\"}\n\n");
-    } else {
-        f = rt_ws_frame_new(RT_WS_TEXT, "{\"kind\":\"closing\"}", 18);
-    }
-    if (f && c->sub)
-        rt_sub_push(c->sub, f);
-    rt_frame_unref(f);
+    if (c->sub) /* the frames are the server's, shared by every session */
+        rt_sub_push(c->sub, c->sse ? srv->sse_closing_frame : srv->closing_frame);
     rt__conn_close_async(c, RT_REASON_SHUTTING_DOWN);
 }
 
@@ -271,7 +261,7 @@ static void conns_add(rt_server_t *srv, rt_conn_t *c)
     bool late = atomic_load(&srv->draining);
     pthread_mutex_unlock(&srv->conns_lock);
     if (late)
-        rt__session_tell_closing(c);
+        rt__session_tell_closing(srv, c);
     if (!c->slot_held) { /* an extended-protocol refusal, listed until it closes */
         atomic_fetch_add(&srv->nconns, 1);
         c->slot_held = true;

@@ -44,7 +44,7 @@ void rt__session_refusal_resp(const rt__refusal_t *why, rt_resp_t *r);
 /* Tell c the server is going away: {"kind":"closing"} (an SSE event for an
  * SSE session), then a close with shutting_down (1001). drain() for every
  * listed session, and the listing for one that comes after it. */
-void rt__session_tell_closing(rt_conn_t *c);
+void rt__session_tell_closing(rt_server_t *srv, rt_conn_t *c);
 /* Answer a refused handshake with that error. Returns the status sent. */
 int rt__session_refuse_http(struct mg_connection *conn, const rt__refusal_t *why);
 /* The subscription starts after the 101 (or the SSE headers) went out, but a

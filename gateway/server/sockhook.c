@@ -807,8 +807,6 @@ static bool park_if_idle(int fd)
     return give_to_frontdoor(fd, 0, 0);
 }
 
-/* glibc declares poll's array write-only (__attr_access), which it is not
- * for poll's callers: GCC then calls every read of it "uninitialized". */
 /* ---- stopping ---- */
 
 /* civetweb's master thread polls its listener for up to 2 s at a time
@@ -841,6 +839,8 @@ static int poll_sliced(struct pollfd *fds, nfds_t n, int timeout)
     }
 }
 
+/* glibc declares poll's array write-only (__attr_access), which it is not
+ * for poll's callers: GCC then calls every read of it "uninitialized". */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 int poll(struct pollfd *fds, nfds_t n, int timeout)

@@ -9,11 +9,10 @@
  * there: a libc override cannot receive a context.)
  *
  * Fields set before civetweb starts are not reassigned afterwards: cfg, ctx,
- * frontdoor, waiters, live, topts, hub, bus, api, writers, nwriters, started_ms, the ping frames,
- * the limiters and ip_conns (the objects they point to lock themselves). The
- * rest: conns under conns_lock; nconns, next_writer, draining, stop and the
- * counters in metrics are atomics. Freed by server.c after every thread has
- * stopped.
+ * frontdoor, waiters, live, topts, hub, bus, api, writers, nwriters, started_ms, the ping and
+ * closing frames, the limiters and ip_conns (the objects they point to lock themselves). The rest:
+ * conns under conns_lock; nconns, next_writer, draining, stop and the counters in metrics are
+ * atomics. Freed by server.c after every thread has stopped.
  *
  * The files, one stage of a session's life each:
  *   frontdoor.c       the public listener: connections until their first head
@@ -83,7 +82,8 @@ typedef struct rt_server_s {
     atomic_bool stop;
     int64_t started_ms; /* wall clock */
     rt_frame_t *ping_frame, *sse_ping_frame;
-    rt_limiter_t *publish_limit, *mint_limit; /* per client IP */
+    rt_frame_t *closing_frame, *sse_closing_frame; /* {"kind":"closing"}: the drain's */
+    rt_limiter_t *publish_limit, *mint_limit;      /* per client IP */
     rt_conncount_t *ip_conns;
     rt_probes_t *probes; /* doctor's probe record (core/probes.h; NULL: not kept) */
     pthread_t heartbeat;
