@@ -30,6 +30,15 @@ struct rt_waiters_s {
     pthread_t *threads;
 };
 
+/* The oldest job off the ring; w->lock held, w->count > 0. */
+static job_t pop_locked(rt_waiters_t *w)
+{
+    job_t j = w->ring[w->head];
+    w->head = (w->head + 1) % w->cap;
+    w->count--;
+    return j;
+}
+
 static void *waiter_main(void *arg)
 {
     rt_waiters_t *w = arg;
@@ -39,9 +48,7 @@ static void *waiter_main(void *arg)
             pthread_cond_wait(&w->cond, &w->lock);
         if (w->stop)
             break;
-        job_t j = w->ring[w->head];
-        w->head = (w->head + 1) % w->cap;
-        w->count--;
+        job_t j = pop_locked(w);
         pthread_mutex_unlock(&w->lock);
         j.run(j.arg);
         pthread_mutex_lock(&w->lock);
@@ -111,11 +118,8 @@ static bool take(rt_waiters_t *w, job_t *out)
 {
     pthread_mutex_lock(&w->lock);
     bool any = w->count > 0;
-    if (any) {
-        *out = w->ring[w->head];
-        w->head = (w->head + 1) % w->cap;
-        w->count--;
-    }
+    if (any)
+        *out = pop_locked(w);
     pthread_mutex_unlock(&w->lock);
     return any;
 }
