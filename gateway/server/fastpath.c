@@ -29,7 +29,9 @@
 #include <civetweb.h>
 #include <errno.h>
 #include <linux/sockios.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -340,6 +342,23 @@ static void upgrade_drop(void *arg)
     upgrade_refuse(u, room, RT_REASON_SHUTTING_DOWN, 503, rt_reason_text(RT_REASON_SHUTTING_DOWN));
 }
 
+/* SHA-1 fetched once: SHA1() fetches the algorithm from OpenSSL 3's provider
+ * store on every call, under its lock; with two front-door threads that was
+ * 3.6% of a thread's time in S4 (perf, benchmarks.md §3). */
+static EVP_MD *sha1_md;
+static void sha1_fetch(void)
+{
+    sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
+
+static void ws_sha1(const char *in, size_t len, unsigned char out[SHA_DIGEST_LENGTH])
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sha1_fetch);
+    if (!sha1_md || !EVP_Digest(in, len, out, NULL, sha1_md, NULL))
+        SHA1((const unsigned char *)in, len, out);
+}
+
 /* The 101 for fc's upgrade into out (civetweb's bytes; Sec-WebSocket-Accept:
  * RFC 6455 §4.2.2); its length. */
 static int switching_protocols(const rt_fast_conn_t *fc, char *out, size_t cap)
@@ -348,7 +367,7 @@ static int switching_protocols(const rt_fast_conn_t *fc, char *out, size_t cap)
     int kl = snprintf(keyguid, sizeof(keyguid), "%s" WS_GUID,
                       rt__req_header(&fc->req, "Sec-WebSocket-Key"));
     unsigned char sha[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)keyguid, (size_t)kl, sha);
+    ws_sha1(keyguid, (size_t)kl, sha);
     char accept[sodium_base64_ENCODED_LEN(SHA_DIGEST_LENGTH, sodium_base64_VARIANT_ORIGINAL)];
     sodium_bin2base64(accept, sizeof(accept), sha, sizeof(sha), sodium_base64_VARIANT_ORIGINAL);
     bool proto = rt__req_header(&fc->req, "Sec-WebSocket-Protocol") != NULL; /* rtgw.v1 */
