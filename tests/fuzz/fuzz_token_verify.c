@@ -12,7 +12,9 @@
  *   - a refusal leaves *out zeroed;
  *   - accepted claims are well-formed: iss and env as configured, kid one of
  *     the ring's, names valid, ntopics within bounds, times within leeway;
- *   - verifying the same bytes again gives the same result and claims.
+ *   - verifying the same bytes again gives the same result and claims;
+ *   - a payload read directly (the mint's own form, claimsjson.c) is one
+ *     jansson reads too, with the same verdict and claims.
  */
 #include "fuzz_common.h"
 #include "rt_tokens_int.h"
@@ -97,6 +99,28 @@ static void verify_and_check(rt_slice_t jwt)
     rt_claims_clear(&b);
 }
 
+/* A payload the direct reading (claimsjson.c) takes is one jansson takes, and
+ * the checks give the same verdict and claims either way. */
+static void check_direct_reading(rt_slice_t payload, rt_key_slot_t slot)
+{
+    rt__claims_raw_t raw;
+    if (!rt__claims_match((const uint8_t *)payload.base, payload.len, &raw))
+        return;
+    rt__verkey_t key;
+    CHECK(rt__keyring_lookup(ring, rt_slice_cstr(rt_keyring_kid(ring, slot)), &key) == 0);
+    json_t *doc = json_loadb(payload.base, payload.len, JSON_REJECT_DUPLICATES, NULL);
+    CHECK(doc != NULL);
+    rt_claims_t a, b;
+    int ra = rt__claims_check(&raw, &opts, &key, FUZZ_NOW, &a);
+    int rb = rt__claims_decode(doc, &opts, &key, FUZZ_NOW, &b);
+    json_decref(doc);
+    CHECK(ra == rb);
+    if (ra == 0)
+        CHECK(claims_equal(&a, &b));
+    rt_claims_clear(&a);
+    rt_claims_clear(&b);
+}
+
 static const char good_payload[] =
     "{\"iss\":\"rtgw\",\"sub\":\"user:42\",\"iat\":1700000000,\"exp\":1700000060,\"jti\":\"j\","
     "\"env\":\"test\",\"topics\":[{\"channel\":\"user:42\",\"name\":\"ai\",\"kind\":\"run\"}],"
@@ -127,6 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}",
                  rt_alg_name(alg), rt_keyring_kid(ring, slot));
         CHECK(rt__jws_forge(ring, slot, alg, rt_slice_cstr(header), rest, &jwt, &len) == 0);
+        check_direct_reading(rest, slot);
         break;
     }
     case 'H':

@@ -137,6 +137,16 @@ int main(int argc, char **argv)
     with_prefix("payload_eddsa_valid", 'E',
                 "{\"iss\":\"rtgw\",\"sub\":\"s\",\"iat\":1700000000,\"exp\":1700000060,"
                 "\"jti\":\"j\",\"env\":\"test\",\"topics\":[],\"publish\":false}");
+    /* the mint's own form, which verify reads without jansson (claimsjson.c) */
+    with_prefix("payload_minted_form", 'P',
+                "{\"iss\":\"rtgw\",\"sub\":\"s\",\"iat\":1700000000,\"exp\":1700000060,"
+                "\"jti\":\"j\",\"env\":\"test\",\"topics\":[{\"channel\":\"c\",\"name\":"
+                "\"*\",\"kind\":\"run\"},{\"channel\":\"d\",\"name\":\"t\",\"kind\":"
+                "\"event\"}],\"publish\":true}");
+    with_prefix("payload_minted_form_expired", 'E',
+                "{\"iss\":\"rtgw\",\"sub\":\"s\",\"iat\":1600000000,\"exp\":1600000060,"
+                "\"jti\":\"j\",\"env\":\"test\",\"topics\":[{\"channel\":\"c\",\"name\":"
+                "\"n\",\"kind\":\"run\"}],\"publish\":false}");
     with_prefix("payload_duplicate_key", 'P', "{\"iss\":\"rtgw\",\"iss\":\"evil\"}");
     with_prefix("payload_wrong_types", 'P',
                 "{\"iss\":\"rtgw\",\"sub\":\"s\",\"iat\":\"1\",\"exp\":1.5,\"jti\":1,"

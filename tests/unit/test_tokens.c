@@ -1400,3 +1400,226 @@ RT_TEST(json_depth_scan)
     RT_ASSERT_INT_EQ(rt_json_depth(deep, strlen(deep), 1000000), 100000);
     free(deep);
 }
+
+/* ---- the mint's JSON, and reading it back without jansson (claimsjson.c) ---------- */
+
+/* The payload of jwt, decoded, NUL-terminated (malloc'd). */
+static char *payload_of(const char *jwt)
+{
+    const char *d1 = strchr(jwt, '.'), *d2 = strchr(d1 + 1, '.');
+    size_t cap = (size_t)(d2 - d1);
+    char *p = malloc(cap + 1);
+    int n = rt_b64url_decode((rt_slice_t){d1 + 1, (size_t)(d2 - d1 - 1)}, (uint8_t *)p, cap);
+    RT_ASSERT(n >= 0);
+    p[n] = 0;
+    return p;
+}
+
+RT_TEST(mint_writes_what_jansson_would_dump)
+{
+    /* names with every byte the writer escapes or passes through: quotes,
+     * backslashes, '/', 2- and 4-byte UTF-8 */
+    rt_keyring_t *ring = ring_with(KEY_A, RT_ALG_EDDSA, NULL, 0);
+    rt_topic_ref_t topics[3] = {{"a\"b\\c/d", "x\"y", NULL},
+                                {"\xc3\xbc"
+                                 "ber",
+                                 "\xf0\x9f\x9a\x80", "event"},
+                                {"c", "*", "run"}};
+    rt_mint_req_t req = {.sub = "s\\\"", .topics = topics, .ntopics = 3, .publish = true};
+    char *jwt = NULL;
+    ERR_EQ(rt_token_mint(ring, NULL, &req, NOW, &jwt, NULL), 0);
+    char *got = payload_of(jwt);
+    json_t *doc = json_loads(got, JSON_REJECT_DUPLICATES, NULL);
+    RT_ASSERT(doc != NULL);
+    json_t *want =
+        json_pack("{s:s, s:s, s:I, s:I, s:O, s:s, s:[{s:s,s:s,s:s},{s:s,s:s,s:s},"
+                  "{s:s,s:s,s:s}], s:b}",
+                  "iss", "rtgw", "sub", "s\\\"", "iat", (json_int_t)NOW, "exp",
+                  (json_int_t)(NOW + 60), "jti", json_object_get(doc, "jti"), "env", "test",
+                  "topics", "channel", "a\"b\\c/d", "name", "x\"y", "kind", "run", "channel",
+                  "\xc3\xbc"
+                  "ber",
+                  "name", "\xf0\x9f\x9a\x80", "kind", "event", "channel", "c", "name", "*", "kind",
+                  "run", "publish", 1);
+    RT_ASSERT(want != NULL);
+    char *wants = dump(want);
+    RT_ASSERT_STR_EQ(got, wants);
+    /* and it verifies: through jansson, since it has escapes and UTF-8 */
+    rt__claims_raw_t raw;
+    RT_ASSERT(!rt__claims_match((const uint8_t *)got, strlen(got), &raw));
+    rt_claims_t c;
+    ERR_EQ(rt_token_verify(ring, NULL, rt_slice_cstr(jwt), NOW, &c), 0);
+    RT_ASSERT_STR_EQ(c.topics[0].channel, "a\"b\\c/d");
+    RT_ASSERT_STR_EQ(c.topics[1].name, "\xf0\x9f\x9a\x80");
+    rt_claims_clear(&c);
+    json_decref(doc);
+    free(wants);
+    free(got);
+    free(jwt);
+    rt_keyring_free(ring);
+}
+
+/* Read text both ways; where the direct reading takes it, jansson must take it
+ * too and the checks must give the same verdict and the same claims. Returns
+ * whether the direct reading took it. */
+static bool read_both_ways(const char *text, size_t len, const rt_keyring_t *ring, int64_t now)
+{
+    rt__claims_raw_t raw;
+    if (!rt__claims_match((const uint8_t *)text, len, &raw))
+        return false;
+    rt__verkey_t key;
+    ERR_EQ(rt__keyring_lookup(ring, (rt_slice_t){NULL, 0}, &key), 0);
+    rt_token_opts_t opts;
+    rt_token_opts_default(&opts);
+    rt_claims_t a, b;
+    int ra = rt__claims_check(&raw, &opts, &key, now, &a);
+    json_error_t err;
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    if (!doc) {
+        fprintf(stderr, "jansson refuses what the direct reading took: %.*s (%s)\n", (int)len, text,
+                err.text);
+        RT_ASSERT(doc != NULL);
+    }
+    int rb = rt__claims_decode(doc, &opts, &key, now, &b);
+    json_decref(doc);
+    ERR_EQ(ra, rb);
+    if (ra == 0) {
+        RT_ASSERT_STR_EQ(a.iss, b.iss);
+        RT_ASSERT_STR_EQ(a.sub, b.sub);
+        RT_ASSERT_STR_EQ(a.jti, b.jti);
+        RT_ASSERT_STR_EQ(a.env, b.env);
+        RT_ASSERT_INT_EQ(a.iat, b.iat);
+        RT_ASSERT_INT_EQ(a.exp, b.exp);
+        RT_ASSERT_INT_EQ(a.nbf, b.nbf);
+        RT_ASSERT_INT_EQ(a.publish, b.publish);
+        RT_ASSERT_INT_EQ(a.ntopics, b.ntopics);
+        for (size_t i = 0; i < a.ntopics; i++) {
+            RT_ASSERT_STR_EQ(a.topics[i].channel, b.topics[i].channel);
+            RT_ASSERT_STR_EQ(a.topics[i].name, b.topics[i].name);
+            RT_ASSERT_STR_EQ(a.topics[i].kind, b.topics[i].kind);
+        }
+    }
+    rt_claims_clear(&a);
+    rt_claims_clear(&b);
+    return true;
+}
+
+RT_TEST(claims_read_directly_agree_with_jansson)
+{
+    rt_keyring_t *ring = ring_hs();
+    /* the mint's own output is read directly */
+    rt_topic_ref_t topics[2] = {{"user:42", "ai", NULL}, {"user:42", "*", "run"}};
+    rt_mint_req_t req = {.topics = topics, .ntopics = 2, .ttl = 120};
+    char *jwt = NULL;
+    ERR_EQ(rt_token_mint(ring, NULL, &req, NOW, &jwt, NULL), 0);
+    char *p = payload_of(jwt);
+    RT_ASSERT(read_both_ways(p, strlen(p), ring, NOW));
+    free(p);
+    free(jwt);
+    /* forms it must leave to jansson */
+    static const char *const other[] = {
+        "{\"iss\":\"rtgw\",\"sub\":\"a\",\"iat\":1700000000,\"exp\":1700000060,\"jti\":\"j\","
+        "\"env\":\"test\",\"topics\":[{\"channel\":\"c\",\"name\":\"n\",\"kind\":\"run\"}],"
+        "\"publish\":false,\"nbf\":1}", /* an extra claim */
+        "{\"sub\":\"a\",\"iss\":\"rtgw\",\"iat\":1700000000,\"exp\":1700000060,\"jti\":\"j\","
+        "\"env\":\"test\",\"topics\":[{\"channel\":\"c\",\"name\":\"n\",\"kind\":\"run\"}],"
+        "\"publish\":false}", /* another order */
+        "{\"iss\":\"rtgw\",\"sub\":\"a\\u0041\",\"iat\":1700000000,\"exp\":1700000060,\"jti\":"
+        "\"j\",\"env\":\"test\",\"topics\":[{\"channel\":\"c\",\"name\":\"n\",\"kind\":\"run\"}],"
+        "\"publish\":false}", /* an escape */
+        "{\"iss\":\"rtgw\",\"sub\":\"a\",\"iat\":01700000000,\"exp\":1700000060,\"jti\":\"j\","
+        "\"env\":\"test\",\"topics\":[{\"channel\":\"c\",\"name\":\"n\",\"kind\":\"run\"}],"
+        "\"publish\":false}", /* a leading zero (not JSON) */
+        "{\"iss\":\"rtgw\",\"sub\":\"a\",\"iat\":1700000000,\"exp\":1700000060,\"jti\":\"j\","
+        "\"env\":\"test\",\"topics\":[],\"publish\":false}", /* no topics */
+        "{\"iss\":\"rtgw\",\"sub\":\"a\",\"iat\":1700000000,\"exp\":1700000060,\"jti\":\"j\","
+        "\"env\":\"test\",\"topics\":[{\"channel\":\"c\",\"name\":\"n\",\"kind\":\"run\"}],"
+        "\"publish\":false} ", /* trailing whitespace */
+        "{\"iss\":\"rtgw\",\"sub\":\"a\",\"iat\":1700000000,\"exp\":1700000060,\"jti\":\"j\","
+        "\"env\":\"test\",\"topics\":[{\"channel\":\"c\",\"name\":\"n\",\"kind\":\"run\"}],"
+        "\"publish\":0}", /* a number for a boolean */
+        "{\"iss\":\"rtgw\",\"sub\":\"a\",\"iat\":1234567890123456789,\"exp\":1700000060,\"jti\":"
+        "\"j\",\"env\":\"test\",\"topics\":[{\"channel\":\"c\",\"name\":\"n\",\"kind\":\"run\"}],"
+        "\"publish\":false}", /* 19 digits */
+    };
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        RT_ASSERT(!read_both_ways(other[i], strlen(other[i]), ring, NOW));
+
+    /* seeded mutations of a canonical payload: where the direct reading takes
+     * one, jansson agrees (read_both_ways asserts it) */
+    static const char base[] =
+        "{\"iss\":\"rtgw\",\"sub\":\"user:42\",\"iat\":1700000000,\"exp\":1700000060,\"jti\":"
+        "\"abc\",\"env\":\"test\",\"topics\":[{\"channel\":\"user:42\",\"name\":\"ai\",\"kind\":"
+        "\"run\"},{\"channel\":\"b\",\"name\":\"*\",\"kind\":\"event\"}],\"publish\":true}";
+    static const char alphabet[] = "\"\\{}[],:0123456789-+.eE aAz*/\x7f\x80\xc3\x01";
+    uint32_t x = 12345;
+    size_t taken = 0, left = 0;
+    char buf[sizeof base + 8];
+    for (int iter = 0; iter < 30000; iter++) {
+        size_t len = sizeof base - 1;
+        memcpy(buf, base, len);
+        int edits = 1 + (int)((x = x * 1103515245u + 12345u) >> 16) % 3;
+        for (int e = 0; e < edits; e++) {
+            x = x * 1103515245u + 12345u;
+            size_t at = (x >> 8) % len;
+            char c = alphabet[(x >> 20) % (sizeof alphabet - 1)];
+            switch ((x >> 28) % 3) {
+            case 0: /* replace */
+                buf[at] = c;
+                break;
+            case 1: /* insert */
+                if (len < sizeof buf - 1) {
+                    memmove(buf + at + 1, buf + at, len - at);
+                    buf[at] = c;
+                    len++;
+                }
+                break;
+            default: /* delete */
+                memmove(buf + at, buf + at + 1, len - at - 1);
+                len--;
+            }
+        }
+        if (read_both_ways(buf, len, ring, NOW + 10))
+            taken++;
+        else
+            left++;
+    }
+    /* both kinds occurred, so the loop tested something either way */
+    RT_ASSERT(taken > 1000);
+    RT_ASSERT(left > 1000);
+    rt_keyring_free(ring);
+}
+
+RT_TEST(header_read_directly_only_when_it_is_the_keys_own)
+{
+    rt_keyring_t *ring = ring_with(KEY_A, RT_ALG_HS256, KEY_B, RT_ALG_EDDSA);
+    char *p = dump(good_claims());
+    /* the fallback key's own header: verified with that key, not parsed */
+    char h[128];
+    snprintf(h, sizeof h, "{\"alg\":\"EdDSA\",\"typ\":\"JWT\",\"kid\":\"%s\"}",
+             rt_keyring_kid(ring, RT_KEY_FALLBACK));
+    char *jwt = forge_raw(ring, RT_KEY_FALLBACK, RT_ALG_EDDSA, h, p);
+    ERR_EQ(verify(ring, NULL, jwt, NOW), 0);
+    free(jwt);
+    /* the same header with its keys in another order: parsed, the same verdict */
+    snprintf(h, sizeof h, "{\"kid\":\"%s\",\"typ\":\"JWT\",\"alg\":\"EdDSA\"}",
+             rt_keyring_kid(ring, RT_KEY_FALLBACK));
+    jwt = forge_raw(ring, RT_KEY_FALLBACK, RT_ALG_EDDSA, h, p);
+    ERR_EQ(verify(ring, NULL, jwt, NOW), 0);
+    free(jwt);
+    /* the current key's kid with the fallback's algorithm: not a header the
+     * mint writes, so parsed, and refused for its algorithm */
+    snprintf(h, sizeof h, "{\"alg\":\"EdDSA\",\"typ\":\"JWT\",\"kid\":\"%s\"}",
+             rt_keyring_kid(ring, RT_KEY_CURRENT));
+    jwt = forge_raw(ring, RT_KEY_FALLBACK, RT_ALG_EDDSA, h, p);
+    ERR_EQ(verify(ring, NULL, jwt, NOW), RT_TOK_EALG);
+    free(jwt);
+    /* the current key's own header over a payload signed by the fallback key */
+    snprintf(h, sizeof h, "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}",
+             rt_keyring_kid(ring, RT_KEY_CURRENT));
+    jwt = forge_raw(ring, RT_KEY_FALLBACK, RT_ALG_HS256, h, p);
+    ERR_EQ(verify(ring, NULL, jwt, NOW), RT_TOK_ESIGNATURE);
+    free(jwt);
+    free(p);
+    rt_keyring_free(ring);
+}

@@ -2,10 +2,12 @@
  * claims.c — channel/topic name rules and the claim checks of an authenticated
  * token payload.
  *
- * rt__claims_decode only ever sees a payload whose signature has verified, but
- * it still treats every field as hostile: each claim's presence and JSON type
- * is checked before it is read, integers are compared without overflow, and
- * the topic array is bounded before it is walked.
+ * The claims only ever come from a payload whose signature has verified, but
+ * every field is still treated as hostile: each claim's presence and JSON type
+ * is checked before it is read (raw_from_json, or rt__claims_match for the
+ * mint's own form, which has them all), integers are compared without
+ * overflow, and the topic array is bounded before it is walked. One set of
+ * checks (rt__claims_check) judges the claims however they were read.
  */
 #include "rt_tokens_int.h"
 
@@ -145,10 +147,16 @@ static int get_integer(json_t *obj, const char *key, int64_t *out)
     return 0;
 }
 
-static bool json_string_equals(json_t *s, const char *want)
+/* jansson's strings are UTF-8 without NUL (JSON_ALLOW_NUL is never passed). */
+static rt_slice_t slice_of(json_t *s)
+{
+    return (rt_slice_t){json_string_value(s), json_string_length(s)};
+}
+
+static bool slice_equals(rt_slice_t s, const char *want)
 {
     size_t n = strlen(want);
-    return json_string_length(s) == n && memcmp(json_string_value(s), want, n) == 0;
+    return s.len == n && memcmp(s.base, want, n) == 0;
 }
 
 static int64_t sat_add(int64_t a, int64_t b)
@@ -159,38 +167,43 @@ static int64_t sat_add(int64_t a, int64_t b)
     return r;
 }
 
-/* Copy a JSON string (jansson guarantees UTF-8 without NUL unless
- * JSON_ALLOW_NUL, which is never passed). NULL on out-of-memory. */
-static char *dup_string(json_t *s)
+/* A NUL-terminated copy. NULL on out-of-memory. */
+static char *dup_slice(rt_slice_t s)
 {
-    size_t n = json_string_length(s);
-    char *p = malloc(n + 1);
+    char *p = malloc(s.len + 1);
     if (p) {
-        memcpy(p, json_string_value(s), n);
-        p[n] = '\0';
+        memcpy(p, s.base, s.len);
+        p[s.len] = '\0';
     }
     return p;
 }
 
-static int check_name(json_t *s, size_t max)
+static void raw_free(rt__claims_raw_t *raw)
 {
-    rt_slice_t sl = {json_string_value(s), json_string_length(s)};
-    return rt_name_validate(sl, max);
+    if (raw->topics != raw->inl)
+        free(raw->topics);
+    raw->topics = NULL;
 }
 
-int rt__claims_decode(json_t *payload, const rt_token_opts_t *opts, const rt__verkey_t *key,
-                      int64_t now, rt_claims_t *out)
+static int topics_count(size_t n, const rt_token_opts_t *opts)
+{
+    if (n == 0)
+        return RT_TOK_ETOPICS_EMPTY;
+    return n > opts->max_topics ? RT_TOK_ETOPICS_MANY : 0;
+}
+
+/* 1. presence and type of every claim, before any of them is believed. */
+static int raw_from_json(json_t *payload, const rt_token_opts_t *opts, rt__claims_raw_t *raw)
 {
     json_t *iss, *sub, *jti, *env, *topics, *publish, *nbf_v;
-    int64_t iat = 0, exp = 0, nbf = 0;
     size_t ntopics;
     int rc;
 
-    memset(out, 0, sizeof *out);
-    /* 1. presence and type of every claim, before any of them is believed */
+    memset(raw, 0, sizeof *raw);
     if ((rc = get_string(payload, "iss", &iss)) || (rc = get_string(payload, "sub", &sub)) ||
-        (rc = get_integer(payload, "iat", &iat)) || (rc = get_integer(payload, "exp", &exp)) ||
-        (rc = get_string(payload, "jti", &jti)) || (rc = get_string(payload, "env", &env)))
+        (rc = get_integer(payload, "iat", &raw->iat)) ||
+        (rc = get_integer(payload, "exp", &raw->exp)) || (rc = get_string(payload, "jti", &jti)) ||
+        (rc = get_string(payload, "env", &env)))
         return rc;
     topics = json_object_get(payload, "topics");
     if (!topics)
@@ -203,72 +216,93 @@ int rt__claims_decode(json_t *payload, const rt_token_opts_t *opts, const rt__ve
     if (!json_is_boolean(publish))
         return RT_TOK_ECLAIM_TYPE;
     nbf_v = json_object_get(payload, "nbf");
-    if (nbf_v && (rc = get_integer(payload, "nbf", &nbf)))
+    if (nbf_v && (rc = get_integer(payload, "nbf", &raw->nbf)))
         return rc;
     ntopics = json_array_size(topics);
-    if (ntopics == 0)
-        return RT_TOK_ETOPICS_EMPTY;
-    if (ntopics > opts->max_topics)
-        return RT_TOK_ETOPICS_MANY;
+    if ((rc = topics_count(ntopics, opts)))
+        return rc;
+    raw->topics = ntopics <= RT__FAST_TOPICS ? raw->inl : calloc(ntopics, sizeof *raw->topics);
+    if (!raw->topics)
+        return RT_TOK_ENOMEM;
     for (size_t i = 0; i < ntopics; i++) {
-        json_t *t = json_array_get(topics, i), *f;
+        json_t *t = json_array_get(topics, i), *ch, *name, *kind;
         if (!json_is_object(t))
-            return RT_TOK_ECLAIM_TYPE;
-        if ((rc = get_string(t, "channel", &f)) || (rc = get_string(t, "name", &f)) ||
-            (rc = get_string(t, "kind", &f)))
+            rc = RT_TOK_ECLAIM_TYPE;
+        else if (!(rc = get_string(t, "channel", &ch)) && !(rc = get_string(t, "name", &name)) &&
+                 !(rc = get_string(t, "kind", &kind)))
+            raw->topics[i] = (rt__topic_raw_t){slice_of(ch), slice_of(name), slice_of(kind)};
+        if (rc) {
+            raw_free(raw);
             return rc;
+        }
     }
+    raw->ntopics = ntopics;
+    raw->iss = slice_of(iss);
+    raw->sub = slice_of(sub);
+    raw->jti = slice_of(jti);
+    raw->env = slice_of(env);
+    raw->has_nbf = nbf_v != NULL;
+    raw->publish = json_is_true(publish);
+    return 0;
+}
+
+int rt__claims_check(const rt__claims_raw_t *raw, const rt_token_opts_t *opts,
+                     const rt__verkey_t *key, int64_t now, rt_claims_t *out)
+{
+    size_t ntopics = raw->ntopics;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if ((rc = topics_count(ntopics, opts))) /* step 1's, for rt__claims_match's claims */
+        return rc;
 
     /* 2. meaning */
-    if (!json_string_equals(iss, opts->issuer))
+    if (!slice_equals(raw->iss, opts->issuer))
         return RT_TOK_EISSUER;
-    if (exp <= sat_add(now, -opts->leeway))
+    if (raw->exp <= sat_add(now, -opts->leeway))
         return RT_TOK_EEXPIRED;
-    if (nbf_v && nbf > sat_add(now, opts->leeway))
+    if (raw->has_nbf && raw->nbf > sat_add(now, opts->leeway))
         return RT_TOK_ENOT_YET_VALID;
-    if (iat > sat_add(now, opts->leeway))
+    if (raw->iat > sat_add(now, opts->leeway))
         return RT_TOK_EIAT_FUTURE;
     /* A validly signed token that claims a lifetime beyond what this gateway
      * would mint (e.g. minted offline with a huge exp) is refused too. */
-    if (sat_add(iat, sat_add(opts->max_ttl, opts->leeway)) < exp)
+    if (sat_add(raw->iat, sat_add(opts->max_ttl, opts->leeway)) < raw->exp)
         return RT_TOK_ELIFETIME;
     /* Verify-only public keys carry no environment; their holder vouches for it. */
-    if (key->env && !json_string_equals(env, key->env))
+    if (key->env && !slice_equals(raw->env, key->env))
         return RT_TOK_EENV;
     for (size_t i = 0; i < ntopics; i++) {
-        json_t *t = json_array_get(topics, i);
-        if ((rc = check_name(json_object_get(t, "channel"), opts->max_name_bytes)) ||
-            (rc = check_name(json_object_get(t, "name"), opts->max_name_bytes)) ||
-            (rc = check_name(json_object_get(t, "kind"), opts->max_name_bytes)) ||
-            (rc = rt_topic_kind_validate(
-                 rt_slice_cstr(json_string_value(json_object_get(t, "kind"))))))
+        const rt__topic_raw_t *t = &raw->topics[i];
+        if ((rc = rt_name_validate(t->channel, opts->max_name_bytes)) ||
+            (rc = rt_name_validate(t->name, opts->max_name_bytes)) ||
+            (rc = rt_name_validate(t->kind, opts->max_name_bytes)) ||
+            (rc = rt_topic_kind_validate(t->kind)))
             return rc;
     }
 
     /* 3. copy out */
-    out->iat = iat;
-    out->exp = exp;
-    out->nbf = nbf_v ? nbf : 0;
-    out->publish = json_is_true(publish);
+    out->iat = raw->iat;
+    out->exp = raw->exp;
+    out->nbf = raw->has_nbf ? raw->nbf : 0;
+    out->publish = raw->publish;
     snprintf(out->kid, sizeof out->kid, "%s", key->kid);
-    out->iss = dup_string(iss);
-    out->sub = dup_string(sub);
-    out->jti = dup_string(jti);
-    out->env = dup_string(env);
+    out->iss = dup_slice(raw->iss);
+    out->sub = dup_slice(raw->sub);
+    out->jti = dup_slice(raw->jti);
+    out->env = dup_slice(raw->env);
     if (!out->iss || !out->sub || !out->jti || !out->env)
         goto oom;
-    if (ntopics) {
-        out->topics = calloc(ntopics, sizeof *out->topics);
-        if (!out->topics)
-            goto oom;
-    }
+    out->topics = calloc(ntopics, sizeof *out->topics);
+    if (!out->topics)
+        goto oom;
     for (size_t i = 0; i < ntopics; i++) {
-        json_t *t = json_array_get(topics, i);
+        const rt__topic_raw_t *t = &raw->topics[i];
         rt_topic_t *o = &out->topics[i];
         out->ntopics = i + 1; /* so rt_claims_clear frees what was copied so far */
-        o->channel = dup_string(json_object_get(t, "channel"));
-        o->name = dup_string(json_object_get(t, "name"));
-        o->kind = dup_string(json_object_get(t, "kind"));
+        o->channel = dup_slice(t->channel);
+        o->name = dup_slice(t->name);
+        o->kind = dup_slice(t->kind);
         if (!o->channel || !o->name || !o->kind)
             goto oom;
     }
@@ -276,4 +310,16 @@ int rt__claims_decode(json_t *payload, const rt_token_opts_t *opts, const rt__ve
 oom:
     rt_claims_clear(out);
     return RT_TOK_ENOMEM;
+}
+
+int rt__claims_decode(json_t *payload, const rt_token_opts_t *opts, const rt__verkey_t *key,
+                      int64_t now, rt_claims_t *out)
+{
+    rt__claims_raw_t raw;
+    memset(out, 0, sizeof *out);
+    int rc = raw_from_json(payload, opts, &raw);
+    if (rc == 0)
+        rc = rt__claims_check(&raw, opts, key, now, out);
+    raw_free(&raw);
+    return rc;
 }

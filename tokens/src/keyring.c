@@ -70,6 +70,14 @@ int rt_keyring_set_signing_key(rt_keyring_t *ring, rt_key_slot_t slot, rt_slice_
     derive(k.raw, k.raw_len, kid_label, kid_mac);
     rt__hex_encode(kid_mac, RT_TOK_KID_LEN / 2, k.kid);
     k.alg = alg;
+    rt__jw_t hw = {0};
+    rt__jw_header(&hw, rt_alg_name(alg), k.kid);
+    rc = hw.oom ? RT_TOK_ENOMEM
+                : rt_b64url_encode((const uint8_t *)hw.p, hw.len, k.header, sizeof k.header);
+    free(hw.p);
+    if (rc < 0)
+        goto done;
+    k.header_len = (size_t)rc;
     k.present = true;
 
     sodium_memzero(&ring->slot[slot], sizeof ring->slot[slot]);

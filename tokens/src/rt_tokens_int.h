@@ -38,6 +38,10 @@ typedef struct {
     uint8_t hs_secret[32];                     /* HS256 secret */
     uint8_t ed_pk[crypto_sign_PUBLICKEYBYTES]; /* Ed25519 public key */
     uint8_t ed_sk[crypto_sign_SECRETKEYBYTES]; /* Ed25519 secret key (seed || pk) */
+    /* base64url of the header the mint writes with this key (rt__jw_header):
+     * minted with it, and a token whose header is these bytes needs no parse. */
+    char header[96];
+    size_t header_len;
 } rt__signkey_t;
 
 typedef struct {
@@ -95,9 +99,56 @@ int rt__jws_verify_sig(rt_alg_t alg, const uint8_t *key, size_t keylen, const ui
 int rt__jws_forge(const rt_keyring_t *ring, rt_key_slot_t slot, rt_alg_t alg, rt_slice_t header,
                   rt_slice_t payload, char **out, size_t *out_len);
 
+/* ---- the claims, between their JSON and their checks ---- */
+
+/* Topics the fast reading (rt__claims_match) takes; more go through jansson. */
+#define RT__FAST_TOPICS 8
+
+typedef struct {
+    rt_slice_t channel, name, kind;
+} rt__topic_raw_t;
+
+/* A payload's claims as found, present and of the right JSON type, not yet
+ * believed: the slices point into the JSON (or jansson's strings). */
+typedef struct {
+    rt_slice_t iss, sub, jti, env;
+    int64_t iat, exp, nbf;
+    bool has_nbf, publish;
+    size_t ntopics;
+    rt__topic_raw_t *topics; /* inl, or malloc'd when there are more */
+    rt__topic_raw_t inl[RT__FAST_TOPICS];
+} rt__claims_raw_t;
+
 /* Decode and check the claims of an authenticated payload (claims.c). `key` is
  * the key that verified the signature. Fills *out (zeroed on failure). */
 int rt__claims_decode(json_t *payload, const rt_token_opts_t *opts, const rt__verkey_t *key,
                       int64_t now, rt_claims_t *out);
+/* The same checks for claims read by rt__claims_match. */
+int rt__claims_check(const rt__claims_raw_t *raw, const rt_token_opts_t *opts,
+                     const rt__verkey_t *key, int64_t now, rt_claims_t *out);
+
+/* claimsjson.c: the mint's JSON, written directly, and read back when a
+ * payload is in exactly that form. */
+typedef struct {
+    char *p; /* NUL-terminated while !oom; the caller frees */
+    size_t len, cap;
+    bool oom;
+} rt__jw_t;
+
+typedef struct {
+    const char *iss, *sub, *jti, *env;
+    int64_t iat, exp;
+    const rt_topic_ref_t *topics;
+    size_t ntopics;
+    bool publish;
+} rt__claims_out_t;
+
+/* {"alg":…,"typ":"JWT","kid":…} and the claims, appended to w: the bytes
+ * json_dumps(JSON_COMPACT) makes of the same objects. */
+void rt__jw_header(rt__jw_t *w, const char *alg, const char *kid);
+void rt__jw_claims(rt__jw_t *w, const rt__claims_out_t *c);
+/* true and *raw filled if buf is a payload in the mint's exact form with
+ * 1..RT__FAST_TOPICS topics; false otherwise (not an error: parse it). */
+bool rt__claims_match(const uint8_t *buf, size_t len, rt__claims_raw_t *raw);
 
 #endif /* RT_TOKENS_INT_H */
