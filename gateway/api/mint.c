@@ -7,6 +7,7 @@
  */
 #include "api_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 /* The request, borrowed from the parsed body. */
@@ -121,8 +122,18 @@ static void mint(rt_api_t *api, const mint_args_t *a, int64_t now, rt_resp_t *r)
     }
     atomic_fetch_add(&api->metrics->tokens_minted, 1);
     int64_t eff_ttl = a->ttl ? a->ttl : api->topts.ttl;
-    rt__api_resp_json(
-        r, 201, json_pack("{s:s,s:I}", "jwt", jwt, "expires_at", (json_int_t)(now + eff_ttl)));
+    /* Written directly: a compact JWS is base64url and dots, nothing to
+     * escape; json_pack + json_dumps were 2% of S4's front door. */
+    size_t cap = jl + 48;
+    r->body = malloc(cap);
+    if (!r->body) {
+        free(jwt);
+        rt_resp_error(r, 500, "internal_error", "out of memory");
+        return;
+    }
+    r->status = 201;
+    r->len = (size_t)snprintf(r->body, cap, "{\"jwt\":\"%s\",\"expires_at\":%lld}", jwt,
+                              (long long)(now + eff_ttl));
     free(jwt);
 }
 
