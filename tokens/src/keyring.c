@@ -131,39 +131,34 @@ static unsigned ct_eq_size(size_t a, size_t b)
 
 int rt_keyring_check_bearer(const rt_keyring_t *ring, rt_slice_t credential, rt_key_slot_t *matched)
 {
-    /* Every candidate lives in a zero-padded buffer of one fixed size, so each
-     * comparison touches the same number of bytes whatever the lengths. */
-    char cred[RT__KEY_STR_MAX], cand[RT__KEY_STR_MAX];
-    unsigned fits, hit[2] = {0, 0};
+    /* Each comparison covers the credential's length, over candidates kept in
+     * longer zero-padded buffers: what it costs depends on the caller's own
+     * input only, never on a key's bytes or length (a length that differs
+     * makes the result false in constant time, ct_eq_size). Comparing whole
+     * buffers instead cost four 586-byte compares per mint, 3% of S4's front
+     * door. */
+    size_t n = credential.len;
+    unsigned hit[2] = {0, 0};
 
-    if (!ring || (!credential.base && credential.len))
+    if (!ring || (!credential.base && n))
         return RT_TOK_EINVAL;
     if (!ring->slot[RT_KEY_CURRENT].present && !ring->slot[RT_KEY_FALLBACK].present)
         return RT_TOK_ENOKEY;
     /* The credential's own length is the caller's to know, so refusing an
-     * oversized one up front reveals nothing about the keys. */
-    fits = credential.len < sizeof cred;
-    memset(cred, 0, sizeof cred);
-    if (fits && credential.len)
-        memcpy(cred, credential.base, credential.len);
+     * empty or oversized one up front reveals nothing about the keys. */
+    if (n == 0 || n >= sizeof ring->slot[0].plain)
+        return RT_TOK_EKEY_MISMATCH;
     for (int s = 0; s < 2; s++) {
         const rt__signkey_t *k = &ring->slot[s];
-        unsigned eq;
-
-        /* plain form (an absent slot is all zeroes with length 0: never equal
-         * to a credential, because an empty credential is refused below) */
-        memcpy(cand, k->plain, sizeof cand);
-        eq = (unsigned)(sodium_memcmp(cred, cand, sizeof cand) == 0);
-        hit[s] |= eq & ct_eq_size(credential.len, k->plain_len);
-        /* hashed form */
-        memset(cand, 0, sizeof cand);
-        memcpy(cand, k->hashed, sizeof k->hashed);
-        eq = (unsigned)(sodium_memcmp(cred, cand, sizeof cand) == 0);
-        hit[s] |= eq & ct_eq_size(credential.len, k->hashed_len);
-        hit[s] &= (unsigned)k->present & fits & (unsigned)(credential.len != 0);
+        /* an absent slot is all zeroes with length 0: never equal */
+        unsigned eq = (unsigned)(sodium_memcmp(credential.base, k->plain, n) == 0);
+        hit[s] |= eq & ct_eq_size(n, k->plain_len);
+        if (n < sizeof k->hashed) { /* longer cannot be the hashed form */
+            eq = (unsigned)(sodium_memcmp(credential.base, k->hashed, n) == 0);
+            hit[s] |= eq & ct_eq_size(n, k->hashed_len);
+        }
+        hit[s] &= (unsigned)k->present;
     }
-    sodium_memzero(cred, sizeof cred);
-    sodium_memzero(cand, sizeof cand);
     if (!(hit[0] | hit[1]))
         return RT_TOK_EKEY_MISMATCH;
     if (matched)
