@@ -342,20 +342,37 @@ static void upgrade_drop(void *arg)
     upgrade_refuse(u, room, RT_REASON_SHUTTING_DOWN, 503, rt_reason_text(RT_REASON_SHUTTING_DOWN));
 }
 
-/* SHA-1 fetched once: SHA1() fetches the algorithm from OpenSSL 3's provider
- * store on every call, under its lock; with two front-door threads that was
- * 3.6% of a thread's time in S4 (perf, benchmarks.md §3). */
+/* SHA-1 fetched once, and a digest context per thread that hashes keys (the
+ * lanes, the subscribe threads), freed when the thread ends. SHA1() fetches
+ * the algorithm from OpenSSL 3's provider store on every call, under its lock,
+ * and EVP_Digest allocates a context each time: 3.6% and then 3.0% of a
+ * front-door thread in S4 (perf, benchmarks.md §3). */
 static EVP_MD *sha1_md;
-static void sha1_fetch(void)
+static pthread_key_t sha1_ctx_key;
+static bool sha1_ready;
+
+static void sha1_ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
+static void sha1_init(void)
 {
     sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL);
+    sha1_ready = sha1_md && pthread_key_create(&sha1_ctx_key, sha1_ctx_free) == 0;
 }
 
 static void ws_sha1(const char *in, size_t len, unsigned char out[SHA_DIGEST_LENGTH])
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, sha1_fetch);
-    if (!sha1_md || !EVP_Digest(in, len, out, NULL, sha1_md, NULL))
+    pthread_once(&once, sha1_init);
+    EVP_MD_CTX *ctx = sha1_ready ? pthread_getspecific(sha1_ctx_key) : NULL;
+    if (sha1_ready && !ctx && (ctx = EVP_MD_CTX_new()) && pthread_setspecific(sha1_ctx_key, ctx)) {
+        EVP_MD_CTX_free(ctx);
+        ctx = NULL;
+    }
+    if (!ctx || !EVP_DigestInit_ex2(ctx, sha1_md, NULL) || !EVP_DigestUpdate(ctx, in, len) ||
+        !EVP_DigestFinal_ex(ctx, out, NULL))
         SHA1((const unsigned char *)in, len, out);
 }
 
