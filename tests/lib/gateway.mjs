@@ -41,7 +41,19 @@ export function keygen(env = "test") {
 // "listening on"); wrap (argv run in front of rtgw, e.g. ["valgrind", …]);
 // startMs (how long it may take to listen, 10 s).
 export async function startGateway(t, opts = {}) {
-  const port = opts.port || (await freePort());
+  // freePort() closes its probe before rtgw binds, so a case running in
+  // parallel can take the port in between: rtgw then exits "Address already in
+  // use". Such a start is tried again on another port (never with opts.port).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(t, opts, opts.port || (await freePort()));
+    } catch (e) {
+      if (opts.port || attempt >= 3 || !/Address already in use/.test(e.message)) throw e;
+    }
+  }
+}
+
+async function startOnce(t, opts, port) {
   const key = opts.key === undefined ? keygen() : opts.key;
   const startMs = opts.startMs || 10000;
   const env = {
@@ -54,11 +66,19 @@ export async function startGateway(t, opts = {}) {
   };
   const argv = [...(opts.wrap || []), opts.bin || RTGW_BIN, "serve", ...(opts.dev ? ["--dev"] : []), ...(opts.args || [])];
   const child = spawn(argv[0], argv.slice(1), { env, cwd: opts.cwd || "/tmp", stdio: ["ignore", "pipe", "pipe"] });
+  // A binary that cannot be started (a wrong RTGW_BIN) is an error of this
+  // start, not an unhandled 'error' event that ends the process before the
+  // case's cleanups (a Redis it started) run.
+  let spawnError = null;
+  child.on("error", (e) => (spawnError = e));
   let out = "", err = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (err += d));
   // "close", not "exit": the exit can come before the last of stderr has been read.
-  const exited = new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise((resolve) => {
+    child.on("close", (code, signal) => resolve({ code, signal }));
+    child.on("error", () => resolve({ code: null, signal: null, error: spawnError }));
+  });
   const gw = {
     port, key, child, pid: child.pid,
     // opts.tls ({ key, cert } files, lib/certs.mjs): rtgw terminates TLS, and
@@ -79,6 +99,7 @@ export async function startGateway(t, opts = {}) {
   if (opts.expectFail) return gw;
   const deadline = Date.now() + startMs;
   while (!/listening on/.test(out)) {
+    if (spawnError) throw new Error(`cannot start ${argv[0]}: ${spawnError.message}`);
     if (child.exitCode !== null) throw new Error(`rtgw exited ${child.exitCode} before listening:\n${err}`);
     if (Date.now() > deadline) throw new Error(`rtgw did not start within ${startMs} ms:\n${err}`);
     await sleep(20);
