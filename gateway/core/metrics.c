@@ -128,7 +128,8 @@ static void render_hub(sb_t *sb, rt_metrics_t *m, const rt_hub_stats_t *hs, int6
     gauge_signed(sb, "rtgw_uptime_seconds", "Seconds since start.", (long long)uptime_s);
     gauge_signed(sb, "rtgw_connections", "Open WebSocket and SSE connections.",
                  (long long)atomic_load(&m->connections_open));
-    metric(sb, "rtgw_connections_total", "counter", "Connections accepted since start.",
+    metric(sb, "rtgw_connections_total", "counter",
+           "WebSocket and SSE connections admitted since start (refusals: rtgw_refusals_total).",
            LOAD(m->connections_total));
     metric(sb, "rtgw_channels", "gauge", "Channels with subscribers or history.", hs->channels);
     metric(sb, "rtgw_subscriptions", "gauge", "Subscriber (channel, topic) pairs.",

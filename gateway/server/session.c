@@ -262,12 +262,17 @@ static void conns_add(rt_server_t *srv, rt_conn_t *c)
     pthread_mutex_unlock(&srv->conns_lock);
     if (late)
         rt__session_tell_closing(srv, c);
-    if (!c->slot_held) { /* an extended-protocol refusal, listed until it closes */
+    bool refusal = !c->slot_held;
+    if (refusal) { /* an extended-protocol refusal, listed until it closes */
         atomic_fetch_add(&srv->nconns, 1);
         c->slot_held = true;
     }
     atomic_fetch_add(&srv->metrics.connections_open, 1);
-    atomic_fetch_add(&srv->metrics.connections_total, 1);
+    /* Sessions admitted; a refusal counts in rtgw_refusals_total, whichever
+     * thread wrote it (the front door writes an extended client's refusal
+     * without listing it). */
+    if (!refusal)
+        atomic_fetch_add(&srv->metrics.connections_total, 1);
 }
 
 static void conns_del(rt_server_t *srv, rt_conn_t *c)

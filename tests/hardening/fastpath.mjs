@@ -146,6 +146,8 @@ defcase("extended_upgrade_refused_with_a_close_code", async (t) => {
   assert.match(body.slice(4).toString(), /^token_invalid/);
   assert.equal(fast.text, slow.text);
   assert.equal(metric(k2.text, 'rtgw_refusals_total{reason="token_invalid"}'), 2, k2.text);
+  // neither is an admitted connection, whichever thread refused it
+  assert.equal(metric(k2.text, "rtgw_connections_total"), metric(k0.text, "rtgw_connections_total"), k2.text);
 });
 
 // The refusal's bytes are civetweb's: the same refused request with a
