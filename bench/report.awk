@@ -84,6 +84,7 @@ END {
     row("S3", "connects/s while opening 10,000", "connect_rate", "k", 1)
     row("S4", "connects/s (2,000; rtgw: mint over HTTP + connect)", "connect_rate", "k", 1)
     row("S4o", "connects/s (2,000; rtgw: tokens minted offline)", "connect_rate", "k", 1)
+    row("S4p", "connects/s as S4, server and load generator each on a CPU", "connect_rate", "k", 1)
     row("S5", "p99 (ms), 10,000 subs × own channel, 2,000 msg/s", "p99_us", "ms", 0)
     row("S5", "deliveries per server CPU-second", "deliv_per_cpu_s", "k", 1)
     row("S6", "healthy p99 (ms), 1% never read", "p99_us", "ms", 0)
@@ -106,6 +107,7 @@ END {
     target("S8 tail", (val("S8","rtgw","p50_us") > 0 && val("S8","rtgw","p99_us") >= 0) ? val("S8","rtgw","p99_us") / val("S8","rtgw","p50_us") : -1, 10, "<=", "p99 ÷ p50 at 2,000 msg/s × 1,000")
     target("S3 memory", val("S3","rtgw","kib_per_conn"), 20, "<=", "KiB per idle connection")
     target("S4 connects", (val("S4","nats","connect_rate") > 0 && val("S4","rtgw","connect_rate") >= 0) ? val("S4","rtgw","connect_rate") / val("S4","nats","connect_rate") : -1, 2, ">=", "connects/s (with mint) ÷ nats-server's")
+    target("S4p connects", (val("S4p","nats","connect_rate") > 0 && val("S4p","rtgw","connect_rate") >= 0) ? val("S4p","rtgw","connect_rate") / val("S4p","nats","connect_rate") : -1, 2, ">=", "the same, each side on a CPU of its own")
     target("S6 isolation", (val("S2","rtgw","p99_us") > 0 && val("S6","rtgw","p99_us") >= 0) ? val("S6","rtgw","p99_us") / val("S2","rtgw","p99_us") : -1, 1.2, "<=", "healthy p99 with 1% stuck ÷ S2 p99")
     target("S7 capacity", val("S7","rtgw","held"), 20000, ">=", "subscribers held")
     print ""
@@ -114,8 +116,8 @@ END {
     print ""
     print "| scenario | server | connected | failed | published | missing | dup | out of order | dropped | stuck kicked | load avg |"
     print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    split("S1 S2 S3 S4 S4o S5 S6 S7 S8", SC, " ")
-    for (j = 1; j <= 9; j++) for (i = 1; i <= ns; i++) {
+    split("S1 S2 S3 S4 S4o S4p S5 S6 S7 S8", SC, " ")
+    for (j = 1; j <= 10; j++) for (i = 1; i <= ns; i++) {
         sc = SC[j]; s = S[i]
         if (!((sc, s) in seen)) continue
         if ((sc, s, "error") in v) { print "| " sc " | " s " | " v[sc, s, "error"] " | | | | | | | | |"; continue }

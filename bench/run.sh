@@ -19,7 +19,7 @@
 #   BENCH_RTGW_BIN   the rtgw binary to run (default BUILD_DIR/rtgw): an A/B against an older build
 #   BENCH_PIN        "S:L": servers on CPUs S, the load generator on CPUs L (e.g. "1:0"), so
 #                    that neither preempts the other; default: both float over every CPU
-#   BENCH_S4_CONNS   connections opened in S4/S4o (default 2000; 2,000 take ~0.1-0.2 s,
+#   BENCH_S4_CONNS   connections opened in S4/S4o/S4p (default 2000; 2,000 take ~0.1-0.2 s,
 #                    8000 gives steadier connect rates)
 set -uo pipefail
 
@@ -257,6 +257,16 @@ for s in $SERVERS; do
         else
             run S4 "$s" $((S4N + 100)) 90 --subs "$S4N" --concurrency 64
         fi
+        # S4p: S4 again with the server on CPU 1 and the load generator on CPU 0,
+        # so that neither waits for the other's CPU (docs/benchmarks.md §3).
+        if [ "$(nproc)" -ge 2 ]; then
+            mint=()
+            [ "$s" = rtgw ] && mint=(--mint-http --mint-conns 8)
+            PIN_KEEP="$PIN_SERVER|$PIN_LOADGEN"
+            PIN_SERVER="taskset -c 1" PIN_LOADGEN="taskset -c 0"
+            run S4p "$s" $((S4N + 100)) 90 --subs "$S4N" --concurrency 64 "${mint[@]}"
+            PIN_SERVER=${PIN_KEEP%%|*} PIN_LOADGEN=${PIN_KEEP##*|}
+        fi
     fi
     want S5 && run S5 "$s" 10100 150 --subs 10000 --topics 10000 --rate 2000 --duration "$DUR" --concurrency 200
     want S8 && run S8 "$s" 1100 90 --subs 1000 --rate "${BENCH_S8_RATE:-2000}" --duration "$DUR"
@@ -280,7 +290,8 @@ awk -v base_rss="$RTGW_BASE_RSS" -v servers="$SERVERS" -f "$ROOT/bench/report.aw
     echo
     echo "Command: \`make bench\` (runs \`bench/run.sh ${1:-build}\`), $(( (END_TS - START_TS) / 60 )) min $(( (END_TS - START_TS) % 60 )) s."
     echo "Machine: \`lscpu\` model \"$MODEL\", $NCPU CPUs, $MEM; kernel $KERNEL; $DATE; rtgw $COMMIT${DIRTY:+ (with uncommitted gateway/ changes)}."
-    echo "Everything on loopback: the server and the one-thread load generator share the $NCPU CPUs."
+    echo "Everything on loopback: the server and the one-thread load generator share the $NCPU CPUs${PIN_SERVER:+ (BENCH_PIN: servers on CPUs ${BENCH_PIN%%:*}, the load generator on ${BENCH_PIN##*:})}."
+    want S4 && [ "$NCPU" -ge 2 ] && echo "S4p only: servers on CPU 1, the load generator on CPU 0."
     echo "Load average before each run is in the raw results; other work on the machine makes figures noisy."
     echo "Limits: nofile $NOFILE (hard $HARD_NOFILE), pid_max $PID_MAX, threads-max $THREADS_MAX, max_map_count $MAP_COUNT."
     echo
