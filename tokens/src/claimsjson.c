@@ -112,42 +112,43 @@ static void jw_int(rt__jw_t *w, int64_t v)
     jw_raw(w, b, (size_t)n);
 }
 
+/* A member: its key with the punctuation before it ("{\"iss\":", ",\"sub\":"),
+ * then its value. */
+static void jw_str_member(rt__jw_t *w, const char *key, const char *v)
+{
+    jw_raw(w, key, strlen(key));
+    jw_string(w, v);
+}
+
+static void jw_int_member(rt__jw_t *w, const char *key, int64_t v)
+{
+    jw_raw(w, key, strlen(key));
+    jw_int(w, v);
+}
+
 void rt__jw_header(rt__jw_t *w, const char *alg, const char *kid)
 {
-    JW_LIT(w, "{\"alg\":");
-    jw_string(w, alg);
-    JW_LIT(w, ",\"typ\":\"JWT\",\"kid\":");
-    jw_string(w, kid);
+    jw_str_member(w, "{\"alg\":", alg);
+    jw_str_member(w, ",\"typ\":", "JWT");
+    jw_str_member(w, ",\"kid\":", kid);
     JW_LIT(w, "}");
 }
 
 void rt__jw_claims(rt__jw_t *w, const rt__claims_out_t *c)
 {
-    JW_LIT(w, "{\"iss\":");
-    jw_string(w, c->iss);
-    JW_LIT(w, ",\"sub\":");
-    jw_string(w, c->sub);
-    JW_LIT(w, ",\"iat\":");
-    jw_int(w, c->iat);
-    JW_LIT(w, ",\"exp\":");
-    jw_int(w, c->exp);
-    JW_LIT(w, ",\"jti\":");
-    jw_string(w, c->jti);
-    JW_LIT(w, ",\"env\":");
-    jw_string(w, c->env);
+    jw_str_member(w, "{\"iss\":", c->iss);
+    jw_str_member(w, ",\"sub\":", c->sub);
+    jw_int_member(w, ",\"iat\":", c->iat);
+    jw_int_member(w, ",\"exp\":", c->exp);
+    jw_str_member(w, ",\"jti\":", c->jti);
+    jw_str_member(w, ",\"env\":", c->env);
     JW_LIT(w, ",\"topics\":[");
     for (size_t i = 0; i < c->ntopics; i++) {
         const rt_topic_ref_t *t = &c->topics[i];
-        JW_LIT(w, "{\"channel\":");
-        jw_string(w, t->channel);
-        JW_LIT(w, ",\"name\":");
-        jw_string(w, t->name);
-        JW_LIT(w, ",\"kind\":");
-        jw_string(w, t->kind ? t->kind : "run");
-        if (i + 1 < c->ntopics)
-            JW_LIT(w, "},");
-        else
-            JW_LIT(w, "}");
+        jw_str_member(w, i ? ",{\"channel\":" : "{\"channel\":", t->channel);
+        jw_str_member(w, ",\"name\":", t->name);
+        jw_str_member(w, ",\"kind\":", t->kind ? t->kind : "run");
+        JW_LIT(w, "}");
     }
     if (c->publish)
         JW_LIT(w, "],\"publish\":true}");
