@@ -673,6 +673,44 @@ ssize_t send(int fd, const void *buf, size_t len, int flags)
     return real_send(fd, buf, len, flags);
 }
 
+/* ---- stopping ---- */
+
+/* civetweb's master thread polls its listener for up to 2 s at a time
+ * (SOCKET_TIMEOUT_QUANTUM) and checks its stop flag in between, so mg_stop
+ * took 2 s however idle the server was (and every test's gateway with it).
+ * Long polls are cut into slices; once the server stops, a slice ends the
+ * poll as a timeout (what civetweb does at its stop flag anyway). */
+enum { POLL_SLICE_MS = 100 };
+static atomic_bool stopping;
+
+void rt__sockhook_stopping(void)
+{
+    atomic_store(&stopping, true);
+}
+
+static int poll_sliced(struct pollfd *fds, nfds_t n, int timeout)
+{
+    if (timeout >= 0 && timeout <= POLL_SLICE_MS)
+        return libc_poll(fds, n, timeout);
+    int64_t until = timeout < 0 ? INT64_MAX : rt_clock_mono_ms() + timeout;
+    for (;;) {
+        if (atomic_load_explicit(&stopping, memory_order_relaxed))
+            return 0;
+        int64_t left = until - rt_clock_mono_ms();
+        if (left <= 0)
+            return 0;
+        int r = libc_poll(fds, n, left < POLL_SLICE_MS ? (int)left : POLL_SLICE_MS);
+        if (r != 0)
+            return r;
+    }
+}
+
+static int left_ms(int64_t until)
+{
+    int64_t left = until - rt_clock_mono_ms();
+    return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
 /* A TLS connection is readable when plaintext is: decrypted bytes already
  * buffered count at once, and a socket that is readable only counts once a
  * whole record has arrived (civetweb treats a read that finds nothing after
@@ -684,7 +722,7 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout)
     enum { MAX_FDS = 64 };
     bool buffered[MAX_FDS];
     if (n > MAX_FDS)
-        return libc_poll(fds, n, timeout); /* civetweb polls one or two; no TLS view beyond */
+        return poll_sliced(fds, n, timeout); /* civetweb polls one or two; no TLS view beyond */
     for (;;) {
         int ready = 0;
         for (nfds_t i = 0; i < n; i++) {
@@ -692,8 +730,10 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout)
             buffered[i] = t && rt__tls_readable(t);
             ready += buffered[i];
         }
-        int r = libc_poll(fds, n, ready ? 0 : timeout < 0 ? -1 : (int)(until - rt_clock_mono_ms()));
-        if (r < 0)
+        /* sliced like any other poll, so a stop ends it within a slice */
+        int r =
+            ready ? libc_poll(fds, n, 0) : poll_sliced(fds, n, timeout < 0 ? -1 : left_ms(until));
+        if (r < 0 || (r == 0 && !ready && atomic_load_explicit(&stopping, memory_order_relaxed)))
             return r;
         if (ready) {
             /* What libc saw, plus the decrypted bytes it cannot see. */
@@ -805,38 +845,6 @@ static bool park_if_idle(int fd)
         (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
         return false; /* bytes, an end or an error for civetweb; or a detached session's pair */
     return give_to_frontdoor(fd, 0, 0);
-}
-
-/* ---- stopping ---- */
-
-/* civetweb's master thread polls its listener for up to 2 s at a time
- * (SOCKET_TIMEOUT_QUANTUM) and checks its stop flag in between, so mg_stop
- * took 2 s however idle the server was (and every test's gateway with it).
- * Long polls are cut into slices; once the server stops, a slice ends the
- * poll as a timeout (what civetweb does at its stop flag anyway). */
-enum { POLL_SLICE_MS = 100 };
-static atomic_bool stopping;
-
-void rt__sockhook_stopping(void)
-{
-    atomic_store(&stopping, true);
-}
-
-static int poll_sliced(struct pollfd *fds, nfds_t n, int timeout)
-{
-    if (timeout >= 0 && timeout <= POLL_SLICE_MS)
-        return libc_poll(fds, n, timeout);
-    int64_t until = timeout < 0 ? INT64_MAX : rt_clock_mono_ms() + timeout;
-    for (;;) {
-        if (atomic_load_explicit(&stopping, memory_order_relaxed))
-            return 0;
-        int64_t left = until - rt_clock_mono_ms();
-        if (left <= 0)
-            return 0;
-        int r = libc_poll(fds, n, left < POLL_SLICE_MS ? (int)left : POLL_SLICE_MS);
-        if (r != 0)
-            return r;
-    }
 }
 
 /* glibc declares poll's array write-only (__attr_access), which it is not

@@ -296,6 +296,21 @@ defcase("tls_body_in_small_records_not_stalled", async (t) => {
   assert.ok(Date.now() - t0 < 3000, `answered after ${Date.now() - t0} ms`);
 });
 
+defcase("stop_while_a_worker_waits_for_a_tls_body_within_a_second", async (t) => {
+  // A publish over TLS whose body never comes: a civetweb worker waits in
+  // poll for it. A stop ends that poll within a slice, as for plain ones
+  // (before: ~1.5 s, civetweb's TLS poll ran its own course: 3bff7ce).
+  const gw = await tlsGateway(t, { RTGW_REQUEST_TIMEOUT_MS: "8000" });
+  const st = await tlsSocket(t, gw);
+  st.sock.write(`POST /v1/realtime/publish?channel=stalled&topic=t HTTP/1.1\r\nHost: localhost\r\n` +
+    `Authorization: Bearer ${gw.key}\r\nContent-Length: 100\r\n\r\n{"a":`);
+  await sleep(500); // the head is in civetweb's hands, its worker polls for the rest
+  const t0 = Date.now();
+  const { code } = await gw.stop("SIGTERM");
+  assert.equal(code, 0);
+  assert.ok(Date.now() - t0 < 1000, `the gateway took ${Date.now() - t0} ms to stop`);
+});
+
 defcase("tls13_max_fragment_length_client_served", async (t) => {
   // A client that negotiates max_fragment_length (RFC 6066: small devices)
   // keeps OpenSSL's records, which honour it.
