@@ -56,7 +56,10 @@ static void jw_raw(rt__jw_t *w, const char *s, size_t n)
 #define JW_LIT(w, s) jw_raw((w), (s), sizeof(s) - 1)
 
 /* A JSON string, escaped as jansson's dump escapes it (no JSON_ENSURE_ASCII,
- * no JSON_ESCAPE_SLASH): '"', '\\' and the C0 controls; UTF-8 as is. */
+ * no JSON_ESCAPE_SLASH): '"', '\\' and the C0 controls; UTF-8 as is. s must be
+ * valid UTF-8 (json_string() refused anything else, this does not check):
+ * every field the mint writes is validated first (rt_name_validate for the
+ * issuer, sub and names; kind is run or event, env [a-z0-9_], jti base64url). */
 static void jw_string(rt__jw_t *w, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
