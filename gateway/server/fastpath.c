@@ -422,10 +422,7 @@ static rt_fast_result_t refuse(rt_server_t *srv, rt_fast_conn_t *fc, rt_conn_t *
 static rt_fast_result_t refuse_ext(rt_server_t *srv, rt_fast_conn_t *fc, rt_conn_t *c,
                                    const rt__refusal_t *why, const char *resp, size_t rl)
 {
-    char reason[123];
-    snprintf(reason, sizeof(reason), "%s%s%s", rt_reason_name(why->reason),
-             why->detail[0] ? ": " : "", why->detail);
-    rt_frame_t *f = rt_ws_close_frame_new(rt_reason_ws_code(why->reason), reason);
+    rt_frame_t *f = rt__session_refusal_close(why->reason, why->detail);
     char *out = f ? malloc(rl + f->len) : NULL;
     rt_fast_result_t res = out ? RT_FAST_CLOSE : RT_FAST_DECLINED; /* civetweb answers */
     if (out) {

@@ -202,6 +202,13 @@ void rt__session_refusal_resp(const rt__refusal_t *why, rt_resp_t *r)
                   "%s%s%s", rt_reason_text(why->reason), why->detail[0] ? ": " : "", why->detail);
 }
 
+rt_frame_t *rt__session_refusal_close(rt_reason_t reason, const char *detail)
+{
+    char text[123]; /* a close frame's reason: at most 123 bytes */
+    snprintf(text, sizeof(text), "%s%s%s", rt_reason_name(reason), detail[0] ? ": " : "", detail);
+    return rt_ws_close_frame_new(rt_reason_ws_code(reason), text);
+}
+
 int rt__session_refuse_http(struct mg_connection *conn, const rt__refusal_t *why)
 {
     rt_resp_t r = {0};

@@ -41,6 +41,10 @@ void rt__session_refused(rt_server_t *srv, const rt__req_t *req, const rt__refus
  * reason (400 when the reason has none), the token error's name or the
  * reason's, and its text with the detail. */
 void rt__session_refusal_resp(const rt__refusal_t *why, rt_resp_t *r);
+/* The close an extended client's refused handshake gets after its 101: the
+ * reason's code and "name: detail" (a browser reads those; a failed upgrade
+ * is only 1006 to it). NULL when out of memory. */
+rt_frame_t *rt__session_refusal_close(rt_reason_t reason, const char *detail);
 /* Tell c the server is going away: {"kind":"closing"} (an SSE event for an
  * SSE session), then a close with shutting_down (1001). drain() for every
  * listed session, and the listing for one that comes after it. */

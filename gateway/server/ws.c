@@ -132,10 +132,7 @@ static void ws_close_refused(rt_server_t *srv, struct mg_connection *conn, rt_co
     atomic_store(&c->state, RT_CONN_CLOSING);
     c->closing_since_ms = rt_clock_mono_ms();
     c->close_sent = true;
-    char reason[123];
-    snprintf(reason, sizeof(reason), "%s%s%s", rt_reason_name(c->refuse_reason),
-             c->refuse_detail[0] ? ": " : "", c->refuse_detail);
-    rt_frame_t *f = rt_ws_close_frame_new(rt_reason_ws_code(c->refuse_reason), reason);
+    rt_frame_t *f = rt__session_refusal_close(c->refuse_reason, c->refuse_detail);
     if (f) {
         rt__conn_write(c, f->data, f->len);
         rt_frame_unref(f);
