@@ -257,6 +257,15 @@ static ssize_t read_record(rt_tls_t *t, void *buf, size_t len)
     return n;
 }
 
+/* Decrypted bytes (request heads: tokens, a signing key) are wiped before
+ * their buffer is freed, and never realloc'd. */
+static void wipe_free(uint8_t *buf, size_t len)
+{
+    if (buf)
+        OPENSSL_cleanse(buf, len);
+    free(buf);
+}
+
 ssize_t rt__tls_fill(rt_tls_t *t, size_t cap)
 {
     if (t->off > 0 && t->off == t->len)
@@ -267,11 +276,9 @@ ssize_t rt__tls_fill(rt_tls_t *t, size_t cap)
             errno = ENOMEM;
             return -1;
         }
-        if (t->buf) {
+        if (t->buf)
             memcpy(nb, t->buf, t->len);
-            OPENSSL_cleanse(t->buf, t->len);
-            free(t->buf);
-        }
+        wipe_free(t->buf, t->len);
         t->buf = nb;
         t->cap = cap;
     }
@@ -303,9 +310,7 @@ void rt__tls_consume(rt_tls_t *t, size_t n)
 {
     t->off += n < t->len - t->off ? n : t->len - t->off;
     if (t->off == t->len) { /* empty: an idle connection holds no buffer */
-        if (t->buf)
-            OPENSSL_cleanse(t->buf, t->len); /* request heads: tokens, a signing key */
-        free(t->buf);
+        wipe_free(t->buf, t->len);
         t->buf = NULL;
         t->off = t->len = t->cap = 0;
     }
@@ -429,9 +434,7 @@ void rt__tls_free(rt_tls_t *t)
         return;
     SSL_free(t->ssl);
     rt__tlsrec_free(t->rec);
-    if (t->buf)
-        OPENSSL_cleanse(t->buf, t->len);
-    free(t->buf);
+    wipe_free(t->buf, t->len);
     pthread_mutex_destroy(&t->lock);
     OPENSSL_cleanse(t, sizeof(*t));
     free(t);

@@ -330,14 +330,20 @@ ssize_t rt__tlsrec_write(rt_tlsrec_t *r, int fd, const void *buf, size_t len)
     return send_record(r, fd, scratch, n, take) == 0 ? (ssize_t)take : -1;
 }
 
-void rt__tlsrec_close_notify(rt_tlsrec_t *r, int fd)
+/* One alert record, best effort. write(2): sockhook hooks send(2). */
+static void write_alert(rt_tlsrec_t *r, int fd, uint8_t level, uint8_t description)
 {
-    static const uint8_t alert[] = {1, 0}; /* warning, close_notify */
-    if (!r || fd < 0 || r->out || r->fatal)
-        return; /* a record half sent: an alert now would corrupt the stream */
+    const uint8_t alert[] = {level, description};
     size_t n = seal(r, T_ALERT, alert, sizeof(alert), scratch);
     if (n)
         (void)!write(fd, scratch, n);
+}
+
+void rt__tlsrec_close_notify(rt_tlsrec_t *r, int fd)
+{
+    if (!r || fd < 0 || r->out || r->fatal)
+        return;               /* a record half sent: an alert now would corrupt the stream */
+    write_alert(r, fd, 1, 0); /* warning, close_notify */
 }
 
 /* The fatal alert a protocol error owes (r->alert), once, best effort: the
@@ -347,11 +353,8 @@ static void send_alert(rt_tlsrec_t *r, int fd)
     if (!r->alert || r->fatal || r->out || fd < 0)
         return; /* a record half sent: an alert now would corrupt the stream */
     int e = errno;
-    const uint8_t alert[] = {2, r->alert}; /* fatal, its description */
     r->fatal = true;
-    size_t n = seal(r, T_ALERT, alert, sizeof(alert), scratch);
-    if (n)
-        (void)!write(fd, scratch, n); /* write(2): sockhook hooks send(2) */
+    write_alert(r, fd, 2, r->alert); /* fatal, its description */
     errno = e;
 }
 
