@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -94,6 +95,8 @@ void rt__linger_event(rt_linger_t *g, void *item)
         /* read(2): sockhook's recv is civetweb's. Raw bytes, TLS or not:
          * nothing sent after the answer is read for its meaning. */
         ssize_t n = read(it->fd, drop, sizeof(drop));
+        if (n > 0) /* a plain request behind may carry a key, as the peek buffer may */
+            explicit_bzero(drop, (size_t)n);
         if (n > 0 && (size_t)n < it->left) {
             it->left -= (size_t)n;
             continue;

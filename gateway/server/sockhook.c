@@ -495,6 +495,8 @@ void rt__sockhook_linger(int fd, int64_t ms, size_t max)
         if (libc_poll(&p, 1, (int)left) <= 0)
             return;
         ssize_t n = libc_recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+        if (n > 0) /* as linger.c: a request behind may carry a key */
+            explicit_bzero(scratch, (size_t)n);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
             return;
         dropped += n > 0 ? (size_t)n : 0;
