@@ -404,7 +404,9 @@ defcase("frozen_redis_never_blocks_the_front_door", async (t) => {
 
 // A raw upgrade on a fresh socket; resolves with the response's status line
 // once its head is in (the socket stays open: close() ends it), or "" at ms.
-function rawUpgrade(gw, tok, ms) {
+// Not lib/rawws.mjs's rawUpgrade, which rejects when no answer comes: here
+// some upgrades wait on a frozen Redis and are expected to get none.
+function upgradeStatus(gw, tok, ms) {
   return new Promise((resolve) => {
     const sock = net.connect(gw.port, "127.0.0.1");
     let buf = "";
@@ -437,13 +439,13 @@ defcase("subscribe_threads_behind_on_a_frozen_redis_shed_503_and_keep_health", a
   await withTimeout(subscribe(t, gw, tok).then((c) => c.close()), 10000, "a first subscription while Redis runs");
   redis.pause();
   const first = [];
-  for (let i = 0; i < 60; i++) first.push(rawUpgrade(gw, tok, 30000));
+  for (let i = 0; i < 60; i++) first.push(upgradeStatus(gw, tok, 30000));
   await sleep(1500); // the oldest queued upgrade has waited longer than the Redis timeout
   const m0 = await metrics(gw);
   assert.equal(metric(m0, "rtgw_subscribe_queue_full_total"), 0, m0);
   assert.ok(metric(m0, "rtgw_subscribe_queue") > 0, m0);
   const late = [];
-  for (let i = 0; i < 40; i++) late.push(rawUpgrade(gw, tok, 5000));
+  for (let i = 0; i < 40; i++) late.push(upgradeStatus(gw, tok, 5000));
   const lateGot = await Promise.all(late);
   for (const g of lateGot) {
     g.sock.destroy();
@@ -485,7 +487,7 @@ defcase("sigterm_on_frozen_redis_with_16_channel_tokens_exits_promptly", async (
   const tok = await mint(gw, topics);
   redis.pause();
   const pending = [];
-  for (let i = 0; i < 20; i++) pending.push(rawUpgrade(gw, tok, 30000));
+  for (let i = 0; i < 20; i++) pending.push(upgradeStatus(gw, tok, 30000));
   await sleep(500);
   const t0 = Date.now();
   const { code } = await withTimeout(gw.stop(), 20000, "rtgw stopping");
@@ -630,7 +632,7 @@ defcase("sigterm_with_upgrades_waiting_on_frozen_redis_answers_503_and_exits", a
   const tok = await mint(gw, [T("stopping", "t")]);
   redis.pause();
   const pending = [];
-  for (let i = 0; i < 40; i++) pending.push(rawUpgrade(gw, tok, 15000));
+  for (let i = 0; i < 40; i++) pending.push(upgradeStatus(gw, tok, 15000));
   await sleep(300);
   const t0 = Date.now();
   const { code } = await withTimeout(gw.stop(), 10000, "rtgw stopping with upgrades queued");

@@ -48,10 +48,16 @@ static void reset(void)
     atomic_store(&dropped_n, 0);
 }
 
+/* Up to 2 s for counter to reach n. */
+static void wait_for(atomic_int *counter, int n)
+{
+    for (int i = 0; i < 2000 && atomic_load(counter) < n; i++)
+        usleep(1000);
+}
+
 static void wait_running(int n)
 {
-    for (int i = 0; i < 2000 && atomic_load(&running) < n; i++)
-        usleep(1000);
+    wait_for(&running, n);
 }
 
 RT_TEST(runs_jobs_first_in_first_out)
@@ -62,8 +68,7 @@ RT_TEST(runs_jobs_first_in_first_out)
     for (intptr_t i = 1; i <= 5; i++)
         RT_ASSERT(rt_waiters_submit(w, job_run, job_drop, (void *)i));
     gate(true);
-    for (int i = 0; i < 2000 && atomic_load(&ran_n) < 5; i++)
-        usleep(1000);
+    wait_for(&ran_n, 5);
     RT_ASSERT_INT_EQ(atomic_load(&ran_n), 5);
     for (int i = 0; i < 5; i++)
         RT_ASSERT_INT_EQ(ran[i], i + 1);
@@ -85,8 +90,7 @@ RT_TEST(full_queue_says_no_and_the_caller_keeps_the_job)
     RT_ASSERT(!rt_waiters_submit(w, job_run, job_drop, (void *)6)); /* full */
     RT_ASSERT_INT_EQ(atomic_load(&dropped_n), 0);                   /* not dropped: refused */
     gate(true);
-    for (int i = 0; i < 2000 && atomic_load(&ran_n) < 5; i++)
-        usleep(1000);
+    wait_for(&ran_n, 5);
     RT_ASSERT_INT_EQ(atomic_load(&ran_n), 5);
     RT_ASSERT(rt_waiters_submit(w, job_run, job_drop, (void *)7)); /* room again */
     rt_waiters_free(w);
@@ -105,8 +109,7 @@ RT_TEST(drop_queued_drops_what_waits_and_keeps_serving)
     RT_ASSERT_INT_EQ((long long)rt_waiters_queued(w), 0);
     gate(true);
     RT_ASSERT(rt_waiters_submit(w, job_run, job_drop, (void *)7));
-    for (int i = 0; i < 2000 && atomic_load(&ran_n) < 2; i++)
-        usleep(1000);
+    wait_for(&ran_n, 2);
     RT_ASSERT_INT_EQ(atomic_load(&ran_n), 2); /* the running one, then 7 */
     RT_ASSERT_INT_EQ(ran[0], 1);
     RT_ASSERT_INT_EQ(ran[1], 7);
